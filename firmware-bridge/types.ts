@@ -1,0 +1,76 @@
+/**
+ * The device-adapter contract. Every source (serial, Modbus RTU/TCP, MQTT)
+ * turns device traffic into `Reading`s and hands them to an injected `ReadingSink`;
+ * the bridge imports nothing of ours (the agent wires the sink to the log store).
+ */
+
+/** One sensor reading, the shape every source produces. */
+export interface Reading {
+  /** Target log topic. */
+  topic: string;
+  /** Partitioning key: the sensor id. */
+  key: string | null;
+  /** The reading as a JSON object (e.g. {reading_ts, sensor_id, colour, temp_celcius, ...}). */
+  value: Record<string, unknown>;
+  /** Event time in ms: the device's own time (`reading_ts`) when it sends one, else receive time. */
+  timestamp: number;
+  /** Source kind, device, gateway id, receive time, clock-skew flag. */
+  headers: Record<string, string>;
+}
+
+/** A reading or frame that could not be used, bound for the dead-letter topic. */
+export interface DeadLetter {
+  /** Dead-letter topic. */
+  topic: string;
+  /** Topic the reading was meant for. */
+  intendedTopic: string;
+  device: string;
+  /** Why it was refused: decode error, schema error with the failing path. */
+  reason: string;
+  /** Raw payload, as received (a string for text, hex for bytes that are not UTF-8). */
+  raw: string;
+  receivedAt: number;
+}
+
+/**
+ * Where readings go. `write` resolves once the readings are durable; it
+ * rejects when the log refuses (disk floor, I/O): adapters then slow down or
+ * pause (MQTT stops acknowledging) instead of buffering without bound.
+ */
+export interface ReadingSink {
+  write(readings: readonly Reading[]): Promise<void>;
+  deadLetter(letters: readonly DeadLetter[]): Promise<void>;
+}
+
+export type AdapterState = 'stopped' | 'connecting' | 'connected' | 'backoff' | 'paused';
+
+export interface DeviceStatus {
+  device: string;
+  kind: 'serial' | 'modbus-rtu' | 'modbus-tcp' | 'mqtt';
+  state: AdapterState;
+  connected: boolean;
+  lastReadingAt: number | null;
+  readings: number;
+  decodeErrors: number;
+  deadLetters: number;
+  errors: number;
+  lastError: string | null;
+  /** Set when the device clock is off by more than the configured skew. */
+  clockSkewMs: number | null;
+}
+
+export interface AdapterEvents {
+  state: (status: DeviceStatus) => void;
+  error: (err: Error) => void;
+}
+
+export interface DeviceAdapter {
+  readonly device: string;
+  /** Idempotent; resolves once the adapter is running (it keeps reconnecting in the background). */
+  start(): Promise<void>;
+  /** Idempotent; bounded by a timeout; removes every listener and timer it added. */
+  stop(): Promise<void>;
+  status(): DeviceStatus[];
+  on<E extends keyof AdapterEvents>(event: E, listener: AdapterEvents[E]): this;
+  off<E extends keyof AdapterEvents>(event: E, listener: AdapterEvents[E]): this;
+}

@@ -1,0 +1,206 @@
+/**
+ * Public types of the log store. The API is small on purpose: every other
+ * module (bridges, rules, replicator, replay) builds on it, so it stays stable.
+ *
+ * Units: offsets are record positions within a partition (0-based, dense);
+ * timestamps are milliseconds since the Unix epoch; sizes are bytes.
+ */
+
+/** A record handed to `append` / `appendBatch`. */
+export interface RecordInput {
+  /** Partitioning key (the sensor id for readings). `null`: records spread round-robin. */
+  key: string | null;
+  /** The payload. Strings are stored as UTF-8. JSON objects: pass `JSON.stringify(obj)`. */
+  value: Uint8Array | string;
+  /** Event time in ms. Default: the store's clock at append time. */
+  timestamp?: number;
+  /** UTF-8 headers (source kind, device, gateway...). Default: none. */
+  headers?: Readonly<Record<string, string>>;
+  /** Explicit partition; overrides the key. Default: Kafka's default partitioner. */
+  partition?: number;
+}
+
+/** A stored record as readers see it. */
+export interface LogRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key: string | null;
+  /** The payload bytes. May share memory with the read buffer: copy it to keep it past the next read. */
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+/** Acknowledgement of a durable single-record append. */
+export interface AppendAck {
+  partition: number;
+  offset: number;
+}
+
+/** Acknowledgement of `appendBatch`: one entry per partition the batch touched, in order of first appearance. */
+export interface BatchAck {
+  /** Total records stored. */
+  count: number;
+  partitions: Array<{ partition: number; baseOffset: number; count: number }>;
+}
+
+/**
+ * Per-topic settings. Every option names its unit; the default is stated
+ * beside it and applied by `resolveTopicConfig`.
+ */
+export interface TopicConfig {
+  /** Number of partitions, fixed at creation. Default 1. */
+  partitions: number;
+  /** Delete closed segments whose newest record is older than this. Default 604800000 (7 days); -1 keeps forever. */
+  retentionMs: number;
+  /** Delete the oldest closed segments while a partition holds more than this. Default -1 (no size limit). */
+  retentionBytes: number;
+  /** Roll the active segment when it would grow past this. Default 67108864 (64 MiB). */
+  segmentBytes: number;
+  /** Roll the active segment when its first record was written longer ago than this. Default 604800000 (7 days). */
+  segmentMs: number;
+  /** Group commit: wait at most this long to gather appends into one fsync. Default 0 (flush as soon as the disk is free; appends arriving during an fsync share the next one). */
+  flushIntervalMs: number;
+  /** Group commit: flush at once when this many bytes are waiting. Default 1048576 (1 MiB). */
+  flushBytes: number;
+  /** `'always'`: an append resolves only after fdatasync. `'never'`: resolves after write(); for bulk tools only, a crash can lose acknowledged records. Default 'always'. */
+  fsync: 'always' | 'never';
+  /** Add a sparse index entry every this many bytes of log. Default 4096. */
+  indexIntervalBytes: number;
+}
+
+export interface TopicInfo {
+  name: string;
+  config: Readonly<TopicConfig>;
+}
+
+export interface PartitionDescription {
+  partition: number;
+  earliestOffset: number;
+  /** Next offset to be written; records below it are durable (or written, with fsync 'never'). */
+  endOffset: number;
+  bytes: number;
+  segments: number;
+}
+
+export interface TopicDescription extends TopicInfo {
+  partitionsInfo: PartitionDescription[];
+}
+
+export interface ReadOptions {
+  /** Stop after this many records. Default 1000. */
+  maxRecords?: number;
+  /** Stop after roughly this many bytes of batches (at least one batch is returned). Default 1048576. */
+  maxBytes?: number;
+}
+
+export interface ReadResult {
+  records: LogRecord[];
+  /** Offset to read next: one past the last record returned (or the start offset when nothing was returned). */
+  nextOffset: number;
+}
+
+export interface FollowOptions extends ReadOptions {
+  /** Ends the iteration (the iterator returns, it does not throw). */
+  signal?: AbortSignal;
+}
+
+/** Minimal pino-compatible logger: structured fields first, message second. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface Clock {
+  /** Wall-clock time in ms since the epoch. */
+  now(): number;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface RecoveryReport {
+  topic: string;
+  partition: number;
+  segment: string;
+  /** Bytes cut from the end of the active segment (torn or corrupt tail). */
+  bytesTruncated: number;
+  /** Index files that were missing or damaged and were rebuilt. */
+  indexesRebuilt: string[];
+}
+
+export interface VerifyProblem {
+  topic: string;
+  partition: number;
+  file: string;
+  position: number;
+  message: string;
+}
+
+export interface VerifyReport {
+  segments: number;
+  batches: number;
+  records: number;
+  problems: VerifyProblem[];
+}
+
+export interface RetentionReport {
+  deletedSegments: Array<{ topic: string; partition: number; file: string; reason: 'age' | 'size'; bytes: number; lastOffset: number }>;
+}
+
+/** Durable committed positions of one named consumer. */
+export interface ConsumerPositions {
+  readonly name: string;
+  /** The committed position (next offset to read) or undefined when never committed. */
+  get(topic: string, partition: number): number | undefined;
+  /** Every committed position of this consumer: topic → partition → offset. */
+  all(): Record<string, Record<number, number>>;
+  /** Atomically commits several positions (temp file + fsync + rename): all or none survive a crash. */
+  commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void>;
+}
+
+/**
+ * The log store: topics of partitions of segment files in one data directory.
+ * One process owns a data directory at a time (lock file); `readOnly` opens
+ * skip the lock and never write.
+ */
+export interface LogStoreApi {
+  readonly dataDir: string;
+  /** Creates a topic. Throws LOG_TOPIC_EXISTS if it exists with another partition count; returns it if it exists with the same. */
+  createTopic(name: string, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  /** Creates the topic if missing; otherwise checks the partition count and updates the other settings. */
+  ensureTopic(name: string, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  hasTopic(name: string): boolean;
+  topics(): TopicInfo[];
+  describe(topic: string): TopicDescription;
+  /** The partition a key maps to (Kafka's default partitioner; null keys round-robin). */
+  partitionFor(topic: string, key: string | null): number;
+  /** Appends one record; resolves once it is durable (see TopicConfig.fsync). */
+  append(topic: string, record: RecordInput): Promise<AppendAck>;
+  /** Appends records in order (per partition); one promise for the lot, resolved once all are durable. */
+  appendBatch(topic: string, records: readonly RecordInput[]): Promise<BatchAck>;
+  /** Reads durable records from `offset`. Throws LOG_OUT_OF_RANGE below the earliest offset or above the end. */
+  read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
+  /** The first offset whose record timestamp is >= `timestamp`, or the end offset if none. */
+  offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number>;
+  /** Yields arrays of records from `offset` on, waiting (without polling) for new ones at the end. */
+  follow(topic: string, partition: number, offset: number, options?: FollowOptions): AsyncIterableIterator<LogRecord[]>;
+  earliestOffset(topic: string, partition: number): number;
+  endOffset(topic: string, partition: number): number;
+  consumer(name: string): Promise<ConsumerPositions>;
+  /** Deletes closed segments past each topic's retention. Also runs on a timer (see LogStoreOptions). */
+  enforceRetention(): Promise<RetentionReport>;
+  /** Checks every batch's CRC and every index entry; reports, never repairs. */
+  verify(): Promise<VerifyReport>;
+  /** What recovery on open found and repaired. */
+  readonly recovery: readonly RecoveryReport[];
+  /** Waits for every pending append to be durable. */
+  flush(): Promise<void>;
+  /** Flushes, fsyncs, releases the lock. Idempotent. */
+  close(): Promise<void>;
+}
