@@ -204,3 +204,32 @@ export interface LogStoreApi {
   /** Flushes, fsyncs, releases the lock. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * The file-system port: every byte the log store reads or writes goes
+ * through it, so tests inject faults (ENOSPC, EIO, short writes). The
+ * default is `node:fs/promises` (see `nodeFileSystem`).
+ */
+export type { LogFileSystem } from './file-system.ts';
+
+/** Options of `openLogStore`. Every option states its default and unit. */
+export interface LogStoreOptions {
+  /** The data directory; created if missing. Holds `<topic>-<n>/` folders, `topics.json`, the lock file and consumer positions. */
+  dataDir: string;
+  /** Settings for topics created without explicit ones. Default: the TopicConfig defaults. */
+  topicDefaults?: Partial<TopicConfig>;
+  /** Appends reject with LOG_DISK_FULL while the data directory's file system has less free space than this. Default 67108864 (64 MiB); 0 disables the check. */
+  minFreeBytes?: number;
+  /** Open without taking the lock and never write (verify, tail, describe from a second process). Default false. */
+  readOnly?: boolean;
+  /** Run `enforceRetention` every this many ms. Default 60000; 0 disables the timer. */
+  retentionCheckIntervalMs?: number;
+  /** Default: Date.now. */
+  clock?: Clock;
+  /** Default: global setTimeout/clearTimeout. */
+  timers?: Timers;
+  /** Default: a logger that discards everything. */
+  logger?: Logger;
+  /** Default: node:fs. Tests inject faults here. */
+  fs?: import('./file-system.ts').LogFileSystem;
+}
