@@ -14,6 +14,8 @@ import { KAFKA_ERROR_TABLE, kafkajsConfig, translateKafkaError } from './kafka-c
 const require = createRequire(import.meta.url);
 /** kafkajs's own constructor of broker errors, as its response parsers call it. */
 const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): Error };
+/** kafkajs's type declarations omit constructor options its runtime takes. */
+const make = (Class: unknown, ...args: unknown[]): Error => new (Class as new (...a: unknown[]) => Error)(...args);
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('translateKafkaError', () => {
@@ -34,8 +36,8 @@ describe('translateKafkaError', () => {
     const protocol = createErrorFromCode(kafkaCode);
     for (const thrown of [
       protocol,
-      new KafkaJSNonRetriableError(protocol as never, { cause: protocol } as never),
-      new KafkaJSNumberOfRetriesExceeded(protocol as never, { retryCount: 2, retryTime: 100 } as never),
+      make(KafkaJSNonRetriableError, protocol, { cause: protocol }),
+      make(KafkaJSNumberOfRetriesExceeded, protocol, { retryCount: 2, retryTime: 100 }),
     ]) {
       const e = translateKafkaError(thrown, { topic: 'central', partition: 1 });
       expect(e).toBeInstanceOf(AgentError);
@@ -47,10 +49,10 @@ describe('translateKafkaError', () => {
   });
 
   it('classifies client-side failures by kafkajs error class, through retry wrappers', () => {
-    const conn = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED', { broker: 'b:1', code: 'ECONNREFUSED' } as never);
-    expect(translateKafkaError(new KafkaJSNumberOfRetriesExceeded(conn as never, { retryCount: 2, retryTime: 10 } as never))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
-    expect(translateKafkaError(new KafkaJSRequestTimeoutError('Request Produce timed out' as never))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
-    expect(translateKafkaError(new KafkaJSSASLAuthenticationError('SASL PLAIN authentication failed' as never))).toMatchObject({ code: 'KAFKA_AUTHENTICATION', retriable: false });
+    const conn = make(KafkaJSConnectionError, 'Connection error: connect ECONNREFUSED', { broker: 'b:1', code: 'ECONNREFUSED' });
+    expect(translateKafkaError(make(KafkaJSNumberOfRetriesExceeded, conn, { retryCount: 2, retryTime: 10 }))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
+    expect(translateKafkaError(make(KafkaJSRequestTimeoutError, 'Request Produce timed out'))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
+    expect(translateKafkaError(make(KafkaJSSASLAuthenticationError, 'SASL PLAIN authentication failed'))).toMatchObject({ code: 'KAFKA_AUTHENTICATION', retriable: false });
   });
 
   it('an unknown broker code keeps kafkajs’s retriable flag; an unknown throwable is KAFKA_OTHER', () => {

@@ -28,7 +28,11 @@
  * Faults for tests: `dropNextProduceResponse(n)` lets the mock store a batch
  * and cuts the connection before the client sees the acknowledgement (the
  * producer must retry a batch the broker already has); `dropConnections()`
- * cuts every client connection.
+ * cuts every client connection; `failTopic(topic, code)` answers every
+ * Produce to one topic with a broker error code (the mock's own error
+ * injection is per request type, not per topic); `setMaxMessageBytes(n)`
+ * refuses record batches larger than n bytes with MESSAGE_TOO_LARGE, as a
+ * broker's message.max.bytes does.
  */
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
@@ -77,6 +81,8 @@ export class MockShim {
   /** Produce batches forwarded and not yet answered, per topic/partition: later batches wait for them. */
   private readonly inFlight = new Map<string, Promise<void>>();
   private dropProduce = 0;
+  private readonly topicErrors = new Map<string, number>();
+  private maxMessageBytes = Infinity;
 
   private constructor(private readonly targets: readonly ShimTarget[]) {}
 
@@ -95,6 +101,17 @@ export class MockShim {
   /** The next `n` Produce responses are swallowed and their connections cut (the mock has stored the batch). */
   dropNextProduceResponse(n = 1): void {
     this.dropProduce += n;
+  }
+
+  /** Every Produce to `topic` is answered with `errorCode` (e.g. 29 TOPIC_AUTHORIZATION_FAILED) until cleared with `failTopic(topic, 0)`. */
+  failTopic(topic: string, errorCode: number): void {
+    if (errorCode === 0) this.topicErrors.delete(topic);
+    else this.topicErrors.set(topic, errorCode);
+  }
+
+  /** Record batches larger than this many bytes are refused with MESSAGE_TOO_LARGE (10). Default unlimited. */
+  setMaxMessageBytes(bytes: number): void {
+    this.maxMessageBytes = bytes;
   }
 
   /** Cuts every client connection at once (listeners stay; outstanding responses still update sequence state). */
@@ -197,7 +214,15 @@ export class MockShim {
       const keys = produce.topics.flatMap((t) => t.partitions.map((p) => `${t.topic}\u0000${p.partition}`));
       // Batches of a partition are checked one at a time, in arrival order.
       await Promise.all(keys.map((k) => this.inFlight.get(k)));
-      const verdicts: SequenceVerdict[] = produce.topics.flatMap((t) => t.partitions.map((p) => this.sequences.check(t.topic, p.partition, p.batch)));
+      // Broker checks in Kafka's order: authorization and size before sequence.
+      const verdicts: SequenceVerdict[] = produce.topics.flatMap((t) =>
+        t.partitions.map((p): SequenceVerdict => {
+          const injected = this.topicErrors.get(t.topic);
+          if (injected !== undefined) return { kind: 'error', errorCode: injected, reason: 'injected' };
+          if (p.batch.batchLength + 12 > this.maxMessageBytes) return { kind: 'error', errorCode: 10, reason: 'batch larger than max message bytes' };
+          return this.sequences.check(t.topic, p.partition, p.batch);
+        }),
+      );
       const forwards = verdicts.filter((v) => v.kind === 'append' || v.kind === 'pass').length;
       if (forwards === verdicts.length) {
         let settle!: () => void;
@@ -218,7 +243,7 @@ export class MockShim {
         upstream.write(requestFrame);
         return;
       }
-      if (forwards > 0) throw new Error('Produce request mixes new batches with duplicates or out-of-order ones; the shim does not split requests');
+      if (forwards > 0) throw new Error('Produce request mixes batches to store with batches to refuse or ack as duplicates; the shim does not split requests');
       let i = 0;
       const topics = produce.topics.map((t) => ({
         topic: t.topic,
