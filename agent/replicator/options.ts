@@ -4,6 +4,7 @@
  * (`replication.topics[1].centralTopic`), matching the agent's YAML
  * `replication:` section that maps onto these options.
  */
+import { join } from 'node:path';
 import type { Clock, LogStoreApi, Logger, Timers } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
 import type { KafkaClientOptions, KafkaProducer } from '../kafka-client.ts';
@@ -47,6 +48,14 @@ export interface ReplicatorOptions {
   backoffInitialMs?: number;
   /** Longest back-off, ms. Default 30000. */
   backoffMaxMs?: number;
+  /**
+   * Where the status snapshot for `millstream replicate status` is written
+   * (atomically, see status-file.ts) on every state change and every
+   * `statusFileIntervalMs`. Default `<log.dataDir>/replicator-status.json`; null: none.
+   */
+  statusFile?: string | null;
+  /** Default 5000 (ms). */
+  statusFileIntervalMs?: number;
   /** stop() waits at most this long (ms) for batches in flight before disconnecting. Default 10000. */
   stopTimeoutMs?: number;
   /** Default Date.now. */
@@ -81,6 +90,8 @@ export interface ResolvedOptions {
   backoffInitialMs: number;
   backoffMaxMs: number;
   stopTimeoutMs: number;
+  statusFile: string | null;
+  statusFileIntervalMs: number;
   clock: Clock;
   timers: Timers;
   random: () => number;
@@ -167,6 +178,8 @@ export function resolveOptions(o: ReplicatorOptions): Readonly<ResolvedOptions> 
     backoffInitialMs,
     backoffMaxMs: positiveInt(o.backoffMaxMs, 30_000, 'backoffMaxMs', backoffInitialMs),
     stopTimeoutMs: positiveInt(o.stopTimeoutMs, 10_000, 'stopTimeoutMs'),
+    statusFile: o.statusFile === undefined ? join(o.log.dataDir, 'replicator-status.json') : o.statusFile,
+    statusFileIntervalMs: positiveInt(o.statusFileIntervalMs, 5000, 'statusFileIntervalMs'),
     clock: o.clock ?? { now: () => Date.now() },
     timers,
     random: o.random ?? Math.random,

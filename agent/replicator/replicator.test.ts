@@ -144,7 +144,7 @@ describe('offline: back-off with jitter, one log line per state change, position
     let random = 0;
     const r = createReplicator({
       gatewayId: 'gw1', log, kafka: { brokers: ['k:1'], clientId: 'c' }, topics: [{ topic: 'widgets' }], producerFactory: () => fake,
-      timers: t.timers, random: () => (random = (random + 0.37) % 1), logger, backoffInitialMs: 100, backoffMaxMs: 1000, batchRecords: 4,
+      statusFile: null, timers: t.timers, random: () => (random = (random + 0.37) % 1), logger, backoffInitialMs: 100, backoffMaxMs: 1000, batchRecords: 4,
     });
     await r.start();
     await until(() => r.status().state === 'offline', 'offline');
@@ -195,7 +195,7 @@ describe('against the Kafka peer', () => {
     const { lines, logger } = captureLogger();
     replicator = createReplicator({
       gatewayId: 'gw1', log, kafka: { brokers: kafka.bootstrap, clientId: 'gw1-test', retries: 1, initialRetryTimeMs: 20, connectionTimeoutMs: 500, requestTimeoutMs: 3000 },
-      backoffInitialMs: 20, backoffMaxMs: 200, lingerMs: 1, logger, ...opts,
+      backoffInitialMs: 20, backoffMaxMs: 200, lingerMs: 1, logger, statusFile: null, ...opts,
     });
     return { r: replicator, lines };
   };

@@ -38,6 +38,7 @@ import type { ReplicatorOptions, ResolvedOptions } from './options.ts';
 import { PartitionWorker, toStatusError } from './partition-worker.ts';
 import type { TopicRuntime } from './partition-worker.ts';
 import { PositionCommitter } from './position-committer.ts';
+import { writeStatusFile } from './status-file.ts';
 import type { ReplicatorState, ReplicatorStatus, StatusError, TopicStatus } from './status.ts';
 
 export interface Replicator {
@@ -64,6 +65,9 @@ class ReplicatorImpl implements Replicator {
   private running: Promise<unknown>[] = [];
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private statusTimer: unknown;
+  private statusWrite: Promise<void> | undefined;
+  private statusDirty = false;
 
   constructor(options: ReplicatorOptions) {
     this.opts = resolveOptions(options);
@@ -76,6 +80,7 @@ class ReplicatorImpl implements Replicator {
     const from = this.state;
     this.state = state;
     this.since = this.opts.clock.now();
+    this.snapshot();
     const { logger } = this.opts;
     if (state === 'offline') {
       logger.warn({ from, code: error?.code, err: error?.message }, 'replicator: central Kafka unreachable, holding records locally and retrying with back-off');
@@ -87,6 +92,31 @@ class ReplicatorImpl implements Replicator {
       logger.info({ from, to: state }, `replicator: ${state}`);
     }
   }
+
+  /** Writes the status file soon (coalesced: at most one write in flight). */
+  private snapshot(): void {
+    const path = this.opts.statusFile;
+    if (path === null || this.topics.length === 0) return;
+    if (this.statusWrite) {
+      this.statusDirty = true;
+      return;
+    }
+    this.statusWrite = writeStatusFile(path, this.status(), this.opts.clock.now())
+      .catch((err: unknown) => this.opts.logger.warn({ err, file: path }, 'replicator: could not write the status file'))
+      .finally(() => {
+        this.statusWrite = undefined;
+        if (this.statusDirty) {
+          this.statusDirty = false;
+          this.snapshot();
+        }
+      });
+  }
+
+  private tick = (): void => {
+    if (this.opts.statusFile === null) return;
+    this.snapshot();
+    this.statusTimer = this.opts.timers.setTimeout(this.tick, this.opts.statusFileIntervalMs);
+  };
 
   start(): Promise<void> {
     if (this.state !== 'stopped') return this.starting ?? Promise.resolve();
@@ -133,6 +163,7 @@ class ReplicatorImpl implements Replicator {
             status.error = toStatusError(e, this.opts.clock.now());
             logger.error({ topic: t.topic, centralTopic: t.centralTopic, code: e.code, err: e.message }, 'replicator: topic stopped by a non-retriable error; other topics go on');
             abort.abort();
+            this.snapshot();
           },
         };
         this.topics.push(rt);
@@ -167,6 +198,7 @@ class ReplicatorImpl implements Replicator {
       }),
     );
     void this.probe(signal);
+    this.tick();
   }
 
   /** Connects once at start so status tells online/offline even before there is anything to send. */
@@ -212,10 +244,12 @@ class ReplicatorImpl implements Replicator {
     await Promise.race([this.committer?.flush(), timeout]);
     timers.clearTimeout(timer);
     await this.session?.close();
+    this.opts.timers.clearTimeout(this.statusTimer);
     this.running = [];
     this.starting = undefined;
     this.stopping = undefined;
     this.setState('stopped');
+    await this.statusWrite;
   }
 
   status(): ReplicatorStatus {
