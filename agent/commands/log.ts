@@ -18,7 +18,8 @@
  * skipped by `produce`.
  */
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
@@ -264,39 +265,53 @@ interface TailOptions {
   max?: number;
 }
 
+/** `tail --follow`: after a change event, wait this long for more before re-reading (one reopen per burst of fsyncs). */
+const FOLLOW_DEBOUNCE_MS = 20;
+/** `tail --follow`: re-read at least this often even without a change event (a missed inotify event must not stall the tail). */
+const FOLLOW_SAFETY_MS = 1000;
+
 async function startOffset(store: LogStoreApi, topic: string, partition: number, options: TailOptions): Promise<number> {
   if (options.fromBeginning) return store.earliestOffset(topic, partition);
-  if (options.offset !== undefined) return options.offset;
+  if (options.offset !== undefined) {
+    const earliest = store.earliestOffset(topic, partition);
+    const end = store.endOffset(topic, partition);
+    if (options.offset < earliest || options.offset > end) {
+      throw new LogError('LOG_OUT_OF_RANGE', `offset ${options.offset} is outside ${topic}-${partition}, which holds offsets ${earliest}..${end - 1}`, {
+        topic,
+        partition,
+        offset: options.offset,
+        earliestOffset: earliest,
+        endOffset: end,
+      });
+    }
+    return options.offset;
+  }
   if (options.since !== undefined) return store.offsetForTimestamp(topic, partition, options.since);
   return store.endOffset(topic, partition);
 }
 
 /**
- * Prints records from each chosen partition. Without `--follow` it reads
- * each partition up to the end offset seen at start, partition by partition;
- * with it, all partitions are followed at once and records print as they
- * become durable. A damaged range is reported and skipped (exit code 1).
+ * Prints records from each chosen partition, partition by partition, up to
+ * the end offsets seen when the store was opened.
+ *
+ * `--follow` runs in another process than the writer (the writer owns the
+ * data directory), and a read-only store only sees the files as they were
+ * when it opened. So following watches the partition folders (inotify via
+ * fs.watch) and, after each burst of changes, reopens the store read-only
+ * and prints what was appended since: no busy polling, and it works whoever
+ * the writer is. It may print records whose fsync is still in flight.
  */
-async function tail(store: LogStoreApi, topic: string, options: TailOptions): Promise<void> {
-  requireTopic(store, topic);
-  const { partitions } = store.describe(topic).config;
-  if (options.partition !== undefined && options.partition >= partitions) {
-    throw new LogError('LOG_INVALID_ARGUMENT', `topic ${topic} has no partition ${options.partition} (it has ${partitions})`, {
-      topic,
-      partition: options.partition,
-    });
-  }
-  const chosen = options.partition !== undefined ? [options.partition] : Array.from({ length: partitions }, (_, p) => p);
+async function tail(topic: string, options: TailOptions): Promise<void> {
   let remaining = options.max ?? Number.POSITIVE_INFINITY;
   const print = async (records: readonly LogRecord[]): Promise<void> => {
     const take = records.length > remaining ? records.slice(0, remaining) : records;
     remaining -= take.length;
     if (take.length) await writeOut(take.map((r) => `${recordToJson(r)}\n`).join(''));
   };
-
-  if (!options.follow) {
-    for (const partition of chosen) {
-      let offset = await startOffset(store, topic, partition, options);
+  const next = new Map<number, number>();
+  const drain = async (store: LogStoreApi): Promise<void> => {
+    for (const [partition, from] of next) {
+      let offset = from;
       const end = store.endOffset(topic, partition);
       while (offset < end && remaining > 0) {
         try {
@@ -307,48 +322,81 @@ async function tail(store: LogStoreApi, topic: string, options: TailOptions): Pr
           await print(records);
           offset = nextOffset;
         } catch (err) {
-          offset = skipDamage(err, topic, partition, offset);
+          offset = skipUnreadable(err, store, topic, partition, offset);
         }
       }
+      next.set(partition, offset);
     }
-    return;
-  }
+  };
+
+  await withStore(await openReadOnly(options.dataDir), async (store) => {
+    requireTopic(store, topic);
+    const { partitions } = store.describe(topic).config;
+    if (options.partition !== undefined && options.partition >= partitions) {
+      throw new LogError('LOG_INVALID_ARGUMENT', `topic ${topic} has no partition ${options.partition} (it has ${partitions})`, {
+        topic,
+        partition: options.partition,
+      });
+    }
+    const chosen = options.partition !== undefined ? [options.partition] : Array.from({ length: partitions }, (_, p) => p);
+    for (const partition of chosen) next.set(partition, await startOffset(store, topic, partition, options));
+    await drain(store);
+  });
+  if (!options.follow || remaining <= 0) return;
 
   const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
+  let wake: (() => void) | null = null;
+  const changed = (): void => wake?.();
+  const onSignal = (): void => {
+    stop.abort();
+    changed();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const watchers = [...next.keys()].map((p) => watch(join(options.dataDir, `${topic}-${p}`), { persistent: true }, changed));
   try {
-    await Promise.all(
-      chosen.map(async (partition) => {
-        let offset = await startOffset(store, topic, partition, options);
-        while (!stop.signal.aborted && remaining > 0) {
-          try {
-            for await (const records of store.follow(topic, partition, offset, { signal: stop.signal })) {
-              await print(records);
-              if (records.length) offset = records[records.length - 1]!.offset + 1;
-              if (remaining <= 0) stop.abort();
-            }
-            return;
-          } catch (err) {
-            offset = skipDamage(err, topic, partition, offset);
-          }
-        }
-      }),
-    );
+    while (!stop.signal.aborted && remaining > 0) {
+      await new Promise<void>((resolve) => {
+        const safety = setTimeout(resolve, FOLLOW_SAFETY_MS);
+        wake = () => {
+          clearTimeout(safety);
+          wake = null;
+          setTimeout(resolve, FOLLOW_DEBOUNCE_MS);
+        };
+      });
+      if (stop.signal.aborted) break;
+      await withStore(await openReadOnly(options.dataDir), drain);
+    }
   } finally {
+    for (const w of watchers) w.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
-/** A corrupt range is reported and stepped over; any other error ends the command. */
-function skipDamage(err: unknown, topic: string, partition: number, offset: number): number {
-  const next = isLogError(err, 'LOG_CORRUPT') ? err.context.nextValidOffset : undefined;
-  if (next === undefined || next <= offset) throw err;
-  process.stderr.write(`millstream: LOG_CORRUPT: ${topic}-${partition}: offsets ${offset}..${next - 1} unreadable: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-  return next;
+/**
+ * A corrupt range is reported and stepped over; a position that retention
+ * deleted meanwhile jumps to the earliest offset. Any other error ends the
+ * command. Both set exit code 1.
+ */
+function skipUnreadable(err: unknown, store: LogStoreApi, topic: string, partition: number, offset: number): number {
+  if (isLogError(err, 'LOG_CORRUPT')) {
+    const resume = err.context.nextValidOffset;
+    if (resume !== undefined && resume > offset) {
+      process.stderr.write(`millstream: LOG_CORRUPT: ${topic}-${partition}: offsets ${offset}..${resume - 1} skipped: ${err.message}\n`);
+      process.exitCode = 1;
+      return resume;
+    }
+  }
+  if (isLogError(err, 'LOG_OUT_OF_RANGE')) {
+    const earliest = store.earliestOffset(topic, partition);
+    if (earliest > offset) {
+      process.stderr.write(`millstream: LOG_OUT_OF_RANGE: ${topic}-${partition}: offsets ${offset}..${earliest - 1} were deleted by retention\n`);
+      process.exitCode = 1;
+      return earliest;
+    }
+  }
+  throw err;
 }
 
 // ---------------------------------------------------------------- describe, topics, verify
@@ -463,7 +511,7 @@ export function register(program: Command): void {
     .action(async (topic: string, opts: TailOptions, cmd: Command) => {
       if (opts.offset !== undefined && opts.partition === undefined) cmd.error('millstream: log tail: --offset needs --partition');
       exitQuietlyOnBrokenPipe();
-      await withStore(await openReadOnly(opts.dataDir), (store) => tail(store, topic, opts));
+      await tail(topic, opts);
     });
 
   log

@@ -87,3 +87,48 @@ export function parseJsonLines<T = unknown>(text: string): T[] {
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as T);
 }
+
+/** Lines of a child's output as they arrive. */
+export interface LineCollector {
+  readonly lines: string[];
+  /** Resolves once `predicate(lines)` holds; rejects if the stream ends first. */
+  until(predicate: (lines: readonly string[]) => boolean): Promise<void>;
+}
+
+export function collectLines(stream: NodeJS.ReadableStream): LineCollector {
+  const lines: string[] = [];
+  const checks = new Set<() => void>();
+  let partial = '';
+  let ended = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+    for (const check of [...checks]) check();
+  });
+  stream.on('end', () => {
+    ended = true;
+    if (partial) lines.push(partial);
+    partial = '';
+    for (const check of [...checks]) check();
+  });
+  return {
+    lines,
+    until(predicate) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (predicate(lines)) {
+            checks.delete(check);
+            resolve();
+          } else if (ended) {
+            checks.delete(check);
+            reject(new Error(`output ended before the expected lines; got:\n${lines.slice(-20).join('\n')}`));
+          }
+        };
+        checks.add(check);
+        check();
+      });
+    },
+  };
+}
