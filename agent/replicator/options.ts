@@ -103,7 +103,7 @@ const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
 function configError(key: string, message: string): AgentError {
-  return new AgentError('AGENT_CONFIG', `replication.${key}: ${message}`, { key: `replication.${key}` });
+  return new AgentError('CONFIG_INVALID', `replication.${key}: ${message}`, { key: `replication.${key}` });
 }
 
 function positiveInt(value: number | undefined, fallback: number, key: string, min = 1): number {

@@ -130,7 +130,7 @@ class ReplicatorImpl implements Replicator {
     this.abort = new AbortController();
     try {
       for (const t of topics) {
-        if (!log.hasTopic(t.topic)) throw new AgentError('AGENT_CONFIG', `replication.topics: local topic ${t.topic} does not exist`, { topic: t.topic });
+        if (!log.hasTopic(t.topic)) throw new AgentError('CONFIG_INVALID', `replication.topics: local topic ${t.topic} does not exist`, { topic: t.topic });
       }
       await log.ensureTopic(deadLetterTopic, { partitions: 1 });
       const positions: ConsumerPositions = await log.consumer(this.opts.consumerName);
@@ -281,7 +281,7 @@ class ReplicatorImpl implements Replicator {
   }
 }
 
-/** Creates a replicator (validates and freezes the options; throws AGENT_CONFIG naming the key). Call start(). */
+/** Creates a replicator (validates and freezes the options; throws CONFIG_INVALID naming the key). Call start(). */
 export function createReplicator(options: ReplicatorOptions): Replicator {
   return new ReplicatorImpl(options);
 }
