@@ -50,7 +50,8 @@ export interface Replicator {
   status(): ReplicatorStatus;
 }
 
-const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE', 'KAFKA_OTHER', 'KAFKA_PRODUCER_STATE', 'KAFKA_UNKNOWN_TOPIC']);
+/** Errors that mean the cluster (not one topic) is out of reach: they make the replicator `offline`. */
+const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE']);
 
 class ReplicatorImpl implements Replicator {
   private readonly opts: Readonly<ResolvedOptions>;
