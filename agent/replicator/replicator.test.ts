@@ -462,6 +462,23 @@ describe('against the Kafka peer', () => {
     expect(central.get(0)!.map((c) => Number(c.headers['millstream.offset']))).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('starts offline when the cluster is unreachable (start() does not wait for it) and goes online when it is back', async () => {
+    log = createMemoryLogStore();
+    const topic = `w${++n}`;
+    await log.ensureTopic(topic, { partitions: 1 });
+    await kafka.createTopic(`gw1.${topic}`, 1);
+    await kafka.brokerDown(-1);
+    try {
+      const { r } = make({ topics: [{ topic }] });
+      await r.start();
+      await until(() => r.status().state === 'offline', 'offline');
+      expect(r.status().lastError?.code).toBe('KAFKA_CONNECTION');
+    } finally {
+      await kafka.brokerUp(-1);
+    }
+    await until(() => replicator!.status().state === 'online', 'online with nothing to send');
+  });
+
   it('stop() is idempotent and start() after stop() resumes from the committed position', async () => {
     log = createMemoryLogStore();
     const topic = `w${++n}`;

@@ -207,7 +207,7 @@ class ReplicatorImpl implements Replicator {
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         await this.session!.get();
-        if (this.state === 'starting') this.setState('online');
+        if (this.state === 'starting' || this.state === 'offline') this.setState('online');
         return;
       } catch (err) {
         if (signal.aborted) return;
