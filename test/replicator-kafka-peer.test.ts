@@ -13,6 +13,7 @@ import { RawKafkaConnection, encodeRequestFrame, kafkajsProtocol } from './suppo
 import { endOffsets, readBack } from './support/kafka-read.ts';
 import { SequenceTracker } from './support/kafka-sequence-tracker.ts';
 import {
+  FrameReader,
   crc32c,
   decodeBatchHeader,
   decodeProduceRequest,
@@ -49,6 +50,19 @@ async function kafkajsProduceFrame(opts: { version: number; producerId: number; 
 }
 
 describe('shim codec against kafkajs bytes', () => {
+  it('frames a byte stream split at every possible point', async () => {
+    const frames = [await kafkajsProduceFrame({ version: 7, producerId: 1, epoch: 0, firstSequence: 0, count: 3 }), frame(Buffer.alloc(0)), frame(Buffer.from('xyz'))];
+    const all = Buffer.concat(frames);
+    for (let cut = 0; cut <= all.length; cut++) {
+      for (const step of [1, 7]) {
+        const reader = new FrameReader();
+        const out = [...reader.push(all.subarray(0, cut))];
+        for (let i = cut; i < all.length; i += step) out.push(...reader.push(all.subarray(i, i + step)));
+        expect(out.map((f) => f.toString('hex'))).toEqual(frames.map((f) => f.toString('hex')));
+      }
+    }
+  });
+
   it('CRC-32C matches the standard check value', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
   });
