@@ -175,6 +175,41 @@ describe('offline: back-off with jitter, one log line per state change, position
   });
 });
 
+describe('stop() is bounded', () => {
+  it('a send that never returns does not hold stop() past stopTimeoutMs; the position stays where it was acknowledged', async () => {
+    const log = createMemoryLogStore();
+    await log.ensureTopic('widgets', { partitions: 1 });
+    await log.append('widgets', { ...reading(0), partition: 0 });
+    let sends = 0;
+    let disconnected = false;
+    const fake: KafkaProducer = {
+      async connect() {},
+      async partitionCount() {
+        return 1;
+      },
+      send() {
+        sends++;
+        return new Promise(() => {});
+      },
+      async disconnect() {
+        disconnected = true;
+      },
+    };
+    const t = manualTimers();
+    const r = createReplicator({ gatewayId: 'gw1', log, kafka: { brokers: ['k:1'], clientId: 'c' }, topics: [{ topic: 'widgets' }], producerFactory: () => fake, statusFile: null, timers: t.timers, stopTimeoutMs: 7000 });
+    await r.start();
+    await until(() => sends === 1, 'sending');
+    const stopped = r.stop();
+    await until(() => [...t.pending.values()].some((x) => x.ms === 7000), 'stop timer');
+    t.fire(7000);
+    await stopped;
+    expect(disconnected).toBe(true);
+    expect(r.status().state).toBe('stopped');
+    expect(r.status().topics[0].partitions[0].position).toBe(0);
+    expect((await log.consumer('replicator')).get('widgets', 0)).toBeUndefined();
+  });
+});
+
 describe('against the Kafka peer', () => {
   let kafka: KafkaMock;
   let log: MemoryLogStore;

@@ -44,7 +44,7 @@ import type { ReplicatorState, ReplicatorStatus, StatusError, TopicStatus } from
 export interface Replicator {
   /** Opens positions and starts one worker per partition. Resolves without waiting for the cluster (offline start is normal). Idempotent. */
   start(): Promise<void>;
-  /** Stops workers, waits at most `stopTimeoutMs` for batches in flight, commits positions, disconnects. Idempotent. */
+  /** Stops workers, waits at most `stopTimeoutMs` for batches in flight, then at most `stopTimeoutMs` for the position commit, disconnects. Idempotent. */
   stop(): Promise<void>;
   /** A snapshot (fresh objects each call). */
   status(): ReplicatorStatus;
@@ -235,15 +235,12 @@ class ReplicatorImpl implements Replicator {
     await this.starting?.catch(() => undefined);
     this.setState('stopping');
     this.abort.abort();
-    const { timers, stopTimeoutMs, logger } = this.opts;
-    let timer: unknown;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = timers.setTimeout(() => resolve('timeout'), stopTimeoutMs);
-    });
-    const drained = await Promise.race([Promise.all(this.running).then(() => 'done' as const), timeout]);
-    if (drained === 'timeout') logger.warn({ stopTimeoutMs }, 'replicator: batches still in flight at the stop timeout; they will be sent again after restart');
-    await Promise.race([this.committer?.flush(), timeout]);
-    timers.clearTimeout(timer);
+    const { stopTimeoutMs, logger } = this.opts;
+    const drained = await this.within(Promise.all(this.running), stopTimeoutMs);
+    if (!drained) logger.warn({ stopTimeoutMs }, 'replicator: batches still in flight at the stop timeout; they will be sent again after restart');
+    if (this.committer && !(await this.within(this.committer.flush(), stopTimeoutMs))) {
+      logger.warn({ stopTimeoutMs }, 'replicator: committing positions did not finish at the stop timeout; records may be sent again after restart');
+    }
     await this.session?.close();
     this.opts.timers.clearTimeout(this.statusTimer);
     this.running = [];
@@ -251,6 +248,19 @@ class ReplicatorImpl implements Replicator {
     this.stopping = undefined;
     this.setState('stopped');
     await this.statusWrite;
+  }
+
+  /** True when `promise` settled within `ms` (injected timers). */
+  private async within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: unknown;
+    const timeout = new Promise<false>((resolve) => {
+      timer = this.opts.timers.setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([promise.then(() => true, () => true), timeout]);
+    } finally {
+      this.opts.timers.clearTimeout(timer);
+    }
   }
 
   status(): ReplicatorStatus {
