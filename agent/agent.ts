@@ -118,7 +118,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
           file: r.file,
           state: r.state,
           lag: r.lag,
-          errors: r.errors,
+          recordsIn: r.recordsIn,
+          recordsOut: r.recordsOut,
+          recordsLate: r.recordsLate,
           lastError: r.lastError,
           ...(r.outputTopic ? { outputTopic: r.outputTopic } : {}),
         }))
@@ -229,7 +231,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
       }
       let capture: CaptureWriter | undefined;
       if (s.capture) {
-        capture = await openCaptureWriter({ path: s.capture });
+        capture = openCaptureWriter(s.capture);
         captures.push(capture);
       }
       const adapter = createAdapter(adapterConfig(s, current), {

@@ -8,7 +8,7 @@
  * Topics are created on first use with the configured settings (or the
  * defaults); the set of known topics is kept per sink instance.
  */
-import type { DeadLetter, Reading, ReadingSink } from '../firmware-bridge/index.ts';
+import type { Reading, ReadingSink } from '../firmware-bridge/index.ts';
 import type { LogStoreApi, RecordInput, TopicConfig } from '../log-store/index.ts';
 
 export interface LogSinkOptions {

@@ -36,7 +36,10 @@ export interface RuleStatus {
   state: string;
   /** Input records not yet processed. */
   lag: number;
-  errors: number;
+  recordsIn: number;
+  recordsOut: number;
+  /** Records later than the window's grace, sent to the rule's _late topic. */
+  recordsLate: number;
   lastError: string | null;
   outputTopic?: string;
 }
