@@ -24,7 +24,7 @@ import { createMetrics, type AgentMetrics } from './metrics.ts';
 import { adapterConfig } from './source-config.ts';
 import { computeHealth, RateTracker, RecentValues, type AgentStatus, type ReplicationPartitionStatus, type RuleStatus, type SourceStatus, type TopicStatus } from './status.ts';
 import { Supervisor, type Component } from './supervisor.ts';
-import { createAgentReplicator, type AgentReplicator } from './replication.ts';
+import type { AgentReplicator } from './replication.ts';
 
 export const VERSION = '0.1.0';
 
@@ -256,6 +256,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
     name: 'replicator',
     async start(ctx) {
       if (!current.replication.enabled || !log) return;
+      // Loaded only when replication is on: a gateway without it never loads the Kafka client.
+      const { createAgentReplicator } = await import('./replication.ts');
       replicator = createAgentReplicator({ config: current, log, logger, onFatal: (err) => ctx.fail(err) });
       await replicator.start();
     },
