@@ -218,7 +218,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
 
   const sourceComponents: Component[] = config.sources.map((s) => ({
     name: `source:${s.name}`,
-    async start(ctx) {
+    async start() {
       if (!sink) throw new AgentError('COMPONENT_FAILED', `source ${s.name}: the log is not open`);
       const schemas: Record<string, object> = {};
       const schemaFile = current.topics[s.topic]?.schema;
@@ -244,7 +244,6 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
       adapter.on('error', (err: Error) => logger.debug({ source: s.name, err }, 'source error'));
       adapters.set(s.name, adapter);
       await adapter.start();
-      void ctx;
     },
     async stop() {
       const a = adapters.get(s.name);
@@ -269,7 +268,13 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
   };
 
   const budget = config.shutdown.timeoutMs;
-  const supervisor = new Supervisor([logComponent, rulesComponent, ...sourceComponents, replicatorComponent], {
+  const components = [
+    logComponent,
+    ...(config.rules.dir ? [rulesComponent] : []),
+    ...sourceComponents,
+    ...(config.replication.enabled ? [replicatorComponent] : []),
+  ];
+  const supervisor = new Supervisor(components, {
     logger,
     // Sources, replicator, rules and log share the stop budget; each gets a fair slice.
     stopTimeoutMs: Math.max(500, Math.floor(budget / 4)),
