@@ -128,10 +128,10 @@ export function parseTopicPattern(pattern: string): TopicPattern {
         return out;
       }
       if (i >= tl.length) return null;
-      if (level.kind === 'single') {
-        if (level.name !== null) out[level.name] = tl[i]!;
-      } else if (level.text !== tl[i]) {
-        return null;
+      if (level.kind === 'literal') {
+        if (level.text !== tl[i]) return null;
+      } else if (level.name !== null) {
+        out[level.name] = tl[i]!;
       }
     }
     return tl.length === levels.length ? out : null;
