@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { BridgeError } from './errors.ts';
 import {
   BYTE_ORDERS,
   decodeBits,
   decodeRegisters,
-  RegisterMapError,
   resolveRegisterMap,
   wordsToBytes,
   type ByteOrder,
@@ -239,8 +239,9 @@ describe('resolveRegisterMap', () => {
       } catch (err) {
         caught = err;
       }
-      expect(caught).toBeInstanceOf(RegisterMapError);
-      const err = caught as RegisterMapError;
+      expect(caught).toBeInstanceOf(BridgeError);
+      const err = caught as BridgeError;
+      expect(err.code).toBe('BRIDGE_CONFIG');
       expect(err.context.key).toBe(key);
       expect(err.message).toMatch(message);
       expect(err.message).toMatch(/register map entry \d \(a\)/);

@@ -25,6 +25,8 @@
  * default 1, offset default 0); bools and strings ignore both.
  */
 
+import { BridgeError } from './errors.ts';
+
 export type ModbusFunction = 'coil' | 'discrete' | 'holding' | 'input';
 export type RegisterType = 'bool' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'string';
 export type ByteOrder = 'ABCD' | 'CDAB' | 'BADC' | 'DCBA';
@@ -80,19 +82,6 @@ export interface ResolvedEntry {
   readonly unit: string | null;
 }
 
-/** A register-map entry that cannot be used, with the index and field it came from. */
-export class RegisterMapError extends Error {
-  readonly code = 'MODBUS_REGISTER_MAP';
-  readonly retriable = false;
-  readonly context: { index: number; field?: string; key?: string };
-
-  constructor(message: string, context: { index: number; field?: string; key?: string }) {
-    super(message);
-    this.name = 'RegisterMapError';
-    this.context = context;
-  }
-}
-
 const REGISTERS_PER_TYPE: Readonly<Record<Exclude<RegisterType, 'string' | 'bool'>, number>> = Object.freeze({
   int16: 1,
   uint16: 1,
@@ -107,7 +96,7 @@ function isInt(n: unknown, min: number, max: number): n is number {
 }
 
 /**
- * Validates and fills defaults of a register map. Throws a RegisterMapError
+ * Validates and fills defaults of a register map. Throws a BRIDGE_CONFIG error
  * naming the entry (index, field, key) for the first problem: unknown
  * function/type/order, address out of 0..65535 or running past it, string
  * without length, bit outside 0..15, non-finite scale/offset, duplicate field.
@@ -116,7 +105,7 @@ export function resolveRegisterMap(entries: readonly RegisterEntry[]): ResolvedE
   const seen = new Set<string>();
   return entries.map((e, index) => {
     const fail = (key: string, message: string): never => {
-      throw new RegisterMapError(`register map entry ${index} (${e?.field ?? '?'}): ${key}: ${message}`, {
+      throw new BridgeError('BRIDGE_CONFIG', `register map entry ${index} (${e?.field ?? '?'}): ${key}: ${message}`, {
         index,
         field: e?.field,
         key,

@@ -14,6 +14,7 @@
  *   share it); requests are ordered by function, then address.
  */
 
+import { BridgeError } from './errors.ts';
 import { FUNCTION_CODES, type ModbusFunction, type ResolvedEntry } from './modbus-registers.ts';
 
 /** Protocol ceilings (Modbus Application Protocol §6.1–6.4). */
@@ -60,7 +61,7 @@ function limitsOf(limits: PlanLimits): Required<PlanLimits> {
   const l = { ...DEFAULT_PLAN_LIMITS, ...limits };
   const check = (key: keyof PlanLimits, min: number, max: number): void => {
     const v = l[key];
-    if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${key} must be an integer ${min}..${max}, got ${v}`);
+    if (!Number.isInteger(v) || v < min || v > max) throw new BridgeError('BRIDGE_CONFIG', `${key} must be an integer ${min}..${max}, got ${v}`);
   };
   check('maxRegisters', 1, MAX_READ_REGISTERS);
   check('maxBits', 1, MAX_READ_BITS);
@@ -106,7 +107,7 @@ export function planRequests(entries: readonly ResolvedEntry[], limits: PlanLimi
     };
     for (const e of sorted) {
       if (e.count > maxCount) {
-        throw new RangeError(`${e.field}: spans ${e.count} ${bits ? 'bits' : 'registers'}, more than one request may read (${maxCount})`);
+        throw new BridgeError('BRIDGE_CONFIG', `${e.field}: spans ${e.count} ${bits ? 'bits' : 'registers'}, more than one request may read (${maxCount})`);
       }
       const eEnd = e.address + e.count;
       if (members.length > 0 && e.address - end <= maxGap && Math.max(end, eEnd) - start <= maxCount) {
