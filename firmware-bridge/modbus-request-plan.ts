@@ -75,7 +75,7 @@ function limitsOf(limits: PlanLimits): Required<PlanLimits> {
  * entries sorted by address: extend the open request while the next entry
  * starts within the gap limit and the request stays within the size limit;
  * for a sorted single-table map this yields the fewest requests. Throws a
- * RangeError when one entry alone exceeds the size limit (e.g. a 300-byte
+ * BRIDGE_CONFIG error when one entry alone exceeds the size limit (e.g. a 300-byte
  * string).
  */
 export function planRequests(entries: readonly ResolvedEntry[], limits: PlanLimits = {}): ReadRequest[] {
