@@ -15,7 +15,7 @@
  *   (`sensor_id=aa-101 temp_celcius=23 colour="DARK RED"`); values converted
  *   as for CSV. A pair without '=' or an empty key is a decode error.
  */
-import { TextDecoder } from 'node:util';
+import { isUtf8 } from 'node:buffer';
 import { BridgeError, hexPreview } from './errors.ts';
 
 export type FramingConfig =
@@ -29,8 +29,8 @@ export type FramingConfig =
     }
   | { format: 'kv' };
 
-/** What a decoder returns for one line: a value, nothing (a header line), or an error. */
-export type DecodeResult = { ok: true; value: Record<string, unknown> } | { ok: false; error: BridgeError } | { ok: true; value: null };
+/** What a decoder returns for one line: a value, nothing (a header line), or an error. `text` is the line as decoded (UTF-8), when it was valid. */
+export type DecodeResult = { ok: true; value: Record<string, unknown> | null; text: string } | { ok: false; error: BridgeError; text?: string };
 
 export interface LineDecoder {
   decode(line: Buffer): DecodeResult;
@@ -49,33 +49,29 @@ export function convertScalar(s: string): string | number | null {
 }
 
 /** Strict UTF-8 decode; a bad byte sequence → BRIDGE_INVALID_UTF8 showing the line in hex. */
-export function decodeUtf8(decoder: TextDecoder, line: Buffer): string | BridgeError {
-  try {
-    return decoder.decode(line);
-  } catch {
-    return new BridgeError('BRIDGE_INVALID_UTF8', `line is not valid UTF-8: ${hexPreview(line, 128)}`, { hex: line.toString('hex') });
-  }
+export function decodeUtf8(line: Buffer): string | BridgeError {
+  if (isUtf8(line)) return line.toString('utf8');
+  return new BridgeError('BRIDGE_INVALID_UTF8', `line is not valid UTF-8: ${hexPreview(line, 128)}`, { hex: line.toString('hex') });
 }
 
-function decodeError(message: string): DecodeResult {
-  return { ok: false, error: new BridgeError('BRIDGE_DECODE', message) };
+function decodeError(message: string, text: string): DecodeResult {
+  return { ok: false, error: new BridgeError('BRIDGE_DECODE', message), text };
 }
 
 class JsonLineDecoder implements LineDecoder {
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   decode(line: Buffer): DecodeResult {
-    const text = decodeUtf8(this.utf8, line);
+    const text = decodeUtf8(line);
     if (typeof text !== 'string') return { ok: false, error: text };
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return decodeError(`not JSON: ${(err as Error).message}`);
+      return decodeError(`not JSON: ${(err as Error).message}`, text);
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      return decodeError(`a JSON line must hold an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+      return decodeError(`a JSON line must hold an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, text);
     }
-    return { ok: true, value: value as Record<string, unknown> };
+    return { ok: true, value: value as Record<string, unknown>, text };
   }
 }
 
@@ -114,7 +110,6 @@ export function splitCsv(text: string, delimiter: string): string[] | null {
 }
 
 class CsvLineDecoder implements LineDecoder {
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private header: readonly string[] | null;
   private headerText: string | null = null;
   private readonly delimiter: string;
@@ -130,23 +125,23 @@ class CsvLineDecoder implements LineDecoder {
   }
 
   decode(line: Buffer): DecodeResult {
-    const text = decodeUtf8(this.utf8, line);
+    const text = decodeUtf8(line);
     if (typeof text !== 'string') return { ok: false, error: text };
     const fields = splitCsv(text, this.delimiter);
-    if (!fields) return decodeError('csv: unterminated or misplaced quote');
+    if (!fields) return decodeError('csv: unterminated or misplaced quote', text);
     if (this.header === null) {
-      if (fields.some((f) => f === '')) return decodeError('csv header line has an empty field name');
+      if (fields.some((f) => f === '')) return decodeError('csv header line has an empty field name', text);
       this.header = fields;
       this.headerText = fields.join(this.delimiter);
-      return { ok: true, value: null };
+      return { ok: true, value: null, text };
     }
-    if (fields.join(this.delimiter) === this.headerText) return { ok: true, value: null };
+    if (fields.join(this.delimiter) === this.headerText) return { ok: true, value: null, text };
     if (fields.length !== this.header.length) {
-      return decodeError(`csv: ${fields.length} fields, the header has ${this.header.length} (${this.header.join(this.delimiter)})`);
+      return decodeError(`csv: ${fields.length} fields, the header has ${this.header.length} (${this.header.join(this.delimiter)})`, text);
     }
     const value: Record<string, unknown> = {};
     for (let i = 0; i < fields.length; i++) value[this.header[i]!] = convertScalar(fields[i]!);
-    return { ok: true, value };
+    return { ok: true, value, text };
   }
 }
 
@@ -154,10 +149,9 @@ class CsvLineDecoder implements LineDecoder {
 const KV_PAIR_SOURCE = String.raw`\s*([^\s=,;"]+)=("((?:[^"\\]|\\.)*)"|[^\s,;"]*)\s*(?:[,;]|\s|$)`;
 
 class KvLineDecoder implements LineDecoder {
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private readonly re = new RegExp(KV_PAIR_SOURCE, 'y');
   decode(line: Buffer): DecodeResult {
-    const text = decodeUtf8(this.utf8, line);
+    const text = decodeUtf8(line);
     if (typeof text !== 'string') return { ok: false, error: text };
     const value: Record<string, unknown> = {};
     const re = this.re;
@@ -166,12 +160,12 @@ class KvLineDecoder implements LineDecoder {
     while (pos < end) {
       re.lastIndex = pos;
       const m = re.exec(text);
-      if (!m) return decodeError(`key=value: cannot parse at column ${pos + 1}: ${JSON.stringify(text.slice(pos, pos + 32))}`);
+      if (!m) return decodeError(`key=value: cannot parse at column ${pos + 1}: ${JSON.stringify(text.slice(pos, pos + 32))}`, text);
       value[m[1]!] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : convertScalar(m[2]!);
       pos = re.lastIndex;
     }
-    if (Object.keys(value).length === 0) return decodeError('key=value: no pairs');
-    return { ok: true, value };
+    if (Object.keys(value).length === 0) return decodeError('key=value: no pairs', text);
+    return { ok: true, value, text };
   }
 }
 

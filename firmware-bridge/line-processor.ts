@@ -39,8 +39,8 @@ export class LineProcessor {
         continue;
       }
       const result = this.decoder.decode(framed.bytes);
-      if (!result.ok) out.push({ ok: false, error: result.error, raw: rawPayload(framed.bytes) });
-      else if (result.value !== null) out.push({ ok: true, value: result.value, raw: rawPayload(framed.bytes) });
+      if (!result.ok) out.push({ ok: false, error: result.error, raw: result.text ?? rawPayload(framed.bytes) });
+      else if (result.value !== null) out.push({ ok: true, value: result.value, raw: result.text });
     }
     return out;
   }
