@@ -8,6 +8,8 @@ import type { AdapterState, DeadLetter, Reading, ReadingSink } from './types.ts'
 /** An in-memory device: `present` decides whether it opens; it emits 'value' and 'gone'. */
 class FakeDevice extends EventEmitter {
   present = true;
+  /** When set, opening waits for it (a slow device). */
+  openGate: Promise<void> | null = null;
 }
 
 /** The smallest adapter on the base: one value per 'value' event; 'garbage' → decode error. */
@@ -35,6 +37,7 @@ class FakeAdapter extends AdapterBase {
   }
   protected async openDevice(): Promise<void> {
     this.opened++;
+    if (this.dev.openGate) await this.dev.openGate;
     if (!this.dev.present) throw Object.assign(new Error('no such device'), { code: 'ENOENT' });
     this.dev.on('value', this.onValue);
     this.dev.on('gone', this.onGone);
@@ -233,6 +236,37 @@ describe('AdapterBase', () => {
     await stopped;
     await a.lastDelivery;
     expect(sink.readings.map((r) => r.key)).toEqual(['late']);
+  });
+
+  it('stop while the device is still opening waits (bounded) and releases what the open acquired', async () => {
+    let release!: () => void;
+    dev.openGate = new Promise((r) => {
+      release = r;
+    });
+    const a = make({ stopTimeoutMs: 1000 });
+    const started = a.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.status()[0]!.state).toBe('connecting');
+    const stopped = a.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    release();
+    await stopped;
+    await started;
+    expect(a.status()[0]!.state).toBe('stopped');
+    expect(dev.listenerCount('value')).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('stop is bounded even when opening never finishes', async () => {
+    dev.openGate = new Promise(() => {});
+    const a = make({ stopTimeoutMs: 1000 });
+    void a.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = a.stop();
+    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(1000);
+    await stopped;
+    expect(a.status()[0]!.state).toBe('stopped');
   });
 
   it('refuses a config without device or topic', () => {

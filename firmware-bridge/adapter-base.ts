@@ -125,6 +125,7 @@ export abstract class AdapterBase implements DeviceAdapter {
   private reconnectTimer: unknown = null;
   private generation = 0;
   private starting: Promise<void> | null = null;
+  private connecting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 
   private readonly queue: Pending[] = [];
@@ -210,7 +211,8 @@ export abstract class AdapterBase implements DeviceAdapter {
     this.running = false;
     this.generation++;
     this.clearReconnectTimer();
-    if (this.starting) await this.starting.catch(() => {});
+    // An attempt in flight (first start or a reconnect) finishes first, bounded: it sees the new generation and closes what it opened.
+    if (this.connecting) await this.withTimeout(this.connecting);
     const closed = this.withTimeout(this.closeDevice().catch((err) => this.noteError(fromDeviceError(err, 'closing', { device: this.device }))));
     await closed;
     if (this.pumping) await this.withTimeout(this.drained());
@@ -241,7 +243,15 @@ export abstract class AdapterBase implements DeviceAdapter {
     });
   }
 
-  private async connect(generation: number): Promise<void> {
+  private connect(generation: number): Promise<void> {
+    const attempt = this.attemptConnect(generation).finally(() => {
+      if (this.connecting === attempt) this.connecting = null;
+    });
+    this.connecting = attempt;
+    return attempt;
+  }
+
+  private async attemptConnect(generation: number): Promise<void> {
     if (!this.running || generation !== this.generation || !this.abort) return;
     this.setState('connecting');
     try {
@@ -253,7 +263,11 @@ export abstract class AdapterBase implements DeviceAdapter {
       this.scheduleReconnect(generation);
       return;
     }
-    if (!this.running || generation !== this.generation) return;
+    if (!this.running || generation !== this.generation) {
+      // Stopped while opening: release what was just opened.
+      await this.closeDevice().catch(() => {});
+      return;
+    }
     this.reconnectBackoff.reset();
     this.setState('connected');
   }

@@ -94,6 +94,12 @@ export class SerialAdapter extends AdapterBase {
     port.on('error', this.onError);
     this.port = port;
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    if (this.port !== port) {
+      // closeDevice() ran while the port was opening (stop): close it here, nobody else holds it.
+      port.on('error', () => {});
+      await new Promise<void>((resolve) => port.close(() => resolve()));
+      throw new BridgeError('BRIDGE_STOPPED', `serial ${c.path}: stopped while opening`, { device: this.device });
+    }
     port.on('data', this.onData);
     port.on('close', this.onClose);
     if (this.backlogged) port.pause();
