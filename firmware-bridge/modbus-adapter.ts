@@ -20,8 +20,10 @@
  * - Backpressure: a slave does not poll again until its last reading reached
  *   the sink (AdapterBase pauses and retries while the sink refuses).
  * - Capture: every request (`dir: tx`) and response (`rx`) is written as an
- *   RTU frame (unit id, PDU, CRC) for both transports, with
- *   `meta: {slave, unitId, poll, request}`; see modbus-replay.ts.
+ *   RTU frame (unit id, PDU, CRC) for both transports, under the slave's
+ *   name as `device`, with `meta: {line, unitId, poll, request}` (poll: the
+ *   slave's poll sequence number; request: index in its plan); see
+ *   modbus-replay.ts.
  *
  * Times come from the injected clock and timers (polling, breaker, back-off);
  * only the per-request response timeout runs inside modbus-serial on the
@@ -93,6 +95,8 @@ export interface ModbusDeviceStatus extends DeviceStatus {
 
 interface ReadResult {
   data: Buffer;
+  /** Clock time the response arrived (also its capture time). */
+  receivedAt: number;
   request: Buffer;
   response: Buffer;
 }
@@ -388,6 +392,7 @@ export class ModbusAdapter extends AdapterBase {
     const retries = s.breaker.state === 'closed' && s.breaker.consecutiveFailures === 0 ? cfg.retries : 0;
     const data: Buffer[] = [];
     const frames: Buffer[] = [];
+    let receivedAt = 0;
     for (let i = 0; i < cfg.requests.length; i++) {
       const req = cfg.requests[i]!;
       for (let attempt = 0; ; attempt++) {
@@ -395,6 +400,7 @@ export class ModbusAdapter extends AdapterBase {
           const res = await this.read(s, req, poll, i, signal);
           data.push(res.data);
           frames.push(res.response);
+          receivedAt = res.receivedAt;
           break;
         } catch (err) {
           if (signal.aborted) throw new BridgeError('BRIDGE_STOPPED', 'stopped');
@@ -410,7 +416,7 @@ export class ModbusAdapter extends AdapterBase {
         }
       }
     }
-    const receivedAt = this.clock.now();
+    // Receive time of the poll = arrival of its last response (what replay of a capture sees too).
     s.breaker.success();
     s.polls++;
     let item;
@@ -465,9 +471,9 @@ export class ModbusAdapter extends AdapterBase {
 
   private transact(client: ModbusClient, s: SlaveRuntime, req: ReadRequest, poll: number, index: number): Promise<ReadResult> {
     const { unitId, name } = s.config;
-    const meta = { slave: name, unitId, poll, request: index };
+    const meta = { line: this.device, unitId, poll, request: index };
     const request = buildReadRequest(unitId, req.functionCode, req.address, req.count);
-    this.capture?.write({ receivedAt: this.clock.now(), kind: this.kind, device: this.device, direction: 'tx', data: request, meta });
+    this.capture?.write({ receivedAt: this.clock.now(), kind: this.kind, device: name, direction: 'tx', data: request, meta });
     s.requests++;
     client.setTimeout(s.config.timeoutMs);
     return new Promise<ReadResult>((resolve, reject) => {
@@ -491,13 +497,13 @@ export class ModbusAdapter extends AdapterBase {
           const raw = (err as { modbusResponses?: Uint8Array[] }).modbusResponses;
           const response =
             raw && raw.length > 0 ? Buffer.concat(raw) : typeof code === 'number' ? buildExceptionResponse(unitId, req.functionCode, code) : null;
-          if (response) this.capture?.write({ receivedAt, kind: this.kind, device: this.device, data: response, meta });
+          if (response) this.capture?.write({ receivedAt, kind: this.kind, device: name, data: response, meta });
           reject(error);
           return;
         }
         const response = res.responses && res.responses.length > 0 ? Buffer.concat(res.responses) : buildReadResponse(unitId, req.functionCode, res.buffer);
-        this.capture?.write({ receivedAt, kind: this.kind, device: this.device, data: response, meta });
-        resolve({ data: res.buffer, request, response });
+        this.capture?.write({ receivedAt, kind: this.kind, device: name, data: response, meta });
+        resolve({ data: res.buffer, receivedAt, request, response });
       };
       try {
         switch (req.functionCode) {
@@ -553,7 +559,7 @@ export class ModbusAdapter extends AdapterBase {
     this.slaveEvents.emit('state', this.slaveStatus(s));
   }
 
-  private slaveStatus(s: SlaveRuntime): ModbusDeviceStatus {
+  private slaveStatus(s: SlaveRuntime): DeviceStatus {
     const state = this.slaveState(s);
     return {
       device: s.config.name,
@@ -567,6 +573,23 @@ export class ModbusAdapter extends AdapterBase {
       errors: s.errors,
       lastError: s.lastError,
       clockSkewMs: s.pipeline.builder.clockSkewMs,
+    };
+  }
+
+  /**
+   * One status per slave, in config order. A slave's `errors` and
+   * `lastError` include the line's own (connection lost, sink refused), since
+   * those stop its readings too; its state shows the line's while the line
+   * is not connected, and 'backoff' while its breaker is open.
+   */
+  override status(): DeviceStatus[] {
+    return this.slaves.map((s) => this.slaveStatus(s));
+  }
+
+  /** The per-slave status with the Modbus details (breaker, schedule, request and exception counts). */
+  modbusStatus(): ModbusDeviceStatus[] {
+    return this.slaves.map((s) => ({
+      ...this.slaveStatus(s),
       line: this.device,
       unitId: s.config.unitId,
       breaker: s.breaker.state,
@@ -576,17 +599,22 @@ export class ModbusAdapter extends AdapterBase {
       polls: s.polls,
       timeouts: s.timeouts,
       exceptions: { ...s.exceptions },
-    };
-  }
-
-  /** One status per slave (the line's connection state shows through each). */
-  override status(): ModbusDeviceStatus[] {
-    return this.slaves.map((s) => this.slaveStatus(s));
+    }));
   }
 
   /** Status of the line itself (connection, sink backpressure, line errors). */
   lineStatus(): DeviceStatus {
     return this.baseStatus();
+  }
+
+  /** Line-level errors (the base names the line as device) count for every slave on it as well. */
+  protected override noteError(err: Error): void {
+    super.noteError(err);
+    if ((err as BridgeError).context?.device !== this.device) return;
+    for (const s of this.slaves) {
+      s.errors++;
+      s.lastError = err.message;
+    }
   }
 
   override on<E extends keyof AdapterEvents>(event: E, listener: AdapterEvents[E]): this {

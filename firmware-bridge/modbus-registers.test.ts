@@ -154,6 +154,9 @@ describe('golden vectors', () => {
     expect(decodeRegisters(entry({ type: 'string', length: 5 }), Buffer.from('41412d313000', 'hex'), 0)).toBe('AA-10');
     expect(decodeRegisters(entry({ type: 'string', length: 6 }), Buffer.from('726564200000', 'hex'), 0)).toBe('red');
     expect(entry({ type: 'string', length: 5 }).count).toBe(3);
+    // UTF-8 beyond ASCII decodes; bytes that are not UTF-8 are an error naming them in hex.
+    expect(decodeRegisters(entry({ type: 'string', length: 4 }), Buffer.from('c2b04300', 'hex'), 0)).toBe('°C');
+    expect(() => decodeRegisters(entry({ type: 'string', length: 4 }), Buffer.from('41ff4200', 'hex'), 0)).toThrow(/not UTF-8: 41ff4200/);
   });
 
   it('bool from a register: non-zero, or one bit, after undoing the byte order', () => {

@@ -17,9 +17,10 @@
  * | BADC  | [BA]   | [BA][DC]             | [BA][DC][FE][HG] (bytes swapped in each word) |
  * | DCBA  | [BA]   | [DC][BA]             | [HG][FE][DC][BA] (little-endian) |
  *
- * Strings are ASCII/UTF-8, two characters per register, first character in
- * the high byte (ABCD, CDAB) or the low byte (BADC, DCBA); trailing NUL and
- * space padding is trimmed.
+ * Strings are UTF-8 (ASCII in practice), two bytes per register, first byte
+ * in the high byte (ABCD, CDAB) or the low byte (BADC, DCBA); trailing NUL
+ * and space padding is trimmed; bytes that are not UTF-8 are a
+ * BRIDGE_INVALID_UTF8 error showing them in hex (the poll is dead-lettered).
  *
  * The decoded value is `raw * scale + offset` for numeric types (scale
  * default 1, offset default 0); bools and strings ignore both.
@@ -81,6 +82,8 @@ export interface ResolvedEntry {
   readonly offset: number;
   readonly unit: string | null;
 }
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 const REGISTERS_PER_TYPE: Readonly<Record<Exclude<RegisterType, 'string' | 'bool'>, number>> = Object.freeze({
   int16: 1,
@@ -195,7 +198,15 @@ export function decodeRegisters(
       buf[2 * w] = swapBytes ? data[pos + 2 * w + 1]! : data[pos + 2 * w]!;
       buf[2 * w + 1] = swapBytes ? data[pos + 2 * w]! : data[pos + 2 * w + 1]!;
     }
-    return buf.toString('utf8', 0, entry.length).replace(/[\0 ]+$/, '');
+    let text: string;
+    try {
+      text = STRICT_UTF8.decode(buf.subarray(0, entry.length));
+    } catch {
+      throw new BridgeError('BRIDGE_INVALID_UTF8', `${entry.field}: string registers hold bytes that are not UTF-8: ${buf.subarray(0, entry.length).toString('hex')}`, {
+        field: entry.field,
+      });
+    }
+    return text.replace(/[\0 ]+$/, '');
   }
   normalise(data, pos, entry.count, entry.byteOrder, scratch);
   let raw: number;

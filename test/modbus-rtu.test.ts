@@ -83,12 +83,12 @@ describe.skipIf(!socatAvailable())('Modbus RTU adapter over a pty pair', () => {
     );
     cleanups.push(() => a.stop());
     await a.start();
-    await until(() => a.status()[2]!.breaker === 'open' && a.status()[3]!.breaker === 'open');
+    await until(() => a.modbusStatus()[2]!.breaker === 'open' && a.modbusStatus()[3]!.breaker === 'open');
     const scaleAtOpen = sink.from('scale-1').length;
     await until(() => sink.from('scale-1').length >= scaleAtOpen + 5 && sink.from('thermo-2').length >= 5);
-    const [, , gone, gw] = a.status();
+    const [, , gone, gw] = a.modbusStatus();
     await a.stop();
-    expect(a.status().every((s) => s.state === 'stopped')).toBe(true);
+    expect(a.modbusStatus().every((s) => s.state === 'stopped')).toBe(true);
 
     const scale = sink.from('scale-1')[0]!;
     expect(scale.key).toBe('aa-101');

@@ -130,12 +130,12 @@ export async function startTcpServer(sim: SimulatedSlaves): Promise<RunningServe
 /** modbus-serial's ServerSerial on one end of a pty pair (the adapter opens the other). */
 export async function startSerialServer(sim: SimulatedSlaves, path: string, baudRate = 9600): Promise<{ close(): Promise<void> }> {
   const server = await new Promise<ServerSerial>((resolve, reject) => {
-    // interval: the silence (ms) that ends a request frame; small so back-to-back requests stay apart.
+    // interval: the silence (ms) that ends a request frame; requests are serialized, so the next one comes only after a response or a timeout (>= 100 ms in tests).
     const s: ServerSerial = new ServerSerial(sim.vector(), {
       path,
       baudRate,
       unitID: 255,
-      interval: 5,
+      interval: 20,
       openCallback: (err?: Error | null) => (err ? reject(err) : resolve(s)),
     } as never);
   });
