@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAdapter, MqttAdapter, SerialAdapter, type ReadingSink } from './index.ts';
+import { createAdapter, SerialAdapter, type ReadingSink } from './index.ts';
 
 const sink: ReadingSink = { write: async () => {}, deadLetter: async () => {} };
 
@@ -11,17 +11,9 @@ describe('createAdapter', () => {
     expect(a.status()).toEqual([expect.objectContaining({ device: 'line-1', kind: 'serial', state: 'stopped', connected: false })]);
   });
 
-  it('builds an MQTT adapter', () => {
-    const a = createAdapter(
-      { kind: 'mqtt', device: 'broker', topic: 'widgets', url: 'mqtt://127.0.0.1:1', clientId: 'gw-1', subscriptions: [{ topic: 'factory/+line/+sensor_id/reading' }] },
-      { sink, gatewayId: 'gw' },
-    );
-    expect(a).toBeInstanceOf(MqttAdapter);
-  });
-
   it('refuses an unknown kind and invalid options with BRIDGE_CONFIG naming the device', () => {
     expect(() => createAdapter({ kind: 'zigbee', device: 'z1', topic: 't' } as never, { sink, gatewayId: 'gw' })).toThrow(
-      expect.objectContaining({ code: 'BRIDGE_CONFIG', message: expect.stringContaining('source z1: kind must be one of serial, modbus, mqtt') }),
+      expect.objectContaining({ code: 'BRIDGE_CONFIG', message: expect.stringContaining('source z1: kind must be one of serial, modbus') }),
     );
     expect(() => createAdapter({ kind: 'serial', device: 's1', topic: 't', path: '/dev/x', stopBits: 3 as never }, { sink, gatewayId: 'gw' })).toThrow(/serial device s1: stopBits/);
   });
