@@ -88,7 +88,7 @@ describe('serial adapter on a real pty', () => {
       { sensor_id: 'aa-2', temp_celcius: 19, colour: 'GREEN' },
     ]);
     await adapter!.stop();
-    await start({ framing: { format: 'kv' } });
+    await start({ framing: { format: 'kv' }, rtscts: true, baudRate: 115200, parity: 'none', dataBits: 8, stopBits: 1 });
     await pty.write('sensor_id=kv-1 temp_celcius=7 colour="DARK RED"\n');
     await until(() => sink.readings.length === 3);
     expect(sink.readings[2]!.value).toEqual({ sensor_id: 'kv-1', temp_celcius: 7, colour: 'DARK RED' });
@@ -172,6 +172,28 @@ describe('serial adapter on a real pty', () => {
     await until(() => adapter!.status()[0]!.connected);
     await pty.write('{"sensor_id":"z"}\n');
     await until(() => sink.readings.length === 1);
+  });
+
+  it.runIf(process.env.MILLSTREAM_LONG === '1')('soak: 25 unplug/replug cycles, every complete line is stored once, no listener or timer leaks', async () => {
+    const timers = new TrackingTimers();
+    adapter = new SerialAdapter(
+      { kind: 'serial', device: 'soak', topic: 'widgets', path: pty.devicePath, reconnect: { initialMs: 10, maxMs: 40 } },
+      { sink, gatewayId: 'gw-1', timers },
+    );
+    await adapter.start();
+    let seq = 0;
+    for (let cycle = 0; cycle < 25; cycle++) {
+      await until(() => adapter!.status()[0]!.connected);
+      for (let i = 0; i < 20; i++) await pty.write(`{"sensor_id":"s","seq":${seq++}}\n`);
+      await until(() => sink.readings.length === seq);
+      await pty.unplug();
+      await until(() => !adapter!.status()[0]!.connected);
+      await pty.replug();
+    }
+    expect(sink.readings.map((r) => r.value.seq)).toEqual(Array.from({ length: seq }, (_, i) => i));
+    expect(sink.letters).toHaveLength(0);
+    await adapter.stop();
+    expect(timers.liveCount).toBe(0);
   });
 
   it('refuses bad port settings at construction, naming the key', () => {
