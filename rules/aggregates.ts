@@ -9,8 +9,9 @@
  * `JSON.parse` unchanged. Invariants:
  *  - `add(s, null)` / `add(s, undefined)` leave `s` unchanged for every
  *    function except COUNT(*), which counts rows, not values (SQL semantics).
- *  - `result` of an empty state: COUNT → 0, SUM → 0 (ksqlDB), AVG/MIN/MAX/
- *    LATEST/EARLIEST → null, STDDEV_SAMP → null below two values.
+ *  - `result` of an empty state (no non-null values): COUNT → 0, SUM/AVG/
+ *    MIN/MAX/LATEST/EARLIEST → null, STDDEV_SAMP → null below two values
+ *    (the contract in plan.ts: `AggregateCall`).
  *  - LATEST_BY_OFFSET / EARLIEST_BY_OFFSET order values by the processing
  *    sequence number `seq` the caller passes (strictly increasing per rule);
  *    the state keeps it so `merge` is order-independent.
@@ -99,7 +100,7 @@ const sum: AggregateFunction = {
     (s[0] as number) += o[0] as number;
     (s[1] as number) += o[1] as number;
   },
-  result: (s) => s[0],
+  result: (s) => ((s[1] as number) === 0 ? null : s[0]),
 };
 
 /** State [sum, n]. */
@@ -204,7 +205,7 @@ const FUNCTIONS: Readonly<Record<AggregateName, AggregateFunction>> = Object.fre
   EARLIEST_BY_OFFSET: byOffset('EARLIEST_BY_OFFSET'),
 });
 
-/** The aggregate named `name` (upper case; `COUNT(*)` is `COUNT_STAR`), or undefined. */
+/** The aggregate named `name` (upper case; `COUNT(*)` is `COUNT_STAR`: the plan's `COUNT` with a null `arg`), or undefined. */
 export function aggregateFunction(name: string): AggregateFunction | undefined {
   return Object.hasOwn(FUNCTIONS, name) ? FUNCTIONS[name as AggregateName] : undefined;
 }
