@@ -359,3 +359,79 @@ export interface ParsedStatement {
   readonly statement: Statement;
   readonly text: string;
 }
+
+// ---------------------------------------------------------------------------
+// Printing
+// ---------------------------------------------------------------------------
+
+/** Prints an identifier canonically: unquoted names upper case, quoted ones in back-quotes. */
+export function formatIdentifier(id: { name: string; quoted: boolean }): string {
+  return id.quoted ? '`' + id.name.replace(/`/g, '``') + '`' : id.name.toUpperCase();
+}
+
+export function formatType(t: TypeNode): string {
+  switch (t.kind) {
+    case 'BaseType':
+      return t.params.length > 0 ? `${t.name}(${t.params.join(', ')})` : t.name;
+    case 'ArrayType':
+      return `ARRAY<${formatType(t.element)}>`;
+    case 'MapType':
+      return `MAP<${formatType(t.keyType)}, ${formatType(t.valueType)}>`;
+    case 'StructType':
+      return `STRUCT<${t.fields.map((f) => `${formatIdentifier(f.name)} ${formatType(f.type)}`).join(', ')}>`;
+  }
+}
+
+export function formatDuration(d: Duration): string {
+  return `${d.value} ${d.unit}${d.value === 1 ? '' : 'S'}`;
+}
+
+/**
+ * Prints an expression in a compact canonical form: every operator is
+ * parenthesised (so the printed text shows the tree's shape), identifiers
+ * are canonical, keywords upper case. Two expressions that differ only in
+ * case, whitespace, comments or redundant parentheses print the same; the
+ * analyzer relies on that to match select items with GROUP BY expressions.
+ */
+export function formatExpr(e: Expr): string {
+  switch (e.kind) {
+    case 'StringLiteral':
+      return `'${e.value.replace(/'/g, "''")}'`;
+    case 'NumberLiteral':
+      return e.text;
+    case 'BooleanLiteral':
+      return e.value ? 'TRUE' : 'FALSE';
+    case 'NullLiteral':
+      return 'NULL';
+    case 'ColumnRef':
+      return (e.qualifier ? formatIdentifier(e.qualifier) + '.' : '') + formatIdentifier(e.column);
+    case 'FieldAccess':
+      return `${formatExpr(e.base)}->${formatIdentifier(e.field)}`;
+    case 'Subscript':
+      return `${formatExpr(e.base)}[${formatExpr(e.index)}]`;
+    case 'Unary':
+      return e.op === 'NOT' ? `(NOT ${formatExpr(e.operand)})` : `(${e.op}${formatExpr(e.operand)})`;
+    case 'Binary':
+      return `(${formatExpr(e.left)} ${e.op} ${formatExpr(e.right)})`;
+    case 'InList':
+      return `(${formatExpr(e.expr)} ${e.negated ? 'NOT ' : ''}IN (${e.list.map(formatExpr).join(', ')}))`;
+    case 'Between':
+      return `(${formatExpr(e.expr)} ${e.negated ? 'NOT ' : ''}BETWEEN ${formatExpr(e.low)} AND ${formatExpr(e.high)})`;
+    case 'Like':
+      return `(${formatExpr(e.expr)} ${e.negated ? 'NOT ' : ''}LIKE ${formatExpr(e.pattern)}${e.escape ? ' ESCAPE ' + formatExpr(e.escape) : ''})`;
+    case 'IsNull':
+      return `(${formatExpr(e.expr)} IS ${e.negated ? 'NOT ' : ''}NULL)`;
+    case 'Case':
+      return (
+        'CASE ' +
+        (e.operand ? formatExpr(e.operand) + ' ' : '') +
+        e.whens.map((w) => `WHEN ${formatExpr(w.when)} THEN ${formatExpr(w.then)} `).join('') +
+        (e.else ? `ELSE ${formatExpr(e.else)} ` : '') +
+        'END'
+      );
+    case 'Cast':
+      return `CAST(${formatExpr(e.expr)} AS ${formatType(e.type)})`;
+    case 'Call':
+      return `${e.name.name.toUpperCase()}(${e.star ? '*' : (e.distinct ? 'DISTINCT ' : '') + e.args.map(formatExpr).join(', ')})`;
+  }
+}
