@@ -435,3 +435,50 @@ export function formatExpr(e: Expr): string {
       return `${e.name.name.toUpperCase()}(${e.star ? '*' : (e.distinct ? 'DISTINCT ' : '') + e.args.map(formatExpr).join(', ')})`;
   }
 }
+
+function formatWindow(w: WindowNode): string {
+  const extra = (w.retention ? `, RETENTION ${formatDuration(w.retention)}` : '') + (w.grace ? `, GRACE PERIOD ${formatDuration(w.grace)}` : '');
+  switch (w.kind) {
+    case 'TumblingWindow':
+      return `TUMBLING (SIZE ${formatDuration(w.size)}${extra})`;
+    case 'HoppingWindow':
+      return `HOPPING (SIZE ${formatDuration(w.size)}, ADVANCE BY ${formatDuration(w.advance)}${extra})`;
+    case 'SessionWindow':
+      return `SESSION (${formatDuration(w.gap)}${extra})`;
+  }
+}
+
+function formatProperties(props: readonly Property[]): string {
+  if (props.length === 0) return '';
+  const value = (v: Property['value']): string => (v.kind === 'StringLiteral' ? `'${v.value.replace(/'/g, "''")}'` : String(v.value).toUpperCase());
+  return ` WITH (${props.map((p) => `${p.name}=${value(p.value)}`).join(', ')})`;
+}
+
+/** Prints a SELECT in canonical form (see `formatExpr`). */
+export function formatSelect(q: Select): string {
+  const items = q.items
+    .map((i) => (i.kind === 'Star' ? (i.qualifier ? formatIdentifier(i.qualifier) + '.*' : '*') : formatExpr(i.expr) + (i.alias ? ' AS ' + formatIdentifier(i.alias) : '')))
+    .join(', ');
+  let s = `SELECT ${items} FROM ${formatIdentifier(q.from.name)}${q.from.alias ? ' ' + formatIdentifier(q.from.alias) : ''}`;
+  if (q.window) s += ` WINDOW ${formatWindow(q.window)}`;
+  if (q.where) s += ` WHERE ${formatExpr(q.where)}`;
+  if (q.groupBy.length > 0) s += ` GROUP BY ${q.groupBy.map(formatExpr).join(', ')}`;
+  if (q.partitionBy.length > 0) s += ` PARTITION BY ${q.partitionBy.map(formatExpr).join(', ')}`;
+  if (q.having) s += ` HAVING ${formatExpr(q.having)}`;
+  if (q.emit) s += ` EMIT ${q.emit}`;
+  return s;
+}
+
+/** Prints a statement in canonical form: the compact tree used by golden tests and logs. */
+export function formatStatement(s: Statement): string {
+  switch (s.kind) {
+    case 'SetStatement':
+      return `SET '${s.property.replace(/'/g, "''")}'='${s.value.replace(/'/g, "''")}'`;
+    case 'CreateSource': {
+      const cols = s.columns.map((c) => `${formatIdentifier(c.name)} ${formatType(c.type)}${c.key ? ' KEY' : ''}`).join(', ');
+      return `CREATE${s.orReplace ? ' OR REPLACE' : ''} STREAM${s.ifNotExists ? ' IF NOT EXISTS' : ''} ${formatIdentifier(s.name)}${cols ? ` (${cols})` : ''}${formatProperties(s.properties)}`;
+    }
+    case 'CreateAsSelect':
+      return `CREATE${s.orReplace ? ' OR REPLACE' : ''} ${s.objectType}${s.ifNotExists ? ' IF NOT EXISTS' : ''} ${formatIdentifier(s.name)}${formatProperties(s.properties)} AS ${formatSelect(s.query)}`;
+  }
+}

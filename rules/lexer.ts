@@ -3,8 +3,8 @@
  * positions; skips whitespace, `-- line` and `/* block *\/` comments.
  *
  * Tokens:
- * - `word`: an unquoted identifier or keyword (letters, digits, `_`, `@`,
- *   `$`; not starting with a digit). Keywords are not distinguished here:
+ * - `word`: an unquoted identifier or keyword (letters, digits, `_`, `@`;
+ *   not starting with a digit). Keywords are not distinguished here:
  *   the parser decides by context, which lets non-reserved keywords such as
  *   SIZE or TIMESTAMP be used as column names.
  * - `quoted`: a back-quoted or double-quoted identifier; a doubled quote
@@ -43,7 +43,7 @@ function isWordStart(c: string): boolean {
 }
 
 function isWordPart(c: string): boolean {
-  return isWordStart(c) || isDigit(c) || c === '@' || c === '$';
+  return isWordStart(c) || isDigit(c) || c === '@';
 }
 
 function isDigit(c: string): boolean {

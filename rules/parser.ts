@@ -438,6 +438,8 @@ class Parser {
 
   private window(): WindowNode {
     this.expectWord('WINDOW');
+    // ksqlDB allows an optional window name before the kind: `WINDOW w TUMBLING (...)`.
+    if (this.isIdentifierStart() && ['TUMBLING', 'HOPPING', 'SESSION'].includes(this.peek(1).value) && this.peek(1).kind === 'word') this.next();
     const t = this.peek();
     if (t.kind !== 'word' || !['TUMBLING', 'HOPPING', 'SESSION'].includes(t.value)) throw this.expected("'TUMBLING', 'HOPPING' or 'SESSION'");
     this.next();

@@ -197,7 +197,11 @@ export interface GroupRow {
   keys: readonly unknown[];
   /** Current (final) value of each aggregate, in `TablePlan.aggregates` order (AVG already divided). */
   aggregates: readonly unknown[];
-  /** Window bounds in ms (WINDOWSTART inclusive, WINDOWEND exclusive); null when not windowed. */
+  /**
+   * Window bounds in ms; null when not windowed. Tumbling/hopping: WINDOWSTART
+   * inclusive, WINDOWEND exclusive (start + size). Session: both inclusive,
+   * the first and last record's event time (as ksqlDB).
+   */
   windowStart: number | null;
   windowEnd: number | null;
 }
@@ -206,7 +210,11 @@ export interface GroupRow {
 export interface TablePlan extends DerivedPlanBase {
   readonly kind: 'table';
   readonly window: WindowPlan | null;
-  /** GROUP BY expressions over the input row, in order. */
+  /**
+   * GROUP BY expressions over the input row, in order. A row whose GROUP BY
+   * value is NULL cannot be keyed: ksqlDB drops it; the runtime should
+   * count such rows (or route them to the late/error topic), not lose them silently.
+   */
   readonly groupBy: ReadonlyArray<(row: SourceRow) => unknown>;
   /** Printed GROUP BY expressions (for logs and output key column names). */
   readonly groupByNames: readonly string[];
