@@ -34,8 +34,6 @@
  */
 import { join } from 'node:path';
 import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
-import { isLogError } from '../log-store/index.ts';
-import { RulesError } from './errors.ts';
 import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
@@ -110,6 +108,8 @@ interface Lane {
   offsets: number[];
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: Array<LateReason | null>;
+  /** The record's own timestamp (stamps late records that have no event time). */
+  recordTimes: number[];
 }
 
 function stateSignature(plan: DerivedPlan): string {
@@ -158,12 +158,12 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         topic: inputTopic,
         partition: row.partition,
         offset: row.offset,
-        eventTime: Number.isFinite(row.timestamp) ? row.timestamp : null,
+        eventTime: reason === 'WINDOW_CLOSED' ? row.timestamp : null,
         streamTime: Number.isFinite(streamTime) ? streamTime : null,
         key: row.key,
         value: reason === 'INVALID_JSON' ? raw : row.value,
       });
-      pending.late.push({ key: row.key, value, timestamp: Number.isFinite(row.timestamp) ? row.timestamp : 0, headers, partition: 0 });
+      pending.late.push({ key: row.key, value, timestamp: row.timestamp, headers, partition: 0 });
     },
   };
 
@@ -259,7 +259,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, n: 0, values: [], texts: [], times: [], keys: [], offsets: [], bad: [] };
+    return { partition, n: 0, values: [], texts: [], times: [], keys: [], offsets: [], bad: [], recordTimes: [] };
   }
   const lanes = new Map<number, Lane>();
 
@@ -272,6 +272,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       lane.texts[i] = text;
       lane.keys[i] = r.key;
       lane.offsets[i] = r.offset;
+      lane.recordTimes[i] = r.timestamp;
       let value: unknown;
       try {
         value = JSON.parse(text);
@@ -345,6 +346,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     row.offset = lane.offsets[i]!;
     const bad = lane.bad[i];
     if (bad !== null) {
+      row.timestamp = lane.recordTimes[i]!;
       emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, lane.texts[i]!, op.streamTime);
       return;
     }
@@ -522,7 +524,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         if (!running) break;
         state = 'failed';
         lastError = err instanceof Error ? err.message : String(err);
-        logger.error({ rule: name, err, retriable: isLogError(err) ? err.retriable : (err as RulesError).retriable }, 'rule batch failed; reopening from the checkpoint');
+        logger.error({ rule: name, err, retriable: (err as { retriable?: boolean }).retriable ?? false }, 'rule batch failed; reopening from the checkpoint');
         await closeStore();
         await sleep(retryMs);
       }
