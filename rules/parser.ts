@@ -258,7 +258,7 @@ class Parser {
       return { kind: 'CreateAsSelect', pos, objectType, name, orReplace, ifNotExists, properties, query };
     }
     if (objectType === 'TABLE') {
-      throw this.error(`source tables are not supported: write CREATE TABLE ${name.name} AS SELECT ... (found ${describeToken(this.peek())})`, kindTok);
+      throw this.error(`source tables are not supported: write CREATE TABLE ${name.name} AS SELECT ...`, kindTok);
     }
     if (columns === null && properties.length === 0) throw this.expected("'(', 'WITH' or 'AS'");
     return { kind: 'CreateSource', pos, name, orReplace, ifNotExists, columns: columns ?? [], properties };
@@ -591,7 +591,10 @@ class Parser {
     let e = this.primary();
     for (;;) {
       if (this.acceptOp('->')) {
-        const field = this.identifier('a field name');
+        // Any word may name a field after '->' (reserved words too: `payload->inner`).
+        const f = this.peek();
+        const field: Identifier =
+          f.kind === 'word' ? (this.next(), { kind: 'Identifier', pos: f.pos, name: f.text, quoted: false }) : this.identifier('a field name');
         e = { kind: 'FieldAccess', pos: e.pos, base: e, field };
       } else if (this.acceptOp('[')) {
         const index = this.expression();
@@ -684,6 +687,7 @@ class Parser {
 
   private caseExpr(): Expr {
     const pos = this.next().pos;
+    if (this.isWord('END')) throw this.expected("'WHEN'");
     const operand = this.isWord('WHEN') ? null : this.expression();
     const whens: Array<{ when: Expr; then: Expr }> = [];
     while (this.acceptWord('WHEN')) {
