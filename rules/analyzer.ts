@@ -275,7 +275,7 @@ class TypeChecker {
             this.expectKind(r, 'number', e.right, `'${e.op}'`);
             return l === 'NULL' ? r : r === 'NULL' ? l : widerNumeric(l, r);
           default:
-            this.expectComparable(l, r, e);
+            this.expectComparable(l, r, e.right);
             return 'BOOLEAN';
         }
       }
