@@ -430,8 +430,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const next = await readBatch(target);
     if (!next) return false;
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: positionsText(next) };
-    recordsIn += processLanes(operator!);
+    const n = processLanes(operator!);
     await finishBatch(next);
+    recordsIn += n;
     return true;
   }
 
