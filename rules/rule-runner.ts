@@ -32,6 +32,7 @@
  * state and reopens from the checkpoint after `retryMs`, through the same
  * recovery, so a half-appended batch is never processed twice.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
 import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
@@ -43,7 +44,7 @@ import { type StateStore, type StoredCheckpoint, openStateStore } from './state-
 export interface RuleRunnerOptions {
   plan: DerivedPlan;
   log: LogStoreApi;
-  /** Folder of the checkpoint files; this rule's is `<stateDir>/<rule>.sqlite`. */
+  /** Folder of the checkpoint files (created if missing); this rule's is `<stateDir>/<rule>.sqlite`. */
   stateDir: string;
   clock: Clock;
   timers: Timers;
@@ -190,6 +191,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   async function open(): Promise<void> {
     if (store) return;
     await ensureTopics();
+    await mkdir(options.stateDir, { recursive: true });
     store = await openStateStore(stateFile);
     operator = newOperator();
     let cp = await store.load();
