@@ -13,3 +13,6 @@ export * from './types.ts';
 export * from './errors.ts';
 export { openLogStore } from './log-store.ts';
 export { kafkaPartition, murmur2 } from './partitioner.ts';
+export { nodeFileSystem } from './file-system.ts';
+export type { LogFileHandle, LogFileStat, LogFileSystem } from './file-system.ts';
+export { TOPIC_DEFAULTS, resolveTopicConfig } from './topic-config.ts';

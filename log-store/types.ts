@@ -132,6 +132,8 @@ export interface RecoveryReport {
   bytesTruncated: number;
   /** Index files that were missing or damaged and were rebuilt. */
   indexesRebuilt: string[];
+  /** Damage found: the torn or corrupt batch that was cut (active segment), or a corrupt batch in a closed segment (kept; readers of that range get LOG_CORRUPT). */
+  problems: VerifyProblem[];
 }
 
 export interface VerifyProblem {
@@ -224,6 +226,8 @@ export interface LogStoreOptions {
   readOnly?: boolean;
   /** Run `enforceRetention` every this many ms. Default 60000; 0 disables the timer. */
   retentionCheckIntervalMs?: number;
+  /** The free-space estimate behind minFreeBytes is refreshed with statfs at least this often (ms), and on every append while below the floor. Default 1000. */
+  diskCheckIntervalMs?: number;
   /** Default: Date.now. */
   clock?: Clock;
   /** Default: global setTimeout/clearTimeout. */

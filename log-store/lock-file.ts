@@ -1,0 +1,70 @@
+/**
+ * The data directory's lock file (`<dataDir>/.lock`): one process owns a
+ * data directory at a time. The file is created with O_EXCL and holds the
+ * owner's pid. A second opener gets LOG_LOCKED naming the pid and file. A
+ * lock left by a process that no longer exists (SIGKILL, power loss) is
+ * taken over. An empty or unreadable lock file (crash between create and
+ * write) counts as stale.
+ *
+ * Caveat: liveness is `kill(pid, 0)`; after a reboot the pid may belong to
+ * another process, in which case the operator removes the file.
+ */
+import { LogError, fromFsError } from './errors.ts';
+import type { LogFileSystem } from './file-system.ts';
+
+export const LOCK_FILE = '.lock';
+
+/** True when a process with this pid exists (EPERM: exists, owned by someone else). */
+export type PidAlive = (pid: number) => boolean;
+
+export const defaultPidAlive: PidAlive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+export async function acquireLock(fs: LogFileSystem, dataDir: string, pid: number, pidAlive: PidAlive = defaultPidAlive): Promise<HeldLock> {
+  const path = `${dataDir}/${LOCK_FILE}`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await fs.open(path, 'createExclusive');
+      try {
+        const body = Buffer.from(`${pid}\n`);
+        await fh.write(body, 0, body.length, 0);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.fsyncDir(dataDir);
+      let released = false;
+      return {
+        async release() {
+          if (released) return;
+          released = true;
+          await fs.unlink(path).catch(() => {});
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fromFsError(err, 'create lock file', { file: path });
+    }
+    let owner = NaN;
+    try {
+      owner = Number.parseInt((await fs.readFile(path)).toString('utf8').trim(), 10);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+    }
+    if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) {
+      throw new LogError('LOG_LOCKED', `data directory ${dataDir} is in use by process ${owner} (lock file ${path})`, { file: path, pid: owner });
+    }
+    // Stale: the owner is gone. Remove and retry the exclusive create.
+    await fs.unlink(path).catch(() => {});
+  }
+  throw new LogError('LOG_LOCKED', `could not take the lock file ${path}`, { file: path });
+}

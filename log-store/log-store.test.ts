@@ -1,0 +1,304 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FaultFileSystem } from '../test/support/fault-fs.ts';
+import { isLogError, kafkaPartition, openLogStore, type LogRecord, type LogStoreApi, type LogStoreOptions, type Timers } from './index.ts';
+
+const dirs: string[] = [];
+const stores: LogStoreApi[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'millstream-log-'));
+  dirs.push(d);
+  return d;
+}
+
+async function open(options: Partial<LogStoreOptions> & { dataDir: string }): Promise<LogStoreApi> {
+  const s = await openLogStore({ minFreeBytes: 0, retentionCheckIntervalMs: 0, ...options });
+  stores.push(s);
+  return s;
+}
+
+async function readAll(log: LogStoreApi, topic: string, partition: number, from = log.earliestOffset(topic, partition)): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  let offset = from;
+  while (offset < log.endOffset(topic, partition)) {
+    const r = await log.read(topic, partition, offset, { maxRecords: 37 });
+    out.push(...r.records.map((rec) => ({ ...rec, value: Buffer.from(rec.value) })));
+    offset = r.nextOffset;
+  }
+  return out;
+}
+
+function reading(i: number, ts = 1_581_682_767_000 + i * 1000) {
+  const sensor = `aa-${100 + (i % 7)}`;
+  return {
+    key: sensor,
+    value: JSON.stringify({ reading_ts: new Date(ts).toISOString(), sensor_id: sensor, production_line: 'w01', widget_type: 'acme94', colour: 'RED', temp_celcius: 20 + (i % 9), widget_weight_g: 100 + i }),
+    timestamp: ts,
+    headers: { source: 'mqtt', gateway: 'gw-1' },
+  };
+}
+
+class ManualTimers implements Timers {
+  pending = new Map<number, { fn: () => void; ms: number }>();
+  private next = 1;
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.next++;
+    this.pending.set(id, { fn, ms });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  fireAll(): void {
+    const fns = [...this.pending.values()];
+    this.pending.clear();
+    for (const t of fns) t.fn();
+  }
+}
+
+describe('log store: append and read', () => {
+  it('round-trips readings across partitions by Kafka key partitioning, null keys round-robin', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('widgets', { partitions: 3 });
+    const records = Array.from({ length: 200 }, (_, i) => reading(i));
+    const ack = await log.appendBatch('widgets', records);
+    expect(ack.count).toBe(200);
+    expect(ack.partitions.reduce((n, p) => n + p.count, 0)).toBe(200);
+    const nulls = await Promise.all(Array.from({ length: 6 }, (_, i) => log.append('widgets', { key: null, value: `n${i}` })));
+    expect(nulls.map((a) => a.partition).sort()).toEqual([0, 0, 1, 1, 2, 2]);
+    for (let p = 0; p < 3; p++) {
+      const got = await readAll(log, 'widgets', p);
+      const expected = records.filter((r) => kafkaPartition(r.key, 3) === p);
+      const keyed = got.filter((r) => r.key !== null);
+      expect(keyed.map((r) => r.value.toString())).toEqual(expected.map((r) => r.value));
+      expect(keyed.map((r) => r.timestamp)).toEqual(expected.map((r) => r.timestamp));
+      expect(keyed.every((r) => r.headers.source === 'mqtt' && r.topic === 'widgets' && r.partition === p)).toBe(true);
+      expect(got.map((r) => r.offset)).toEqual(got.map((_, i) => i));
+      expect(log.partitionFor('widgets', 'aa-101')).toBe(kafkaPartition('aa-101', 3));
+    }
+    await log.close();
+    const again = await open({ dataDir });
+    expect(again.describe('widgets').partitionsInfo.reduce((n, p) => n + p.endOffset, 0)).toBe(206);
+    expect(again.recovery).toEqual([]);
+  });
+
+  it('rolls segments by size, names them by 20-digit base offset, and finds every offset through the index', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('t', { segmentBytes: 4096, indexIntervalBytes: 300 });
+    for (let i = 0; i < 60; i++) await log.append('t', reading(i));
+    for (let i = 60; i < 150; i += 10) await log.appendBatch('t', Array.from({ length: 10 }, (_, j) => reading(i + j)));
+    const files = readdirSync(join(dataDir, 't-0')).filter((f) => f.endsWith('.log'));
+    expect(files.length).toBeGreaterThan(4);
+    for (const f of files) expect(f).toMatch(/^\d{20}\.log$/);
+    expect(log.describe('t').partitionsInfo[0]!.segments).toBe(files.length);
+    await log.close();
+    const again = await open({ dataDir });
+    expect(again.recovery).toEqual([]);
+    for (const from of [0, 1, 17, 40, 77, 119, 120, 149]) {
+      const r = await again.read('t', 0, from, { maxRecords: 2 });
+      expect(r.records[0]!.offset).toBe(from);
+      expect(r.records[0]!.value.toString()).toBe(reading(from).value);
+    }
+    expect((await readAll(again, 't', 0)).map((r) => r.value.toString())).toEqual(Array.from({ length: 150 }, (_, i) => reading(i).value));
+    const end = await again.read('t', 0, 150);
+    expect(end).toEqual({ records: [], nextOffset: 150 });
+    await expect(again.read('t', 0, 151)).rejects.toMatchObject({ code: 'LOG_OUT_OF_RANGE', context: { endOffset: 150 } });
+  });
+
+  it('rolls the active segment by age (injected clock)', async () => {
+    let now = 1_000_000;
+    const log = await open({ dataDir: tempDir(), clock: { now: () => now } });
+    await log.createTopic('t', { segmentMs: 60_000 });
+    await log.append('t', { key: 'a', value: '1' });
+    now += 59_999;
+    await log.append('t', { key: 'a', value: '2' });
+    expect(log.describe('t').partitionsInfo[0]!.segments).toBe(1);
+    now += 1;
+    await log.append('t', { key: 'a', value: '3' });
+    expect(log.describe('t').partitionsInfo[0]!.segments).toBe(2);
+    expect((await readAll(log, 't', 0)).map((r) => [r.offset, r.value.toString(), r.timestamp])).toEqual([
+      [0, '1', 1_000_000],
+      [1, '2', 1_059_999],
+      [2, '3', 1_060_000],
+    ]);
+  });
+
+  it('finds the first offset at or after a timestamp, across segments and after reopen', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('t', { segmentBytes: 2048, indexIntervalBytes: 200 });
+    // Mostly increasing event time with late readings mixed in.
+    const stamps = Array.from({ length: 90 }, (_, i) => 10_000 + i * 10 - (i % 5 === 4 ? 35 : 0));
+    for (let i = 0; i < 90; i += 3) await log.appendBatch('t', stamps.slice(i, i + 3).map((ts, j) => ({ key: 'k', value: `v${i + j}`.padEnd(80, '.'), timestamp: ts })));
+    const check = async (l: LogStoreApi) => {
+      for (const t of [0, 10_000, 10_001, 10_055, 10_400, 10_445, 10_890, 10_891, 99_999]) {
+        const expected = stamps.findIndex((s) => s >= t);
+        expect(await l.offsetForTimestamp('t', 0, t), `t=${t}`).toBe(expected === -1 ? 90 : expected);
+      }
+    };
+    await check(log);
+    expect(log.describe('t').partitionsInfo[0]!.segments).toBeGreaterThan(2);
+    await log.close();
+    const again = await open({ dataDir });
+    await check(again);
+  });
+});
+
+describe('log store: durability and group commit', () => {
+  it('makes concurrent appends share one fdatasync and resolves them all in order', async () => {
+    const fs = new FaultFileSystem();
+    const log = await open({ dataDir: tempDir(), fs });
+    await log.createTopic('t');
+    const before = fs.count('datasync');
+    const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => log.append('t', { key: null, value: `r${i}` })));
+    expect(acks.map((a) => a.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(fs.count('datasync') - before).toBe(1);
+    // Sequential appends each wait for their own fsync.
+    const mid = fs.count('datasync');
+    for (let i = 0; i < 3; i++) await log.append('t', { key: null, value: 'x' });
+    expect(fs.count('datasync') - mid).toBe(3);
+  });
+
+  it('holds appends for flushIntervalMs, or flushes at once past flushBytes', async () => {
+    const timers = new ManualTimers();
+    const fs = new FaultFileSystem();
+    const log = await open({ dataDir: tempDir(), fs, timers });
+    await log.createTopic('t', { flushIntervalMs: 50, flushBytes: 10_000 });
+    let resolved = 0;
+    const first = [log.append('t', { key: null, value: 'a' }), log.append('t', { key: null, value: 'b' })].map((p) => p.then(() => resolved++));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(resolved).toBe(0);
+    expect(log.endOffset('t', 0)).toBe(0);
+    expect([...timers.pending.values()].map((t) => t.ms)).toEqual([50]);
+    const syncs = fs.count('datasync');
+    timers.fireAll();
+    await Promise.all(first);
+    expect(resolved).toBe(2);
+    expect(fs.count('datasync') - syncs).toBe(1);
+    // Past flushBytes, no timer is needed.
+    await log.append('t', { key: null, value: 'z'.repeat(12_000) });
+    expect(log.endOffset('t', 0)).toBe(3);
+  });
+
+  it("with fsync 'never' resolves after write without any fdatasync", async () => {
+    const fs = new FaultFileSystem();
+    const log = await open({ dataDir: tempDir(), fs });
+    await log.createTopic('bulk', { fsync: 'never' });
+    const before = fs.count('datasync');
+    await log.appendBatch('bulk', Array.from({ length: 50 }, (_, i) => reading(i)));
+    await log.append('bulk', reading(50));
+    expect(fs.count('datasync')).toBe(before);
+    expect((await readAll(log, 'bulk', 0)).length).toBe(51);
+  });
+});
+
+describe('log store: follow', () => {
+  it('wakes on appends without polling and ends on abort', async () => {
+    const fs = new FaultFileSystem();
+    const log = await open({ dataDir: tempDir(), fs });
+    await log.createTopic('t');
+    await log.append('t', { key: null, value: 'old' });
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const done = (async () => {
+      for await (const batch of log.follow('t', 0, 0, { signal: ac.signal })) {
+        seen.push(...batch.map((r) => r.value.toString()));
+        if (seen.length === 3) ac.abort();
+      }
+    })();
+    while (seen.length < 1) await new Promise((r) => setTimeout(r, 5));
+    const reads = fs.count('read');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.count('read')).toBe(reads);
+    await log.append('t', { key: null, value: 'new1' });
+    await log.append('t', { key: null, value: 'new2' });
+    await done;
+    expect(seen).toEqual(['old', 'new1', 'new2']);
+  });
+
+  it('ends when the store closes', async () => {
+    const log = await open({ dataDir: tempDir() });
+    await log.createTopic('t');
+    const it = log.follow('t', 0, 0);
+    const next = it.next();
+    await log.close();
+    expect(await next).toEqual({ done: true, value: undefined });
+  });
+});
+
+describe('log store: topics, lock and consumers', () => {
+  it('creates topics once, persists their settings, and rejects another partition count', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('widgets', { partitions: 2, retentionMs: 1000 });
+    expect((await log.createTopic('widgets', { partitions: 2 })).config.retentionMs).toBe(1000);
+    await expect(log.createTopic('widgets', { partitions: 3 })).rejects.toMatchObject({ code: 'LOG_TOPIC_EXISTS' });
+    await expect(log.ensureTopic('widgets', { partitions: 4 })).rejects.toMatchObject({ code: 'LOG_TOPIC_EXISTS' });
+    expect((await log.ensureTopic('widgets', { retentionBytes: 5000 })).config).toMatchObject({ partitions: 2, retentionMs: 1000, retentionBytes: 5000 });
+    await log.ensureTopic('derived');
+    await expect(log.createTopic('bad/name')).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    await expect(log.createTopic('t', { segmentBytes: -5 })).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    expect(() => log.describe('nope')).toThrow(expect.objectContaining({ code: 'LOG_TOPIC_NOT_FOUND' }));
+    await expect(log.append('nope', { key: null, value: 'x' })).rejects.toMatchObject({ code: 'LOG_TOPIC_NOT_FOUND' });
+    await expect(log.append('widgets', { key: null, value: 'x', partition: 2 })).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    await expect(log.append('widgets', { key: null, value: 7 as unknown as string })).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    await log.close();
+    const file = JSON.parse(readFileSync(join(dataDir, 'topics.json'), 'utf8'));
+    expect(file.version).toBe(1);
+    expect(file.topics.widgets).toMatchObject({ partitions: 2, retentionMs: 1000, retentionBytes: 5000, fsync: 'always' });
+    const again = await open({ dataDir });
+    expect(again.topics().map((t) => t.name).sort()).toEqual(['derived', 'widgets']);
+    expect(again.describe('widgets').config.retentionBytes).toBe(5000);
+    await expect(again.append('widgets', { key: null, value: 'x' })).resolves.toBeDefined();
+    await again.close();
+    await expect(again.append('widgets', { key: null, value: 'x' })).rejects.toMatchObject({ code: 'LOG_CLOSED' });
+  });
+
+  it('refuses a second owner of the data directory and takes over a dead owner lock', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    const err = await openLogStore({ dataDir, minFreeBytes: 0 }).catch((e: unknown) => e);
+    expect(isLogError(err, 'LOG_LOCKED')).toBe(true);
+    expect((err as { context: { pid: number; file: string } }).context).toMatchObject({ pid: process.pid, file: join(dataDir, '.lock') });
+    expect((err as Error).message).toContain(String(process.pid));
+    // A read-only open is allowed beside the owner.
+    const ro = await open({ dataDir, readOnly: true });
+    expect(ro.topics()).toEqual([]);
+    await log.close();
+    // A lock left by a process that is gone.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    writeFileSync(join(dataDir, '.lock'), `${dead}\n`);
+    const taken = await open({ dataDir });
+    expect(readFileSync(join(dataDir, '.lock'), 'utf8').trim()).toBe(String(process.pid));
+    await taken.close();
+  });
+
+  it('keeps committed consumer positions across reopen', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('widgets', { partitions: 2 });
+    const c = await log.consumer('replicator');
+    expect(c.get('widgets', 0)).toBeUndefined();
+    await c.commit([{ topic: 'widgets', partition: 0, offset: 10 }, { topic: 'widgets', partition: 1, offset: 4 }]);
+    await c.commit([{ topic: 'widgets', partition: 0, offset: 12 }]);
+    expect(c.all()).toEqual({ widgets: { 0: 12, 1: 4 } });
+    await expect(c.commit([{ topic: 'widgets', partition: 0, offset: -1 }])).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    await log.close();
+    const again = await open({ dataDir });
+    const c2 = await again.consumer('replicator');
+    expect(c2.get('widgets', 0)).toBe(12);
+    expect(c2.get('widgets', 1)).toBe(4);
+    expect((await again.consumer('rules')).all()).toEqual({});
+    expect(readdirSync(join(dataDir, 'consumers'))).toEqual(['replicator.json']);
+  });
+});

@@ -1,0 +1,511 @@
+/**
+ * A partition: a folder `<topic>-<n>/` of segments, the last one active.
+ *
+ * Appends and group commit: `enqueue` assigns offsets and seals the encoded
+ * batch synchronously (so file order = offset order = call order), then
+ * queues it. One flush at a time takes every queued batch, writes them with
+ * one `writev` and one `fdatasync`, then resolves them all. Appends that
+ * arrive during a flush share the next one. With `flushIntervalMs` > 0 the
+ * flush waits up to that long to gather more, unless `flushBytes` are queued.
+ *
+ * Failure (tidwall/wal habit): if a write fails, the file is truncated back
+ * to the last durable byte and every queued append is rejected; the
+ * partition goes on. If that truncate fails, or an fdatasync fails (the
+ * kernel may have dropped dirty pages: the file's state is unknown), the
+ * partition refuses every call with LOG_FAILED until the store is reopened,
+ * when recovery re-checks the tail.
+ */
+import { LogError, fromFsError } from './errors.ts';
+import { writeFully, type LogFileSystem } from './file-system.ts';
+import { sealBatch, type EncodedBatch } from './record-batch.ts';
+import { NO_TIMESTAMP, Segment, parseSegmentFile, type ScanProblem, type SegmentContext } from './segment.ts';
+import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
+
+/** Settles one appendBatch call across the partitions it touched: one promise per call. */
+export class Completion {
+  private remaining: number;
+  private settled = false;
+  readonly promise: Promise<void>;
+  private resolveFn!: () => void;
+  private rejectFn!: (err: unknown) => void;
+  constructor(parts: number) {
+    this.remaining = parts;
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolveFn = resolve;
+      this.rejectFn = reject;
+    });
+  }
+  done(): void {
+    if (--this.remaining === 0 && !this.settled) {
+      this.settled = true;
+      this.resolveFn();
+    }
+  }
+  fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.rejectFn(err);
+  }
+}
+
+interface Pending {
+  buf: Buffer;
+  baseOffset: number;
+  recordCount: number;
+  maxTimestamp: number;
+  completion: Completion;
+}
+
+export interface PartitionDeps {
+  fs: LogFileSystem;
+  clock: Clock;
+  timers: Timers;
+  logger: Logger;
+  readOnly: boolean;
+  /** Called after new records became readable. */
+  onAppend: () => void;
+}
+
+export class Partition {
+  readonly dir: string;
+  private segments: Segment[] = [];
+  /** Next offset to assign (>= endOffset while appends are queued). */
+  private assignOffset = 0;
+  private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private flushing: Promise<void> | null = null;
+  private flushTimer: unknown = null;
+  private indexWrites: Promise<void> = Promise.resolve();
+  private failure: LogError | null = null;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Followers waiting for new records: woken after each group commit, and on close. */
+  private waiters = new Set<() => void>();
+
+  private constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private config: Readonly<TopicConfig>,
+    private readonly deps: PartitionDeps,
+    private readonly ctx: SegmentContext,
+  ) {
+    this.dir = ctx.dir;
+  }
+
+  /** Opens (creating if needed) a partition folder and recovers its active segment. */
+  static async open(
+    dataDir: string,
+    topic: string,
+    partition: number,
+    config: Readonly<TopicConfig>,
+    deps: PartitionDeps,
+    reports: RecoveryReport[],
+  ): Promise<Partition> {
+    const dir = `${dataDir}/${topic}-${partition}`;
+    const ctx: SegmentContext = { fs: deps.fs, dir, topic, partition, readOnly: deps.readOnly };
+    const p = new Partition(topic, partition, config, deps, ctx);
+    const { fs, logger } = deps;
+    let names: string[];
+    try {
+      if (!deps.readOnly) await fs.mkdir(dir);
+      names = await fs.readdir(dir);
+    } catch (err) {
+      if (deps.readOnly && (err as NodeJS.ErrnoException).code === 'ENOENT') names = [];
+      else throw fromFsError(err, 'open partition', { topic, partition, file: dir });
+    }
+    const logs: number[] = [];
+    const indexFiles: Array<{ name: string; base: number }> = [];
+    for (const name of names) {
+      const parsed = parseSegmentFile(name);
+      if (parsed === null) continue;
+      if (parsed.kind === 'log') logs.push(parsed.baseOffset);
+      else indexFiles.push({ name, base: parsed.baseOffset });
+    }
+    logs.sort((a, b) => a - b);
+    // Index files whose .log is gone (retention interrupted by a crash) are removed.
+    const logSet = new Set(logs);
+    if (!deps.readOnly) {
+      for (const f of indexFiles) if (!logSet.has(f.base)) await fs.unlink(`${dir}/${f.name}`).catch(() => {});
+    }
+    const now = deps.clock.now();
+    if (logs.length === 0) {
+      if (deps.readOnly) {
+        // Nothing on disk: an empty view.
+        const seg = new Segment(ctx, 0);
+        p.segments.push(seg);
+        return p;
+      }
+      const seg = await Segment.create(ctx, 0, now);
+      await fs.fsyncDir(dir).catch((err: unknown) => {
+        throw fromFsError(err, 'fsync', { topic, partition, file: dir });
+      });
+      p.segments.push(seg);
+      return p;
+    }
+    const report = (segment: string, bytesTruncated: number, indexesRebuilt: string[], problem: ScanProblem | null): void => {
+      if (bytesTruncated === 0 && indexesRebuilt.length === 0 && problem === null) return;
+      const problems: VerifyProblem[] = problem ? [{ topic, partition, file: segment, position: problem.position, message: problem.message }] : [];
+      reports.push({ topic, partition, segment, bytesTruncated, indexesRebuilt, problems });
+    };
+    for (let i = 0; i < logs.length - 1; i++) {
+      const { segment, indexesRebuilt, problem } = await Segment.openClosed(ctx, logs[i]!, logs[i + 1]!, config.indexIntervalBytes);
+      if (problem) logger.error({ topic, partition, file: segment.logPath, position: problem.position, problem: problem.message }, 'corrupt batch in a closed segment; readers of that range get LOG_CORRUPT');
+      if (indexesRebuilt.length) logger.warn({ topic, partition, files: indexesRebuilt }, 'rebuilt missing or damaged indexes');
+      report(segment.logPath, 0, indexesRebuilt, problem);
+      p.segments.push(segment);
+    }
+    const { segment, bytesTruncated, indexesRebuilt, problem } = await Segment.recoverActive(ctx, logs[logs.length - 1]!, config.indexIntervalBytes, now);
+    if (bytesTruncated > 0)
+      logger.warn({ topic, partition, file: segment.logPath, bytesTruncated, position: segment.size, problem: problem?.message }, 'recovery truncated a torn or corrupt tail');
+    if (indexesRebuilt.length) logger.warn({ topic, partition, files: indexesRebuilt }, 'rebuilt missing or damaged indexes');
+    report(segment.logPath, bytesTruncated, indexesRebuilt, bytesTruncated > 0 ? problem : null);
+    p.segments.push(segment);
+    p.assignOffset = segment.nextOffset;
+    return p;
+  }
+
+  get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  get earliestOffset(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  /** Next offset to be made durable: every record below it is durable. */
+  get endOffset(): number {
+    return this.active.nextOffset;
+  }
+
+  get bytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.size;
+    return total;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  setConfig(config: Readonly<TopicConfig>): void {
+    this.config = config;
+  }
+
+  /** Throws when the partition cannot take calls. */
+  checkUsable(): void {
+    if (this.closed) throw new LogError('LOG_CLOSED', `partition ${this.topic}-${this.partition} is closed`, { topic: this.topic, partition: this.partition });
+    if (this.failure)
+      throw new LogError(
+        'LOG_FAILED',
+        `partition ${this.topic}-${this.partition} failed (${this.failure.message}); reopen the store to recover`,
+        { topic: this.topic, partition: this.partition },
+        this.failure,
+      );
+  }
+
+  /**
+   * Assigns offsets to an encoded batch, seals it and queues it for the next
+   * group commit. Synchronous up to the queueing, so call order is offset order.
+   */
+  enqueue(batch: EncodedBatch, completion: Completion): number {
+    this.checkUsable();
+    if (this.deps.readOnly) throw new LogError('LOG_INVALID_ARGUMENT', 'the store was opened readOnly', { topic: this.topic, partition: this.partition });
+    const baseOffset = this.assignOffset;
+    sealBatch(batch.buf, baseOffset);
+    this.assignOffset += batch.recordCount;
+    this.queue.push({ buf: batch.buf, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
+    this.queuedBytes += batch.buf.length;
+    this.scheduleFlush();
+    return baseOffset;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing !== null) return;
+    const { flushIntervalMs, flushBytes } = this.config;
+    if (flushIntervalMs <= 0 || this.queuedBytes >= flushBytes) {
+      if (this.flushTimer !== null) {
+        this.deps.timers.clearTimeout(this.flushTimer);
+        this.flushTimer = null;
+      }
+      this.flushing = this.runFlush();
+      return;
+    }
+    if (this.flushTimer === null) {
+      this.flushTimer = this.deps.timers.setTimeout(() => {
+        this.flushTimer = null;
+        if (this.flushing === null && this.queue.length > 0) this.flushing = this.runFlush();
+      }, flushIntervalMs);
+    }
+  }
+
+  /** The flush loop: runs until the queue is empty. Never rejects. */
+  private async runFlush(): Promise<void> {
+    // Let appends made in the same tick join this group.
+    await Promise.resolve();
+    try {
+      while (this.queue.length > 0 && this.failure === null) {
+        await this.flushGroup();
+      }
+    } finally {
+      this.flushing = null;
+      if (this.queue.length > 0 && this.failure === null && !this.closed) this.scheduleFlush();
+      if (this.queue.length === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  private needsRoll(seg: Segment, extraBytes: number, now: number): boolean {
+    if (seg.isEmpty && seg.size === 0) return false;
+    return seg.size + extraBytes > this.config.segmentBytes || now - seg.createdAtMs >= this.config.segmentMs;
+  }
+
+  private async flushGroup(): Promise<void> {
+    const now = this.deps.clock.now();
+    if (this.needsRoll(this.active, this.queue[0]!.buf.length, now)) {
+      try {
+        await this.roll(this.queue[0]!.baseOffset);
+      } catch (err) {
+        this.fail(fromFsError(err, 'roll segment', { topic: this.topic, partition: this.partition, file: this.dir }));
+        return;
+      }
+    }
+    const seg = this.active;
+    // Take batches up to the segment size limit (at least one).
+    let n = 0;
+    let total = 0;
+    while (n < this.queue.length) {
+      const len = this.queue[n]!.buf.length;
+      if (n > 0 && seg.size + total + len > this.config.segmentBytes) break;
+      total += len;
+      n++;
+    }
+    const group = this.queue.splice(0, n);
+    this.queuedBytes -= total;
+    const buffers = group.map((g) => g.buf);
+    const position = seg.size;
+    const fh = seg.logWriter!;
+    try {
+      await writeFully(fh, buffers, position, total);
+    } catch (err) {
+      const error = fromFsError(err, 'append to', { topic: this.topic, partition: this.partition, file: seg.logPath, position });
+      // Cut the partial write so the file ends at the last durable batch; the partition then goes on.
+      try {
+        await fh.truncate(position);
+        this.rejectAll(group, error);
+      } catch (truncErr) {
+        this.fail(error, group);
+        this.deps.logger.error({ topic: this.topic, partition: this.partition, file: seg.logPath, err: String(truncErr) }, 'truncate after a failed write failed');
+      }
+      return;
+    }
+    if (this.config.fsync === 'always') {
+      try {
+        await fh.datasync();
+      } catch (err) {
+        this.fail(fromFsError(err, 'fdatasync', { topic: this.topic, partition: this.partition, file: seg.logPath }), group);
+        return;
+      }
+    }
+    let pos = position;
+    const at = this.deps.clock.now();
+    for (const g of group) {
+      seg.appended(pos, g.baseOffset, g.recordCount, g.buf.length, g.maxTimestamp, this.config.indexIntervalBytes, at);
+      pos += g.buf.length;
+    }
+    for (const g of group) g.completion.done();
+    this.indexWrites = this.indexWrites.then(() =>
+      seg.writeNewIndexEntries().catch((err: unknown) => {
+        this.deps.logger.warn({ topic: this.topic, partition: this.partition, file: seg.indexPath, err: String(err) }, 'index write failed; it is rebuilt on next open');
+      }),
+    );
+    this.wakeFollowers();
+    this.deps.onAppend();
+  }
+
+  private wakeFollowers(): void {
+    if (this.waiters.size === 0) return;
+    const woken = [...this.waiters];
+    this.waiters.clear();
+    for (const w of woken) w();
+  }
+
+  /** Rejects a failed group and everything queued after it (their offsets assumed the group). */
+  private rejectAll(group: Pending[], error: LogError): void {
+    const rest = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.assignOffset = this.active.nextOffset;
+    for (const g of group) g.completion.fail(error);
+    for (const g of rest) g.completion.fail(error);
+  }
+
+  private fail(error: LogError, group: Pending[] = []): void {
+    this.failure = error;
+    this.deps.logger.error({ topic: this.topic, partition: this.partition, code: error.code, err: error.message }, 'partition failed; every call is refused until the store is reopened');
+    this.rejectAll(group, error);
+    this.wakeFollowers();
+  }
+
+  private async roll(baseOffset: number): Promise<void> {
+    const old = this.active;
+    await this.indexWrites;
+    await old.seal();
+    const seg = await Segment.create(this.ctx, baseOffset, this.deps.clock.now());
+    await this.deps.fs.fsyncDir(this.dir);
+    this.segments.push(seg);
+    this.deps.logger.info({ topic: this.topic, partition: this.partition, segment: seg.name }, 'rolled segment');
+  }
+
+  /** Waits until every queued append is durable (or failed). */
+  async flush(): Promise<void> {
+    if (this.flushTimer !== null && this.flushing === null && this.queue.length > 0) {
+      this.deps.timers.clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      this.flushing = this.runFlush();
+    }
+    while (this.flushing !== null || (this.queue.length > 0 && this.failure === null)) {
+      if (this.flushing === null) this.flushing = this.runFlush();
+      await this.flushing;
+    }
+    await this.indexWrites;
+  }
+
+  private segmentFor(offset: number): Segment {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.segments[lo]!;
+  }
+
+  private outOfRange(offset: number): LogError {
+    return new LogError('LOG_OUT_OF_RANGE', `offset ${offset} is outside ${this.topic}-${this.partition} [${this.earliestOffset}, ${this.endOffset}]`, {
+      topic: this.topic,
+      partition: this.partition,
+      offset,
+      earliestOffset: this.earliestOffset,
+      endOffset: this.endOffset,
+    });
+  }
+
+  async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    this.checkUsable();
+    if (!Number.isSafeInteger(offset) || offset < this.earliestOffset || offset > this.endOffset) throw this.outOfRange(offset);
+    const records: LogRecord[] = [];
+    if (offset === this.endOffset || maxRecords <= 0) return { records, nextOffset: offset };
+    let next = offset;
+    let bytes = 0;
+    while (next < this.endOffset && records.length < maxRecords && bytes < maxBytes) {
+      const seg = this.segmentFor(next);
+      const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, records);
+      if (r.corrupt) {
+        if (records.length === 0) throw r.corrupt;
+        break;
+      }
+      if (r.nextOffset === next) {
+        if (records.length > 0) break;
+        // The segment holds fewer records than the next one's base offset says: never skip them silently.
+        throw new LogError('LOG_CORRUPT', `${seg.logPath} ends before offset ${next}`, {
+          topic: this.topic,
+          partition: this.partition,
+          file: seg.logPath,
+          position: seg.size,
+          offset: next,
+          nextValidOffset: seg === this.active ? this.endOffset : seg.nextOffset,
+        });
+      }
+      bytes += r.bytes;
+      next = r.nextOffset;
+    }
+    return { records, nextOffset: records.length > 0 ? records[records.length - 1]!.offset + 1 : offset };
+  }
+
+  async offsetForTimestamp(ts: number): Promise<number> {
+    this.checkUsable();
+    for (const seg of this.segments) {
+      if (seg.maxTimestamp === NO_TIMESTAMP || seg.maxTimestamp < ts) continue;
+      const found = await seg.offsetForTimestamp(ts, seg.size, this.config.indexIntervalBytes);
+      if (found !== null) return found;
+    }
+    return this.endOffset;
+  }
+
+  /** Waits until records at or past `offset` are readable, the signal aborts or the partition closes. */
+  waitForData(offset: number, signal?: AbortSignal): Promise<void> {
+    const waiters = this.waiters;
+    if (this.endOffset > offset || this.closed || this.failure || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        waiters.delete(wake);
+        signal?.removeEventListener('abort', wake);
+        resolve();
+      };
+      waiters.add(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Deletes closed segments past retention, oldest first. */
+  async enforceRetention(now: number): Promise<Array<{ file: string; reason: 'age' | 'size'; bytes: number; lastOffset: number }>> {
+    const deleted: Array<{ file: string; reason: 'age' | 'size'; bytes: number; lastOffset: number }> = [];
+    if (this.closed || this.failure || this.deps.readOnly) return deleted;
+    const { retentionMs, retentionBytes } = this.config;
+    let total = this.bytes;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0]!;
+      let reason: 'age' | 'size' | null = null;
+      if (retentionMs >= 0 && oldest.maxTimestamp !== NO_TIMESTAMP && oldest.maxTimestamp < now - retentionMs) reason = 'age';
+      else if (retentionBytes >= 0 && total > retentionBytes) reason = 'size';
+      if (reason === null) break;
+      this.segments.shift();
+      total -= oldest.size;
+      await oldest.delete();
+      deleted.push({ file: oldest.logPath, reason, bytes: oldest.size, lastOffset: oldest.nextOffset - 1 });
+      this.deps.logger.info({ topic: this.topic, partition: this.partition, file: oldest.logPath, reason, bytes: oldest.size }, 'retention deleted segment');
+    }
+    return deleted;
+  }
+
+  async verify(): Promise<{ segments: number; batches: number; records: number; problems: VerifyProblem[] }> {
+    const out = { segments: 0, batches: 0, records: 0, problems: [] as VerifyProblem[] };
+    for (const seg of [...this.segments]) {
+      const r = await seg.verify();
+      out.segments++;
+      out.batches += r.batches;
+      out.records += r.records;
+      for (const p of r.problems) out.problems.push({ topic: this.topic, partition: this.partition, ...p });
+    }
+    return out;
+  }
+
+  /** Flushes what is queued, writes indexes, closes files. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failure === null) await this.flush().catch(() => {});
+    this.closed = true;
+    this.wakeFollowers();
+    if (this.flushTimer !== null) this.deps.timers.clearTimeout(this.flushTimer);
+    await this.indexWrites;
+    for (const seg of this.segments) {
+      if (seg.logWriter && this.failure === null) {
+        try {
+          await seg.writeNewIndexEntries();
+          await seg.logWriter.datasync();
+        } catch (err) {
+          this.deps.logger.warn({ topic: this.topic, partition: this.partition, err: String(err) }, 'final sync on close failed');
+        }
+      }
+      await seg.close();
+    }
+  }
+}

@@ -1,0 +1,107 @@
+import { crc32 } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { BATCH_HEADER_BYTES, BatchFormatError, batchCrcOk, decodeRecords, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
+import type { LogRecord, RecordInput } from './types.ts';
+
+function roundTrip(records: RecordInput[], base = 0, now = 0): LogRecord[] {
+  const b = encodeBatch(records, null, now);
+  sealBatch(b.buf, base);
+  const h = readBatchHeader(b.buf, 0);
+  expect(h.totalBytes).toBe(b.buf.length);
+  expect(batchCrcOk(b.buf, 0, h)).toBe(true);
+  const out: LogRecord[] = [];
+  decodeRecords(b.buf, 0, h, 't', 0, 0, out, Infinity);
+  return out;
+}
+
+describe('record batch codec', () => {
+  it('encodes the documented byte layout (golden bytes)', () => {
+    const b = encodeBatch(
+      [
+        { key: 'aa-101', value: '{"t":23}', timestamp: 1581682767000, headers: { src: 'mqtt' } },
+        { key: null, value: new Uint8Array([1, 2]), timestamp: 1581682766999 },
+      ],
+      null,
+      0,
+    );
+    sealBatch(b.buf, 42);
+    expect(b.buf.toString('hex')).toBe(
+      [
+        '000000000000002a', // baseOffset 42
+        '00000043', // batchLength 67 (79 - 12)
+        'ecbebc42', // crc
+        '01', // magic
+        '00', // attributes
+        '00000002', // recordCount
+        '0000017043a3b498', // firstTimestamp 1581682767000
+        '0000017043a3b498', // maxTimestamp
+        '0000001b', '00', '07', '61612d313031', '08', '7b2274223a32337d', '01', '03', '737263', '04', '6d717474',
+        '00000006', '01', '00', '02', '0102', '00',
+      ].join(''),
+    );
+    // The CRC covers everything but itself.
+    const expected = crc32(b.buf.subarray(16), crc32(b.buf.subarray(0, 12)));
+    expect(b.buf.readUInt32BE(12)).toBe(expected);
+  });
+
+  it('round-trips keys, values, timestamps and headers', () => {
+    const big = 'x'.repeat(20_000) + 'é';
+    const records: RecordInput[] = [
+      { key: 'aa-101', value: JSON.stringify({ sensor_id: 'aa-101', temp_celcius: 23 }), timestamp: 1_700_000_000_000 },
+      { key: null, value: '', timestamp: 1_600_000_000_000, headers: { device: 'tty0', gateway: 'gw-ü' } },
+      { key: '', value: new Uint8Array([0, 255, 7]), timestamp: 1_800_000_000_000 },
+      { key: 'k'.repeat(300), value: big, timestamp: 5 },
+      { key: '温度计', value: '温度'.repeat(100), timestamp: -1000 },
+    ];
+    const out = roundTrip(records, 7);
+    expect(out.map((r) => r.offset)).toEqual([7, 8, 9, 10, 11]);
+    expect(out.map((r) => r.key)).toEqual(['aa-101', null, '', 'k'.repeat(300), '温度计']);
+    expect(out.map((r) => r.timestamp)).toEqual(records.map((r) => r.timestamp));
+    expect(out[0]!.value.toString()).toBe(records[0]!.value);
+    expect(out[1]!.headers).toEqual({ device: 'tty0', gateway: 'gw-ü' });
+    expect([...out[2]!.value]).toEqual([0, 255, 7]);
+    expect(out[3]!.value.toString()).toBe(big);
+    expect(out[4]!.value.toString()).toBe('温度'.repeat(100));
+    const b = encodeBatch(records, null, 0);
+    expect(readBatchHeader(Buffer.concat([Buffer.alloc(0), b.buf]), 0).maxTimestamp).toBe(1_800_000_000_000);
+  });
+
+  it('encodes a selection of records and stamps missing timestamps with the clock', () => {
+    const records: RecordInput[] = [{ key: 'a', value: '1' }, { key: 'b', value: '2' }, { key: 'c', value: '3', timestamp: 9 }];
+    const b = encodeBatch(records, [2, 0], 1234);
+    sealBatch(b.buf, 0);
+    const h = readBatchHeader(b.buf, 0);
+    expect(h.recordCount).toBe(2);
+    const out: LogRecord[] = [];
+    decodeRecords(b.buf, 0, h, 't', 0, 0, out, 10);
+    expect(out.map((r) => [r.key, r.timestamp])).toEqual([['c', 9], ['a', 1234]]);
+    expect(recordTimestamps(b.buf, 0, h)).toEqual([9, 1234]);
+  });
+
+  it('detects any flipped byte through the CRC or the framing', () => {
+    const b = encodeBatch([{ key: 'aa-1', value: '{"v":1}', timestamp: 1 }, { key: 'aa-2', value: '{"v":2}', timestamp: 2 }], null, 0);
+    sealBatch(b.buf, 3);
+    for (let i = 0; i < b.buf.length; i++) {
+      const copy = Buffer.from(b.buf);
+      copy[i] ^= 0x10;
+      let detected = false;
+      try {
+        const h = readBatchHeader(copy, 0);
+        detected = h.totalBytes !== copy.length || !batchCrcOk(copy, 0, h);
+      } catch (err) {
+        expect(err).toBeInstanceOf(BatchFormatError);
+        detected = true;
+      }
+      expect(detected, `flip at byte ${i}`).toBe(true);
+    }
+  });
+
+  it('rejects malformed records with BatchFormatError', () => {
+    expect(() => encodeBatch([{ key: 1 as unknown as string, value: 'x' }], null, 0)).toThrow(BatchFormatError);
+    expect(() => encodeBatch([{ key: null, value: 5 as unknown as string }], null, 0)).toThrow(BatchFormatError);
+    expect(() => encodeBatch([{ key: null, value: 'x', timestamp: 1.5 }], null, 0)).toThrow(BatchFormatError);
+    expect(() => encodeBatch([{ key: null, value: 'x', headers: { a: 1 as unknown as string } }], null, 0)).toThrow(BatchFormatError);
+    expect(() => encodeBatch([], null, 0)).toThrow(BatchFormatError);
+    expect(BATCH_HEADER_BYTES).toBe(38);
+  });
+});

@@ -1,0 +1,359 @@
+/**
+ * The record-batch codec. A `.log` file is a sequence of batches, back to
+ * back, with nothing between them. All integers are big-endian.
+ *
+ * Batch (38-byte header, then the records):
+ *
+ * | offset | size | field          | meaning |
+ * |-------:|-----:|----------------|---------|
+ * | 0      | 8    | baseOffset     | int64, offset of the first record |
+ * | 8      | 4    | batchLength    | uint32, bytes after this field (whole batch = 12 + batchLength) |
+ * | 12     | 4    | crc            | CRC-32 (IEEE, zlib) of bytes [0,12) then [16,end): everything but itself |
+ * | 16     | 1    | magic          | format version, 1 |
+ * | 17     | 1    | attributes     | 0 (reserved for compression) |
+ * | 18     | 4    | recordCount    | uint32 ≥ 1; record i has offset baseOffset + i |
+ * | 22     | 8    | firstTimestamp | int64 ms, the first record's timestamp (base of the deltas) |
+ * | 30     | 8    | maxTimestamp   | int64 ms, the largest timestamp in the batch |
+ *
+ * Record (repeated recordCount times):
+ *
+ * | field          | encoding |
+ * |----------------|----------|
+ * | length         | uint32, bytes after this field |
+ * | timestampDelta | zigzag varint, timestamp − firstTimestamp |
+ * | keyLength      | varint, UTF-8 byte length + 1; 0 means a null key |
+ * | key            | UTF-8 bytes |
+ * | valueLength    | varint |
+ * | value          | bytes |
+ * | headerCount    | varint |
+ * | headers        | per header: nameLength varint, name UTF-8, valueLength varint, value UTF-8 |
+ *
+ * Varints are unsigned LEB128 (7 bits a byte, low group first), up to 2^53.
+ * The CRC covers the base offset and length too, so any flipped bit in a
+ * batch is caught; recovery additionally checks that base offsets follow
+ * on from each other.
+ *
+ * Encoding writes a whole batch into one Buffer: strings are written in
+ * place (no intermediate Buffer per record), with the length prefix patched
+ * afterwards.
+ */
+import { crc32 } from 'node:zlib';
+import type { LogRecord, RecordInput } from './types.ts';
+
+export const BATCH_HEADER_BYTES = 38;
+/** Bytes before batchLength's end: baseOffset + batchLength. */
+export const BATCH_LOG_OVERHEAD = 12;
+export const BATCH_MAGIC = 1;
+/** Batches larger than this are treated as corrupt framing (a damaged length field). */
+export const MAX_BATCH_BYTES = 256 * 1024 * 1024;
+
+const OFF_BASE_OFFSET = 0;
+const OFF_LENGTH = 8;
+const OFF_CRC = 12;
+const OFF_MAGIC = 16;
+const OFF_ATTRIBUTES = 17;
+const OFF_COUNT = 18;
+const OFF_FIRST_TS = 22;
+const OFF_MAX_TS = 30;
+
+export interface BatchHeader {
+  baseOffset: number;
+  /** Whole batch size in bytes, header included. */
+  totalBytes: number;
+  crc: number;
+  magic: number;
+  recordCount: number;
+  firstTimestamp: number;
+  maxTimestamp: number;
+}
+
+/** An encoded batch, not yet given its base offset (see `sealBatch`). */
+export interface EncodedBatch {
+  buf: Buffer;
+  recordCount: number;
+  firstTimestamp: number;
+  maxTimestamp: number;
+}
+
+/** Thrown by the codec on malformed input; callers turn it into LOG_CORRUPT or LOG_INVALID_ARGUMENT. */
+export class BatchFormatError extends Error {
+  constructor(
+    message: string,
+    readonly position: number,
+  ) {
+    super(message);
+    this.name = 'BatchFormatError';
+  }
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** Growable encode buffer. Starts at an estimate; doubles (one copy) when a record outgrows it. */
+class Encoder {
+  buf: Buffer;
+  pos = 0;
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(capacity, 256));
+  }
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  varint(n: number): void {
+    this.ensure(10);
+    this.pos = writeVarint(this.buf, this.pos, n);
+  }
+  /** Writes `varint(byteLength + bias)` then the UTF-8 bytes of `s`, in place. `reserve` is the expected prefix size. */
+  string(s: string, bias: number, reserve: number): void {
+    this.ensure(reserve + s.length * 3 + 10);
+    const start = this.pos + reserve;
+    const n = this.buf.write(s, start, 'utf8');
+    const need = varintSize(n + bias);
+    if (need !== reserve) this.buf.copyWithin(this.pos + need, start, start + n);
+    writeVarint(this.buf, this.pos, n + bias);
+    this.pos += need + n;
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length + 10);
+    this.pos = writeVarint(this.buf, this.pos, b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+function invalid(message: string, index: number): never {
+  throw new BatchFormatError(`record ${index}: ${message}`, index);
+}
+
+/**
+ * Encodes records into one batch buffer. `indices` selects records of
+ * `records` (for one partition of an appendBatch); null means all. Records
+ * without a timestamp get `nowMs`. The base offset and CRC are left to
+ * `sealBatch`, once the partition assigns the offset.
+ * Throws BatchFormatError on a malformed record (caller: LOG_INVALID_ARGUMENT).
+ */
+export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number): EncodedBatch {
+  const count = indices === null ? records.length : indices.length;
+  if (count === 0) throw new BatchFormatError('empty batch', 0);
+  let estimate = BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const r = records[indices === null ? i : indices[i]!]!;
+    const v = r?.value;
+    const k = r?.key;
+    estimate += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
+  }
+  const enc = new Encoder(estimate + (estimate >>> 4));
+  enc.pos = BATCH_HEADER_BYTES;
+  let firstTs = 0;
+  let maxTs = 0;
+  for (let i = 0; i < count; i++) {
+    const idx = indices === null ? i : indices[i]!;
+    const r = records[idx];
+    if (r === null || typeof r !== 'object') invalid('not an object', idx);
+    const ts = r.timestamp === undefined ? nowMs : r.timestamp;
+    if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) invalid('timestamp must be an integer number of ms', idx);
+    if (i === 0) {
+      firstTs = ts;
+      maxTs = ts;
+    } else if (ts > maxTs) maxTs = ts;
+    enc.ensure(16);
+    const recStart = enc.pos;
+    enc.pos += 4;
+    const delta = ts - firstTs;
+    enc.varint(delta >= 0 ? delta * 2 : -delta * 2 - 1);
+    const key = r.key;
+    if (key === null || key === undefined) enc.varint(0);
+    else if (typeof key === 'string') enc.string(key, 1, 1);
+    else invalid('key must be a string or null', idx);
+    const value = r.value;
+    if (typeof value === 'string') enc.string(value, 0, value.length < 64 ? 1 : 2);
+    else if (value instanceof Uint8Array) enc.bytes(value);
+    else invalid('value must be a string or bytes', idx);
+    const headers = r.headers;
+    if (headers === undefined || headers === null) enc.varint(0);
+    else {
+      const names = Object.keys(headers);
+      enc.varint(names.length);
+      for (const name of names) {
+        const hv = headers[name];
+        if (typeof hv !== 'string') invalid(`header ${name} must be a string`, idx);
+        enc.string(name, 0, 1);
+        enc.string(hv, 0, 1);
+      }
+    }
+    enc.buf.writeUInt32BE(enc.pos - recStart - 4, recStart);
+  }
+  const buf = enc.buf.subarray(0, enc.pos);
+  buf.writeUInt32BE(enc.pos - BATCH_LOG_OVERHEAD, OFF_LENGTH);
+  buf[OFF_MAGIC] = BATCH_MAGIC;
+  buf[OFF_ATTRIBUTES] = 0;
+  buf.writeUInt32BE(count, OFF_COUNT);
+  writeInt64(buf, OFF_FIRST_TS, firstTs);
+  writeInt64(buf, OFF_MAX_TS, maxTs);
+  return { buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
+}
+
+/** Writes the base offset and the CRC: the batch is then final. */
+export function sealBatch(buf: Buffer, baseOffset: number): void {
+  writeInt64(buf, OFF_BASE_OFFSET, baseOffset);
+  buf.writeUInt32BE(batchCrc(buf, 0, buf.length), OFF_CRC);
+}
+
+function batchCrc(buf: Buffer, start: number, end: number): number {
+  const head = crc32(buf.subarray(start, start + OFF_CRC));
+  return crc32(buf.subarray(start + OFF_MAGIC, end), head);
+}
+
+function writeInt64(buf: Buffer, pos: number, n: number): void {
+  // Two's complement split into 32-bit halves; exact for safe integers.
+  const hi = Math.floor(n / 0x100000000);
+  buf.writeInt32BE(hi, pos);
+  buf.writeUInt32BE(n - hi * 0x100000000, pos + 4);
+}
+
+function readInt64(buf: Buffer, pos: number): number {
+  return buf.readInt32BE(pos) * 0x100000000 + buf.readUInt32BE(pos + 4);
+}
+
+/**
+ * Parses the fixed header at `pos` (needs BATCH_HEADER_BYTES available).
+ * Checks framing only (magic, length, count), not the CRC.
+ * Throws BatchFormatError on bad framing.
+ */
+export function readBatchHeader(buf: Buffer, pos: number): BatchHeader {
+  const length = buf.readUInt32BE(pos + OFF_LENGTH);
+  const header: BatchHeader = {
+    baseOffset: readInt64(buf, pos + OFF_BASE_OFFSET),
+    totalBytes: length + BATCH_LOG_OVERHEAD,
+    crc: buf.readUInt32BE(pos + OFF_CRC),
+    magic: buf[pos + OFF_MAGIC]!,
+    recordCount: buf.readUInt32BE(pos + OFF_COUNT),
+    firstTimestamp: readInt64(buf, pos + OFF_FIRST_TS),
+    maxTimestamp: readInt64(buf, pos + OFF_MAX_TS),
+  };
+  if (header.magic !== BATCH_MAGIC) throw new BatchFormatError(`unknown batch magic ${header.magic}`, pos);
+  if (header.totalBytes < BATCH_HEADER_BYTES || header.totalBytes > MAX_BATCH_BYTES)
+    throw new BatchFormatError(`implausible batch length ${length}`, pos);
+  if (header.recordCount === 0 || header.recordCount > header.totalBytes) throw new BatchFormatError(`implausible record count ${header.recordCount}`, pos);
+  if (header.baseOffset < 0) throw new BatchFormatError(`negative base offset ${header.baseOffset}`, pos);
+  return header;
+}
+
+/** True when the batch at `pos` (its whole `totalBytes` present in `buf`) has a matching CRC. */
+export function batchCrcOk(buf: Buffer, pos: number, header: BatchHeader): boolean {
+  return batchCrc(buf, pos, pos + header.totalBytes) === header.crc;
+}
+
+/** Streaming varint reader over a batch's record area. */
+class Decoder {
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+    readonly end: number,
+  ) {}
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.end) throw new BatchFormatError('record runs past its batch', this.pos);
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 128;
+    }
+    throw new BatchFormatError('varint too long', this.pos);
+  }
+  take(n: number): number {
+    const start = this.pos;
+    if (n > this.end - start) throw new BatchFormatError('field runs past its record', start);
+    this.pos += n;
+    return start;
+  }
+}
+
+/**
+ * Decodes the records of a CRC-checked batch at `pos`, appending those with
+ * offset >= `fromOffset` to `out`, at most `max` of them. Values share
+ * memory with `buf`. Throws BatchFormatError on malformed records.
+ */
+export function decodeRecords(
+  buf: Buffer,
+  pos: number,
+  header: BatchHeader,
+  topic: string,
+  partition: number,
+  fromOffset: number,
+  out: LogRecord[],
+  max: number,
+): void {
+  const end = pos + header.totalBytes;
+  let p = pos + BATCH_HEADER_BYTES;
+  for (let i = 0; i < header.recordCount && out.length < max; i++) {
+    if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
+    const len = buf.readUInt32BE(p);
+    const recEnd = p + 4 + len;
+    if (recEnd > end) throw new BatchFormatError('record runs past its batch', p);
+    const offset = header.baseOffset + i;
+    if (offset < fromOffset) {
+      p = recEnd;
+      continue;
+    }
+    const d = new Decoder(buf, p + 4, recEnd);
+    const zz = d.varint();
+    const timestamp = header.firstTimestamp + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2);
+    const keyLen = d.varint();
+    let key: string | null = null;
+    if (keyLen > 0) {
+      const k = d.take(keyLen - 1);
+      key = buf.toString('utf8', k, k + keyLen - 1);
+    }
+    const valueLen = d.varint();
+    const v = d.take(valueLen);
+    const value = buf.subarray(v, v + valueLen);
+    const headerCount = d.varint();
+    const headers: Record<string, string> = {};
+    for (let h = 0; h < headerCount; h++) {
+      const nl = d.varint();
+      const n = d.take(nl);
+      const vl = d.varint();
+      const hv = d.take(vl);
+      headers[buf.toString('utf8', n, n + nl)] = buf.toString('utf8', hv, hv + vl);
+    }
+    out.push({ topic, partition, offset, timestamp, key, value, headers });
+    p = recEnd;
+  }
+}
+
+/** The timestamps of a batch's records, in order (used by time lookups without building records). */
+export function recordTimestamps(buf: Buffer, pos: number, header: BatchHeader): number[] {
+  const end = pos + header.totalBytes;
+  const result: number[] = [];
+  let p = pos + BATCH_HEADER_BYTES;
+  for (let i = 0; i < header.recordCount; i++) {
+    if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
+    const len = buf.readUInt32BE(p);
+    const d = new Decoder(buf, p + 4, Math.min(end, p + 4 + len));
+    const zz = d.varint();
+    result.push(header.firstTimestamp + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2));
+    p += 4 + len;
+  }
+  return result;
+}
