@@ -210,3 +210,47 @@ describe('LIKE patterns', () => {
     expect(f({ sensor_id: 'aa-101', pattern: null })).toBe(null);
   });
 });
+
+describe('property: compiled closures never throw', () => {
+  it('evaluates random well-formed expressions over random rows to a value (NULL on bad data), never an exception', async () => {
+    const fc = (await import('fast-check')).default;
+    const { SCALAR_FUNCTIONS } = await import('./functions.ts');
+    const leaf = fc.oneof(
+      fc.constantFrom('a', 'b', 'c', 'missing', 'obj->x', 'arr[1]', 'arr[-2]', 'obj[\'x\']'),
+      fc.integer({ min: -5, max: 5 }).map(String),
+      fc.constantFrom('0', '1.5', "'RED'", "'%a_'", "''", 'NULL', 'TRUE', 'FALSE', "'2020-02-14T12:19:27Z'"),
+    );
+    const names = [...SCALAR_FUNCTIONS.values()];
+    const { expr } = fc.letrec((tie) => ({
+      expr: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        leaf,
+        fc.tuple(tie('expr'), fc.constantFrom('+', '-', '*', '/', '%', '||', '=', '<>', '<', '>=', 'AND', 'OR'), tie('expr')).map(([l, op, r]) => `(${l} ${op} ${r})`),
+        tie('expr').map((e) => `(NOT ${e})`),
+        tie('expr').map((e) => `(- ${e})`),
+        fc.tuple(tie('expr'), tie('expr'), tie('expr')).map(([x, l, h]) => `(${x} BETWEEN ${l} AND ${h})`),
+        fc.tuple(tie('expr'), tie('expr')).map(([x, p]) => `(${x} LIKE ${p})`),
+        fc.tuple(tie('expr'), fc.array(tie('expr'), { minLength: 1, maxLength: 3 })).map(([x, l]) => `(${x} IN (${l.join(', ')}))`),
+        tie('expr').map((e) => `(${e} IS NOT NULL)`),
+        fc.tuple(tie('expr'), tie('expr'), tie('expr')).map(([w, t, e]) => `CASE WHEN ${w} THEN ${t} ELSE ${e} END`),
+        fc.tuple(tie('expr'), fc.constantFrom('INT', 'BIGINT', 'DOUBLE', 'DECIMAL(4, 2)', 'VARCHAR', 'BOOLEAN', 'TIMESTAMP', 'DATE', 'ARRAY<INT>')).map(([e, t]) => `CAST(${e} AS ${t})`),
+        fc.tuple(fc.constantFrom(...names), fc.array(tie('expr'), { maxLength: 3 })).map(([f, args]) => {
+          const n = Math.min(Math.max(args.length, f.minArgs), f.maxArgs === Infinity ? 3 : f.maxArgs);
+          const padded = [...args, '1', "'x'", '2'].slice(0, n);
+          return `${f.name}(${padded.join(', ')})`;
+        }),
+      ),
+    }));
+    const value = fc.oneof(fc.constant(null), fc.integer(), fc.double(), fc.string({ maxLength: 6 }), fc.boolean(), fc.constant({ x: 1 }), fc.constant([1, 'two', null]));
+    const row = fc.record({ a: value, b: value, c: value, obj: fc.oneof(value, fc.dictionary(fc.constantFrom('x', 'X', 'y'), value)), arr: fc.oneof(value, fc.array(value, { maxLength: 3 })) });
+    fc.assert(
+      fc.property(expr, row, (sql, r) => {
+        const f = compileExpr(parseExpression(sql), scope);
+        const v = f(r);
+        expect(v === undefined).toBe(false);
+        if (typeof v === 'number') expect(Number.isNaN(v)).toBe(false);
+      }),
+      { numRuns: 1500, seed: 42 },
+    );
+  });
+});
