@@ -1,11 +1,10 @@
 /**
- * The log store the rules tests run on. TEMPORARY: the in-memory stand-in
- * until the log-store implementation lands on main; then this returns
- * `openLogStore({ dataDir })` and rules-memory-log.ts is deleted.
+ * The log store the rules tests run on: the real one, in a test's temporary
+ * folder. No free-space floor (CI disks are small) and no retention timer
+ * (tests close the store themselves).
  */
-import type { LogStoreApi } from '../../log-store/types.ts';
-import { memoryLog } from './rules-memory-log.ts';
+import { openLogStore, type LogStoreApi } from '../../log-store/index.ts';
 
-export async function openTestLog(_dataDir: string): Promise<LogStoreApi> {
-  return memoryLog();
+export async function openTestLog(dataDir: string): Promise<LogStoreApi> {
+  return openLogStore({ dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0 });
 }
