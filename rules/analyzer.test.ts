@@ -54,6 +54,8 @@ describe('analyzer: error golden table (file:line:col: message)', () => {
     ['CREATE TABLE t AS SELECT sensor_id, COUNT(*) FROM widgets WINDOW SESSION (0 SECONDS) GROUP BY sensor_id;', 'rules/hot.sql:4:75: session gap must be greater than zero'],
     ['CREATE STREAM s AS SELECT * FROM widgets PARTITION BY sensor_id, colour;', "rules/hot.sql:4:66: PARTITION BY takes one expression"],
     ['CREATE TABLE t AS SELECT sensor_id, COUNT(*) FROM widgets GROUP BY sensor_id PARTITION BY sensor_id;', 'rules/hot.sql:4:91: PARTITION BY is not supported in CREATE TABLE ... AS SELECT; the key is the GROUP BY'],
+    ["CREATE STREAM s AS SELECT TIMESTAMPTOSTRING(ROWTIME, 'EEE dd') FROM widgets;", "rules/hot.sql:4:27: unsupported pattern 'EEE' in TIMESTAMPTOSTRING (supported: yyyy yy MM M dd d HH H mm m ss s SSS X XXX and 'quoted text')"],
+    ["CREATE STREAM s AS SELECT TIMESTAMPTOSTRING(ROWTIME, 'HH:mm', 'Europe/Paris') FROM widgets;", "rules/hot.sql:4:27: unsupported time zone 'Europe/Paris' (use 'UTC' or a fixed offset like '+02:00')"],
     // Planner errors (properties, names, topics) come out the same way.
     ["CREATE STREAM s WITH (KAFKA_TOPC='x') AS SELECT * FROM widgets;", "rules/hot.sql:4:23: unknown property 'KAFKA_TOPC'"],
     ["CREATE STREAM s WITH (VALUE_FORMAT='AVRO') AS SELECT * FROM widgets;", "rules/hot.sql:4:36: unsupported VALUE_FORMAT 'AVRO': only 'JSON' is supported"],

@@ -356,6 +356,11 @@ class TypeChecker {
       this.expectKind(t, kind, a, upper);
       return t;
     });
+    if (fn.checkLiterals) {
+      const literals = e.args.map((a) => (a.kind === 'StringLiteral' || a.kind === 'NumberLiteral' || a.kind === 'BooleanLiteral' ? a.value : undefined));
+      const problem = fn.checkLiterals(literals);
+      if (problem !== null) throw err(problem, e.pos, e.name.name);
+    }
     return fn.returns(types);
   }
 

@@ -146,6 +146,12 @@ describe('expression evaluation golden table over the DESIGN.md reading', () => 
     ["NULLIF(colour, 'RED')", null],
     ["NULLIF(colour, 'BLUE')", 'RED'],
     ['UCASE(temp_celcius)', null],
+    ["TIMESTAMPTOSTRING(CAST(reading_ts AS TIMESTAMP), 'yyyy-MM-dd HH:mm:ss.SSS')", '2020-02-14 12:19:27.000'],
+    ["TIMESTAMPTOSTRING(1581682767123, 'yyyy-MM-dd''T''HH:mm:ssXXX', '+02:00')", '2020-02-14T14:19:27+02:00'],
+    ["FORMAT_TIMESTAMP(1581682767123, 'd/M/yy H:m:s X')", '14/2/20 12:19:27 Z'],
+    ["TIMESTAMPTOSTRING(1581682767123, 'EEE')", null],
+    ["TIMESTAMPTOSTRING(1581682767123, 'yyyy', 'Mars/Olympus')", null],
+    ["TIMESTAMPTOSTRING(note, 'yyyy')", null],
   ];
   it.each(cases)('%s', (sql, want) => {
     expect(evaluate(sql)).toEqual(want);

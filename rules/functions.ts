@@ -26,6 +26,11 @@ export interface ScalarFunction {
   returns(args: readonly SqlType[]): SqlType;
   /** The implementation; receives exactly the call's arguments. */
   readonly impl: (args: readonly unknown[]) => unknown;
+  /**
+   * Plan-time check of the arguments written as literals (`undefined` for the
+   * others): returns an error message, or null when they are fine.
+   */
+  readonly checkLiterals?: (literals: readonly unknown[]) => string | null;
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && !Number.isNaN(v) ? v : null);
@@ -72,7 +77,107 @@ function firstKnown(args: readonly SqlType[]): SqlType {
   return args.find((t) => t !== 'NULL') ?? 'NULL';
 }
 
+/** Pattern letters TIMESTAMPTOSTRING supports (a subset of Java's DateTimeFormatter). */
+const TIME_FIELDS: Readonly<Record<string, (d: Date, offsetMin: number) => string>> = Object.freeze({
+  yyyy: (d) => String(d.getUTCFullYear()).padStart(4, '0'),
+  yy: (d) => String(d.getUTCFullYear() % 100).padStart(2, '0'),
+  MM: (d) => String(d.getUTCMonth() + 1).padStart(2, '0'),
+  M: (d) => String(d.getUTCMonth() + 1),
+  dd: (d) => String(d.getUTCDate()).padStart(2, '0'),
+  d: (d) => String(d.getUTCDate()),
+  HH: (d) => String(d.getUTCHours()).padStart(2, '0'),
+  H: (d) => String(d.getUTCHours()),
+  mm: (d) => String(d.getUTCMinutes()).padStart(2, '0'),
+  m: (d) => String(d.getUTCMinutes()),
+  ss: (d) => String(d.getUTCSeconds()).padStart(2, '0'),
+  s: (d) => String(d.getUTCSeconds()),
+  SSS: (d) => String(d.getUTCMilliseconds()).padStart(3, '0'),
+  X: (_d, off) => (off === 0 ? 'Z' : formatOffset(off, false)),
+  XXX: (_d, off) => (off === 0 ? 'Z' : formatOffset(off, true)),
+});
+
+function formatOffset(offsetMin: number, colon: boolean): string {
+  const sign = offsetMin < 0 ? '-' : '+';
+  const a = Math.abs(offsetMin);
+  const hh = String(Math.floor(a / 60)).padStart(2, '0');
+  const mm = String(a % 60).padStart(2, '0');
+  return colon ? `${sign}${hh}:${mm}` : `${sign}${hh}${mm}`;
+}
+
+type PatternPart = { literal: string } | { field: (d: Date, offsetMin: number) => string };
+
+/** Splits a DateTimeFormatter pattern into literals and fields; a string names the first unsupported letter run. */
+function parseTimePattern(pattern: string): PatternPart[] | string {
+  const parts: PatternPart[] = [];
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i]!;
+    if (c === "'") {
+      const end = pattern.indexOf("'", i + 1);
+      if (end < 0) return "unterminated quote";
+      parts.push({ literal: end === i + 1 ? "'" : pattern.slice(i + 1, end) });
+      i = end + 1;
+      continue;
+    }
+    if (/[A-Za-z]/.test(c)) {
+      let j = i;
+      while (j < pattern.length && pattern[j] === c) j++;
+      const run = pattern.slice(i, j);
+      const field = TIME_FIELDS[run];
+      if (field === undefined) return run;
+      parts.push({ field });
+      i = j;
+      continue;
+    }
+    parts.push({ literal: c });
+    i++;
+  }
+  return parts;
+}
+
+/** Minutes east of UTC for 'UTC', 'GMT', 'Z' or a fixed offset like '+02:00'; null otherwise. */
+function parseZone(zone: string): number | null {
+  const z = zone.trim().toUpperCase();
+  if (z === 'UTC' || z === 'GMT' || z === 'Z') return 0;
+  const m = /^(?:UTC|GMT)?([+-])(\d{2}):?(\d{2})$/.exec(z);
+  if (m === null) return null;
+  const minutes = Number(m[2]) * 60 + Number(m[3]);
+  if (minutes > 18 * 60) return null;
+  return m[1] === '-' ? -minutes : minutes;
+}
+
+/** TIMESTAMPTOSTRING(ms, pattern [, zone]) with the pattern subset above; zone default UTC. */
+const timestampToString: ScalarFunction = {
+  name: 'TIMESTAMPTOSTRING',
+  minArgs: 2,
+  maxArgs: 3,
+  argKinds: ['number', 'string', 'string'],
+  returns: () => 'VARCHAR',
+  impl: (a) => {
+    const ms = num(a[0]);
+    const pattern = str(a[1]);
+    if (ms === null || pattern === null || !Number.isFinite(ms)) return null;
+    const zone = a.length > 2 ? str(a[2]) : 'UTC';
+    const offsetMin = zone === null ? null : parseZone(zone);
+    const parts = parseTimePattern(pattern);
+    if (offsetMin === null || typeof parts === 'string') return null;
+    const d = new Date(ms + offsetMin * 60_000);
+    if (Number.isNaN(d.getTime())) return null;
+    return parts.map((p) => ('literal' in p ? p.literal : p.field(d, offsetMin))).join('');
+  },
+  checkLiterals: (lits) => {
+    if (typeof lits[1] === 'string') {
+      const parts = parseTimePattern(lits[1]);
+      if (typeof parts === 'string') return `unsupported pattern '${parts}' in TIMESTAMPTOSTRING (supported: yyyy yy MM M dd d HH H mm m ss s SSS X XXX and 'quoted text')`;
+    }
+    if (typeof lits[2] === 'string' && parseZone(lits[2]) === null) return `unsupported time zone '${lits[2]}' (use 'UTC' or a fixed offset like '+02:00')`;
+    return null;
+  },
+};
+
 const FUNCTION_LIST: readonly ScalarFunction[] = [
+  timestampToString,
+  { ...timestampToString, name: 'FORMAT_TIMESTAMP' },
   string1('UCASE', (s) => s.toUpperCase(), 'VARCHAR'),
   string1('LCASE', (s) => s.toLowerCase(), 'VARCHAR'),
   string1('TRIM', (s) => s.trim(), 'VARCHAR'),
