@@ -150,6 +150,15 @@ describe('planner: stream details', () => {
     expect(rule(p, 's', 'stream').project(row({ temp: 5, sensor_id: 'v-1' }, 'k-9'))).toEqual({ sensor_id: 'v-1', temp: 5 });
   });
 
+  it('treats a source declared without columns as schemaless, and survives non-object values', () => {
+    const p = planOk("CREATE STREAM raw WITH (KAFKA_TOPIC='raw_topic'); CREATE STREAM s AS SELECT anything, ROWKEY AS k FROM raw WHERE anything IS NULL;");
+    const s = rule(p, 's', 'stream');
+    expect(s.source.topic).toBe('raw_topic');
+    expect(s.project(row({ Anything: 1 }))).toEqual({ anything: 1, k: 'aa-101' });
+    expect(s.where(row(null as unknown as Record<string, unknown>))).toBe(true);
+    expect(s.project(row(42 as unknown as Record<string, unknown>))).toEqual({ anything: null, k: 'aa-101' });
+  });
+
   it('uses integer division for declared integer columns', () => {
     const p = planOk(`CREATE STREAM w (a INT, b BIGINT, c DOUBLE) WITH (KAFKA_TOPIC='w');
       CREATE STREAM s AS SELECT a / b AS ints, c / b AS dbl, -a / 2 AS neg FROM w;`);

@@ -66,7 +66,11 @@ export type Row = Record<string, unknown>;
  * arguments) read. The runtime fills it per record.
  */
 export interface SourceRow {
-  /** The decoded JSON value of the record. Columns are looked up case-insensitively. */
+  /**
+   * The decoded JSON value of the record: a plain object (the runtime routes
+   * payloads that are not JSON objects to the error/late topic). Columns are
+   * looked up case-insensitively; closures also survive a non-object here.
+   */
   value: Row;
   /** The record key (pseudo column ROWKEY). */
   key: string | null;
@@ -78,7 +82,7 @@ export interface SourceRow {
   offset: number;
 }
 
-/** `SET 'name'='value'` statements seen before a statement in its file, later ones win. Keys as written (lower case by convention). */
+/** `SET 'name'='value'` statements seen before a statement in its file, later ones win. Keys lower-cased. */
 export type Settings = Readonly<Record<string, string>>;
 
 /** Where a statement came from, for logs and diagnostics. */
@@ -482,7 +486,8 @@ export function planSourceStatement(parsed: ParsedStatement & { statement: Creat
 
 /** The schema the analyzer sees for an input plan. */
 function schemaOf(p: SourcePlan): SourceSchema {
-  if (!p.declared) return { name: p.name, columns: null };
+  // Undeclared, or declared without columns (`CREATE STREAM x WITH (...)`): schemaless.
+  if (!p.declared || p.columns.length === 0) return { name: p.name, columns: null };
   return {
     name: p.name,
     columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: baseTypeOf(c.type), key: c.key })),
@@ -545,8 +550,9 @@ function rowColumn(ref: ColumnRef, schema: SourceSchema): Compiled<SourceRow> {
     };
   }
   return (row) => {
-    const v = row.value[name];
-    return v !== undefined ? v : getField(row.value, name, cs);
+    const o = row.value;
+    const v = o !== null && typeof o === 'object' ? o[name] : undefined;
+    return v !== undefined ? v : getField(o, name, cs);
   };
 }
 
