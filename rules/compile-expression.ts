@@ -12,6 +12,11 @@
  * functions; AND/OR/NOT use three-valued logic (`null` is unknown); a type
  * mismatch at run time (a string where a number is expected), division by
  * zero and any non-finite result give NULL. Closures never throw.
+ *
+ * Division: `/` truncates toward zero (Java integer division, as ksqlDB)
+ * only when both sides are statically INT/BIGINT (declared integer columns,
+ * integer literals); values whose type is unknown (schemaless sources)
+ * divide as doubles.
  */
 
 import type { ColumnRef, Expr } from './ast.ts';

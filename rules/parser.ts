@@ -8,6 +8,31 @@
  *   not associative: `a = b = c` is an error) < `||` < `+ -` < `* / %`
  *   < unary `+ -` < postfix (`->field`, `[index]`) < primary.
  *
+ * Grammar (keywords case-insensitive; `[]` optional, `{}` repeated):
+ *
+ *   file      := { statement ';' } [statement]
+ *   statement := SET 'name' = 'value'
+ *              | CREATE [OR REPLACE] [SOURCE] STREAM [IF NOT EXISTS] name
+ *                  ( '(' column {',' column} ')' [WITH props] | WITH props )
+ *              | CREATE [OR REPLACE] (STREAM|TABLE) [IF NOT EXISTS] name [WITH props] AS select
+ *   column    := name type [[PRIMARY] KEY]
+ *   type      := BOOLEAN | INT | INTEGER | BIGINT | DOUBLE | DECIMAL(p, s) | VARCHAR | STRING
+ *              | BYTES | TIMESTAMP | DATE | TIME | ARRAY<type> | MAP<type, type> | STRUCT<name type, ...>
+ *   props     := '(' key '=' literal {',' key '=' literal} ')'
+ *   select    := SELECT item {',' item} FROM name [[AS] alias]
+ *                [WINDOW [name] window] [WHERE expr] [GROUP BY exprs | GROUP BY '(' exprs ')']
+ *                [PARTITION BY expr] [HAVING expr] [EMIT (CHANGES|FINAL)]
+ *   item      := '*' | alias '.' '*' | expr [[AS] alias]
+ *   window    := TUMBLING '(' SIZE n unit [, RETENTION n unit] [, GRACE PERIOD n unit] ')'
+ *              | HOPPING '(' SIZE n unit, ADVANCE BY n unit [, RETENTION ...] [, GRACE PERIOD ...] ')'
+ *              | SESSION '(' n unit [, RETENTION ...] [, GRACE PERIOD ...] ')'
+ *   unit      := MILLISECOND(S) | SECOND(S) | MINUTE(S) | HOUR(S) | DAY(S)
+ *   primary   := literal | column | alias.column | f(args) | f(*) | CASE ... END
+ *              | CAST(expr AS type) | '(' expr ')' | primary '->' field | primary '[' expr ']'
+ *
+ * Not in the dialect (rejected with a message saying so): JOIN, LIMIT,
+ * source tables (`CREATE TABLE x (cols)`), DROP/INSERT/other statements.
+ *
  * Every failure is a `RulesError` with code `RULES_SYNTAX`, the position of
  * the offending token and a message naming it: `expected ')' but found 'GROUP'`.
  * The parser stops at the first error (no recovery): a broken file is
