@@ -121,6 +121,43 @@ const VALUE_OPS: Readonly<Record<string, number>> = Object.freeze({
   '%': 3,
 });
 
+/** Deepest expression (or type) nesting accepted; deeper input is a RULES_SYNTAX error. */
+export const MAX_EXPRESSION_DEPTH = 200;
+
+/** True when the tree is deeper than `limit` (recursion stops at limit + 1). */
+function exceedsDepth(e: Expr, limit: number): boolean {
+  if (limit < 0) return true;
+  switch (e.kind) {
+    case 'FieldAccess':
+      return exceedsDepth(e.base, limit - 1);
+    case 'Subscript':
+      return exceedsDepth(e.base, limit - 1) || exceedsDepth(e.index, limit - 1);
+    case 'Unary':
+      return exceedsDepth(e.operand, limit - 1);
+    case 'Binary':
+      return exceedsDepth(e.left, limit - 1) || exceedsDepth(e.right, limit - 1);
+    case 'InList':
+      return exceedsDepth(e.expr, limit - 1) || e.list.some((x) => exceedsDepth(x, limit - 1));
+    case 'Between':
+      return exceedsDepth(e.expr, limit - 1) || exceedsDepth(e.low, limit - 1) || exceedsDepth(e.high, limit - 1);
+    case 'Like':
+      return exceedsDepth(e.expr, limit - 1) || exceedsDepth(e.pattern, limit - 1);
+    case 'IsNull':
+    case 'Cast':
+      return exceedsDepth(e.expr, limit - 1);
+    case 'Case':
+      return (
+        (e.operand !== null && exceedsDepth(e.operand, limit - 1)) ||
+        e.whens.some((w) => exceedsDepth(w.when, limit - 1) || exceedsDepth(w.then, limit - 1)) ||
+        (e.else !== null && exceedsDepth(e.else, limit - 1))
+      );
+    case 'Call':
+      return e.args.some((a) => exceedsDepth(a, limit - 1));
+    default:
+      return false;
+  }
+}
+
 /** Parses a whole rule file: statements separated by `;` (the last `;` may be omitted). */
 export function parseRules(text: string): ParsedStatement[] {
   const p = new Parser(text);
@@ -308,6 +345,15 @@ class Parser {
 
   private type(): TypeNode {
     const t = this.peek();
+    this.enter(t);
+    try {
+      return this.typeInner(t);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private typeInner(t: Token): TypeNode {
     if (t.kind !== 'word') throw this.expected('a type');
     if (t.value === 'ARRAY') {
       this.next();
@@ -513,8 +559,32 @@ class Parser {
 
   // -- expressions ---------------------------------------------------------
 
+  /**
+   * Parses an expression. Nesting is bounded (MAX_EXPRESSION_DEPTH) both
+   * while parsing (parentheses, NOT, signs, types) and in the finished tree
+   * (long operator chains), so that no later recursion (analysis, compiling,
+   * evaluating) can exhaust the stack on a hostile or generated rule file.
+   */
   expression(): Expr {
-    return this.or();
+    const start = this.peek();
+    this.enter(start);
+    try {
+      const e = this.or();
+      if (this.depth === 1 && exceedsDepth(e, MAX_EXPRESSION_DEPTH)) throw this.tooDeep(start);
+      return e;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private depth = 0;
+
+  private enter(t: Token): void {
+    if (++this.depth > MAX_EXPRESSION_DEPTH) throw this.tooDeep(t);
+  }
+
+  private tooDeep(t: Token): RulesError {
+    return this.error(`expression nested too deeply (more than ${MAX_EXPRESSION_DEPTH} levels)`, t);
   }
 
   private or(): Expr {
@@ -539,8 +609,13 @@ class Parser {
 
   private not(): Expr {
     if (this.isWord('NOT')) {
-      const pos = this.next().pos;
-      return { kind: 'Unary', pos, op: 'NOT', operand: this.not() };
+      const t = this.next();
+      this.enter(t);
+      try {
+        return { kind: 'Unary', pos: t.pos, op: 'NOT', operand: this.not() };
+      } finally {
+        this.depth--;
+      }
     }
     return this.predicate();
   }
@@ -607,7 +682,12 @@ class Parser {
     const t = this.peek();
     if (this.isOp('-') || this.isOp('+')) {
       this.next();
-      return { kind: 'Unary', pos: t.pos, op: t.value as '-' | '+', operand: this.unary() };
+      this.enter(t);
+      try {
+        return { kind: 'Unary', pos: t.pos, op: t.value as '-' | '+', operand: this.unary() };
+      } finally {
+        this.depth--;
+      }
     }
     return this.postfix();
   }
