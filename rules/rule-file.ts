@@ -1,0 +1,147 @@
+/**
+ * Loading rule files: one `.sql` file or a folder of them → plans or
+ * diagnostics (`file:line:col: message`, naming the offending token).
+ *
+ * A rules folder holds `*.sql` files (other files are ignored; sub-folders
+ * are not read). Files are planned in name order. Every file sees the
+ * sources (`CREATE STREAM x (...) WITH (...)`) declared in any file of the
+ * folder, and the derived streams of the files before it; FROM a name that
+ * is declared nowhere reads the topic of that name (see plan.ts).
+ *
+ * A file with any diagnostic contributes no plans, so a runtime that
+ * reloads a changed file keeps the file's previous rules running.
+ *
+ * The file system is injected (`RuleFs`, default `node:fs/promises`).
+ */
+
+import * as nodeFs from 'node:fs/promises';
+import * as path from 'node:path';
+import { parseRules } from './parser.ts';
+import type { CreateSource, ParsedStatement } from './ast.ts';
+import { RulesError } from './errors.ts';
+import { planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
+
+export { formatDiagnostic, planRuleText };
+export type { Catalog, Diagnostic, RuleFilePlan };
+
+/** The file-system calls the loader needs. */
+export interface RuleFs {
+  readFile(file: string, encoding: 'utf8'): Promise<string>;
+  readdir(dir: string): Promise<string[]>;
+}
+
+export interface LoadOptions {
+  /** Default: node:fs/promises. */
+  fs?: RuleFs;
+  /** Plans of the other files (see `catalogOf`). Default: empty. */
+  catalog?: Catalog;
+}
+
+const defaultFs: RuleFs = { readFile: (f, e) => nodeFs.readFile(f, e), readdir: (d) => nodeFs.readdir(d) };
+
+/** Whether a folder entry is a rule file. */
+export function isRuleFile(name: string): boolean {
+  return name.toLowerCase().endsWith('.sql') && !name.startsWith('.');
+}
+
+/**
+ * The catalog of every plan in `files` except those of `excludeFile`: what a
+ * reloaded file should be planned against (its own old plans excluded).
+ */
+export function catalogOf(files: Iterable<RuleFilePlan>, excludeFile?: string): Map<string, Plan> {
+  const out = new Map<string, Plan>();
+  for (const f of files) {
+    if (f.file === excludeFile) continue;
+    for (const p of [...f.sources, ...f.rules]) out.set(p.name, p);
+  }
+  return out;
+}
+
+/** Loads and plans one rule file. An unreadable file is a diagnostic (code RULES_IO) at 1:1, not an exception. */
+export async function loadRuleFile(file: string, options: LoadOptions = {}): Promise<RuleFilePlan> {
+  const fs = options.fs ?? defaultFs;
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException)?.code ?? 'EIO';
+    return { file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] };
+  }
+  return planRuleText(text, file, options.catalog);
+}
+
+/**
+ * Loads every `*.sql` file of `folder` (paths in results are
+ * `path.join(folder, name)`). Throws RulesError RULES_IO when the folder
+ * cannot be listed.
+ */
+export async function loadRuleFolder(folder: string, options: { fs?: RuleFs } = {}): Promise<RuleFilePlan[]> {
+  const fs = options.fs ?? defaultFs;
+  let names: string[];
+  try {
+    names = (await fs.readdir(folder)).filter(isRuleFile).sort();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException)?.code ?? 'EIO';
+    throw new RulesError('RULES_IO', `cannot read rules folder ${folder}: ${code}`, { file: folder, errno: code }, e);
+  }
+  const texts = new Map<string, string | Error>();
+  for (const n of names) {
+    const file = path.join(folder, n);
+    try {
+      texts.set(file, await fs.readFile(file, 'utf8'));
+    } catch (e) {
+      texts.set(file, e as Error);
+    }
+  }
+  // Pass 1: sources declared anywhere, so that any file may read them.
+  const sourceCatalog = new Map<string, Plan>();
+  for (const [file, text] of texts) {
+    if (typeof text !== 'string') continue;
+    const own = planSourcesOnly(text, file);
+    for (const s of own) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
+  }
+  // Pass 2: each file against the other files' sources and the earlier files' derived streams.
+  const results: RuleFilePlan[] = [];
+  for (const [file, text] of texts) {
+    if (typeof text !== 'string') {
+      const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
+      results.push({ file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] });
+      continue;
+    }
+    const catalog = catalogOf(results);
+    for (const [name, s] of sourceCatalog) if (s.origin?.file !== file && !catalog.has(name)) catalog.set(name, s);
+    results.push(planRuleText(text, file, catalog));
+  }
+  return results;
+}
+
+/** The sources a file declares (ignoring its other statements and any that fail); none when it does not parse. */
+function planSourcesOnly(text: string, file: string): Plan[] {
+  let statements: ParsedStatement[];
+  try {
+    statements = parseRules(text);
+  } catch {
+    return [];
+  }
+  const out: Plan[] = [];
+  for (const p of statements) {
+    if (p.statement.kind !== 'CreateSource') continue;
+    try {
+      out.push(planSourceStatement(p as ParsedStatement & { statement: CreateSource }, file));
+    } catch {
+      // Reported when the file itself is planned.
+    }
+  }
+  return out;
+}
+
+/**
+ * Every diagnostic of every rule file in `folder`, in file order: what
+ * `millstream rules check <folder>` prints (one `formatDiagnostic(d)` per
+ * line) before exiting non-zero when the list is not empty. Throws RulesError
+ * RULES_IO when the folder cannot be listed.
+ */
+export async function checkRules(folder: string, options: { fs?: RuleFs } = {}): Promise<Diagnostic[]> {
+  const files = await loadRuleFolder(folder, options);
+  return files.flatMap((f) => f.diagnostics);
+}
