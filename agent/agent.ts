@@ -47,6 +47,14 @@ export interface Agent {
   status(): AgentStatus;
   /** The log store, while running (for tests and tools in the same process). */
   log(): LogStoreApi | null;
+  /** What the sources handed to the log since start: readings stored per topic, dead letters, per device counts. Valid after stop. */
+  summary(): AgentSummary;
+}
+
+export interface AgentSummary {
+  storedByTopic: Record<string, number>;
+  deadLetters: number;
+  devices: Array<{ source: string; device: string; readings: number; decodeErrors: number; deadLetters: number }>;
 }
 
 /** Wraps the log's file system so every fdatasync is timed into the metrics histogram. */
@@ -341,5 +349,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
     },
     status,
     log: () => log,
+    summary() {
+      const devices: AgentSummary['devices'] = [];
+      for (const [source, a] of adapters) {
+        for (const d of a.status()) devices.push({ source, device: d.device, readings: d.readings, decodeErrors: d.decodeErrors, deadLetters: d.deadLetters });
+      }
+      return { storedByTopic: sink?.stored() ?? {}, deadLetters: sink?.deadLettersStored() ?? 0, devices };
+    },
   };
 }

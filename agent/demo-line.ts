@@ -37,6 +37,8 @@ export interface DemoLine {
   readonly serialPath: string | null;
   /** Readings published so far over MQTT. */
   published(): number;
+  /** Stops the simulated sensors (publishers, scale); the broker and PLC keep answering. */
+  stopDevices(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -108,10 +110,15 @@ export async function startDemoLine(options: DemoLineOptions): Promise<DemoLine>
         });
       }
     }, options.mqttIntervalMs ?? 200);
-    stops.push(async () => {
+    let publisherStopped = false;
+    const stopPublisher = async () => {
       clearInterval(tick);
+      if (publisherStopped) return;
+      publisherStopped = true;
       await publisher.endAsync();
-    });
+    };
+    stops.push(stopPublisher);
+    const deviceStops: Array<() => Promise<void>> = [stopPublisher];
 
     // 2. Modbus TCP: two slaves. Holding 0: temperature ×10 (int16); 1-2: weight (float32, ABCD); coil 0: running.
     const modbusPort = await freePort();
@@ -160,10 +167,12 @@ export async function startDemoLine(options: DemoLineOptions): Promise<DemoLine>
           };
           out.write(`${JSON.stringify(reading)}\n`);
         }, 500);
-        stops.push(async () => {
+        const stopScale = async () => {
           clearInterval(scale);
           out.destroy();
-        });
+        };
+        stops.push(stopScale);
+        deviceStops.push(stopScale);
       } else {
         options.logger.warn({}, 'demo: socat did not create the pty pair; no serial device in this demo');
       }
@@ -182,6 +191,9 @@ export async function startDemoLine(options: DemoLineOptions): Promise<DemoLine>
       modbusPort,
       serialPath,
       published: () => published,
+      async stopDevices() {
+        for (const s of deviceStops) await s().catch(() => undefined);
+      },
       async stop() {
         for (const s of stops.reverse()) await s().catch(() => undefined);
         stops.length = 0;

@@ -97,9 +97,11 @@ export function register(program: Command): void {
           process.exit(1);
         }, config.shutdown.timeoutMs);
         try {
+          // The demo's devices stop first, so nothing they send is cut off half way; then the agent; then the simulated broker and PLC.
+          await demo?.stopDevices();
           await agent.stop();
           await demo?.stop();
-          logger.info({}, 'stopped cleanly');
+          logger.info({ ...agent.summary() }, 'stopped cleanly');
           notifier.close();
           clearTimeout(budget);
           // Let pino flush stdout, then exit.
