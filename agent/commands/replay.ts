@@ -1,8 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
-import { openLogStore } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
-import { replay, type ReplayBound, type ReplayProgress } from '../replay.ts';
+import type { ReplayBound, ReplayProgress } from '../replay.ts';
 
 interface ReplayCliOptions {
   topic: string;
@@ -100,6 +99,7 @@ export function register(program: Command): void {
             ...(o.from ? { from: parseBound(o.from, '--from', true)! } : {}),
             ...(o.to ? { to: parseBound(o.to, '--to', true)! } : {}),
           };
+      const [{ replay }, { openLogStore }] = await Promise.all([import('../replay.ts'), import('../../log-store/index.ts')]);
       const progress = progressReporter(process.stderr);
       const result = await replay({ input, ...(o.rules ? { rules: o.rules } : {}), speed, stepMs, onProgress: (p) => progress.update(p) });
       progress.done();

@@ -2,12 +2,10 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { createAgent, type Agent } from '../agent.ts';
-import { loadConfig, parseConfig, type AgentConfig } from '../config.ts';
-import { demoConfigYaml, startDemoLine, type DemoLine } from '../demo-line.ts';
+import type { Agent } from '../agent.ts';
+import type { AgentConfig } from '../config.ts';
+import type { DemoLine } from '../demo-line.ts';
 import { AgentError } from '../errors.ts';
-import { createNotifier } from '../systemd-notify.ts';
 
 interface RunOptions {
   config?: string;
@@ -38,6 +36,14 @@ export function register(program: Command): void {
     .option('--http-port <port>', 'with --demo: status page port (0: any free port)', '8080')
     .action(async (opts: RunOptions) => {
       if (!opts.config && !opts.demo) throw new AgentError('USAGE', 'run: give --config <file> or --demo');
+      // Loaded here, not at the top: every other command starts without the agent's modules.
+      const [{ pino }, { createAgent }, { loadConfig, parseConfig }, { demoConfigYaml, startDemoLine }, { createNotifier }] = await Promise.all([
+        import('pino'),
+        import('../agent.ts'),
+        import('../config.ts'),
+        import('../demo-line.ts'),
+        import('../systemd-notify.ts'),
+      ]);
       let demo: DemoLine | null = null;
       let config: AgentConfig;
       const bootLogger = pino({ base: { pid: process.pid } });
