@@ -5,6 +5,7 @@ import { register as registerLog } from './log.ts';
 import { register as registerRules } from './rules.ts';
 import { register as registerCapture } from './capture.ts';
 import { register as registerReplay } from './replay.ts';
+import { register as registerStatus } from './status.ts';
 
 /** Every command group, in help order. Add a group with one import and one entry. */
-export const commandGroups: ReadonlyArray<(program: Command) => void> = [registerRun, registerConfig, registerLog, registerRules, registerCapture, registerReplay];
+export const commandGroups: ReadonlyArray<(program: Command) => void> = [registerRun, registerConfig, registerLog, registerRules, registerCapture, registerReplay, registerStatus];
