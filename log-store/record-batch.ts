@@ -125,7 +125,8 @@ class Encoder {
   string(s: string, bias: number, reserve: number): void {
     this.ensure(reserve + s.length * 3 + 10);
     const start = this.pos + reserve;
-    const n = this.buf.write(s, start, 'utf8');
+    // No encoding argument: utf8 is the default, and naming it costs a normalization call per string.
+    const n = this.buf.write(s, start);
     const need = varintSize(n + bias);
     if (need !== reserve) this.buf.copyWithin(this.pos + need, start, start + n);
     writeVarint(this.buf, this.pos, n + bias);
