@@ -201,6 +201,8 @@ export class Segment {
   private timeWriter: LogFileHandle | null = null;
   private indexEntriesWritten = 0;
   private timeEntriesWritten = 0;
+  /** Set when the active segment's indexes were rebuilt in memory: the next index write rewrites both files. */
+  private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
   private readers = 0;
@@ -408,16 +410,31 @@ export class Segment {
   async rebuildIndexes(indexIntervalBytes: number): Promise<ScanProblem | null> {
     const fh = await this.openReader();
     try {
+      const active = this.logWriter !== null;
       const index = new OffsetIndex();
       const time = new TimeIndex();
-      this.index = index;
-      this.timeIndex = time;
-      this.lastIndexedPos = 0;
+      let lastIndexedPos = 0;
       let runningMax = NO_TIMESTAMP;
       const scan = await scanLog(fh, this.logPath, this.size, 0, this.baseOffset, NO_TIMESTAMP, ({ position, header }) => {
-        this.maybeIndex(position, header.baseOffset, runningMax, indexIntervalBytes);
+        if (position > 0 && position - lastIndexedPos >= indexIntervalBytes) {
+          index.append(header.baseOffset - this.baseOffset, position);
+          time.append(runningMax, header.baseOffset - this.baseOffset);
+          lastIndexedPos = position;
+        }
         if (header.maxTimestamp > runningMax) runningMax = header.maxTimestamp;
       });
+      if (active) {
+        // Appends may have indexed batches past the scanned size meanwhile: keep the rebuilt entries
+        // only, and let the next index write rewrite both files from the start.
+        this.index = index;
+        this.timeIndex = time;
+        this.lastIndexedPos = Math.max(lastIndexedPos, this.lastIndexedPos);
+        this.rewriteIndexFiles = true;
+        return scan.problem;
+      }
+      this.index = index;
+      this.timeIndex = time;
+      this.lastIndexedPos = lastIndexedPos;
       if (scan.problem === null) this.maxTimestamp = scan.maxTimestamp;
       else if (scan.maxTimestamp > this.maxTimestamp) this.maxTimestamp = scan.maxTimestamp;
       // The final entry: every record of the segment is at or below maxTimestamp.
@@ -479,6 +496,14 @@ export class Segment {
     const index = this.index!;
     const time = this.timeIndex!;
     if (this.indexWriter === null || this.timeWriter === null) return;
+    if (this.rewriteIndexFiles) {
+      // After an in-memory rebuild: both files are rewritten from the start.
+      this.rewriteIndexFiles = false;
+      this.indexEntriesWritten = 0;
+      this.timeEntriesWritten = 0;
+      await this.indexWriter.truncate(0);
+      await this.timeWriter.truncate(0);
+    }
     if (index.count > this.indexEntriesWritten) {
       const from = this.indexEntriesWritten;
       const bytes = index.bytes(from);
