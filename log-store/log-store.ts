@@ -296,15 +296,22 @@ class LogStore implements LogStoreApi {
     const groups: Array<number[] | undefined> = [];
     let single = -1;
     let mixed = false;
-    const routes = new Int32Array(records.length);
+    const n = t.config.partitions;
+    const routes = n === 1 ? null : new Int32Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       if (r === null || typeof r !== 'object') throw new LogError('LOG_INVALID_ARGUMENT', `record ${i}: not an object`, { topic });
+      if (routes === null) {
+        // One partition: nothing to route; only an explicit partition other than 0 is wrong.
+        if (r.partition !== undefined && r.partition !== 0) this.pickPartition(t, r.key, r.partition, i);
+        continue;
+      }
       const p = this.pickPartition(t, r.key, r.partition, i);
       routes[i] = p;
       if (i === 0) single = p;
       else if (p !== single) mixed = true;
     }
+    if (routes === null) single = 0;
     const now = this.clock.now();
     const encoded: Array<{ partition: Partition; batch: EncodedBatch }> = [];
     let totalBytes = 0;
@@ -313,7 +320,7 @@ class LogStore implements LogStoreApi {
         encoded.push({ partition: t.partitions[single]!, batch: encodeBatch(records, null, now) });
       } else {
         for (let i = 0; i < records.length; i++) {
-          const p = routes[i]!;
+          const p = routes![i]!;
           let g = groups[p];
           if (!g) {
             groups[p] = g = [];
