@@ -17,6 +17,7 @@
  */
 import { LogError, fromFsError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
+import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
 import { NO_TIMESTAMP, Segment, parseSegmentFile, type ScanProblem, type SegmentContext } from './segment.ts';
 import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
@@ -50,6 +51,7 @@ export class Completion {
 
 interface Pending {
   buf: Buffer;
+  backing: Buffer;
   baseOffset: number;
   recordCount: number;
   maxTimestamp: number;
@@ -62,6 +64,8 @@ export interface PartitionDeps {
   timers: Timers;
   logger: Logger;
   readOnly: boolean;
+  /** Encode buffers go back here once written. */
+  pool: BufferPool;
   /** Called after new records became readable. */
   onAppend: () => void;
 }
@@ -225,7 +229,7 @@ export class Partition {
     const baseOffset = this.assignOffset;
     sealBatch(batch.buf, baseOffset);
     this.assignOffset += batch.recordCount;
-    this.queue.push({ buf: batch.buf, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
+    this.queue.push({ buf: batch.buf, backing: batch.backing, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
     this.queuedBytes += batch.buf.length;
     this.scheduleFlush();
     return baseOffset;
@@ -334,6 +338,8 @@ export class Partition {
       }
     } finally {
       this.writing = false;
+      // Written (or failed): the kernel holds the bytes now; only lengths are used from here on.
+      for (const g of group) this.deps.pool.give(g.backing);
     }
     if (this.queue.length > 0 && !this.flushDue) this.scheduleFlush();
     this.pump();

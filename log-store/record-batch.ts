@@ -38,6 +38,7 @@
  * afterwards.
  */
 import { crc32 } from 'node:zlib';
+import type { BufferPool } from './buffer-pool.ts';
 import type { LogRecord, RecordInput } from './types.ts';
 
 export const BATCH_HEADER_BYTES = 38;
@@ -69,7 +70,10 @@ export interface BatchHeader {
 
 /** An encoded batch, not yet given its base offset (see `sealBatch`). */
 export interface EncodedBatch {
+  /** The batch bytes (a view of `backing`). */
   buf: Buffer;
+  /** The whole buffer the batch was encoded into; give it back to the pool once written. */
+  backing: Buffer;
   recordCount: number;
   firstTimestamp: number;
   maxTimestamp: number;
@@ -138,13 +142,18 @@ function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: n
 class Encoder {
   buf: Buffer;
   pos = 0;
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(capacity, 256));
+  constructor(
+    capacity: number,
+    private readonly pool: BufferPool | null,
+  ) {
+    this.buf = pool ? pool.take(capacity) : Buffer.allocUnsafe(Math.max(capacity, 256));
   }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    const size = Math.max(this.buf.length * 2, this.pos + n);
+    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
+    this.pool?.give(this.buf);
     this.buf = next;
   }
   varint(n: number): void {
@@ -175,7 +184,7 @@ function invalid(message: string, index: number): never {
  * `sealBatch`, once the partition assigns the offset.
  * Throws BatchFormatError on a malformed record (caller: LOG_INVALID_ARGUMENT).
  */
-export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number): EncodedBatch {
+export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number, pool: BufferPool | null = null): EncodedBatch {
   const count = indices === null ? records.length : indices.length;
   if (count === 0) throw new BatchFormatError('empty batch', 0);
   let estimate = BATCH_HEADER_BYTES;
@@ -185,7 +194,7 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
     const k = r?.key;
     estimate += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
   }
-  const enc = new Encoder(estimate + (estimate >>> 4));
+  const enc = new Encoder(estimate + (estimate >>> 4), pool);
   let p = BATCH_HEADER_BYTES;
   let firstTs = 0;
   let maxTs = 0;
@@ -254,7 +263,7 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
   buf.writeUInt32BE(count, OFF_COUNT);
   writeInt64(buf, OFF_FIRST_TS, firstTs);
   writeInt64(buf, OFF_MAX_TS, maxTs);
-  return { buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
+  return { buf, backing: enc.buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
 }
 
 /** Writes the base offset and the CRC: the batch is then final. */
