@@ -7,6 +7,7 @@ import { appendFileSync, readFileSync, readdirSync, rmSync, statSync, truncateSy
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
+import { FaultFileSystem } from './support/fault-fs.ts';
 import { Fixtures, capturingLogger, readAll, readAround, reading } from './support/log-store-fixtures.ts';
 
 const fx = new Fixtures();
@@ -64,6 +65,23 @@ describe('log store recovery', () => {
     const again = await fx.open({ dataDir });
     expect(again.recovery).toEqual([]);
     expect(again.endOffset('t', 0)).toBe(total + 1);
+  });
+
+  it('scans only the tail of the active segment on open, whatever the size of the log', async () => {
+    const dataDir = fx.tempDir();
+    const { total, dir } = await build(dataDir, 60, { segmentBytes: 16_384, indexIntervalBytes: 1024 });
+    const logs = segmentLogs(dir);
+    expect(logs.length).toBeGreaterThan(3);
+    const fs = new FaultFileSystem();
+    const log = await fx.open({ dataDir, fs });
+    expect(log.endOffset('t', 0)).toBe(total);
+    for (const closed of logs.slice(0, -1)) expect(fs.bytesRead.get(closed) ?? 0, closed).toBe(0);
+    const active = logs.at(-1)!;
+    const batches = batchesOf(active);
+    const biggest = Math.max(...batches.map((b) => b.bytes));
+    // From the last index entry: at most one index interval plus the batch crossing it, and the entry's own check.
+    expect(fs.bytesRead.get(active) ?? 0).toBeLessThanOrEqual(1024 + 3 * biggest);
+    expect(statSync(active).size).toBeGreaterThan(1024 + 3 * biggest);
   });
 
   it('cuts the first corrupt batch of the active segment and everything after it', async () => {
