@@ -82,6 +82,11 @@ const suite: BenchSuite = {
   async run(report, ctx) {
     const count = Math.max(1000, Math.round(200_000 * ctx.scale));
     const schemaCheck = new SchemaCheck({ schemas: { widgets: schema } });
+    // Warm-up (JIT) of both paths on a small file, so neither measured run pays for compilation.
+    const warm = join(ctx.tmpDir, 'warm.capture');
+    await writeCapture(warm, 'json', 20_000);
+    for await (const _ of replayCapture(warm, { topic: 'widgets', schemaCheck, maxClockSkewMs: 0 })) void _;
+    await bareBaseline(warm);
     for (const format of ['json', 'csv', 'kv'] as const) {
       const path = join(ctx.tmpDir, `${format}.capture`);
       await writeCapture(path, format, count);
