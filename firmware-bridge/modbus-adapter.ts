@@ -144,7 +144,6 @@ export class ModbusAdapter extends AdapterBase {
   private readonly transport: ModbusTcpTransport | ModbusRtuTransport;
   private readonly slaves: SlaveRuntime[];
   private readonly slaveEvents = new EventEmitter();
-  private readonly keyField: string;
 
   private client: ModbusClient | null = null;
   private lineUp = false;
@@ -173,7 +172,7 @@ export class ModbusAdapter extends AdapterBase {
     this.transport = Object.freeze({ ...t });
     if (!Array.isArray(config.slaves) || config.slaves.length === 0) fail('slaves', 'needs at least one slave');
     const maxUnitId = t.kind === 'rtu' ? 247 : 255;
-    const resolved = config.slaves.map((s, i) => resolveSlave(s, i, config.topic, maxUnitId));
+    const resolved = config.slaves.map((s, i) => resolveSlave(s, i, config.topic, maxUnitId, config.keyField ?? 'sensor_id'));
     const names = new Set<string>();
     const units = new Set<number>();
     resolved.forEach((s, i) => {
@@ -182,7 +181,6 @@ export class ModbusAdapter extends AdapterBase {
       names.add(s.name);
       units.add(s.unitId);
     });
-    this.keyField = config.keyField ?? 'sensor_id';
     const random = deps.random ?? Math.random;
     this.slaves = resolved.map((s) => ({
       config: s,
@@ -421,7 +419,7 @@ export class ModbusAdapter extends AdapterBase {
     s.polls++;
     let item;
     try {
-      const value = decodeSlaveValue(cfg, data, this.keyField, s.scratch);
+      const value = decodeSlaveValue(cfg, data, s.scratch);
       const result = s.pipeline.fromValue(value, JSON.stringify(value), receivedAt);
       if (result.ok) {
         item = { readings: [result.reading], letters: [] };
