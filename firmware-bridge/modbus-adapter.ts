@@ -36,7 +36,7 @@ import { sleep } from './backoff.ts';
 import { BridgeError, isBridgeError } from './errors.ts';
 import { CircuitBreaker, type BreakerState } from './modbus-circuit-breaker.ts';
 import { modbusException } from './modbus-exceptions.ts';
-import { buildExceptionResponse, buildReadRequest, buildReadResponse } from './modbus-frames.ts';
+import { buildExceptionResponse, buildReadRequest, buildReadResponse, framesRaw } from './modbus-frames.ts';
 import type { ReadRequest } from './modbus-request-plan.ts';
 import { decodeSlaveValue, resolveSlave, type ModbusSlaveConfig, type ResolvedSlave } from './modbus-slave.ts';
 import { ReadingBuilder } from './reading-builder.ts';
@@ -420,7 +420,7 @@ export class ModbusAdapter extends AdapterBase {
     let item;
     try {
       const value = decodeSlaveValue(cfg, data, s.scratch);
-      const result = s.pipeline.fromValue(value, JSON.stringify(value), receivedAt);
+      const result = s.pipeline.fromValue(value, framesRaw(frames), receivedAt);
       if (result.ok) {
         item = { readings: [result.reading], letters: [] };
       } else {
@@ -431,7 +431,7 @@ export class ModbusAdapter extends AdapterBase {
       const error = isBridgeError(err) ? err : new BridgeError('BRIDGE_DECODE', (err as Error).message, { device: cfg.name }, err);
       s.decodeErrors++;
       s.lastError = error.message;
-      item = { readings: [], letters: [s.pipeline.fromError(error, frames.map((f) => f.toString('hex')).join(' '), receivedAt)] };
+      item = { readings: [], letters: [s.pipeline.fromError(error, framesRaw(frames), receivedAt)] };
     }
     this.setSlaveState(s);
     await this.deliver(item.readings, item.letters);

@@ -16,7 +16,7 @@ import type { FrameDecoder, FrameOutput } from './capture-replay.ts';
 import type { CaptureFrame } from './capture.ts';
 import { BridgeError, isBridgeError } from './errors.ts';
 import type { ModbusAdapterConfig } from './modbus-adapter.ts';
-import { parseReadRequest, parseReadResponse } from './modbus-frames.ts';
+import { framesRaw, parseReadRequest, parseReadResponse } from './modbus-frames.ts';
 import { decodeSlaveValue, resolveSlave, type ResolvedSlave } from './modbus-slave.ts';
 import type { SourceKind } from './types.ts';
 
@@ -67,13 +67,15 @@ export function modbusSlaveDecoder(slave: ResolvedSlave): FrameDecoder {
       }
       if (responses.length !== slave.requests.length || responses.includes(undefined)) return [];
       const data = responses as Buffer[];
+      const polled = frames;
       responses = Array.from({ length: slave.requests.length }, () => undefined);
+      frames = [];
       try {
         const value = decodeSlaveValue(slave, data, scratch);
-        return [{ ok: true, value, raw: JSON.stringify(value), topic: slave.topic }];
+        return [{ ok: true, value, raw: framesRaw(polled), topic: slave.topic }];
       } catch (err) {
         const error = isBridgeError(err) ? err : new BridgeError('BRIDGE_DECODE', (err as Error).message, { device: slave.name }, err);
-        return [{ ok: false, error, raw: frames.map((f) => f.toString('hex')).join(' '), topic: slave.topic }];
+        return [{ ok: false, error, raw: framesRaw(polled), topic: slave.topic }];
       }
     },
   };
