@@ -128,6 +128,9 @@ interface SlaveRuntime {
  */
 const ModbusRTU = ModbusSerial.default;
 type ModbusClient = InstanceType<typeof ModbusRTU>;
+
+/** Longest wait for a port or socket to report closed, in ms. */
+const RELEASE_TIMEOUT_MS = 2000;
 type ReadCallback = (err: unknown, res: { buffer: Buffer; request?: Uint8Array; responses?: Uint8Array[] }) => void;
 
 /** Is a failed request worth another attempt within the same poll? Decided by code and the exception table, never by text. */
@@ -294,19 +297,33 @@ export class ModbusAdapter extends AdapterBase {
     this.backlogWaiters.clear();
   }
 
+  /**
+   * Releases a client: TCP sockets are destroyed (no FIN handshake to wait
+   * for from a server that may be gone); a serial port is closed. Bounded by
+   * RELEASE_TIMEOUT_MS so a port that never reports closed cannot stall a
+   * reconnect.
+   */
   private release(client: ModbusClient): Promise<void> {
     // modbus-serial's typings omit the EventEmitter methods the class has.
     const emitter = client as unknown as EventEmitter;
     emitter.removeAllListeners('close');
     emitter.removeAllListeners('error');
-    // Keep an error listener: a late socket/port error after close must not crash the process.
-    client.on('error', () => {});
+    // Keep an error listener: a late socket/port error after release must not crash the process.
+    emitter.on('error', () => {});
     return new Promise<void>((resolve) => {
-      try {
-        if (client.isOpen) client.close(() => resolve());
-        else client.destroy(() => resolve());
-      } catch {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.timers.clearTimeout(guard);
         resolve();
+      };
+      const guard = this.timers.setTimeout(finish, RELEASE_TIMEOUT_MS);
+      try {
+        if (this.transport.kind === 'tcp' || !client.isOpen) client.destroy(finish);
+        else client.close(finish);
+      } catch {
+        finish();
       }
     });
   }
@@ -548,6 +565,12 @@ export class ModbusAdapter extends AdapterBase {
     const line = this.state;
     if (line === 'stopped' || line === 'connecting' || line === 'backoff' || line === 'paused') return line;
     return s.breaker.state === 'open' ? 'backoff' : 'connected';
+  }
+
+  /** Line state changes are emitted by the base for every slave; keep each slave's last-emitted state in step. */
+  protected override setState(state: AdapterState): void {
+    super.setState(state);
+    for (const s of this.slaves) s.state = this.slaveState(s);
   }
 
   private setSlaveState(s: SlaveRuntime): void {
