@@ -14,6 +14,7 @@ import { CAPTURE_FORMAT, CAPTURE_VERSION, encodeCaptureFrame } from '../firmware
 import { replayCapture } from '../firmware-bridge/capture-replay.ts';
 import type { FramingConfig } from '../firmware-bridge/line-decoders.ts';
 import { SchemaCheck } from '../firmware-bridge/schema-check.ts';
+import { modbusDecoderBench } from './bridge-modbus.ts';
 import type { BenchSuite } from './harness.ts';
 
 const COLOURS = ['RED', 'GREEN', 'BLUE'];
@@ -78,10 +79,15 @@ const schema = {
 
 const suite: BenchSuite = {
   name: 'bridge',
-  description: 'serial readings/s through the bridge decoders from a capture file (JSON, CSV, key=value) vs a bare JSON.parse baseline',
+  description: 'serial and Modbus readings/s through the bridge decoders from capture files (JSON, CSV, key=value; Modbus RTU frames) vs bare parse baselines',
   async run(report, ctx) {
     const count = Math.max(1000, Math.round(200_000 * ctx.scale));
     const schemaCheck = new SchemaCheck({ schemas: { widgets: schema } });
+    // Warm-up (JIT) of both paths on a small file, so neither measured run pays for compilation.
+    const warm = join(ctx.tmpDir, 'warm.capture');
+    await writeCapture(warm, 'json', 20_000);
+    for await (const _ of replayCapture(warm, { topic: 'widgets', schemaCheck, maxClockSkewMs: 0 })) void _;
+    await bareBaseline(warm);
     for (const format of ['json', 'csv', 'kv'] as const) {
       const path = join(ctx.tmpDir, `${format}.capture`);
       await writeCapture(path, format, count);
@@ -108,6 +114,7 @@ const suite: BenchSuite = {
       }
     }
     report.note(`${count} readings per format, ~1 KiB serial chunks split mid-line`);
+    await modbusDecoderBench(report, ctx);
   },
 };
 

@@ -269,6 +269,28 @@ describe('AdapterBase', () => {
     expect(a.status()[0]!.state).toBe('stopped');
   });
 
+  it('a throwing state or error listener is contained: delivery and reconnects go on', async () => {
+    const a = make({ sinkRetry: { initialMs: 100, jitter: 0 }, reconnect: { initialMs: 100, jitter: 0 } });
+    a.on('state', () => {
+      throw new Error('listener bug');
+    });
+    a.on('error', () => {
+      throw new Error('listener bug');
+    });
+    await a.start();
+    sink.refusing = true;
+    dev.emit('value', { sensor_id: 'x' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.status()[0]!.state).toBe('paused');
+    sink.refusing = false;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sink.readings.map((r) => r.key)).toEqual(['x']);
+    dev.emit('gone');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(a.status()[0]!.state).toBe('connected');
+    await a.stop();
+  });
+
   it('refuses a config without device or topic', () => {
     expect(() => make({ device: '' })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));
     expect(() => make({ topic: '' })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));

@@ -435,8 +435,18 @@ export abstract class AdapterBase implements DeviceAdapter {
     if (state === this.currentState) return;
     this.currentState = state;
     this.logger.debug({ device: this.device, state }, 'state');
-    const snapshot = this.status();
-    for (const s of snapshot) this.events.emit('state', s);
+    for (const s of this.status()) this.emitSafely('state', s);
+  }
+
+  /** A throwing listener is logged, never allowed into the adapter's own control flow (it would stall delivery or reconnects). */
+  private emitSafely(event: keyof AdapterEvents, arg: DeviceStatus | Error): void {
+    for (const listener of this.events.listeners(event)) {
+      try {
+        (listener as (a: typeof arg) => void)(arg);
+      } catch (err) {
+        this.logger.error({ device: this.device, event, err: (err as Error)?.message ?? String(err) }, 'adapter event listener threw');
+      }
+    }
   }
 
   /** Counts an error, remembers it as `lastError`, emits 'error' when anyone listens (never throws for lack of a listener). */
@@ -444,7 +454,7 @@ export abstract class AdapterBase implements DeviceAdapter {
     this.counters.errors++;
     this.lastError = err.message;
     this.logger.warn({ device: this.device, code: (err as BridgeError).code, err: err.message }, 'adapter error');
-    if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
+    this.emitSafely('error', err);
   }
 
   /** The status of this adapter's device. Adapters with several devices (Modbus slaves) override `status()`. */

@@ -19,6 +19,7 @@
 import type { AdapterDeps } from './adapter-base.ts';
 import { BridgeError } from './errors.ts';
 import { ModbusAdapter, type ModbusAdapterConfig } from './modbus-adapter.ts';
+import { MqttAdapter, type MqttAdapterConfig } from './mqtt-adapter.ts';
 import { SerialAdapter, type SerialAdapterConfig } from './serial-adapter.ts';
 import type { DeviceAdapter } from './types.ts';
 
@@ -47,15 +48,16 @@ export { LineProcessor, type LineOutput } from './line-processor.ts';
 export { replayCapture, type ReplayOptions, type ReplayOutput } from './capture-replay.ts';
 export { SerialAdapter, SERIAL_DEFAULTS, type SerialAdapterConfig } from './serial-adapter.ts';
 export { ModbusAdapter, type ModbusAdapterConfig } from './modbus-adapter.ts';
-// TODO(lead): export MqttAdapter / MqttAdapterConfig and add the 'mqtt' entry below once mqtt-adapter.ts is committed.
+export { MqttAdapter, type MqttAdapterConfig } from './mqtt-adapter.ts';
 
 /** One source of the agent config: the adapter's own config plus its `kind`. */
-export type AdapterConfig = SerialAdapterConfig | ({ kind: 'modbus' } & ModbusAdapterConfig);
+export type AdapterConfig = SerialAdapterConfig | ({ kind: 'modbus' } & ModbusAdapterConfig) | ({ kind: 'mqtt' } & MqttAdapterConfig);
 
 /** Kind → constructor. A table, so a new source kind is one entry. */
 const FACTORIES: Readonly<Record<AdapterConfig['kind'], (config: never, deps: AdapterDeps) => DeviceAdapter>> = Object.freeze({
   serial: (config: SerialAdapterConfig, deps: AdapterDeps) => new SerialAdapter(config, deps),
   modbus: (config: ModbusAdapterConfig, deps: AdapterDeps) => new ModbusAdapter(config, deps),
+  mqtt: (config: MqttAdapterConfig, deps: AdapterDeps) => new MqttAdapter(config, deps),
 });
 
 /** Builds the adapter for one configured source. Throws BRIDGE_CONFIG for an unknown kind or invalid options. */

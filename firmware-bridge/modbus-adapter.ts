@@ -36,7 +36,7 @@ import { sleep } from './backoff.ts';
 import { BridgeError, isBridgeError } from './errors.ts';
 import { CircuitBreaker, type BreakerState } from './modbus-circuit-breaker.ts';
 import { modbusException } from './modbus-exceptions.ts';
-import { buildExceptionResponse, buildReadRequest, buildReadResponse } from './modbus-frames.ts';
+import { buildExceptionResponse, buildReadRequest, buildReadResponse, framesRaw } from './modbus-frames.ts';
 import type { ReadRequest } from './modbus-request-plan.ts';
 import { decodeSlaveValue, resolveSlave, type ModbusSlaveConfig, type ResolvedSlave } from './modbus-slave.ts';
 import { ReadingBuilder } from './reading-builder.ts';
@@ -128,6 +128,9 @@ interface SlaveRuntime {
  */
 const ModbusRTU = ModbusSerial.default;
 type ModbusClient = InstanceType<typeof ModbusRTU>;
+
+/** Longest wait for a port or socket to report closed, in ms. */
+const RELEASE_TIMEOUT_MS = 2000;
 type ReadCallback = (err: unknown, res: { buffer: Buffer; request?: Uint8Array; responses?: Uint8Array[] }) => void;
 
 /** Is a failed request worth another attempt within the same poll? Decided by code and the exception table, never by text. */
@@ -144,7 +147,6 @@ export class ModbusAdapter extends AdapterBase {
   private readonly transport: ModbusTcpTransport | ModbusRtuTransport;
   private readonly slaves: SlaveRuntime[];
   private readonly slaveEvents = new EventEmitter();
-  private readonly keyField: string;
 
   private client: ModbusClient | null = null;
   private lineUp = false;
@@ -173,7 +175,7 @@ export class ModbusAdapter extends AdapterBase {
     this.transport = Object.freeze({ ...t });
     if (!Array.isArray(config.slaves) || config.slaves.length === 0) fail('slaves', 'needs at least one slave');
     const maxUnitId = t.kind === 'rtu' ? 247 : 255;
-    const resolved = config.slaves.map((s, i) => resolveSlave(s, i, config.topic, maxUnitId));
+    const resolved = config.slaves.map((s, i) => resolveSlave(s, i, config.topic, maxUnitId, config.keyField ?? 'sensor_id'));
     const names = new Set<string>();
     const units = new Set<number>();
     resolved.forEach((s, i) => {
@@ -182,7 +184,6 @@ export class ModbusAdapter extends AdapterBase {
       names.add(s.name);
       units.add(s.unitId);
     });
-    this.keyField = config.keyField ?? 'sensor_id';
     const random = deps.random ?? Math.random;
     this.slaves = resolved.map((s) => ({
       config: s,
@@ -296,19 +297,33 @@ export class ModbusAdapter extends AdapterBase {
     this.backlogWaiters.clear();
   }
 
+  /**
+   * Releases a client: TCP sockets are destroyed (no FIN handshake to wait
+   * for from a server that may be gone); a serial port is closed. Bounded by
+   * RELEASE_TIMEOUT_MS so a port that never reports closed cannot stall a
+   * reconnect.
+   */
   private release(client: ModbusClient): Promise<void> {
     // modbus-serial's typings omit the EventEmitter methods the class has.
     const emitter = client as unknown as EventEmitter;
     emitter.removeAllListeners('close');
     emitter.removeAllListeners('error');
-    // Keep an error listener: a late socket/port error after close must not crash the process.
-    client.on('error', () => {});
+    // Keep an error listener: a late socket/port error after release must not crash the process.
+    emitter.on('error', () => {});
     return new Promise<void>((resolve) => {
-      try {
-        if (client.isOpen) client.close(() => resolve());
-        else client.destroy(() => resolve());
-      } catch {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.timers.clearTimeout(guard);
         resolve();
+      };
+      const guard = this.timers.setTimeout(finish, RELEASE_TIMEOUT_MS);
+      try {
+        if (this.transport.kind === 'tcp' || !client.isOpen) client.destroy(finish);
+        else client.close(finish);
+      } catch {
+        finish();
       }
     });
   }
@@ -421,8 +436,8 @@ export class ModbusAdapter extends AdapterBase {
     s.polls++;
     let item;
     try {
-      const value = decodeSlaveValue(cfg, data, this.keyField, s.scratch);
-      const result = s.pipeline.fromValue(value, JSON.stringify(value), receivedAt);
+      const value = decodeSlaveValue(cfg, data, s.scratch);
+      const result = s.pipeline.fromValue(value, framesRaw(frames), receivedAt);
       if (result.ok) {
         item = { readings: [result.reading], letters: [] };
       } else {
@@ -433,7 +448,7 @@ export class ModbusAdapter extends AdapterBase {
       const error = isBridgeError(err) ? err : new BridgeError('BRIDGE_DECODE', (err as Error).message, { device: cfg.name }, err);
       s.decodeErrors++;
       s.lastError = error.message;
-      item = { readings: [], letters: [s.pipeline.fromError(error, frames.map((f) => f.toString('hex')).join(' '), receivedAt)] };
+      item = { readings: [], letters: [s.pipeline.fromError(error, framesRaw(frames), receivedAt)] };
     }
     this.setSlaveState(s);
     await this.deliver(item.readings, item.letters);
@@ -550,6 +565,12 @@ export class ModbusAdapter extends AdapterBase {
     const line = this.state;
     if (line === 'stopped' || line === 'connecting' || line === 'backoff' || line === 'paused') return line;
     return s.breaker.state === 'open' ? 'backoff' : 'connected';
+  }
+
+  /** Line state changes are emitted by the base for every slave; keep each slave's last-emitted state in step. */
+  protected override setState(state: AdapterState): void {
+    super.setState(state);
+    for (const s of this.slaves) s.state = this.slaveState(s);
   }
 
   private setSlaveState(s: SlaveRuntime): void {

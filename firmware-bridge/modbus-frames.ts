@@ -10,13 +10,21 @@
  * header, CRC computed), so one decoder serves both transports.
  */
 
-/** CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF). */
+/** CRC-16/MODBUS byte table (poly 0xA001 reflected); computed once, never written. */
+const CRC_TABLE: Uint16Array = (() => {
+  const table = new Uint16Array(256);
+  for (let n = 0; n < 256; n++) {
+    let crc = n;
+    for (let b = 0; b < 8; b++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
+    table[n] = crc;
+  }
+  return table;
+})();
+
+/** CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF) of `bytes[0..end)`. */
 export function crc16(bytes: Uint8Array, end = bytes.length): number {
   let crc = 0xffff;
-  for (let i = 0; i < end; i++) {
-    crc ^= bytes[i]!;
-    for (let b = 0; b < 8; b++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
-  }
+  for (let i = 0; i < end; i++) crc = (crc >>> 8) ^ CRC_TABLE[(crc ^ bytes[i]!) & 0xff]!;
   return crc;
 }
 
@@ -93,4 +101,9 @@ export function parseReadResponse(frame: Uint8Array): ReadResponseFrame {
   const byteCount = buf[2]!;
   if (buf.length !== 5 + byteCount) throw new Error(`response: byte count ${byteCount} but ${buf.length - 5} data bytes`);
   return { unitId, functionCode: fc, exceptionCode: null, data: buf.subarray(3, 3 + byteCount) };
+}
+
+/** A poll's raw payload for dead letters: its response frames (RTU form) in hex, space-separated, after `hex:`. */
+export function framesRaw(frames: readonly Uint8Array[]): string {
+  return `hex:${frames.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('hex')).join(' ')}`;
 }

@@ -16,7 +16,7 @@ import type { FrameDecoder, FrameOutput } from './capture-replay.ts';
 import type { CaptureFrame } from './capture.ts';
 import { BridgeError, isBridgeError } from './errors.ts';
 import type { ModbusAdapterConfig } from './modbus-adapter.ts';
-import { parseReadRequest, parseReadResponse } from './modbus-frames.ts';
+import { framesRaw, parseReadRequest, parseReadResponse } from './modbus-frames.ts';
 import { decodeSlaveValue, resolveSlave, type ResolvedSlave } from './modbus-slave.ts';
 import type { SourceKind } from './types.ts';
 
@@ -25,7 +25,7 @@ function hex(data: Uint8Array | undefined): string {
 }
 
 /** A decoder for one slave's frames. */
-export function modbusSlaveDecoder(slave: ResolvedSlave, keyField = 'sensor_id'): FrameDecoder {
+export function modbusSlaveDecoder(slave: ResolvedSlave): FrameDecoder {
   let poll: unknown = undefined;
   let responses: Array<Buffer | undefined> = [];
   let frames: Buffer[] = [];
@@ -67,13 +67,15 @@ export function modbusSlaveDecoder(slave: ResolvedSlave, keyField = 'sensor_id')
       }
       if (responses.length !== slave.requests.length || responses.includes(undefined)) return [];
       const data = responses as Buffer[];
+      const polled = frames;
       responses = Array.from({ length: slave.requests.length }, () => undefined);
+      frames = [];
       try {
-        const value = decodeSlaveValue(slave, data, keyField, scratch);
-        return [{ ok: true, value, raw: JSON.stringify(value), topic: slave.topic }];
+        const value = decodeSlaveValue(slave, data, scratch);
+        return [{ ok: true, value, raw: framesRaw(polled), topic: slave.topic }];
       } catch (err) {
         const error = isBridgeError(err) ? err : new BridgeError('BRIDGE_DECODE', (err as Error).message, { device: slave.name }, err);
-        return [{ ok: false, error, raw: frames.map((f) => f.toString('hex')).join(' '), topic: slave.topic }];
+        return [{ ok: false, error, raw: framesRaw(polled), topic: slave.topic }];
       }
     },
   };
@@ -85,14 +87,14 @@ export function modbusSlaveDecoder(slave: ResolvedSlave, keyField = 'sensor_id')
  * knows yields dead letters saying so.
  */
 export function modbusReplayDecoders(configs: readonly ModbusAdapterConfig[]): Partial<Record<SourceKind, (device: string) => FrameDecoder>> {
-  const slaves = new Map<string, { slave: ResolvedSlave; keyField: string }>();
+  const slaves = new Map<string, ResolvedSlave>();
   for (const config of configs) {
     const maxUnitId = config.transport.kind === 'rtu' ? 247 : 255;
-    config.slaves.forEach((s, i) => slaves.set(s.name, { slave: resolveSlave(s, i, config.topic, maxUnitId), keyField: config.keyField ?? 'sensor_id' }));
+    config.slaves.forEach((s, i) => slaves.set(s.name, resolveSlave(s, i, config.topic, maxUnitId, config.keyField ?? 'sensor_id')));
   }
   const make = (device: string): FrameDecoder => {
     const known = slaves.get(device);
-    if (known) return modbusSlaveDecoder(known.slave, known.keyField);
+    if (known) return modbusSlaveDecoder(known);
     return {
       decode(frame) {
         if (frame.direction === 'tx' || !frame.data) return [];

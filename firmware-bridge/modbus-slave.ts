@@ -56,6 +56,8 @@ export interface ResolvedSlave {
   readonly registers: readonly ResolvedEntry[];
   readonly requests: readonly ReadRequest[];
   readonly breaker: BreakerOptions;
+  /** The value's key field (the adapter's `keyField`, default 'sensor_id'). */
+  readonly keyField: string;
 }
 
 function positiveInt(v: unknown, min: number, max: number): boolean {
@@ -67,7 +69,7 @@ function positiveInt(v: unknown, min: number, max: number): boolean {
  * (`slaves[1] (boiler): timeoutMs must be ...`). `maxUnitId` is 247 on RTU
  * (248..255 are reserved there) and 255 on TCP.
  */
-export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTopic: string, maxUnitId: number): ResolvedSlave {
+export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTopic: string, maxUnitId: number, keyField = 'sensor_id'): ResolvedSlave {
   const where = `slaves[${index}] (${config?.name ?? '?'})`;
   const fail = (key: string, message: string, cause?: unknown): never => {
     throw new BridgeError('BRIDGE_CONFIG', `${where}: ${key}: ${message}`, { device: config?.name, key }, cause);
@@ -104,27 +106,25 @@ export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTo
     registers: Object.freeze(registers),
     requests: Object.freeze(requests),
     breaker: Object.freeze({ ...(config.breaker ?? {}) }),
+    keyField,
   });
 }
 
 /**
- * The value of one poll: `{[keyField]: sensorId, ...fields, ...decoded}`.
+ * The value of one poll: `{[keyField]: sensorId, ...fields, ...decoded}`
+ * (keyField from `resolveSlave`).
  * `responses[i]` holds the data bytes answering `slave.requests[i]` (register
  * bytes big-endian, or packed bits LSB first). A float that decodes to NaN or
  * ±Infinity (a device's "no value" marker) becomes null, since JSON has no
  * such numbers. Throws BRIDGE_DECODE when a response is shorter than its
  * request (a device or gateway answering with fewer registers).
  */
-export function decodeSlaveValue(
-  slave: ResolvedSlave,
-  responses: readonly Uint8Array[],
-  keyField = 'sensor_id',
-  scratch: Buffer = Buffer.allocUnsafe(8),
-): Record<string, unknown> {
+export function decodeSlaveValue(slave: ResolvedSlave, responses: readonly Uint8Array[], scratch: Buffer = Buffer.allocUnsafe(8)): Record<string, unknown> {
   if (responses.length !== slave.requests.length) {
     throw new BridgeError('BRIDGE_DECODE', `${slave.name}: ${responses.length} responses for ${slave.requests.length} requests`, { device: slave.name });
   }
-  const value: Record<string, unknown> = { [keyField]: slave.sensorId, ...slave.fields };
+  // A register named like the key field (a device reporting its own id) overwrites sensorId.
+  const value: Record<string, unknown> = { [slave.keyField]: slave.sensorId, ...slave.fields };
   for (let i = 0; i < slave.requests.length; i++) {
     const req = slave.requests[i]!;
     const data = responses[i]!;

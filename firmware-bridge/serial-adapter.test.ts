@@ -153,6 +153,7 @@ describe('serial adapter on a real pty', () => {
       kinds.push(e.frame.event ?? 'data');
       if (e.frame.data) bytes += Buffer.from(e.frame.data).toString();
     }
+    if (process.env.CAPTURE_DEBUG) console.log(JSON.stringify({ kinds, bytes }));
     expect(kinds).toContain('disconnect');
     expect(bytes).toBe('{"sensor_id":"b1","seq":1}\n{"sensor_id":"b2","se' + 'q":2}\n{"sensor_id":"b3","seq":3}\n');
     expect(kinds.indexOf('disconnect')).toBeGreaterThan(0);

@@ -124,9 +124,13 @@ export class SerialAdapter extends AdapterBase {
   private handleChunk(chunk: Buffer): void {
     const receivedAt = this.clock.now();
     this.capture?.write({ receivedAt, kind: 'serial', device: this.device, data: chunk });
-    const outputs = this.processor.push(chunk);
-    if (outputs.length === 0) return;
-    this.send(outputs, receivedAt);
+    try {
+      const outputs = this.processor.push(chunk);
+      if (outputs.length > 0) this.send(outputs, receivedAt);
+    } catch (err) {
+      // A bug in decoding must not take the port's stream (and the process) down: count it, keep reading.
+      this.noteError(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   private handleClose(err: Error | null): void {

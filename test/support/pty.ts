@@ -76,9 +76,13 @@ export async function openPtyPair(): Promise<PtyPair> {
     });
     proc = child;
     exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // Ready only once THIS socat has set both ptys up (raw, no echo): a writer opening earlier would get
+    // cooked-mode output processing (\n → \r\n). The log of an earlier socat must not count.
     let ready = false;
-    child.stderr!.on('data', () => {
-      if (log.includes('starting data transfer loop')) ready = true;
+    let own = '';
+    child.stderr!.on('data', (d: string) => {
+      own += d;
+      if (own.includes('starting data transfer loop')) ready = true;
     });
     await waitFor(() => ready || child.exitCode !== null, 'socat to start');
     if (child.exitCode !== null) throw new Error(`socat exited with ${child.exitCode}: ${log}`);
