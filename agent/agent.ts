@@ -57,21 +57,25 @@ export interface AgentSummary {
   devices: Array<{ source: string; device: string; readings: number; decodeErrors: number; deadLetters: number }>;
 }
 
-/** Wraps the log's file system so every fdatasync is timed into the metrics histogram. */
+/** Wraps the log's file-system port so every fdatasync is timed into the metrics histogram. */
 function timedFileSystem(base: LogFileSystem, metrics: AgentMetrics): LogFileSystem {
-  const wrapped = Object.create(base) as LogFileSystem & Record<string, unknown>;
-  const original = (base as unknown as Record<string, unknown>).fdatasync;
-  if (typeof original === 'function') {
-    wrapped.fdatasync = async (...args: unknown[]) => {
-      const end = metrics.fsyncSeconds.startTimer();
-      try {
-        return await (original as (...a: unknown[]) => Promise<unknown>).apply(base, args);
-      } finally {
-        end();
-      }
-    };
-  }
-  return wrapped;
+  return {
+    ...base,
+    async open(path, mode) {
+      const handle = await base.open(path, mode);
+      const datasync = handle.datasync.bind(handle);
+      return Object.assign(Object.create(handle) as typeof handle, {
+        async datasync() {
+          const end = metrics.fsyncSeconds.startTimer();
+          try {
+            await datasync();
+          } finally {
+            end();
+          }
+        },
+      });
+    },
+  };
 }
 
 export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
