@@ -180,6 +180,16 @@ describe('planner: stream details', () => {
     expect(bad.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:1:92: 't' is a table; a rule reads from a stream"]);
   });
 
+  it('refuses two rules writing one topic, and rules feeding each other in a cycle', () => {
+    const twice = planRuleText("CREATE STREAM a WITH (KAFKA_TOPIC='out') AS SELECT * FROM raw;\nCREATE STREAM b WITH (KAFKA_TOPIC='out') AS SELECT * FROM raw2;", 'f.sql');
+    expect(twice.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:2:15: topic 'out' is already written by 'a' at f.sql:1:1"]);
+    // a reads topic b (undeclared yet), b reads a's output and writes topic b: a → b → a.
+    const cycle = planRuleText('CREATE STREAM a AS SELECT * FROM b_in;\nCREATE STREAM c AS SELECT * FROM a;\nCREATE STREAM b WITH (KAFKA_TOPIC=\'b_in\') AS SELECT * FROM c;', 'f.sql');
+    expect(cycle.diagnostics.map(formatDiagnostic)).toEqual(['f.sql:3:15: rules form a cycle: b → a → c → b']);
+    // A plain chain is fine.
+    planOk('CREATE STREAM a AS SELECT * FROM raw; CREATE STREAM b AS SELECT * FROM a; CREATE STREAM c AS SELECT * FROM b;');
+  });
+
   it('IF NOT EXISTS skips a name that is already defined', () => {
     const p = planOk('CREATE STREAM a AS SELECT * FROM raw; CREATE STREAM IF NOT EXISTS a AS SELECT x FROM raw;');
     expect(p.rules).toHaveLength(1);

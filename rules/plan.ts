@@ -679,6 +679,34 @@ function outputNameOfRef(ref: ColumnRef, schema: SourceSchema): string {
   return r.kind === 'value' ? r.name : r.which;
 }
 
+/**
+ * A new rule must not write a topic another rule writes, nor close a cycle
+ * of rules feeding each other (a → b → a), which would run forever.
+ */
+function checkTopics(plan: DerivedPlan, known: ReadonlyMap<string, Plan>, at: Identifier): void {
+  const rules = [...known.values()].filter((p): p is DerivedPlan => p.kind !== 'source');
+  const where = (p: DerivedPlan): string => `${p.origin.file}:${p.origin.line}:${p.origin.col}`;
+  const writer = rules.find((r) => r.outputTopic === plan.outputTopic);
+  if (writer !== undefined) {
+    throw rulesErrorAt('RULES_PLAN', `topic '${plan.outputTopic}' is already written by '${writer.name}' at ${where(writer)}`, at.pos, { token: at.name });
+  }
+  // Follow what reads this rule's output, breadth first, until we come back to its input.
+  const path = new Map<string, string[]>([[plan.outputTopic, [plan.name]]]);
+  const queue = [plan.outputTopic];
+  while (queue.length > 0) {
+    const topic = queue.shift()!;
+    for (const r of rules) {
+      if (r.source.topic !== topic || path.has(r.outputTopic)) continue;
+      const via = [...path.get(topic)!, r.name];
+      if (r.outputTopic === plan.source.topic) {
+        throw rulesErrorAt('RULES_PLAN', `rules form a cycle: ${[...via, plan.name].join(' → ')}`, at.pos, { token: at.name });
+      }
+      path.set(r.outputTopic, via);
+      queue.push(r.outputTopic);
+    }
+  }
+}
+
 function diagnosticOf(file: string, e: unknown): Diagnostic {
   if (isRulesError(e)) {
     return { file, line: e.context.line ?? 1, col: e.context.col ?? 1, code: e.code, message: e.message };
@@ -731,6 +759,7 @@ export function planRuleText(text: string, file: string, catalog: Catalog = new 
         sources.push(plan);
       } else {
         const plan = planDerived(s, p, file, Object.freeze({ ...settings }), local);
+        checkTopics(plan, local, s.name);
         local.set(name, plan);
         rules.push(plan);
       }

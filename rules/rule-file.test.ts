@@ -49,6 +49,15 @@ describe('loadRuleFolder / checkRules over a real folder', () => {
     expect(files[0]!.rules[0]!.source.topic).toBe('widgets_raw');
   });
 
+  it('plans a file defining a stream before the files that read it, whatever their names', async () => {
+    await writeFile(path.join(dir, 'a-reader.sql'), 'CREATE STREAM reader AS SELECT * FROM red;');
+    await writeFile(path.join(dir, 'b-red.sql'), SOURCE + "CREATE STREAM red WITH (KAFKA_TOPIC='red_topic') AS SELECT * FROM widgets WHERE colour = 'RED';");
+    const files = await loadRuleFolder(dir);
+    expect(files.map((f) => path.basename(f.file))).toEqual(['a-reader.sql', 'b-red.sql']);
+    expect(files[0]!.diagnostics).toEqual([]);
+    expect(files[0]!.rules[0]!.source.topic).toBe('red_topic');
+  });
+
   it('checkRules returns file:line:col diagnostics naming the token, for every broken file', async () => {
     await writeFile(path.join(dir, 'good.sql'), SOURCE + "CREATE STREAM ok AS SELECT * FROM widgets WHERE colour = 'RED';\n");
     await writeFile(

@@ -3,10 +3,11 @@
  * diagnostics (`file:line:col: message`, naming the offending token).
  *
  * A rules folder holds `*.sql` files (other files are ignored; sub-folders
- * are not read). Files are planned in name order. Every file sees the
+ * are not read); results come in name order. Every file sees the
  * sources (`CREATE STREAM x (...) WITH (...)`) declared in any file of the
- * folder, and the derived streams of the files before it; FROM a name that
- * is declared nowhere reads the topic of that name (see plan.ts).
+ * folder, and the derived streams of the files planned before it (a file
+ * that defines a stream is planned before the files reading it); FROM a
+ * name that is declared nowhere reads the topic of that name (see plan.ts).
  *
  * A file with any diagnostic contributes no plans, so a runtime that
  * reloads a changed file keeps the file's previous rules running.
@@ -19,7 +20,7 @@ import * as path from 'node:path';
 import { parseRules } from './parser.ts';
 import type { CreateSource, ParsedStatement } from './ast.ts';
 import { RulesError } from './errors.ts';
-import { planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
+import { canonicalRuleName, planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
 
 export { formatDiagnostic, planRuleText };
 export type { Catalog, Diagnostic, RuleFilePlan };
@@ -95,34 +96,66 @@ export async function loadRuleFolder(folder: string, options: { fs?: RuleFs } = 
   }
   // Pass 1: sources declared anywhere, so that any file may read them.
   const sourceCatalog = new Map<string, Plan>();
+  const parsed = new Map<string, ParsedStatement[]>();
   for (const [file, text] of texts) {
     if (typeof text !== 'string') continue;
-    const own = planSourcesOnly(text, file);
-    for (const s of own) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
+    try {
+      parsed.set(file, parseRules(text));
+    } catch {
+      continue; // reported when the file itself is planned
+    }
+    for (const s of planSourcesOnly(parsed.get(file)!, file)) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
   }
-  // Pass 2: each file against the other files' sources and the earlier files' derived streams.
-  const results: RuleFilePlan[] = [];
-  for (const [file, text] of texts) {
+  // Pass 2: each file against all sources and the derived streams of the files planned before it,
+  // files ordered so that a file defining a stream comes before the files reading it.
+  const done = new Map<string, RuleFilePlan>();
+  for (const file of planningOrder([...texts.keys()], parsed)) {
+    const text = texts.get(file)!;
     if (typeof text !== 'string') {
       const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
-      results.push({ file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] });
+      done.set(file, { file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] });
       continue;
     }
-    const catalog = catalogOf(results);
+    const catalog = catalogOf(done.values());
     for (const [name, s] of sourceCatalog) if (s.origin?.file !== file && !catalog.has(name)) catalog.set(name, s);
-    results.push(planRuleText(text, file, catalog));
+    done.set(file, planRuleText(text, file, catalog));
   }
-  return results;
+  return [...texts.keys()].map((f) => done.get(f)!);
 }
 
-/** The sources a file declares (ignoring its other statements and any that fail); none when it does not parse. */
-function planSourcesOnly(text: string, file: string): Plan[] {
-  let statements: ParsedStatement[];
-  try {
-    statements = parseRules(text);
-  } catch {
-    return [];
+/**
+ * Files in dependency order: a file defining a stream (CREATE STREAM ... AS)
+ * comes before the files whose FROM names it; otherwise (and within cycles,
+ * which the planner then reports) name order.
+ */
+function planningOrder(files: readonly string[], parsed: ReadonlyMap<string, ParsedStatement[]>): string[] {
+  const definedIn = new Map<string, string>();
+  for (const f of files) {
+    for (const p of parsed.get(f) ?? []) {
+      const st = p.statement;
+      if (st.kind === 'CreateAsSelect' && !definedIn.has(canonicalRuleName(st.name))) definedIn.set(canonicalRuleName(st.name), f);
+    }
   }
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (f: string): void => {
+    if (state.has(f)) return;
+    state.set(f, 'visiting');
+    for (const p of parsed.get(f) ?? []) {
+      const st = p.statement;
+      if (st.kind !== 'CreateAsSelect') continue;
+      const dep = definedIn.get(canonicalRuleName(st.query.from.name));
+      if (dep !== undefined && dep !== f) visit(dep);
+    }
+    state.set(f, 'done');
+    order.push(f);
+  };
+  for (const f of files) visit(f);
+  return order;
+}
+
+/** The sources a file declares (ignoring its other statements and any that fail). */
+function planSourcesOnly(statements: readonly ParsedStatement[], file: string): Plan[] {
   const out: Plan[] = [];
   for (const p of statements) {
     if (p.statement.kind !== 'CreateSource') continue;
