@@ -304,3 +304,90 @@ describe('planner: a table plan is what the runtime needs', () => {
     ]);
   });
 });
+
+describe('planner: property', () => {
+  it('random rule statements give plans or positioned diagnostics, and planned closures never throw', async () => {
+    const fc = (await import('fast-check')).default;
+    const col = fc.oneof(
+      { weight: 9, arbitrary: fc.constantFrom('sensor_id', 'colour', 'temp_celcius', 'widget_weight_g', 'payload->temp', 'ROWTIME') },
+      { weight: 1, arbitrary: fc.constantFrom('nope', 'WINDOWSTART') },
+    );
+    const lit = fc.constantFrom("'RED'", '20', '1.5', 'NULL', 'TRUE', '0');
+    // Scalar expressions (no aggregates).
+    const { scalar } = fc.letrec((tie) => ({
+      scalar: fc.oneof(
+        { depthSize: 'small' },
+        col,
+        lit,
+        fc.tuple(tie('scalar'), fc.constantFrom('+', '/', '%', '=', '>', '<>', 'AND', 'OR', '||'), tie('scalar')).map(([l, o, r]) => `(${l} ${o} ${r})`),
+        fc.tuple(fc.constantFrom('UCASE', 'ROUND', 'ABS', 'COALESCE', 'LEN', 'CAST'), tie('scalar')).map(([f, a]) => (f === 'CAST' ? `CAST(${a} AS VARCHAR)` : `${f}(${a})`)),
+        tie('scalar').map((e) => `(${e} IS NULL)`),
+        fc.tuple(tie('scalar'), tie('scalar')).map(([c, t]) => `CASE WHEN ${c} THEN ${t} END`),
+      ),
+    }));
+    const aggregate = fc.oneof(
+      fc.constant('COUNT(*)'),
+      fc.tuple(fc.constantFrom('COUNT', 'SUM', 'AVG', 'MIN', 'MAX', 'STDDEV_SAMP', 'LATEST_BY_OFFSET', 'EARLIEST_BY_OFFSET'), scalar).map(([f, a]) => `${f}(${a})`),
+    );
+    const alias = fc.option(fc.constantFrom('a', 'b', 'temp'), { freq: 2 });
+    const streamStmt = fc
+      .record({ items: fc.array(fc.tuple(scalar, alias), { minLength: 1, maxLength: 3 }), star: fc.boolean(), where: fc.option(scalar) })
+      .map(({ items, star, where }) => {
+        const list = items.map(([e, a], i) => `${e} AS ${a ?? 'c' + i}`);
+        return `CREATE STREAM out AS SELECT ${star ? '*, ' : ''}${list.join(', ')} FROM widgets ${where ? `WHERE ${where}` : ''};`;
+      });
+    const tableStmt = fc
+      .record({
+        keys: fc.subarray(['sensor_id', 'colour', 'UCASE(colour)'], { minLength: 1 }),
+        aggs: fc.array(aggregate, { minLength: 1, maxLength: 3 }),
+        window: fc.constantFrom('', 'WINDOW TUMBLING (SIZE 1 MINUTE)', 'WINDOW HOPPING (SIZE 2 MINUTES, ADVANCE BY 1 MINUTE, GRACE PERIOD 5 SECONDS)', 'WINDOW SESSION (30 SECONDS)'),
+        where: fc.option(scalar),
+        having: fc.option(fc.oneof(fc.tuple(aggregate, fc.constantFrom('>', '=', '<'), lit).map(([a, o, l]) => `${a} ${o} ${l}`), fc.constant('x0 > 1'), scalar)),
+        bounds: fc.boolean(),
+        emit: fc.constantFrom('', 'EMIT CHANGES', 'EMIT FINAL'),
+      })
+      .map(
+        (r) =>
+          `CREATE TABLE out AS SELECT ${[...r.keys.map((k, i) => `${k} AS k${i}`), ...r.aggs.map((a, i) => `${a} AS x${i}`), ...(r.bounds ? ['WINDOWSTART AS ws', 'WINDOWEND AS we'] : [])].join(', ')} ` +
+          `FROM widgets ${r.window} ${r.where ? `WHERE ${r.where}` : ''} GROUP BY ${r.keys.join(', ')} ${r.having ? `HAVING ${r.having}` : ''} ${r.emit};`,
+      );
+    const stmt = fc.oneof(streamStmt, tableStmt);
+    const value = fc.oneof(fc.constant(null), fc.integer(), fc.double(), fc.string({ maxLength: 4 }), fc.boolean(), fc.constant({ temp: 3 }));
+    const input = fc.record({ sensor_id: value, colour: value, temp_celcius: value, widget_weight_g: value, payload: value });
+    const declared = "CREATE STREAM widgets (sensor_id VARCHAR KEY, colour VARCHAR, temp_celcius INT, widget_weight_g INT, payload STRUCT<temp DOUBLE>) WITH (KAFKA_TOPIC='w');\n";
+    let planned = 0;
+    let rejected = 0;
+    fc.assert(
+      fc.property(stmt, fc.boolean(), input, (sql, withSchema, v) => {
+        const plan = planRuleText((withSchema ? declared : '') + sql, 'p.sql');
+        if (plan.rules.length > 0) planned++;
+        else rejected++;
+        for (const d of plan.diagnostics) {
+          expect(d.code).toMatch(/^RULES_(SYNTAX|ANALYSIS|PLAN)$/);
+          expect(d.message).not.toMatch(/internal error/);
+          expect(d.line).toBeGreaterThanOrEqual(1);
+        }
+        for (const r of plan.rules) {
+          const rw = row(v);
+          r.where(rw);
+          if (r.kind === 'stream') {
+            r.project(rw);
+            r.outputKey(rw);
+          } else {
+            const keys = r.groupBy.map((g) => g(rw));
+            for (const a of r.aggregates) a.arg?.(rw);
+            const g: GroupRow = { keys, aggregates: r.aggregates.map(() => v.temp_celcius), windowStart: r.window ? 0 : null, windowEnd: r.window ? 60_000 : null };
+            r.project(g);
+            r.having(g);
+            r.outputKey(g);
+            r.groupKeyText(keys);
+          }
+        }
+      }),
+      { numRuns: 800, seed: 3 },
+    );
+    // Both outcomes are exercised in earnest.
+    expect(planned).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(100);
+  });
+});

@@ -26,7 +26,13 @@
  *   spelling of the column's declaration (or, for undeclared sources, the
  *   spelling in the query); `a->b` is named `b`; any other expression is
  *   `KSQL_COL_<i>` with `i` its 0-based position in the select list.
- *   `SELECT *` passes the reading's JSON value through unchanged.
+ *   `SELECT *` passes the reading's JSON value through (a shallow copy;
+ *   `SELECT *, expr AS x` adds `x`, replacing a field of that name).
+ *
+ * Pipeline: `planRuleText` parses (parser.ts), resolves FROM against the
+ * catalog, analyzes (analyzer.ts → a LogicalQuery), applies the named
+ * rewrite rules (`REWRITE_RULES`, below), then compiles closures
+ * (compile-expression.ts).
  */
 
 import {
