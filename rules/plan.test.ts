@@ -384,10 +384,10 @@ describe('planner: property', () => {
           }
         }
       }),
-      { numRuns: 800, seed: 3 },
+      { numRuns: 500, seed: 3 },
     );
     // Both outcomes are exercised in earnest.
-    expect(planned).toBeGreaterThan(100);
-    expect(rejected).toBeGreaterThan(100);
+    expect(planned).toBeGreaterThan(75);
+    expect(rejected).toBeGreaterThan(75);
   });
 });
