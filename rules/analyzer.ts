@@ -53,6 +53,12 @@ export interface SourceSchema {
   readonly name: string;
   /** Declared columns, or null for a schemaless source (any column name is accepted, type ANY). */
   readonly columns: readonly SourceColumn[] | null;
+  /**
+   * Declared columns that are not the whole schema (only KEY columns were
+   * declared, the value's columns are left to inference as in ksqlDB):
+   * undeclared names are accepted with type ANY. Default false.
+   */
+  readonly open?: boolean;
 }
 
 export type PseudoColumn = 'ROWTIME' | 'ROWKEY' | 'ROWPARTITION' | 'ROWOFFSET' | 'WINDOWSTART' | 'WINDOWEND';
@@ -120,7 +126,7 @@ export function resolveColumn(ref: ColumnRef, source: SourceSchema): ResolvedCol
     const upper = id.name.toUpperCase();
     if (upper in PSEUDO_TYPES) return { kind: 'pseudo', which: upper as PseudoColumn, type: PSEUDO_TYPES[upper as PseudoColumn] };
   }
-  if (source.columns !== null) {
+  if (source.columns !== null && source.open !== true) {
     throw err(`unknown column '${id.name}' in stream '${source.name}'`, ref.pos, id.name);
   }
   return { kind: 'value', name: id.name, caseSensitive: id.quoted, type: 'ANY', key: false };

@@ -152,6 +152,9 @@ describe('parser: statements from the ksqlDB documentation parse unchanged', () 
     "SELECT event FROM events WHERE event_id BETWEEN 10 AND 20 EMIT CHANGES",
     "SELECT CASE WHEN orderunits < 2.0 THEN 'small' WHEN orderunits < 4.0 THEN 'medium' ELSE 'large' END AS case_result FROM orders EMIT CHANGES",
     "SELECT * FROM pageviews WHERE pageid LIKE 'home%' AND userid IS NOT NULL AND regionid IN ('Region_1', 'Region_2') EMIT CHANGES",
+    "CREATE STREAM pageviews (\n    page_id BIGINT,\n    viewtime BIGINT,\n    user_id VARCHAR\n  ) WITH (\n    KAFKA_TOPIC = 'keyless-pageviews-topic',\n    VALUE_FORMAT = 'JSON'\n  );",
+    "CREATE STREAM pageviews WITH (\n    KAFKA_TOPIC = 'keyless-pageviews-topic',\n    VALUE_FORMAT = 'JSON'\n  );",
+    "CREATE STREAM pageviews (\n    page_id BIGINT KEY\n  ) WITH (\n    KAFKA_TOPIC = 'keyed-pageviews-topic',\n    VALUE_FORMAT = 'JSON'\n  );",
   ];
   it.each(docs)('%s', (sql) => {
     const text = sql.startsWith('SELECT') ? `CREATE STREAM x AS ${sql};` : sql;

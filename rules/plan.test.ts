@@ -159,6 +159,13 @@ describe('planner: stream details', () => {
     expect(s.project(row(42 as unknown as Record<string, unknown>))).toEqual({ anything: null, k: 'aa-101' });
   });
 
+  it('a source declaring only KEY columns leaves its value columns open, as ksqlDB schema inference would', () => {
+    const p = planOk("CREATE STREAM pv (page_id BIGINT KEY) WITH (KAFKA_TOPIC='pv', VALUE_FORMAT='JSON'); CREATE STREAM s AS SELECT page_id, user_id FROM pv;");
+    expect(rule(p, 's', 'stream').project(row({ user_id: 'u1' }, '17'))).toEqual({ page_id: '17', user_id: 'u1' });
+    const closed = planRuleText("CREATE STREAM pv (page_id BIGINT KEY, viewtime BIGINT) WITH (KAFKA_TOPIC='pv'); CREATE STREAM s AS SELECT user_id FROM pv;", 'f.sql');
+    expect(closed.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:1:107: unknown column 'user_id' in stream 'pv'"]);
+  });
+
   it('uses integer division for declared integer columns', () => {
     const p = planOk(`CREATE STREAM w (a INT, b BIGINT, c DOUBLE) WITH (KAFKA_TOPIC='w');
       CREATE STREAM s AS SELECT a / b AS ints, c / b AS dbl, -a / 2 AS neg FROM w;`);

@@ -497,6 +497,8 @@ function schemaOf(p: SourcePlan): SourceSchema {
   return {
     name: p.name,
     columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: baseTypeOf(c.type), key: c.key })),
+    // Only KEY columns declared: the value's columns are open (ksqlDB would infer them).
+    open: p.columns.every((c) => c.key),
   };
 }
 
