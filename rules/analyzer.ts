@@ -281,19 +281,19 @@ class TypeChecker {
             this.expectKind(r, 'number', e.right, `'${e.op}'`);
             return l === 'NULL' ? r : r === 'NULL' ? l : widerNumeric(l, r);
           default:
-            this.expectComparable(l, r, e.right);
+            this.expectComparable(l, r, e.left, e.right);
             return 'BOOLEAN';
         }
       }
       case 'InList': {
         const t = this.typeOf(e.expr, clause);
-        for (const x of e.list) this.expectComparable(t, this.typeOf(x, clause), x);
+        for (const x of e.list) this.expectComparable(t, this.typeOf(x, clause), e.expr, x);
         return 'BOOLEAN';
       }
       case 'Between': {
         const t = this.typeOf(e.expr, clause);
-        this.expectComparable(t, this.typeOf(e.low, clause), e.low);
-        this.expectComparable(t, this.typeOf(e.high, clause), e.high);
+        this.expectComparable(t, this.typeOf(e.low, clause), e.expr, e.low);
+        this.expectComparable(t, this.typeOf(e.high, clause), e.expr, e.high);
         return 'BOOLEAN';
       }
       case 'Like':
@@ -310,7 +310,7 @@ class TypeChecker {
         for (const w of e.whens) {
           const wt = this.typeOf(w.when, clause);
           if (operand === null) this.expectKind(wt, 'boolean', w.when, 'WHEN');
-          else this.expectComparable(operand, wt, w.when);
+          else this.expectComparable(operand, wt, e.operand!, w.when);
           const tt = this.typeOf(w.then, clause);
           if (result === 'NULL') result = tt;
         }
@@ -381,11 +381,12 @@ class TypeChecker {
     }
   }
 
-  private expectComparable(a: SqlType, b: SqlType, at: Expr): void {
+  /** Both sides must be of one type family; the error points at the right-hand side and names both. */
+  private expectComparable(a: SqlType, b: SqlType, left: Expr, right: Expr): void {
     const fa = typeFamily(a);
     const fb = typeFamily(b);
     if (fa === 'any' || fb === 'any' || fa === fb) return;
-    throw err(`cannot compare ${a} with ${b}`, at.pos, formatExpr(at));
+    throw err(`cannot compare ${formatExpr(left)} (${a}) with ${formatExpr(right)} (${b})`, right.pos, formatExpr(right));
   }
 }
 
