@@ -22,6 +22,7 @@
 
 import {
   formatExpr,
+  formatType,
   type Call,
   type ColumnRef,
   type CreateAsSelect,
@@ -29,12 +30,13 @@ import {
   type Expr,
   type Identifier,
   type Position,
+  type TypeNode,
   type WindowNode,
 } from './ast.ts';
 import { rulesErrorAt, type RulesError } from './errors.ts';
 import { AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, type ArgKind } from './functions.ts';
 import type { AggregateName } from './plan.ts';
-import { isNumericType, typeFamily, widerNumeric, type SqlType } from './types.ts';
+import { isNumericType, sqlTypeOf, typeFamily, widerNumeric, type SqlType } from './types.ts';
 
 /** A column of an input stream. */
 export interface SourceColumn {
@@ -45,6 +47,8 @@ export interface SourceColumn {
   readonly type: SqlType;
   /** Declared `KEY`: read from the record key when the value lacks it. */
   readonly key: boolean;
+  /** The declared type, for checking `->` fields of STRUCTs and the element types of ARRAY/MAP. */
+  readonly typeNode?: TypeNode;
 }
 
 /** What the analyzer knows about the input stream. */
@@ -74,7 +78,14 @@ const PSEUDO_TYPES: Readonly<Record<PseudoColumn, SqlType>> = Object.freeze({
 
 /** How a column reference reads its value. */
 export type ResolvedColumn =
-  | { readonly kind: 'value'; readonly name: string; readonly caseSensitive: boolean; readonly type: SqlType; readonly key: boolean }
+  | {
+      readonly kind: 'value';
+      readonly name: string;
+      readonly caseSensitive: boolean;
+      readonly type: SqlType;
+      readonly key: boolean;
+      readonly typeNode?: TypeNode;
+    }
   | { readonly kind: 'pseudo'; readonly which: PseudoColumn; readonly type: SqlType };
 
 /** One output column: its name and the expression computing it. */
@@ -120,7 +131,9 @@ export function resolveColumn(ref: ColumnRef, source: SourceSchema): ResolvedCol
   const id = ref.column;
   if (source.columns !== null) {
     const col = source.columns.find((c) => (c.quoted || id.quoted ? c.name === id.name : c.name.toUpperCase() === id.name.toUpperCase()));
-    if (col !== undefined) return { kind: 'value', name: col.name, caseSensitive: col.quoted || id.quoted, type: col.type, key: col.key };
+    if (col !== undefined) {
+      return { kind: 'value', name: col.name, caseSensitive: col.quoted || id.quoted, type: col.type, key: col.key, ...(col.typeNode ? { typeNode: col.typeNode } : {}) };
+    }
   }
   if (!id.quoted) {
     const upper = id.name.toUpperCase();
@@ -244,12 +257,12 @@ class TypeChecker {
         return r.type;
       }
       case 'FieldAccess':
+      case 'Subscript': {
         this.typeOf(e.base, clause);
-        return 'ANY';
-      case 'Subscript':
-        this.typeOf(e.base, clause);
-        this.typeOf(e.index, clause);
-        return 'ANY';
+        if (e.kind === 'Subscript') this.typeOf(e.index, clause);
+        const node = this.declaredType(e);
+        return node === null ? 'ANY' : sqlTypeOf(node);
+      }
       case 'Unary': {
         const t = this.typeOf(e.operand, clause);
         if (e.op === 'NOT') {
@@ -326,6 +339,36 @@ class TypeChecker {
       case 'Call':
         return this.callType(e, clause);
     }
+  }
+
+  /**
+   * The declared type of a column, `->` field or `[index]` element when the
+   * source declares it; null when unknown. Throws for a field a declared
+   * STRUCT does not have.
+   */
+  private declaredType(e: Expr): TypeNode | null {
+    if (e.kind === 'ColumnRef') {
+      const r = resolveColumn(e, this.source);
+      return r.kind === 'value' ? (r.typeNode ?? null) : null;
+    }
+    if (e.kind === 'FieldAccess') {
+      const base = this.declaredType(e.base);
+      if (base === null) return null;
+      if (base.kind === 'MapType') return base.valueType;
+      if (base.kind !== 'StructType') throw err(`'->' needs a STRUCT but '${formatExpr(e.base)}' is ${formatType(base)}`, e.field.pos, e.field.name);
+      const f = e.field;
+      const field = base.fields.find((x) => (x.name.quoted || f.quoted ? x.name.name === f.name : x.name.name.toUpperCase() === f.name.toUpperCase()));
+      if (field === undefined) throw err(`unknown field '${f.name}' in '${formatExpr(e.base)}' (${formatType(base)})`, f.pos, f.name);
+      return field.type;
+    }
+    if (e.kind === 'Subscript') {
+      const base = this.declaredType(e.base);
+      if (base === null) return null;
+      if (base.kind === 'ArrayType') return base.element;
+      if (base.kind === 'MapType') return base.valueType;
+      throw err(`'[...]' needs an ARRAY or MAP but '${formatExpr(e.base)}' is ${formatType(base)}`, e.pos, formatExpr(e.base));
+    }
+    return null;
   }
 
   private callType(e: Call, clause: Clause): SqlType {

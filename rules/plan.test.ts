@@ -73,7 +73,7 @@ describe('planner: the DESIGN.md rule file', () => {
       timestampField: 'reading_ts',
       declared: true,
     });
-    expect(s.columns[1]).toEqual({ name: 'sensor_id', type: 'VARCHAR', key: true });
+    expect(s.columns[1]).toMatchObject({ name: 'sensor_id', type: 'VARCHAR', key: true, typeNode: { kind: 'BaseType', name: 'VARCHAR' } });
     expect(s.origin).toMatchObject({ file: 'rules/test.sql', line: 1, col: 1 });
   });
 

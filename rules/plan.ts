@@ -46,6 +46,7 @@ import {
   type ParsedStatement,
   type Position,
   type Property,
+  type TypeNode,
   type WindowNode,
 } from './ast.ts';
 import {
@@ -62,7 +63,7 @@ import {
 import { compileExpr, compilePredicate, getField, type Compiled, type Scope } from './compile-expression.ts';
 import { isRulesError, rulesErrorAt } from './errors.ts';
 import { parseRules } from './parser.ts';
-import { toEpochMs, valueToString, type SqlType } from './types.ts';
+import { sqlTypeOf, toEpochMs, valueToString, type SqlType } from './types.ts';
 
 /** JSON value of a reading, as decoded from the record's payload. */
 export type Row = Record<string, unknown>;
@@ -115,7 +116,14 @@ export interface SourcePlan {
   readonly name: string;
   readonly topic: string;
   /** Declared columns; empty for an implicit (schemaless) source. */
-  readonly columns: ReadonlyArray<{ readonly name: string; readonly type: string; readonly key: boolean }>;
+  readonly columns: ReadonlyArray<{
+    readonly name: string;
+    /** Printed type, e.g. `VARCHAR`, `STRUCT<TEMP DOUBLE>`. */
+    readonly type: string;
+    readonly key: boolean;
+    /** The declared type's syntax tree (absent for columns not declared by CREATE STREAM). */
+    readonly typeNode?: TypeNode;
+  }>;
   /** The value field named by `TIMESTAMP=`, or null to use the record's own timestamp. */
   readonly timestampField: string | null;
   /** Only 'JSON' is supported. */
@@ -476,7 +484,7 @@ function planSource(s: CreateSource, file: string, parsed: ParsedStatement): Sou
     kind: 'source',
     name,
     topic: stringProp(props, 'KAFKA_TOPIC') ?? name,
-    columns: s.columns.map((c) => ({ name: c.name.name, type: formatType(c.type), key: c.key })),
+    columns: s.columns.map((c) => ({ name: c.name.name, type: formatType(c.type), key: c.key, typeNode: c.type })),
     timestampField,
     valueFormat: 'JSON',
     declared: true,
@@ -496,7 +504,7 @@ function schemaOf(p: SourcePlan): SourceSchema {
   if (!p.declared || p.columns.length === 0) return { name: p.name, columns: null };
   return {
     name: p.name,
-    columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: baseTypeOf(c.type), key: c.key })),
+    columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: c.typeNode ? sqlTypeOf(c.typeNode) : baseTypeOf(c.type), key: c.key, ...(c.typeNode ? { typeNode: c.typeNode } : {}) })),
     // Only KEY columns declared: the value's columns are open (ksqlDB would infer them).
     open: p.columns.every((c) => c.key),
   };
