@@ -88,7 +88,7 @@ export class AggregateOperator implements Operator {
     this.#graceMs = w ? w.graceMs : 0;
   }
 
-  process(row: SourceRow, raw: string): void {
+  process(row: SourceRow, raw: Uint8Array): void {
     const plan = this.#plan;
     if (!plan.where(row)) return;
     const ts = row.timestamp;
@@ -129,7 +129,7 @@ export class AggregateOperator implements Operator {
     for (let i = 0; i < fns.length; i++) fns[i]!.add(win.states[i]!, values[i], seq);
   }
 
-  #processTime(row: SourceRow, raw: string, text: string, seq: number): void {
+  #processTime(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
     const n = assignTimeWindows({ sizeMs: this.#sizeMs, advanceMs: this.#advanceMs }, ts, starts);
@@ -194,7 +194,7 @@ export class AggregateOperator implements Operator {
     }
   }
 
-  #processSession(row: SourceRow, raw: string, text: string, seq: number): void {
+  #processSession(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
     const ts = row.timestamp;
     if (ts + this.#graceMs < this.streamTime) {
       this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, raw, this.streamTime);
