@@ -217,6 +217,8 @@ describe('parser: error golden table (exact message, position and token)', () =>
     ['CREATE STREAM s AS SELECT a FROM x WHERE a IN ();', "<input>:1:48: expected an expression but found ')'"],
     ['CREATE STREAM s AS SELECT CASE END FROM x;', "<input>:1:32: expected 'WHEN' but found 'END'"],
     ['CREATE STREAM s AS SELECT a FROM x\nCREATE STREAM t AS SELECT b FROM y;', "<input>:2:1: expected ';' but found 'CREATE'"],
+    ['CREATE TABLE t AS SELECT a, COUNT(*) FROM x WHERE a > 1 WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY a;', "<input>:1:57: 'WINDOW' is out of place: the clauses go in the order FROM, WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT"],
+    ['CREATE TABLE t AS SELECT a, COUNT(*) FROM x GROUP BY a where a > 1;', "<input>:1:56: 'where' is out of place: the clauses go in the order FROM, WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT"],
     ['UPDATE x SET a = 1;', "<input>:1:1: expected 'CREATE' or 'SET' but found 'UPDATE'"],
   ];
   it.each(cases)('%s', (sql, want) => {

@@ -463,6 +463,10 @@ class Parser {
       else throw this.expected("'CHANGES' or 'FINAL'");
     }
     if (this.isWord('LIMIT')) throw this.error('LIMIT is not supported in a rule (rules run continuously)');
+    const late = this.peek();
+    if (late.kind === 'word' && ['WINDOW', 'WHERE', 'GROUP', 'PARTITION', 'HAVING', 'EMIT'].includes(late.value)) {
+      throw this.error(`'${late.text}' is out of place: the clauses go in the order FROM, WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT`, late);
+    }
     return { kind: 'Select', pos, items, from: { pos: fromTok.pos, name, alias }, window, where, groupBy, partitionBy, having, emit, emitPos };
   }
 
