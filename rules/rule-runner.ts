@@ -13,14 +13,16 @@
  *      positions, the output topics' end offsets, stream time, batch number.
  *
  * Exactly-once output. Processing is deterministic: the rows a batch emits
- * depend only on the checkpointed state and the batch's records. Every output
- * and late record carries headers `ms.rule` (rule name), `ms.batch` (batch
- * number) and `ms.in` (the input positions after the batch, `p:offset,...`, or
- * `idle` for an idle close). If the process dies between 3 and 4, the output
- * topics hold records past the checkpointed end offsets. On open the runner
- * finds them (by `ms.rule` and `ms.batch` = last checkpointed batch + 1),
- * re-reads exactly the input range `ms.in` names, re-processes it to the same
- * rows, and appends only those past what each output partition already holds.
+ * depend only on the checkpointed state and the batch's records. The first
+ * record a batch writes to each output (and late) partition carries headers
+ * `ms.rule` (rule name), `ms.batch` (batch number) and `ms.in` (the input
+ * positions after the batch, `p:offset,...`, or `idle` for an idle close);
+ * the other records carry none, so replicated output stays clean. If the
+ * process dies between 3 and 4, the output topics hold records past the
+ * checkpointed end offsets. On open the runner finds them (first record's
+ * `ms.rule`, and `ms.batch` = last checkpointed batch + 1), re-reads exactly
+ * the input range `ms.in` names, re-processes it to the same rows, and
+ * appends only those past what each output partition already holds.
  * So after SIGKILL at any moment, the output equals an uninterrupted run's.
  * A batch that emitted nothing leaves no trace and is simply read again.
  * Output partitions are chosen here (key → Kafka's partitioner; null key →
@@ -140,6 +142,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let inPartitions = 1;
   const pending: Pending = { out: [], late: [] };
   let headers: Record<string, string> = {};
+  /** key → output partition (murmur2 is not free); bounded, cleared when full. */
+  const partitionCache = new Map<string, number>();
   /** Recovery only: output records per `${topic}\0${partition}` already in the log, to skip. */
   let skip: Map<string, number> | null = null;
 
@@ -151,8 +155,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   const emitter: Emitter = {
     emit(key, value, timestamp, inputPartition) {
-      const partition = key === null ? inputPartition % outPartitions : log.partitionFor(outputTopic, key);
-      pending.out.push({ key, value, timestamp, headers, partition });
+      let partition: number | undefined;
+      if (key === null) partition = inputPartition % outPartitions;
+      else if ((partition = partitionCache.get(key)) === undefined) {
+        partition = log.partitionFor(outputTopic, key);
+        if (partitionCache.size >= 10_000) partitionCache.clear();
+        partitionCache.set(key, partition);
+      }
+      pending.out.push({ key, value, timestamp, partition });
     },
     late(reason, message, row, raw, streamTime) {
       const value = JSON.stringify({
@@ -167,7 +177,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         key: row.key,
         value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : row.value,
       });
-      pending.late.push({ key: row.key, value, timestamp: row.timestamp, headers, partition: 0 });
+      pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
     },
   };
 
@@ -229,20 +239,15 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       for (let p = 0; p < parts; p++) {
         const from = cp.outputs.get(topic)?.get(p) ?? log.endOffset(topic, p);
         const end = log.endOffset(topic, p);
-        let off = from;
-        let count = 0;
-        while (off < end) {
-          const res = await log.read(topic, p, off, { maxRecords: 10_000 });
-          if (!res.records.length) break;
-          for (const r of res.records) {
-            if (r.headers[HEADER_RULE] === name && r.headers[HEADER_BATCH] === wantBatch) {
-              count++;
-              inText = r.headers[HEADER_IN] ?? inText;
-            }
-          }
-          off = res.nextOffset;
+        if (end <= from) continue;
+        // The batch's first record in each partition carries the headers; everything after it is that batch's.
+        const first = (await log.read(topic, p, from, { maxRecords: 1 })).records[0];
+        if (first && first.headers[HEADER_RULE] === name && first.headers[HEADER_BATCH] === wantBatch) {
+          found.set(`${topic}\0${p}`, end - from);
+          inText = first.headers[HEADER_IN] ?? inText;
+        } else {
+          logger.warn({ rule: name, topic, partition: p, from, end }, 'output topic has records this rule did not write (another writer?): not deduplicating them');
         }
-        if (count) found.set(`${topic}\0${p}`, count);
       }
     }
     if (!found.size || inText === null) return;
@@ -418,6 +423,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const late = filterSkipped(lateTopic, pending.late);
     pending.out = [];
     pending.late = [];
+    markFirsts(out);
+    markFirsts(late);
     if (out.length) await log.appendBatch(outputTopic, out);
     if (late.length) await log.appendBatch(lateTopic, late);
     recordsOut += out.length;
@@ -437,6 +444,16 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     });
     batchNo++;
     positions = next;
+  }
+
+  /** Puts the batch headers on the first record of each partition (recovery reads them there). */
+  function markFirsts(records: RecordInput[]): void {
+    const marked = new Set<number>();
+    for (const r of records) {
+      if (marked.has(r.partition!)) continue;
+      marked.add(r.partition!);
+      r.headers = headers;
+    }
   }
 
   function filterSkipped(topic: string, records: RecordInput[]): RecordInput[] {

@@ -54,6 +54,7 @@ export class AggregateOperator implements Operator {
   readonly #advanceMs: number;
   readonly #gapMs: number;
   readonly #graceMs: number;
+  readonly #timeWindow: { sizeMs: number; advanceMs: number };
   // unwindowed groups / session groups by group text
   readonly #groups = new Map<string, Win>();
   readonly #sessions = new Map<string, Win[]>();
@@ -86,6 +87,7 @@ export class AggregateOperator implements Operator {
     this.#advanceMs = w && w.kind !== 'session' ? w.advanceMs : 0;
     this.#gapMs = w && w.kind === 'session' ? w.gapMs : 0;
     this.#graceMs = w ? w.graceMs : 0;
+    this.#timeWindow = { sizeMs: this.#sizeMs, advanceMs: this.#advanceMs };
   }
 
   process(row: SourceRow, raw: Uint8Array): void {
@@ -132,7 +134,7 @@ export class AggregateOperator implements Operator {
   #processTime(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
-    const n = assignTimeWindows({ sizeMs: this.#sizeMs, advanceMs: this.#advanceMs }, ts, starts);
+    const n = assignTimeWindows(this.#timeWindow, ts, starts);
     let accepted = 0;
     for (let i = 0; i < n; i++) {
       const start = starts[i]!;
