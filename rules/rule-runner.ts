@@ -57,6 +57,8 @@ export interface RuleRunnerOptions {
   batchRecords?: number;
   /** Wait before reopening after a failed batch, and between checks for a missing input topic (ms). Default 1000. */
   retryMs?: number;
+  /** `stop` waits at most this long for the batch in flight (ms); past it the state file is closed anyway and the next start recovers. Default 10000. */
+  stopTimeoutMs?: number;
 }
 
 export interface RuleStatus {
@@ -127,6 +129,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const idleCloseMs = options.idleCloseMs ?? 60_000;
   const batchRecords = options.batchRecords ?? 5000;
   const retryMs = options.retryMs ?? 1000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const name = plan.name;
   const inputTopic = plan.source.topic;
   const outputTopic = plan.outputTopic;
@@ -586,7 +589,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       if (running) {
         running = false;
         wake?.();
-        await loopDone;
+        let timer: unknown = null;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = timers.setTimeout(() => resolve(true), stopTimeoutMs);
+        });
+        const late = await Promise.race([loopDone!.then(() => false), timedOut]);
+        timers.clearTimeout(timer);
+        if (late) logger.warn({ rule: name, stopTimeoutMs }, 'rule batch still running at stop timeout: closing its state anyway (the next start recovers)');
       }
       if (idleTimer !== null) timers.clearTimeout(idleTimer);
       idleTimer = null;
