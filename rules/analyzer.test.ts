@@ -111,8 +111,10 @@ describe('analyzer: logical query', () => {
     ]);
   });
 
-  it('names outputs: alias, column as written, last field of a->b, else KSQL_COL_i', () => {
-    const q = analyze('CREATE STREAM s AS SELECT colour AS c, Sensor_Id, payload->temp, temp_celcius * 2, ROWTIME FROM widgets;');
-    expect(q.outputs.map((o) => o.name)).toEqual(['c', 'Sensor_Id', 'temp', 'KSQL_COL_3', 'ROWTIME']);
+  it('names outputs: alias, column as written, last field of a->b, else KSQL_COL_n', () => {
+    const q = analyze('CREATE STREAM s AS SELECT colour AS c, Sensor_Id, payload->temp, temp_celcius * 2, ROWTIME, UCASE(colour) FROM widgets;');
+    expect(q.outputs.map((o) => o.name)).toEqual(['c', 'Sensor_Id', 'temp', 'KSQL_COL_0', 'ROWTIME', 'KSQL_COL_1']);
+    const skip = analyze('CREATE STREAM s AS SELECT a + 1, b AS ksql_col_1, a + 2 FROM widgets;');
+    expect(skip.outputs.map((o) => o.name)).toEqual(['KSQL_COL_0', 'ksql_col_1', 'KSQL_COL_2']);
   });
 });

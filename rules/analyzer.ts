@@ -459,14 +459,17 @@ function checkWindow(w: WindowNode): void {
   }
 }
 
-/** The output name of a select expression without alias (see plan.ts naming decisions). */
-function outputName(e: Expr, index: number, source: SourceSchema): string {
+/**
+ * The output name of a select expression without alias (see plan.ts naming
+ * decisions), or null when it gets a generated `KSQL_COL_<n>` name.
+ */
+function outputName(e: Expr, source: SourceSchema): string | null {
   if (e.kind === 'ColumnRef') {
     const r = resolveColumn(e, source);
     return r.kind === 'value' ? r.name : r.which;
   }
   if (e.kind === 'FieldAccess') return e.field.name;
-  return `KSQL_COL_${index}`;
+  return null;
 }
 
 /** Analyzes one CREATE ... AS SELECT. Throws a positioned RulesError (RULES_ANALYSIS) on the first problem. */
@@ -483,7 +486,14 @@ export function analyzeQuery(stmt: CreateAsSelect, source: SourceSchema): Logica
   let star = false;
   const outputs: OutputColumn[] = [];
   const seen = new Map<string, Position>();
-  q.items.forEach((item, i) => {
+  // Generated names count up from KSQL_COL_0 over the unnamed items, skipping names the query already uses (as ksqlDB).
+  const taken = new Set(q.items.flatMap((it) => (it.kind === 'SelectExpr' && it.alias ? [it.alias.quoted ? it.alias.name : it.alias.name.toUpperCase()] : [])));
+  let generated = 0;
+  const nextGenerated = (): string => {
+    while (taken.has(`KSQL_COL_${generated}`)) generated++;
+    return `KSQL_COL_${generated++}`;
+  };
+  q.items.forEach((item) => {
     if (item.kind === 'Star') {
       if (isTable) throw err("SELECT * is not supported in CREATE TABLE ... AS SELECT; list the GROUP BY columns and aggregates", item.pos, '*');
       if (item.qualifier !== null) strip({ kind: 'ColumnRef', pos: item.pos, qualifier: item.qualifier, column: item.qualifier });
@@ -492,7 +502,7 @@ export function analyzeQuery(stmt: CreateAsSelect, source: SourceSchema): Logica
       return;
     }
     const expr = strip(item.expr);
-    const name = item.alias ? item.alias.name : outputName(expr, i, source);
+    const name = item.alias ? item.alias.name : (outputName(expr, source) ?? nextGenerated());
     const key = item.alias?.quoted ? name : name.toUpperCase();
     if (seen.has(key)) throw err(`duplicate output column '${name}'`, item.alias?.pos ?? item.pos, name);
     seen.set(key, item.pos);

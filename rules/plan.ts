@@ -25,7 +25,8 @@
  * - Output column names: an alias as written; a column reference keeps the
  *   spelling of the column's declaration (or, for undeclared sources, the
  *   spelling in the query); `a->b` is named `b`; any other expression is
- *   `KSQL_COL_<i>` with `i` its 0-based position in the select list.
+ *   named `KSQL_COL_0`, `KSQL_COL_1`, ... in select-list order, skipping
+ *   names an alias already uses (as ksqlDB).
  *   `SELECT *` passes the reading's JSON value through (a shallow copy;
  *   `SELECT *, expr AS x` adds `x`, replacing a field of that name).
  *
