@@ -85,6 +85,22 @@ describe('analyzer: error golden table (file:line:col: message)', () => {
     expect(plan.sources).toEqual([]);
   });
 
+  it('resumes after a syntax error at the next semicolon, reporting statements in file order', () => {
+    const text = "CREATE STREAM a AS SELECT FROM x;\nCREATE STREAM b AS SELECT * FROM x WHERE colour + 1;\nCREATE STREAM c AS SELECT (1 FROM x;\nCREATE STREAM d AS SELECT * FROM x;";
+    const plan = planRuleText(WIDGETS.replace(/\n/g, ' ') + '\n' + text.replace(/FROM x/g, 'FROM widgets'), 'r.sql');
+    expect(plan.diagnostics.map(formatDiagnostic)).toEqual([
+      "r.sql:2:27: expected an expression but found 'FROM'",
+      "r.sql:3:48: '+' expects a number but 'COLOUR' is VARCHAR",
+      "r.sql:4:30: expected ')' but found 'FROM'",
+    ]);
+    expect(plan.rules).toEqual([]);
+  });
+
+  it('a lexical error ends the file (what follows cannot be tokenized reliably)', () => {
+    const plan = planRuleText("CREATE STREAM a AS SELECT 'open FROM x;\nCREATE STREAM b AS SELECT nope FROM widgets;", 'r.sql');
+    expect(plan.diagnostics.map(formatDiagnostic)).toEqual(["r.sql:1:27: unterminated string literal: missing closing '"]);
+  });
+
   it('accepts a schemaless source: any column, checks at run time', () => {
     expect(planRuleText("CREATE STREAM s AS SELECT anything->goes, UCASE(x) FROM undeclared WHERE y = 'z';", 'f.sql').diagnostics).toEqual([]);
   });

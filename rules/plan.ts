@@ -63,7 +63,7 @@ import {
 } from './analyzer.ts';
 import { compileExpr, compilePredicate, getField, type Compiled, type Scope } from './compile-expression.ts';
 import { isRulesError, rulesErrorAt } from './errors.ts';
-import { parseRules } from './parser.ts';
+import { parseRulesRecovering } from './parser.ts';
 import { sqlTypeOf, toEpochMs, valueToString, type SqlType } from './types.ts';
 
 /** JSON value of a reading, as decoded from the record's payload. */
@@ -736,22 +736,17 @@ function diagnosticOf(file: string, e: unknown): Diagnostic {
  * rules of `catalog` (the other files' plans; never this file's previous
  * version) and those declared earlier in the same file. A name defined twice
  * is an error (`IF NOT EXISTS` skips the statement instead; `OR REPLACE` is
- * accepted and means nothing more, as a changed file replaces its rules anyway). Every
- * statement is checked even after an error (a parse error stops the file),
- * so one run reports every broken statement; any diagnostic makes the whole
- * file contribute no plans.
+ * accepted and means nothing more, as a changed file replaces its rules
+ * anyway). Every statement is checked, and parsing resumes after a syntax
+ * error at the next `;`, so one run reports every broken statement, in file
+ * order; any diagnostic makes the whole file contribute no plans.
  */
 export function planRuleText(text: string, file: string, catalog: Catalog = new Map()): RuleFilePlan {
-  let parsed: ParsedStatement[];
-  try {
-    parsed = parseRules(text);
-  } catch (e) {
-    return { file, sources: [], rules: [], diagnostics: [diagnosticOf(file, e)] };
-  }
+  const { statements: parsed, errors } = parseRulesRecovering(text);
   const local = new Map<string, Plan>(catalog);
   const sources: SourcePlan[] = [];
   const rules: DerivedPlan[] = [];
-  const diagnostics: Diagnostic[] = [];
+  const diagnostics: Diagnostic[] = errors.map((e) => diagnosticOf(file, e));
   let settings: Record<string, string> = {};
   for (const p of parsed) {
     const s = p.statement;
@@ -784,6 +779,9 @@ export function planRuleText(text: string, file: string, catalog: Catalog = new 
       diagnostics.push(diagnosticOf(file, e));
     }
   }
-  if (diagnostics.length > 0) return { file, sources: [], rules: [], diagnostics };
+  if (diagnostics.length > 0) {
+    diagnostics.sort((a, b) => a.line - b.line || a.col - b.col);
+    return { file, sources: [], rules: [], diagnostics };
+  }
   return { file, sources, rules, diagnostics };
 }
