@@ -41,6 +41,16 @@ describe('loadRuleFolder / checkRules over a real folder', () => {
     ]);
   });
 
+  it('a file with a syntax error still lends its well-formed sources to the other files', async () => {
+    await writeFile(path.join(dir, 'a.sql'), SOURCE + 'CREATE STREAM broken AS SELECT FROM widgets;');
+    await writeFile(path.join(dir, 'b.sql'), 'CREATE STREAM ok AS SELECT colour FROM widgets;');
+    const [a, b] = await loadRuleFolder(dir);
+    expect(a!.diagnostics.map((d) => d.message)).toEqual(["expected an expression but found 'FROM'"]);
+    expect(a!.sources).toEqual([]);
+    expect(b!.diagnostics).toEqual([]);
+    expect(b!.rules[0]!.source.topic).toBe('widgets_raw');
+  });
+
   it('a source declared in a later file is visible to an earlier one', async () => {
     await writeFile(path.join(dir, 'a.sql'), 'CREATE STREAM early AS SELECT colour FROM widgets;');
     await writeFile(path.join(dir, 'z.sql'), SOURCE);

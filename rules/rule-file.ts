@@ -17,7 +17,7 @@
 
 import * as nodeFs from 'node:fs/promises';
 import * as path from 'node:path';
-import { parseRules } from './parser.ts';
+import { parseRulesRecovering } from './parser.ts';
 import type { CreateSource, ParsedStatement } from './ast.ts';
 import { RulesError } from './errors.ts';
 import { canonicalRuleName, planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
@@ -99,11 +99,9 @@ export async function loadRuleFolder(folder: string, options: { fs?: RuleFs } = 
   const parsed = new Map<string, ParsedStatement[]>();
   for (const [file, text] of texts) {
     if (typeof text !== 'string') continue;
-    try {
-      parsed.set(file, parseRules(text));
-    } catch {
-      continue; // reported when the file itself is planned
-    }
+    // The statements that parse, even in a file with syntax errors (reported when the file itself is
+    // planned): its sources keep the other files reading the right topic.
+    parsed.set(file, parseRulesRecovering(text).statements);
     for (const s of planSourcesOnly(parsed.get(file)!, file)) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
   }
   // Pass 2: each file against all sources and the derived streams of the files planned before it,
