@@ -494,11 +494,6 @@ function planSource(s: CreateSource, file: string, parsed: ParsedStatement): Sou
   };
 }
 
-/** Plans one `CREATE STREAM x (...) WITH (...)` on its own (the folder loader's first pass). Throws a positioned RulesError. */
-export function planSourceStatement(parsed: ParsedStatement & { statement: CreateSource }, file: string): SourcePlan {
-  return planSource(parsed.statement, file, parsed);
-}
-
 /** The schema the analyzer sees for an input plan. */
 function schemaOf(p: SourcePlan): SourceSchema {
   // Undeclared, or declared without columns (`CREATE STREAM x WITH (...)`): schemaless.

@@ -41,14 +41,25 @@ describe('loadRuleFolder / checkRules over a real folder', () => {
     ]);
   });
 
-  it('a file with a syntax error still lends its well-formed sources to the other files', async () => {
+  it('a broken file lends nothing to the others, as after a reload of any one of them', async () => {
     await writeFile(path.join(dir, 'a.sql'), SOURCE + 'CREATE STREAM broken AS SELECT FROM widgets;');
     await writeFile(path.join(dir, 'b.sql'), 'CREATE STREAM ok AS SELECT colour FROM widgets;');
-    const [a, b] = await loadRuleFolder(dir);
+    const files = await loadRuleFolder(dir);
+    const [a, b] = files;
     expect(a!.diagnostics.map((d) => d.message)).toEqual(["expected an expression but found 'FROM'"]);
     expect(a!.sources).toEqual([]);
     expect(b!.diagnostics).toEqual([]);
-    expect(b!.rules[0]!.source.topic).toBe('widgets_raw');
+    expect(b!.rules[0]!.source).toMatchObject({ topic: 'widgets', declared: false });
+    const reloaded = await loadRuleFile(b!.file, { catalog: catalogOf(files, b!.file) });
+    expect(reloaded.rules[0]!.source).toMatchObject({ topic: 'widgets', declared: false });
+  });
+
+  it('a name defined in two files stays with the first; the second is reported', async () => {
+    await writeFile(path.join(dir, 'a.sql'), "CREATE STREAM red AS SELECT * FROM raw WHERE colour = 'RED';");
+    await writeFile(path.join(dir, 'b.sql'), "CREATE STREAM red AS SELECT * FROM raw WHERE colour = 'BLUE';");
+    const [a, b] = await loadRuleFolder(dir);
+    expect(a!.diagnostics).toEqual([]);
+    expect(b!.diagnostics.map(formatDiagnostic)).toEqual([`${path.join(dir, 'b.sql')}:1:15: 'red' is already defined at ${path.join(dir, 'a.sql')}:1:1`]);
   });
 
   it('a source declared in a later file is visible to an earlier one', async () => {

@@ -3,11 +3,14 @@
  * diagnostics (`file:line:col: message`, naming the offending token).
  *
  * A rules folder holds `*.sql` files (other files are ignored; sub-folders
- * are not read); results come in name order. Every file sees the
- * sources (`CREATE STREAM x (...) WITH (...)`) declared in any file of the
- * folder, and the derived streams of the files planned before it (a file
- * that defines a stream is planned before the files reading it); FROM a
- * name that is declared nowhere reads the topic of that name (see plan.ts).
+ * are not read); results come in name order. Every file sees the sources
+ * (`CREATE STREAM x (...) WITH (...)`) and derived streams declared in the
+ * other files of the folder that plan without errors, exactly as a reload
+ * of that one file would (`loadRuleFile(file, {catalog: catalogOf(files,
+ * file)})`). Where two files define one name, the file planned first keeps
+ * it (a file defining a stream is planned before the files reading it,
+ * otherwise name order). FROM a name declared nowhere reads the topic of
+ * that name (see plan.ts).
  *
  * A file with any diagnostic contributes no plans, so a runtime that
  * reloads a changed file keeps the file's previous rules running.
@@ -18,9 +21,9 @@
 import * as nodeFs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseRulesRecovering } from './parser.ts';
-import type { CreateSource, ParsedStatement } from './ast.ts';
+import type { ParsedStatement } from './ast.ts';
 import { RulesError } from './errors.ts';
-import { canonicalRuleName, planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
+import { canonicalRuleName, planRuleText, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
 
 export { formatDiagnostic, planRuleText };
 export type { Catalog, Diagnostic, RuleFilePlan };
@@ -94,35 +97,24 @@ export async function loadRuleFolder(folder: string, options: { fs?: RuleFs } = 
       texts.set(file, e as Error);
     }
   }
-  // Pass 1: sources declared anywhere, so that any file may read them.
-  const sourceCatalog = new Map<string, Plan>();
   const parsed = new Map<string, ParsedStatement[]>();
-  for (const [file, text] of texts) {
-    if (typeof text !== 'string') continue;
-    // The statements that parse, even in a file with syntax errors (reported when the file itself is
-    // planned): its sources keep the other files reading the right topic.
-    parsed.set(file, parseRulesRecovering(text).statements);
-    for (const s of planSourcesOnly(parsed.get(file)!, file)) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
-  }
-  // Pass 2: each file against all sources and the derived streams of the files planned before it,
-  // files ordered so that a file defining a stream comes before the files reading it.
-  const done = new Map<string, RuleFilePlan>();
-  for (const file of planningOrder([...texts.keys()], parsed)) {
+  for (const [file, text] of texts) if (typeof text === 'string') parsed.set(file, parseRulesRecovering(text).statements);
+  const plan = (file: string, catalog: Catalog): RuleFilePlan => {
     const text = texts.get(file)!;
-    if (typeof text !== 'string') {
-      const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
-      done.set(file, { file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] });
-      continue;
-    }
-    const catalog = catalogOf(done.values());
-    for (const [name, s] of sourceCatalog) if (s.origin?.file !== file && !catalog.has(name)) catalog.set(name, s);
-    done.set(file, planRuleText(text, file, catalog));
-  }
-  return [...texts.keys()].map((f) => done.get(f)!);
+    if (typeof text === 'string') return planRuleText(text, file, catalog);
+    const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
+    return { file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] };
+  };
+  // Pass 1, in dependency order: each file against the files planned before it (a broken file lends nothing).
+  const first = new Map<string, RuleFilePlan>();
+  for (const file of planningOrder([...texts.keys()], parsed)) first.set(file, plan(file, catalogOf(first.values())));
+  // Pass 2: each file against every other file of pass 1, which is what a reload of that one file sees
+  // (`catalogOf(files, file)`), so start-up and reload resolve names alike, even across file cycles.
+  return [...texts.keys()].map((file) => plan(file, catalogOf(first.values(), file)));
 }
 
 /**
- * Files in dependency order: a file defining a stream (CREATE STREAM ... AS)
+ * Files in dependency order: a file defining a stream (source or derived)
  * comes before the files whose FROM names it; otherwise (and within cycles,
  * which the planner then reports) name order.
  */
@@ -131,7 +123,7 @@ function planningOrder(files: readonly string[], parsed: ReadonlyMap<string, Par
   for (const f of files) {
     for (const p of parsed.get(f) ?? []) {
       const st = p.statement;
-      if (st.kind === 'CreateAsSelect' && !definedIn.has(canonicalRuleName(st.name))) definedIn.set(canonicalRuleName(st.name), f);
+      if (st.kind !== 'SetStatement' && !definedIn.has(canonicalRuleName(st.name))) definedIn.set(canonicalRuleName(st.name), f);
     }
   }
   const order: string[] = [];
@@ -150,20 +142,6 @@ function planningOrder(files: readonly string[], parsed: ReadonlyMap<string, Par
   };
   for (const f of files) visit(f);
   return order;
-}
-
-/** The sources a file declares (ignoring its other statements and any that fail). */
-function planSourcesOnly(statements: readonly ParsedStatement[], file: string): Plan[] {
-  const out: Plan[] = [];
-  for (const p of statements) {
-    if (p.statement.kind !== 'CreateSource') continue;
-    try {
-      out.push(planSourceStatement(p as ParsedStatement & { statement: CreateSource }, file));
-    } catch {
-      // Reported when the file itself is planned.
-    }
-  }
-  return out;
 }
 
 /**
