@@ -255,12 +255,15 @@ describe('planner: tables', () => {
     expect(groupKeyText(['x'])).toBe(groupKeyText(['x']));
   });
 
-  it('state signature changes with GROUP BY, window or aggregates, not with WHERE, HAVING, projection or spelling', () => {
+  it('state signature changes with GROUP BY, window shape, aggregates or input; not with grace, EMIT, WHERE, HAVING, projection or spelling', () => {
     const sig = (sql: string): string => rule(planOk(sql), 't', 'table').stateSignature;
     const base = sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) AS temp FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;');
     expect(sig("create table t as select SENSOR_ID as s, avg( temp_celcius ) from widgets window tumbling (size 60 seconds) where colour = 'RED' group by sensor_id having avg(temp_celcius) > 3;")).toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 2 MINUTES) GROUP BY sensor_id;')).not.toBe(base);
-    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 1 SECOND) GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 1 SECOND) GROUP BY sensor_id EMIT FINAL;')).toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 30 SECONDS) GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets GROUP BY sensor_id, colour;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT production_line, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY production_line;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, MAX(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM other WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;')).not.toBe(base);

@@ -249,8 +249,9 @@ export interface TablePlan extends DerivedPlanBase {
   /** Default 'CHANGES'. 'FINAL' requires a window (the analyzer rejects it otherwise). */
   readonly emit: 'changes' | 'final';
   /**
-   * Stable identity of the aggregation state layout: source, GROUP BY,
-   * window and aggregate calls (not WHERE, HAVING or the projection). When a
+   * Stable identity of the aggregation state layout: source topic, GROUP BY,
+   * window kind and lengths, and aggregate calls (not the grace period,
+   * EMIT mode, WHERE, HAVING or the projection). When a
    * reloaded rule's signature differs from the checkpointed one, its state
    * is incompatible: start fresh and log it.
    */
@@ -664,10 +665,12 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
   const havingFn = q.having ? compilePredicate(q.having, gscope) : () => true;
   const aggregates: AggregateCall[] = q.aggregates.map((a) => ({ fn: a.fn, arg: a.arg ? compileExpr(a.arg, scope) : null, text: a.text }));
   const groupByNames = q.groupBy.map((g) => (g.kind === 'ColumnRef' ? outputNameOfRef(g, schema) : formatExpr(g)));
+  // The grace period only decides when windows close, not what they hold: changing it keeps the state.
+  const windowShape = window === null ? null : window.kind === 'session' ? { kind: window.kind, gapMs: window.gapMs } : { kind: window.kind, sizeMs: window.sizeMs, advanceMs: window.advanceMs };
   const stateSignature = JSON.stringify({
     source: source.topic,
     groupBy: q.groupBy.map(formatExpr),
-    window,
+    window: windowShape,
     aggregates: q.aggregates.map((a) => a.text),
   });
   return {
