@@ -197,6 +197,15 @@ describe('planner: stream details', () => {
     planOk('CREATE STREAM a AS SELECT * FROM raw; CREATE STREAM b AS SELECT * FROM a; CREATE STREAM c AS SELECT * FROM b;');
   });
 
+  it('SET applies to the statements after it, later SETs win, the value is case-insensitive', () => {
+    const p = planOk("CREATE STREAM a AS SELECT * FROM raw;\nSET 'AUTO.OFFSET.RESET'='Earliest';\nCREATE STREAM b AS SELECT * FROM raw;\nSET 'auto.offset.reset'='latest';\nSET 'other'='x';\nCREATE STREAM c AS SELECT * FROM raw;");
+    expect(p.rules.map((r) => [r.name, r.offsetReset, r.settings])).toEqual([
+      ['a', 'latest', {}],
+      ['b', 'earliest', { 'auto.offset.reset': 'earliest' }],
+      ['c', 'latest', { 'auto.offset.reset': 'latest', other: 'x' }],
+    ]);
+  });
+
   it('IF NOT EXISTS skips a name that is already defined', () => {
     const p = planOk('CREATE STREAM a AS SELECT * FROM raw; CREATE STREAM IF NOT EXISTS a AS SELECT x FROM raw;');
     expect(p.rules).toHaveLength(1);

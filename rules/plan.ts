@@ -750,10 +750,15 @@ export function planRuleText(text: string, file: string, catalog: Catalog = new 
     const s = p.statement;
     try {
       if (s.kind === 'SetStatement') {
-        if (s.property.toLowerCase() === 'auto.offset.reset' && s.value !== 'earliest' && s.value !== 'latest') {
-          throw rulesErrorAt('RULES_PLAN', `'auto.offset.reset' must be 'earliest' or 'latest', not '${s.value}'`, s.pos, { token: s.value });
+        const key = s.property.toLowerCase();
+        let value = s.value;
+        if (key === 'auto.offset.reset') {
+          value = value.toLowerCase();
+          if (value !== 'earliest' && value !== 'latest') {
+            throw rulesErrorAt('RULES_PLAN', `'auto.offset.reset' must be 'earliest' or 'latest', not '${s.value}'`, s.pos, { token: s.value });
+          }
         }
-        settings = { ...settings, [s.property.toLowerCase()]: s.value };
+        settings = { ...settings, [key]: value };
         continue;
       }
       const name = canonicalRuleName(s.name);
