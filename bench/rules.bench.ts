@@ -22,8 +22,9 @@ const BATCH = 50_000;
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 function reading(i: number, sensors: number, perSecond: number): { key: string; value: string; timestamp: number } {
-  const sensor = `aa-${String(100_000 + (i % sensors)).slice(1)}`;
-  const ts = T0 + Math.floor((i / perSecond) * 1000);
+  // 'aa-101'-style ids; second-resolution timestamps, as the devices send them
+  const sensor = sensors <= 1000 ? `aa-${100 + (i % sensors)}` : `aa-${100_000 + (i % sensors)}`;
+  const ts = T0 + Math.floor(i / perSecond) * 1000;
   const value = JSON.stringify({
     reading_ts: new Date(ts).toISOString().replace('.000', ''),
     sensor_id: sensor,

@@ -33,13 +33,18 @@ describe('analyzer: error golden table (file:line:col: message)', () => {
     ['CREATE TABLE t AS SELECT sensor_id, WINDOWEND, COUNT(*) FROM widgets GROUP BY sensor_id;', 'rules/hot.sql:4:37: WINDOWEND is only available in the select list or HAVING of a windowed table'],
     ['CREATE STREAM s AS SELECT colur FROM widgets;', "rules/hot.sql:4:27: unknown column 'colur' in stream 'widgets'"],
     ['CREATE STREAM s AS SELECT `Colour` FROM widgets;', "rules/hot.sql:4:27: unknown column 'Colour' in stream 'widgets'"],
+    ['CREATE STREAM s AS SELECT payload->tmp FROM widgets;', "rules/hot.sql:4:36: unknown field 'tmp' in 'PAYLOAD' (STRUCT<TEMP DOUBLE>)"],
+    ['CREATE STREAM s AS SELECT colour->x FROM widgets;', "rules/hot.sql:4:35: '->' needs a STRUCT but 'COLOUR' is VARCHAR"],
+    ["CREATE STREAM s AS SELECT * FROM widgets WHERE payload->TEMP = 'x';", "rules/hot.sql:4:64: cannot compare PAYLOAD->TEMP (DOUBLE) with 'x' (VARCHAR)"],
+    ['CREATE STREAM s AS SELECT colour[1] FROM widgets;', "rules/hot.sql:4:27: '[...]' needs an ARRAY or MAP but 'COLOUR' is VARCHAR"],
     ['CREATE STREAM s AS SELECT x.colour FROM widgets w;', "rules/hot.sql:4:27: unknown stream or alias 'x'"],
     ['CREATE STREAM s AS SELECT FROBNICATE(colour) FROM widgets;', "rules/hot.sql:4:27: unknown function 'FROBNICATE'"],
     ['CREATE STREAM s AS SELECT SUBSTRING(colour) FROM widgets;', 'rules/hot.sql:4:27: SUBSTRING takes 2 to 3 arguments, got 1'],
     ['CREATE STREAM s AS SELECT UCASE(colour, 1) FROM widgets;', 'rules/hot.sql:4:27: UCASE takes 1 argument, got 2'],
     ['CREATE STREAM s AS SELECT UCASE(temp_celcius) FROM widgets;', "rules/hot.sql:4:33: UCASE expects a string but 'TEMP_CELCIUS' is INT"],
     ['CREATE STREAM s AS SELECT colour + 1 FROM widgets;', "rules/hot.sql:4:27: '+' expects a number but 'COLOUR' is VARCHAR"],
-    ["CREATE STREAM s AS SELECT * FROM widgets WHERE temp_celcius = 'hot';", 'rules/hot.sql:4:63: cannot compare INT with VARCHAR'],
+    ["CREATE STREAM s AS SELECT * FROM widgets WHERE temp_celcius = 'hot';", "rules/hot.sql:4:63: cannot compare TEMP_CELCIUS (INT) with 'hot' (VARCHAR)"],
+    ["CREATE STREAM s AS SELECT * FROM widgets WHERE colour IN ('RED', 7);", "rules/hot.sql:4:66: cannot compare COLOUR (VARCHAR) with 7 (INT)"],
     ['CREATE STREAM s AS SELECT * FROM widgets WHERE temp_celcius + 1;', "rules/hot.sql:4:48: WHERE must be a BOOLEAN expression but '(TEMP_CELCIUS + 1)' is INT"],
     ['CREATE STREAM s AS SELECT * FROM widgets WHERE colour AND TRUE;', "rules/hot.sql:4:48: AND expects BOOLEAN but 'COLOUR' is VARCHAR"],
     ['CREATE STREAM s AS SELECT * FROM widgets WHERE temp_celcius LIKE \'2%\';', "rules/hot.sql:4:48: LIKE expects a string but 'TEMP_CELCIUS' is INT"],
@@ -80,6 +85,22 @@ describe('analyzer: error golden table (file:line:col: message)', () => {
     expect(plan.sources).toEqual([]);
   });
 
+  it('resumes after a syntax error at the next semicolon, reporting statements in file order', () => {
+    const text = "CREATE STREAM a AS SELECT FROM x;\nCREATE STREAM b AS SELECT * FROM x WHERE colour + 1;\nCREATE STREAM c AS SELECT (1 FROM x;\nCREATE STREAM d AS SELECT * FROM x;";
+    const plan = planRuleText(WIDGETS.replace(/\n/g, ' ') + '\n' + text.replace(/FROM x/g, 'FROM widgets'), 'r.sql');
+    expect(plan.diagnostics.map(formatDiagnostic)).toEqual([
+      "r.sql:2:27: expected an expression but found 'FROM'",
+      "r.sql:3:48: '+' expects a number but 'COLOUR' is VARCHAR",
+      "r.sql:4:30: expected ')' but found 'FROM'",
+    ]);
+    expect(plan.rules).toEqual([]);
+  });
+
+  it('a lexical error ends the file (what follows cannot be tokenized reliably)', () => {
+    const plan = planRuleText("CREATE STREAM a AS SELECT 'open FROM x;\nCREATE STREAM b AS SELECT nope FROM widgets;", 'r.sql');
+    expect(plan.diagnostics.map(formatDiagnostic)).toEqual(["r.sql:1:27: unterminated string literal: missing closing '"]);
+  });
+
   it('accepts a schemaless source: any column, checks at run time', () => {
     expect(planRuleText("CREATE STREAM s AS SELECT anything->goes, UCASE(x) FROM undeclared WHERE y = 'z';", 'f.sql').diagnostics).toEqual([]);
   });
@@ -106,8 +127,10 @@ describe('analyzer: logical query', () => {
     ]);
   });
 
-  it('names outputs: alias, column as written, last field of a->b, else KSQL_COL_i', () => {
-    const q = analyze('CREATE STREAM s AS SELECT colour AS c, Sensor_Id, payload->temp, temp_celcius * 2, ROWTIME FROM widgets;');
-    expect(q.outputs.map((o) => o.name)).toEqual(['c', 'Sensor_Id', 'temp', 'KSQL_COL_3', 'ROWTIME']);
+  it('names outputs: alias, column as written, last field of a->b, else KSQL_COL_n', () => {
+    const q = analyze('CREATE STREAM s AS SELECT colour AS c, Sensor_Id, payload->temp, temp_celcius * 2, ROWTIME, UCASE(colour) FROM widgets;');
+    expect(q.outputs.map((o) => o.name)).toEqual(['c', 'Sensor_Id', 'temp', 'KSQL_COL_0', 'ROWTIME', 'KSQL_COL_1']);
+    const skip = analyze('CREATE STREAM s AS SELECT a + 1, b AS ksql_col_1, a + 2 FROM widgets;');
+    expect(skip.outputs.map((o) => o.name)).toEqual(['KSQL_COL_0', 'ksql_col_1', 'KSQL_COL_2']);
   });
 });

@@ -22,6 +22,7 @@
 
 import {
   formatExpr,
+  formatType,
   type Call,
   type ColumnRef,
   type CreateAsSelect,
@@ -29,12 +30,13 @@ import {
   type Expr,
   type Identifier,
   type Position,
+  type TypeNode,
   type WindowNode,
 } from './ast.ts';
 import { rulesErrorAt, type RulesError } from './errors.ts';
 import { AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, type ArgKind } from './functions.ts';
 import type { AggregateName } from './plan.ts';
-import { isNumericType, typeFamily, widerNumeric, type SqlType } from './types.ts';
+import { isNumericType, sqlTypeOf, typeFamily, widerNumeric, type SqlType } from './types.ts';
 
 /** A column of an input stream. */
 export interface SourceColumn {
@@ -45,6 +47,8 @@ export interface SourceColumn {
   readonly type: SqlType;
   /** Declared `KEY`: read from the record key when the value lacks it. */
   readonly key: boolean;
+  /** The declared type, for checking `->` fields of STRUCTs and the element types of ARRAY/MAP. */
+  readonly typeNode?: TypeNode;
 }
 
 /** What the analyzer knows about the input stream. */
@@ -53,6 +57,12 @@ export interface SourceSchema {
   readonly name: string;
   /** Declared columns, or null for a schemaless source (any column name is accepted, type ANY). */
   readonly columns: readonly SourceColumn[] | null;
+  /**
+   * Declared columns that are not the whole schema (only KEY columns were
+   * declared, the value's columns are left to inference as in ksqlDB):
+   * undeclared names are accepted with type ANY. Default false.
+   */
+  readonly open?: boolean;
 }
 
 export type PseudoColumn = 'ROWTIME' | 'ROWKEY' | 'ROWPARTITION' | 'ROWOFFSET' | 'WINDOWSTART' | 'WINDOWEND';
@@ -68,7 +78,14 @@ const PSEUDO_TYPES: Readonly<Record<PseudoColumn, SqlType>> = Object.freeze({
 
 /** How a column reference reads its value. */
 export type ResolvedColumn =
-  | { readonly kind: 'value'; readonly name: string; readonly caseSensitive: boolean; readonly type: SqlType; readonly key: boolean }
+  | {
+      readonly kind: 'value';
+      readonly name: string;
+      readonly caseSensitive: boolean;
+      readonly type: SqlType;
+      readonly key: boolean;
+      readonly typeNode?: TypeNode;
+    }
   | { readonly kind: 'pseudo'; readonly which: PseudoColumn; readonly type: SqlType };
 
 /** One output column: its name and the expression computing it. */
@@ -114,13 +131,15 @@ export function resolveColumn(ref: ColumnRef, source: SourceSchema): ResolvedCol
   const id = ref.column;
   if (source.columns !== null) {
     const col = source.columns.find((c) => (c.quoted || id.quoted ? c.name === id.name : c.name.toUpperCase() === id.name.toUpperCase()));
-    if (col !== undefined) return { kind: 'value', name: col.name, caseSensitive: col.quoted || id.quoted, type: col.type, key: col.key };
+    if (col !== undefined) {
+      return { kind: 'value', name: col.name, caseSensitive: col.quoted || id.quoted, type: col.type, key: col.key, ...(col.typeNode ? { typeNode: col.typeNode } : {}) };
+    }
   }
   if (!id.quoted) {
     const upper = id.name.toUpperCase();
     if (upper in PSEUDO_TYPES) return { kind: 'pseudo', which: upper as PseudoColumn, type: PSEUDO_TYPES[upper as PseudoColumn] };
   }
-  if (source.columns !== null) {
+  if (source.columns !== null && source.open !== true) {
     throw err(`unknown column '${id.name}' in stream '${source.name}'`, ref.pos, id.name);
   }
   return { kind: 'value', name: id.name, caseSensitive: id.quoted, type: 'ANY', key: false };
@@ -238,12 +257,12 @@ class TypeChecker {
         return r.type;
       }
       case 'FieldAccess':
+      case 'Subscript': {
         this.typeOf(e.base, clause);
-        return 'ANY';
-      case 'Subscript':
-        this.typeOf(e.base, clause);
-        this.typeOf(e.index, clause);
-        return 'ANY';
+        if (e.kind === 'Subscript') this.typeOf(e.index, clause);
+        const node = this.declaredType(e);
+        return node === null ? 'ANY' : sqlTypeOf(node);
+      }
       case 'Unary': {
         const t = this.typeOf(e.operand, clause);
         if (e.op === 'NOT') {
@@ -275,19 +294,19 @@ class TypeChecker {
             this.expectKind(r, 'number', e.right, `'${e.op}'`);
             return l === 'NULL' ? r : r === 'NULL' ? l : widerNumeric(l, r);
           default:
-            this.expectComparable(l, r, e.right);
+            this.expectComparable(l, r, e.left, e.right);
             return 'BOOLEAN';
         }
       }
       case 'InList': {
         const t = this.typeOf(e.expr, clause);
-        for (const x of e.list) this.expectComparable(t, this.typeOf(x, clause), x);
+        for (const x of e.list) this.expectComparable(t, this.typeOf(x, clause), e.expr, x);
         return 'BOOLEAN';
       }
       case 'Between': {
         const t = this.typeOf(e.expr, clause);
-        this.expectComparable(t, this.typeOf(e.low, clause), e.low);
-        this.expectComparable(t, this.typeOf(e.high, clause), e.high);
+        this.expectComparable(t, this.typeOf(e.low, clause), e.expr, e.low);
+        this.expectComparable(t, this.typeOf(e.high, clause), e.expr, e.high);
         return 'BOOLEAN';
       }
       case 'Like':
@@ -304,7 +323,7 @@ class TypeChecker {
         for (const w of e.whens) {
           const wt = this.typeOf(w.when, clause);
           if (operand === null) this.expectKind(wt, 'boolean', w.when, 'WHEN');
-          else this.expectComparable(operand, wt, w.when);
+          else this.expectComparable(operand, wt, e.operand!, w.when);
           const tt = this.typeOf(w.then, clause);
           if (result === 'NULL') result = tt;
         }
@@ -320,6 +339,36 @@ class TypeChecker {
       case 'Call':
         return this.callType(e, clause);
     }
+  }
+
+  /**
+   * The declared type of a column, `->` field or `[index]` element when the
+   * source declares it; null when unknown. Throws for a field a declared
+   * STRUCT does not have.
+   */
+  private declaredType(e: Expr): TypeNode | null {
+    if (e.kind === 'ColumnRef') {
+      const r = resolveColumn(e, this.source);
+      return r.kind === 'value' ? (r.typeNode ?? null) : null;
+    }
+    if (e.kind === 'FieldAccess') {
+      const base = this.declaredType(e.base);
+      if (base === null) return null;
+      if (base.kind === 'MapType') return base.valueType;
+      if (base.kind !== 'StructType') throw err(`'->' needs a STRUCT but '${formatExpr(e.base)}' is ${formatType(base)}`, e.field.pos, e.field.name);
+      const f = e.field;
+      const field = base.fields.find((x) => (x.name.quoted || f.quoted ? x.name.name === f.name : x.name.name.toUpperCase() === f.name.toUpperCase()));
+      if (field === undefined) throw err(`unknown field '${f.name}' in '${formatExpr(e.base)}' (${formatType(base)})`, f.pos, f.name);
+      return field.type;
+    }
+    if (e.kind === 'Subscript') {
+      const base = this.declaredType(e.base);
+      if (base === null) return null;
+      if (base.kind === 'ArrayType') return base.element;
+      if (base.kind === 'MapType') return base.valueType;
+      throw err(`'[...]' needs an ARRAY or MAP but '${formatExpr(e.base)}' is ${formatType(base)}`, e.pos, formatExpr(e.base));
+    }
+    return null;
   }
 
   private callType(e: Call, clause: Clause): SqlType {
@@ -375,11 +424,12 @@ class TypeChecker {
     }
   }
 
-  private expectComparable(a: SqlType, b: SqlType, at: Expr): void {
+  /** Both sides must be of one type family; the error points at the right-hand side and names both. */
+  private expectComparable(a: SqlType, b: SqlType, left: Expr, right: Expr): void {
     const fa = typeFamily(a);
     const fb = typeFamily(b);
     if (fa === 'any' || fb === 'any' || fa === fb) return;
-    throw err(`cannot compare ${a} with ${b}`, at.pos, formatExpr(at));
+    throw err(`cannot compare ${formatExpr(left)} (${a}) with ${formatExpr(right)} (${b})`, right.pos, formatExpr(right));
   }
 }
 
@@ -409,14 +459,17 @@ function checkWindow(w: WindowNode): void {
   }
 }
 
-/** The output name of a select expression without alias (see plan.ts naming decisions). */
-function outputName(e: Expr, index: number, source: SourceSchema): string {
+/**
+ * The output name of a select expression without alias (see plan.ts naming
+ * decisions), or null when it gets a generated `KSQL_COL_<n>` name.
+ */
+function outputName(e: Expr, source: SourceSchema): string | null {
   if (e.kind === 'ColumnRef') {
     const r = resolveColumn(e, source);
     return r.kind === 'value' ? r.name : r.which;
   }
   if (e.kind === 'FieldAccess') return e.field.name;
-  return `KSQL_COL_${index}`;
+  return null;
 }
 
 /** Analyzes one CREATE ... AS SELECT. Throws a positioned RulesError (RULES_ANALYSIS) on the first problem. */
@@ -433,7 +486,14 @@ export function analyzeQuery(stmt: CreateAsSelect, source: SourceSchema): Logica
   let star = false;
   const outputs: OutputColumn[] = [];
   const seen = new Map<string, Position>();
-  q.items.forEach((item, i) => {
+  // Generated names count up from KSQL_COL_0 over the unnamed items, skipping names the query already uses (as ksqlDB).
+  const taken = new Set(q.items.flatMap((it) => (it.kind === 'SelectExpr' && it.alias ? [it.alias.quoted ? it.alias.name : it.alias.name.toUpperCase()] : [])));
+  let generated = 0;
+  const nextGenerated = (): string => {
+    while (taken.has(`KSQL_COL_${generated}`)) generated++;
+    return `KSQL_COL_${generated++}`;
+  };
+  q.items.forEach((item) => {
     if (item.kind === 'Star') {
       if (isTable) throw err("SELECT * is not supported in CREATE TABLE ... AS SELECT; list the GROUP BY columns and aggregates", item.pos, '*');
       if (item.qualifier !== null) strip({ kind: 'ColumnRef', pos: item.pos, qualifier: item.qualifier, column: item.qualifier });
@@ -442,7 +502,7 @@ export function analyzeQuery(stmt: CreateAsSelect, source: SourceSchema): Logica
       return;
     }
     const expr = strip(item.expr);
-    const name = item.alias ? item.alias.name : outputName(expr, i, source);
+    const name = item.alias ? item.alias.name : (outputName(expr, source) ?? nextGenerated());
     const key = item.alias?.quoted ? name : name.toUpperCase();
     if (seen.has(key)) throw err(`duplicate output column '${name}'`, item.alias?.pos ?? item.pos, name);
     seen.set(key, item.pos);

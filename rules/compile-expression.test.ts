@@ -72,6 +72,13 @@ describe('expression evaluation golden table over the DESIGN.md reading', () => 
     ["colour IN ('BLUE', note)", null],
     ["colour NOT IN ('BLUE', 'GREEN')", true],
     ['note IN (1, 2)', null],
+    ['temp_celcius IN (22, 23)', true],
+    ['temp_celcius IN (22, 24)', false],
+    ["temp_celcius IN ('23', 24)", null],
+    ["temp_celcius NOT IN ('x', 'y')", null],
+    ['temp_celcius NOT IN (22, 24)', true],
+    ["colour IN ('RED')", true],
+    ['payload IN (1)', null],
     // LIKE: % any run, _ one character, ESCAPE, case-sensitive.
     ["sensor_id LIKE 'aa-%'", true],
     ["sensor_id LIKE 'aa-1_1'", true],
@@ -256,7 +263,25 @@ describe('property: compiled closures never throw', () => {
         expect(v === undefined).toBe(false);
         if (typeof v === 'number') expect(Number.isNaN(v)).toBe(false);
       }),
-      { numRuns: 1500, seed: 42 },
+      { numRuns: 600, seed: 42 },
+    );
+  });
+});
+
+describe('property: IN over literals (Set lookup) agrees with item-by-item comparison', () => {
+  it('gives the same three-valued result', async () => {
+    const fc = (await import('fast-check')).default;
+    const lit = fc.oneof(fc.integer({ min: -3, max: 3 }).map(String), fc.constantFrom("'a'", "'b'", "''", '1.5'));
+    const value = fc.oneof(fc.constant(null), fc.integer({ min: -3, max: 3 }), fc.constantFrom('a', 'b', '', 1.5, true, Number.NaN), fc.constant({ a: 1 }));
+    fc.assert(
+      fc.property(fc.array(lit, { minLength: 1, maxLength: 4 }), fc.boolean(), value, (items, negated, v) => {
+        const not = negated ? 'NOT ' : '';
+        const fast = compileExpr(parseExpression(`x ${not}IN (${items.join(', ')})`), scope)({ x: v });
+        // COALESCE(...) is not a literal, so this list takes the item-by-item path.
+        const slow = compileExpr(parseExpression(`x ${not}IN (${items.map((i) => `COALESCE(${i})`).join(', ')})`), scope)({ x: v });
+        expect(fast).toBe(slow);
+      }),
+      { numRuns: 500, seed: 11 },
     );
   });
 });

@@ -124,8 +124,19 @@ export function compileExpr<C>(e: Expr, scope: Scope<C>): Compiled<C> {
       return compileBinary(e, scope);
     case 'InList': {
       const x = sub(e.expr);
-      const list = e.list.map(sub);
       const negated = e.negated;
+      // All strings or all numbers: one Set lookup instead of a comparison per item (same result).
+      const kinds = new Set(e.list.map((i) => (i.kind === 'StringLiteral' ? 'string' : i.kind === 'NumberLiteral' ? 'number' : 'other')));
+      if (kinds.size === 1 && !kinds.has('other')) {
+        const kind = [...kinds][0]!;
+        const set = new Set<unknown>(e.list.map((i) => (i as { value: unknown }).value));
+        return (ctx) => {
+          const v = x(ctx);
+          if (typeof v !== kind || Number.isNaN(v)) return null;
+          return set.has(v) !== negated;
+        };
+      }
+      const list = e.list.map(sub);
       return (ctx) => {
         const v = x(ctx);
         if (v === null || v === undefined) return null;

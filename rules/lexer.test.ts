@@ -56,6 +56,10 @@ describe('lexer', () => {
     expect(tokens[1]).toMatchObject({ kind: 'word', text: 'x', pos: { line: 2, col: 4, offset: 6 } });
   });
 
+  it('ignores a byte-order mark and handles CRLF line ends', () => {
+    expect(compact('\uFEFFa\r\n  b')).toEqual(['word:A@1:2', 'word:B@2:3', 'eof:@2:4']);
+  });
+
   it('keeps doubled back-quotes as one and upper-cases only words', () => {
     const [t] = tokenize('`a``b`');
     expect(t).toMatchObject({ kind: 'quoted', value: 'a`b', text: '`a``b`' });

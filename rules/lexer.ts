@@ -83,7 +83,8 @@ export function tokenize(text: string): Token[] {
 
   while (i < n) {
     const c = text[i]!;
-    if (c === ' ' || c === '\t' || c === '\r' || c === '\n' || c === '\f' || c === '\v') {
+    // A byte-order mark (editors on some systems write one) counts as whitespace.
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n' || c === '\f' || c === '\v' || c === '\uFEFF') {
       advance(i, i + 1);
       i++;
       continue;

@@ -56,7 +56,7 @@ import type {
   WindowNode,
   ColumnDef,
 } from './ast.ts';
-import { rulesErrorAt, type RulesError } from './errors.ts';
+import { isRulesError, rulesErrorAt, type RulesError } from './errors.ts';
 import { describeToken, tokenize, type Token } from './lexer.ts';
 
 /**
@@ -160,7 +160,25 @@ function exceedsDepth(e: Expr, limit: number): boolean {
 
 /** Parses a whole rule file: statements separated by `;` (the last `;` may be omitted). */
 export function parseRules(text: string): ParsedStatement[] {
-  const p = new Parser(text);
+  const { statements, errors } = parseRulesRecovering(text);
+  if (errors.length > 0) throw errors[0]!;
+  return statements;
+}
+
+/**
+ * Parses a whole rule file, continuing after a syntax error at the next
+ * `;` so that one pass reports every broken statement. A lexical error
+ * (bad character, unterminated string or comment) ends the file: what
+ * follows it cannot be tokenized reliably. `statements` holds the
+ * statements that parsed.
+ */
+export function parseRulesRecovering(text: string): { statements: ParsedStatement[]; errors: RulesError[] } {
+  let p: Parser;
+  try {
+    p = new Parser(text);
+  } catch (e) {
+    return { statements: [], errors: [e as RulesError] };
+  }
   return p.parseFile();
 }
 
@@ -253,18 +271,27 @@ class Parser {
 
   // -- statements ----------------------------------------------------------
 
-  parseFile(): ParsedStatement[] {
-    const out: ParsedStatement[] = [];
+  parseFile(): { statements: ParsedStatement[]; errors: RulesError[] } {
+    const statements: ParsedStatement[] = [];
+    const errors: RulesError[] = [];
     for (;;) {
       while (this.acceptOp(';')) {
         // empty statements are allowed
       }
-      if (this.peek().kind === 'eof') return out;
+      if (this.peek().kind === 'eof') return { statements, errors };
       const first = this.peek();
-      const statement = this.statement();
-      const end = this.peek();
-      if (end.kind !== 'eof' && !this.isOp(';')) throw this.expected("';'");
-      out.push({ statement, text: this.text.slice(first.pos.offset, end.pos.offset).trimEnd() });
+      try {
+        this.depth = 0;
+        const statement = this.statement();
+        const end = this.peek();
+        if (end.kind !== 'eof' && !this.isOp(';')) throw this.expected("';'");
+        statements.push({ statement, text: this.text.slice(first.pos.offset, end.pos.offset).trimEnd() });
+      } catch (e) {
+        if (!isRulesError(e)) throw e;
+        errors.push(e);
+        // Resume after the next ';' (the statement's end, as far as we can tell).
+        while (this.peek().kind !== 'eof' && !this.isOp(';')) this.next();
+      }
     }
   }
 
@@ -463,6 +490,10 @@ class Parser {
       else throw this.expected("'CHANGES' or 'FINAL'");
     }
     if (this.isWord('LIMIT')) throw this.error('LIMIT is not supported in a rule (rules run continuously)');
+    const late = this.peek();
+    if (late.kind === 'word' && ['WINDOW', 'WHERE', 'GROUP', 'PARTITION', 'HAVING', 'EMIT'].includes(late.value)) {
+      throw this.error(`'${late.text}' is out of place: the clauses go in the order FROM, WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT`, late);
+    }
     return { kind: 'Select', pos, items, from: { pos: fromTok.pos, name, alias }, window, where, groupBy, partitionBy, having, emit, emitPos };
   }
 

@@ -73,7 +73,7 @@ describe('planner: the DESIGN.md rule file', () => {
       timestampField: 'reading_ts',
       declared: true,
     });
-    expect(s.columns[1]).toEqual({ name: 'sensor_id', type: 'VARCHAR', key: true });
+    expect(s.columns[1]).toMatchObject({ name: 'sensor_id', type: 'VARCHAR', key: true, typeNode: { kind: 'BaseType', name: 'VARCHAR' } });
     expect(s.origin).toMatchObject({ file: 'rules/test.sql', line: 1, col: 1 });
   });
 
@@ -159,6 +159,13 @@ describe('planner: stream details', () => {
     expect(s.project(row(42 as unknown as Record<string, unknown>))).toEqual({ anything: null, k: 'aa-101' });
   });
 
+  it('a source declaring only KEY columns leaves its value columns open, as ksqlDB schema inference would', () => {
+    const p = planOk("CREATE STREAM pv (page_id BIGINT KEY) WITH (KAFKA_TOPIC='pv', VALUE_FORMAT='JSON'); CREATE STREAM s AS SELECT page_id, user_id FROM pv;");
+    expect(rule(p, 's', 'stream').project(row({ user_id: 'u1' }, '17'))).toEqual({ page_id: '17', user_id: 'u1' });
+    const closed = planRuleText("CREATE STREAM pv (page_id BIGINT KEY, viewtime BIGINT) WITH (KAFKA_TOPIC='pv'); CREATE STREAM s AS SELECT user_id FROM pv;", 'f.sql');
+    expect(closed.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:1:107: unknown column 'user_id' in stream 'pv'"]);
+  });
+
   it('uses integer division for declared integer columns', () => {
     const p = planOk(`CREATE STREAM w (a INT, b BIGINT, c DOUBLE) WITH (KAFKA_TOPIC='w');
       CREATE STREAM s AS SELECT a / b AS ints, c / b AS dbl, -a / 2 AS neg FROM w;`);
@@ -178,6 +185,25 @@ describe('planner: stream details', () => {
     expect(rule(p, 'b', 'stream').source.topic).toBe('a_topic');
     const bad = planRuleText('CREATE TABLE t AS SELECT k, COUNT(*) FROM raw GROUP BY k; CREATE STREAM c AS SELECT * FROM t;', 'f.sql');
     expect(bad.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:1:92: 't' is a table; a rule reads from a stream"]);
+  });
+
+  it('refuses two rules writing one topic, and rules feeding each other in a cycle', () => {
+    const twice = planRuleText("CREATE STREAM a WITH (KAFKA_TOPIC='out') AS SELECT * FROM raw;\nCREATE STREAM b WITH (KAFKA_TOPIC='out') AS SELECT * FROM raw2;", 'f.sql');
+    expect(twice.diagnostics.map(formatDiagnostic)).toEqual(["f.sql:2:15: topic 'out' is already written by 'a' at f.sql:1:1"]);
+    // a reads topic b (undeclared yet), b reads a's output and writes topic b: a → b → a.
+    const cycle = planRuleText('CREATE STREAM a AS SELECT * FROM b_in;\nCREATE STREAM c AS SELECT * FROM a;\nCREATE STREAM b WITH (KAFKA_TOPIC=\'b_in\') AS SELECT * FROM c;', 'f.sql');
+    expect(cycle.diagnostics.map(formatDiagnostic)).toEqual(['f.sql:3:15: rules form a cycle: b → a → c → b']);
+    // A plain chain is fine.
+    planOk('CREATE STREAM a AS SELECT * FROM raw; CREATE STREAM b AS SELECT * FROM a; CREATE STREAM c AS SELECT * FROM b;');
+  });
+
+  it('SET applies to the statements after it, later SETs win, the value is case-insensitive', () => {
+    const p = planOk("CREATE STREAM a AS SELECT * FROM raw;\nSET 'AUTO.OFFSET.RESET'='Earliest';\nCREATE STREAM b AS SELECT * FROM raw;\nSET 'auto.offset.reset'='latest';\nSET 'other'='x';\nCREATE STREAM c AS SELECT * FROM raw;");
+    expect(p.rules.map((r) => [r.name, r.offsetReset, r.settings])).toEqual([
+      ['a', 'latest', {}],
+      ['b', 'earliest', { 'auto.offset.reset': 'earliest' }],
+      ['c', 'latest', { 'auto.offset.reset': 'latest', other: 'x' }],
+    ]);
   });
 
   it('IF NOT EXISTS skips a name that is already defined', () => {
@@ -238,12 +264,15 @@ describe('planner: tables', () => {
     expect(groupKeyText(['x'])).toBe(groupKeyText(['x']));
   });
 
-  it('state signature changes with GROUP BY, window or aggregates, not with WHERE, HAVING, projection or spelling', () => {
+  it('state signature changes with GROUP BY, window shape, aggregates or input; not with grace, EMIT, WHERE, HAVING, projection or spelling', () => {
     const sig = (sql: string): string => rule(planOk(sql), 't', 'table').stateSignature;
     const base = sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) AS temp FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;');
     expect(sig("create table t as select SENSOR_ID as s, avg( temp_celcius ) from widgets window tumbling (size 60 seconds) where colour = 'RED' group by sensor_id having avg(temp_celcius) > 3;")).toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 2 MINUTES) GROUP BY sensor_id;')).not.toBe(base);
-    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 1 SECOND) GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 1 SECOND) GROUP BY sensor_id EMIT FINAL;')).toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 30 SECONDS) GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets GROUP BY sensor_id;')).not.toBe(base);
+    expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM widgets GROUP BY sensor_id, colour;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT production_line, AVG(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY production_line;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, MAX(temp_celcius) FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;')).not.toBe(base);
     expect(sig('CREATE TABLE t AS SELECT sensor_id, AVG(temp_celcius) FROM other WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id;')).not.toBe(base);
@@ -292,5 +321,92 @@ describe('planner: a table plan is what the runtime needs', () => {
       ['STDDEV_SAMP', 46],
       ['EARLIEST_BY_OFFSET', 'RED'],
     ]);
+  });
+});
+
+describe('planner: property', () => {
+  it('random rule statements give plans or positioned diagnostics, and planned closures never throw', async () => {
+    const fc = (await import('fast-check')).default;
+    const col = fc.oneof(
+      { weight: 9, arbitrary: fc.constantFrom('sensor_id', 'colour', 'temp_celcius', 'widget_weight_g', 'payload->temp', 'ROWTIME') },
+      { weight: 1, arbitrary: fc.constantFrom('nope', 'WINDOWSTART') },
+    );
+    const lit = fc.constantFrom("'RED'", '20', '1.5', 'NULL', 'TRUE', '0');
+    // Scalar expressions (no aggregates).
+    const { scalar } = fc.letrec((tie) => ({
+      scalar: fc.oneof(
+        { depthSize: 'small' },
+        col,
+        lit,
+        fc.tuple(tie('scalar'), fc.constantFrom('+', '/', '%', '=', '>', '<>', 'AND', 'OR', '||'), tie('scalar')).map(([l, o, r]) => `(${l} ${o} ${r})`),
+        fc.tuple(fc.constantFrom('UCASE', 'ROUND', 'ABS', 'COALESCE', 'LEN', 'CAST'), tie('scalar')).map(([f, a]) => (f === 'CAST' ? `CAST(${a} AS VARCHAR)` : `${f}(${a})`)),
+        tie('scalar').map((e) => `(${e} IS NULL)`),
+        fc.tuple(tie('scalar'), tie('scalar')).map(([c, t]) => `CASE WHEN ${c} THEN ${t} END`),
+      ),
+    }));
+    const aggregate = fc.oneof(
+      fc.constant('COUNT(*)'),
+      fc.tuple(fc.constantFrom('COUNT', 'SUM', 'AVG', 'MIN', 'MAX', 'STDDEV_SAMP', 'LATEST_BY_OFFSET', 'EARLIEST_BY_OFFSET'), scalar).map(([f, a]) => `${f}(${a})`),
+    );
+    const alias = fc.option(fc.constantFrom('a', 'b', 'temp'), { freq: 2 });
+    const streamStmt = fc
+      .record({ items: fc.array(fc.tuple(scalar, alias), { minLength: 1, maxLength: 3 }), star: fc.boolean(), where: fc.option(scalar) })
+      .map(({ items, star, where }) => {
+        const list = items.map(([e, a], i) => `${e} AS ${a ?? 'c' + i}`);
+        return `CREATE STREAM out AS SELECT ${star ? '*, ' : ''}${list.join(', ')} FROM widgets ${where ? `WHERE ${where}` : ''};`;
+      });
+    const tableStmt = fc
+      .record({
+        keys: fc.subarray(['sensor_id', 'colour', 'UCASE(colour)'], { minLength: 1 }),
+        aggs: fc.array(aggregate, { minLength: 1, maxLength: 3 }),
+        window: fc.constantFrom('', 'WINDOW TUMBLING (SIZE 1 MINUTE)', 'WINDOW HOPPING (SIZE 2 MINUTES, ADVANCE BY 1 MINUTE, GRACE PERIOD 5 SECONDS)', 'WINDOW SESSION (30 SECONDS)'),
+        where: fc.option(scalar),
+        having: fc.option(fc.oneof(fc.tuple(aggregate, fc.constantFrom('>', '=', '<'), lit).map(([a, o, l]) => `${a} ${o} ${l}`), fc.constant('x0 > 1'), scalar)),
+        bounds: fc.boolean(),
+        emit: fc.constantFrom('', 'EMIT CHANGES', 'EMIT FINAL'),
+      })
+      .map(
+        (r) =>
+          `CREATE TABLE out AS SELECT ${[...r.keys.map((k, i) => `${k} AS k${i}`), ...r.aggs.map((a, i) => `${a} AS x${i}`), ...(r.bounds ? ['WINDOWSTART AS ws', 'WINDOWEND AS we'] : [])].join(', ')} ` +
+          `FROM widgets ${r.window} ${r.where ? `WHERE ${r.where}` : ''} GROUP BY ${r.keys.join(', ')} ${r.having ? `HAVING ${r.having}` : ''} ${r.emit};`,
+      );
+    const stmt = fc.oneof(streamStmt, tableStmt);
+    const value = fc.oneof(fc.constant(null), fc.integer(), fc.double(), fc.string({ maxLength: 4 }), fc.boolean(), fc.constant({ temp: 3 }));
+    const input = fc.record({ sensor_id: value, colour: value, temp_celcius: value, widget_weight_g: value, payload: value });
+    const declared = "CREATE STREAM widgets (sensor_id VARCHAR KEY, colour VARCHAR, temp_celcius INT, widget_weight_g INT, payload STRUCT<temp DOUBLE>) WITH (KAFKA_TOPIC='w');\n";
+    let planned = 0;
+    let rejected = 0;
+    fc.assert(
+      fc.property(stmt, fc.boolean(), input, (sql, withSchema, v) => {
+        const plan = planRuleText((withSchema ? declared : '') + sql, 'p.sql');
+        if (plan.rules.length > 0) planned++;
+        else rejected++;
+        for (const d of plan.diagnostics) {
+          expect(d.code).toMatch(/^RULES_(SYNTAX|ANALYSIS|PLAN)$/);
+          expect(d.message).not.toMatch(/internal error/);
+          expect(d.line).toBeGreaterThanOrEqual(1);
+        }
+        for (const r of plan.rules) {
+          const rw = row(v);
+          r.where(rw);
+          if (r.kind === 'stream') {
+            r.project(rw);
+            r.outputKey(rw);
+          } else {
+            const keys = r.groupBy.map((g) => g(rw));
+            for (const a of r.aggregates) a.arg?.(rw);
+            const g: GroupRow = { keys, aggregates: r.aggregates.map(() => v.temp_celcius), windowStart: r.window ? 0 : null, windowEnd: r.window ? 60_000 : null };
+            r.project(g);
+            r.having(g);
+            r.outputKey(g);
+            r.groupKeyText(keys);
+          }
+        }
+      }),
+      { numRuns: 500, seed: 3 },
+    );
+    // Both outcomes are exercised in earnest.
+    expect(planned).toBeGreaterThan(40);
+    expect(rejected).toBeGreaterThan(75);
   });
 });

@@ -25,8 +25,15 @@
  * - Output column names: an alias as written; a column reference keeps the
  *   spelling of the column's declaration (or, for undeclared sources, the
  *   spelling in the query); `a->b` is named `b`; any other expression is
- *   `KSQL_COL_<i>` with `i` its 0-based position in the select list.
- *   `SELECT *` passes the reading's JSON value through unchanged.
+ *   named `KSQL_COL_0`, `KSQL_COL_1`, ... in select-list order, skipping
+ *   names an alias already uses (as ksqlDB).
+ *   `SELECT *` passes the reading's JSON value through (a shallow copy;
+ *   `SELECT *, expr AS x` adds `x`, replacing a field of that name).
+ *
+ * Pipeline: `planRuleText` parses (parser.ts), resolves FROM against the
+ * catalog, analyzes (analyzer.ts → a LogicalQuery), applies the named
+ * rewrite rules (`REWRITE_RULES`, below), then compiles closures
+ * (compile-expression.ts).
  */
 
 import {
@@ -40,6 +47,7 @@ import {
   type ParsedStatement,
   type Position,
   type Property,
+  type TypeNode,
   type WindowNode,
 } from './ast.ts';
 import {
@@ -55,8 +63,8 @@ import {
 } from './analyzer.ts';
 import { compileExpr, compilePredicate, getField, type Compiled, type Scope } from './compile-expression.ts';
 import { isRulesError, rulesErrorAt } from './errors.ts';
-import { parseRules } from './parser.ts';
-import { toEpochMs, valueToString, type SqlType } from './types.ts';
+import { parseRulesRecovering } from './parser.ts';
+import { sqlTypeOf, toEpochMs, valueToString, type SqlType } from './types.ts';
 
 /** JSON value of a reading, as decoded from the record's payload. */
 export type Row = Record<string, unknown>;
@@ -109,7 +117,14 @@ export interface SourcePlan {
   readonly name: string;
   readonly topic: string;
   /** Declared columns; empty for an implicit (schemaless) source. */
-  readonly columns: ReadonlyArray<{ readonly name: string; readonly type: string; readonly key: boolean }>;
+  readonly columns: ReadonlyArray<{
+    readonly name: string;
+    /** Printed type, e.g. `VARCHAR`, `STRUCT<TEMP DOUBLE>`. */
+    readonly type: string;
+    readonly key: boolean;
+    /** The declared type's syntax tree (absent for columns not declared by CREATE STREAM). */
+    readonly typeNode?: TypeNode;
+  }>;
   /** The value field named by `TIMESTAMP=`, or null to use the record's own timestamp. */
   readonly timestampField: string | null;
   /** Only 'JSON' is supported. */
@@ -234,8 +249,9 @@ export interface TablePlan extends DerivedPlanBase {
   /** Default 'CHANGES'. 'FINAL' requires a window (the analyzer rejects it otherwise). */
   readonly emit: 'changes' | 'final';
   /**
-   * Stable identity of the aggregation state layout: source, GROUP BY,
-   * window and aggregate calls (not WHERE, HAVING or the projection). When a
+   * Stable identity of the aggregation state layout: source topic, GROUP BY,
+   * window kind and lengths, and aggregate calls (not the grace period,
+   * EMIT mode, WHERE, HAVING or the projection). When a
    * reloaded rule's signature differs from the checkpointed one, its state
    * is incompatible: start fresh and log it.
    */
@@ -470,7 +486,7 @@ function planSource(s: CreateSource, file: string, parsed: ParsedStatement): Sou
     kind: 'source',
     name,
     topic: stringProp(props, 'KAFKA_TOPIC') ?? name,
-    columns: s.columns.map((c) => ({ name: c.name.name, type: formatType(c.type), key: c.key })),
+    columns: s.columns.map((c) => ({ name: c.name.name, type: formatType(c.type), key: c.key, typeNode: c.type })),
     timestampField,
     valueFormat: 'JSON',
     declared: true,
@@ -479,18 +495,15 @@ function planSource(s: CreateSource, file: string, parsed: ParsedStatement): Sou
   };
 }
 
-/** Plans one `CREATE STREAM x (...) WITH (...)` on its own (the folder loader's first pass). Throws a positioned RulesError. */
-export function planSourceStatement(parsed: ParsedStatement & { statement: CreateSource }, file: string): SourcePlan {
-  return planSource(parsed.statement, file, parsed);
-}
-
 /** The schema the analyzer sees for an input plan. */
 function schemaOf(p: SourcePlan): SourceSchema {
   // Undeclared, or declared without columns (`CREATE STREAM x WITH (...)`): schemaless.
   if (!p.declared || p.columns.length === 0) return { name: p.name, columns: null };
   return {
     name: p.name,
-    columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: baseTypeOf(c.type), key: c.key })),
+    columns: p.columns.map((c) => ({ name: c.name, quoted: false, type: c.typeNode ? sqlTypeOf(c.typeNode) : baseTypeOf(c.type), key: c.key, ...(c.typeNode ? { typeNode: c.typeNode } : {}) })),
+    // Only KEY columns declared: the value's columns are open (ksqlDB would infer them).
+    open: p.columns.every((c) => c.key),
   };
 }
 
@@ -652,10 +665,12 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
   const havingFn = q.having ? compilePredicate(q.having, gscope) : () => true;
   const aggregates: AggregateCall[] = q.aggregates.map((a) => ({ fn: a.fn, arg: a.arg ? compileExpr(a.arg, scope) : null, text: a.text }));
   const groupByNames = q.groupBy.map((g) => (g.kind === 'ColumnRef' ? outputNameOfRef(g, schema) : formatExpr(g)));
+  // The grace period only decides when windows close, not what they hold: changing it keeps the state.
+  const windowShape = window === null ? null : window.kind === 'session' ? { kind: window.kind, gapMs: window.gapMs } : { kind: window.kind, sizeMs: window.sizeMs, advanceMs: window.advanceMs };
   const stateSignature = JSON.stringify({
     source: source.topic,
     groupBy: q.groupBy.map(formatExpr),
-    window,
+    window: windowShape,
     aggregates: q.aggregates.map((a) => a.text),
   });
   return {
@@ -679,6 +694,34 @@ function outputNameOfRef(ref: ColumnRef, schema: SourceSchema): string {
   return r.kind === 'value' ? r.name : r.which;
 }
 
+/**
+ * A new rule must not write a topic another rule writes, nor close a cycle
+ * of rules feeding each other (a → b → a), which would run forever.
+ */
+function checkTopics(plan: DerivedPlan, known: ReadonlyMap<string, Plan>, at: Identifier): void {
+  const rules = [...known.values()].filter((p): p is DerivedPlan => p.kind !== 'source');
+  const where = (p: DerivedPlan): string => `${p.origin.file}:${p.origin.line}:${p.origin.col}`;
+  const writer = rules.find((r) => r.outputTopic === plan.outputTopic);
+  if (writer !== undefined) {
+    throw rulesErrorAt('RULES_PLAN', `topic '${plan.outputTopic}' is already written by '${writer.name}' at ${where(writer)}`, at.pos, { token: at.name });
+  }
+  // Follow what reads this rule's output, breadth first, until we come back to its input.
+  const path = new Map<string, string[]>([[plan.outputTopic, [plan.name]]]);
+  const queue = [plan.outputTopic];
+  while (queue.length > 0) {
+    const topic = queue.shift()!;
+    for (const r of rules) {
+      if (r.source.topic !== topic || path.has(r.outputTopic)) continue;
+      const via = [...path.get(topic)!, r.name];
+      if (r.outputTopic === plan.source.topic) {
+        throw rulesErrorAt('RULES_PLAN', `rules form a cycle: ${[...via, plan.name].join(' → ')}`, at.pos, { token: at.name });
+      }
+      path.set(r.outputTopic, via);
+      queue.push(r.outputTopic);
+    }
+  }
+}
+
 function diagnosticOf(file: string, e: unknown): Diagnostic {
   if (isRulesError(e)) {
     return { file, line: e.context.line ?? 1, col: e.context.col ?? 1, code: e.code, message: e.message };
@@ -691,31 +734,31 @@ function diagnosticOf(file: string, e: unknown): Diagnostic {
  * rules of `catalog` (the other files' plans; never this file's previous
  * version) and those declared earlier in the same file. A name defined twice
  * is an error (`IF NOT EXISTS` skips the statement instead; `OR REPLACE` is
- * accepted and means nothing more, as a changed file replaces its rules anyway). Every
- * statement is checked even after an error (a parse error stops the file),
- * so one run reports every broken statement; any diagnostic makes the whole
- * file contribute no plans.
+ * accepted and means nothing more, as a changed file replaces its rules
+ * anyway). Every statement is checked, and parsing resumes after a syntax
+ * error at the next `;`, so one run reports every broken statement, in file
+ * order; any diagnostic makes the whole file contribute no plans.
  */
 export function planRuleText(text: string, file: string, catalog: Catalog = new Map()): RuleFilePlan {
-  let parsed: ParsedStatement[];
-  try {
-    parsed = parseRules(text);
-  } catch (e) {
-    return { file, sources: [], rules: [], diagnostics: [diagnosticOf(file, e)] };
-  }
+  const { statements: parsed, errors } = parseRulesRecovering(text);
   const local = new Map<string, Plan>(catalog);
   const sources: SourcePlan[] = [];
   const rules: DerivedPlan[] = [];
-  const diagnostics: Diagnostic[] = [];
+  const diagnostics: Diagnostic[] = errors.map((e) => diagnosticOf(file, e));
   let settings: Record<string, string> = {};
   for (const p of parsed) {
     const s = p.statement;
     try {
       if (s.kind === 'SetStatement') {
-        if (s.property.toLowerCase() === 'auto.offset.reset' && s.value !== 'earliest' && s.value !== 'latest') {
-          throw rulesErrorAt('RULES_PLAN', `'auto.offset.reset' must be 'earliest' or 'latest', not '${s.value}'`, s.pos, { token: s.value });
+        const key = s.property.toLowerCase();
+        let value = s.value;
+        if (key === 'auto.offset.reset') {
+          value = value.toLowerCase();
+          if (value !== 'earliest' && value !== 'latest') {
+            throw rulesErrorAt('RULES_PLAN', `'auto.offset.reset' must be 'earliest' or 'latest', not '${s.value}'`, s.pos, { token: s.value });
+          }
         }
-        settings = { ...settings, [s.property.toLowerCase()]: s.value };
+        settings = { ...settings, [key]: value };
         continue;
       }
       const name = canonicalRuleName(s.name);
@@ -731,6 +774,7 @@ export function planRuleText(text: string, file: string, catalog: Catalog = new 
         sources.push(plan);
       } else {
         const plan = planDerived(s, p, file, Object.freeze({ ...settings }), local);
+        checkTopics(plan, local, s.name);
         local.set(name, plan);
         rules.push(plan);
       }
@@ -738,6 +782,9 @@ export function planRuleText(text: string, file: string, catalog: Catalog = new 
       diagnostics.push(diagnosticOf(file, e));
     }
   }
-  if (diagnostics.length > 0) return { file, sources: [], rules: [], diagnostics };
+  if (diagnostics.length > 0) {
+    diagnostics.sort((a, b) => a.line - b.line || a.col - b.col);
+    return { file, sources: [], rules: [], diagnostics };
+  }
   return { file, sources, rules, diagnostics };
 }

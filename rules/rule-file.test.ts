@@ -41,12 +41,42 @@ describe('loadRuleFolder / checkRules over a real folder', () => {
     ]);
   });
 
+  it('a broken file lends nothing to the others, as after a reload of any one of them', async () => {
+    await writeFile(path.join(dir, 'a.sql'), SOURCE + 'CREATE STREAM broken AS SELECT FROM widgets;');
+    await writeFile(path.join(dir, 'b.sql'), 'CREATE STREAM ok AS SELECT colour FROM widgets;');
+    const files = await loadRuleFolder(dir);
+    const [a, b] = files;
+    expect(a!.diagnostics.map((d) => d.message)).toEqual(["expected an expression but found 'FROM'"]);
+    expect(a!.sources).toEqual([]);
+    expect(b!.diagnostics).toEqual([]);
+    expect(b!.rules[0]!.source).toMatchObject({ topic: 'widgets', declared: false });
+    const reloaded = await loadRuleFile(b!.file, { catalog: catalogOf(files, b!.file) });
+    expect(reloaded.rules[0]!.source).toMatchObject({ topic: 'widgets', declared: false });
+  });
+
+  it('a name defined in two files stays with the first; the second is reported', async () => {
+    await writeFile(path.join(dir, 'a.sql'), "CREATE STREAM red AS SELECT * FROM raw WHERE colour = 'RED';");
+    await writeFile(path.join(dir, 'b.sql'), "CREATE STREAM red AS SELECT * FROM raw WHERE colour = 'BLUE';");
+    const [a, b] = await loadRuleFolder(dir);
+    expect(a!.diagnostics).toEqual([]);
+    expect(b!.diagnostics.map(formatDiagnostic)).toEqual([`${path.join(dir, 'b.sql')}:1:15: 'red' is already defined at ${path.join(dir, 'a.sql')}:1:1`]);
+  });
+
   it('a source declared in a later file is visible to an earlier one', async () => {
     await writeFile(path.join(dir, 'a.sql'), 'CREATE STREAM early AS SELECT colour FROM widgets;');
     await writeFile(path.join(dir, 'z.sql'), SOURCE);
     const files = await loadRuleFolder(dir);
     expect(files[0]!.diagnostics).toEqual([]);
     expect(files[0]!.rules[0]!.source.topic).toBe('widgets_raw');
+  });
+
+  it('plans a file defining a stream before the files that read it, whatever their names', async () => {
+    await writeFile(path.join(dir, 'a-reader.sql'), 'CREATE STREAM reader AS SELECT * FROM red;');
+    await writeFile(path.join(dir, 'b-red.sql'), SOURCE + "CREATE STREAM red WITH (KAFKA_TOPIC='red_topic') AS SELECT * FROM widgets WHERE colour = 'RED';");
+    const files = await loadRuleFolder(dir);
+    expect(files.map((f) => path.basename(f.file))).toEqual(['a-reader.sql', 'b-red.sql']);
+    expect(files[0]!.diagnostics).toEqual([]);
+    expect(files[0]!.rules[0]!.source.topic).toBe('red_topic');
   });
 
   it('checkRules returns file:line:col diagnostics naming the token, for every broken file', async () => {

@@ -3,10 +3,14 @@
  * diagnostics (`file:line:col: message`, naming the offending token).
  *
  * A rules folder holds `*.sql` files (other files are ignored; sub-folders
- * are not read). Files are planned in name order. Every file sees the
- * sources (`CREATE STREAM x (...) WITH (...)`) declared in any file of the
- * folder, and the derived streams of the files before it; FROM a name that
- * is declared nowhere reads the topic of that name (see plan.ts).
+ * are not read); results come in name order. Every file sees the sources
+ * (`CREATE STREAM x (...) WITH (...)`) and derived streams declared in the
+ * other files of the folder that plan without errors, exactly as a reload
+ * of that one file would (`loadRuleFile(file, {catalog: catalogOf(files,
+ * file)})`). Where two files define one name, the file planned first keeps
+ * it (a file defining a stream is planned before the files reading it,
+ * otherwise name order). FROM a name declared nowhere reads the topic of
+ * that name (see plan.ts).
  *
  * A file with any diagnostic contributes no plans, so a runtime that
  * reloads a changed file keeps the file's previous rules running.
@@ -16,10 +20,10 @@
 
 import * as nodeFs from 'node:fs/promises';
 import * as path from 'node:path';
-import { parseRules } from './parser.ts';
-import type { CreateSource, ParsedStatement } from './ast.ts';
+import { parseRulesRecovering } from './parser.ts';
+import type { ParsedStatement } from './ast.ts';
 import { RulesError } from './errors.ts';
-import { planRuleText, planSourceStatement, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
+import { canonicalRuleName, planRuleText, formatDiagnostic, type Catalog, type Diagnostic, type Plan, type RuleFilePlan } from './plan.ts';
 
 export { formatDiagnostic, planRuleText };
 export type { Catalog, Diagnostic, RuleFilePlan };
@@ -93,46 +97,51 @@ export async function loadRuleFolder(folder: string, options: { fs?: RuleFs } = 
       texts.set(file, e as Error);
     }
   }
-  // Pass 1: sources declared anywhere, so that any file may read them.
-  const sourceCatalog = new Map<string, Plan>();
-  for (const [file, text] of texts) {
-    if (typeof text !== 'string') continue;
-    const own = planSourcesOnly(text, file);
-    for (const s of own) if (!sourceCatalog.has(s.name)) sourceCatalog.set(s.name, s);
-  }
-  // Pass 2: each file against the other files' sources and the earlier files' derived streams.
-  const results: RuleFilePlan[] = [];
-  for (const [file, text] of texts) {
-    if (typeof text !== 'string') {
-      const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
-      results.push({ file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] });
-      continue;
-    }
-    const catalog = catalogOf(results);
-    for (const [name, s] of sourceCatalog) if (s.origin?.file !== file && !catalog.has(name)) catalog.set(name, s);
-    results.push(planRuleText(text, file, catalog));
-  }
-  return results;
+  const parsed = new Map<string, ParsedStatement[]>();
+  for (const [file, text] of texts) if (typeof text === 'string') parsed.set(file, parseRulesRecovering(text).statements);
+  const plan = (file: string, catalog: Catalog): RuleFilePlan => {
+    const text = texts.get(file)!;
+    if (typeof text === 'string') return planRuleText(text, file, catalog);
+    const code = (text as NodeJS.ErrnoException).code ?? 'EIO';
+    return { file, sources: [], rules: [], diagnostics: [{ file, line: 1, col: 1, code: 'RULES_IO', message: `cannot read rule file: ${code}` }] };
+  };
+  // Pass 1, in dependency order: each file against the files planned before it (a broken file lends nothing).
+  const first = new Map<string, RuleFilePlan>();
+  for (const file of planningOrder([...texts.keys()], parsed)) first.set(file, plan(file, catalogOf(first.values())));
+  // Pass 2: each file against every other file of pass 1, which is what a reload of that one file sees
+  // (`catalogOf(files, file)`), so start-up and reload resolve names alike, even across file cycles.
+  return [...texts.keys()].map((file) => plan(file, catalogOf(first.values(), file)));
 }
 
-/** The sources a file declares (ignoring its other statements and any that fail); none when it does not parse. */
-function planSourcesOnly(text: string, file: string): Plan[] {
-  let statements: ParsedStatement[];
-  try {
-    statements = parseRules(text);
-  } catch {
-    return [];
-  }
-  const out: Plan[] = [];
-  for (const p of statements) {
-    if (p.statement.kind !== 'CreateSource') continue;
-    try {
-      out.push(planSourceStatement(p as ParsedStatement & { statement: CreateSource }, file));
-    } catch {
-      // Reported when the file itself is planned.
+/**
+ * Files in dependency order: a file defining a stream (source or derived)
+ * comes before the files whose FROM names it; otherwise (and within cycles,
+ * which the planner then reports) name order.
+ */
+function planningOrder(files: readonly string[], parsed: ReadonlyMap<string, ParsedStatement[]>): string[] {
+  const definedIn = new Map<string, string>();
+  for (const f of files) {
+    for (const p of parsed.get(f) ?? []) {
+      const st = p.statement;
+      if (st.kind !== 'SetStatement' && !definedIn.has(canonicalRuleName(st.name))) definedIn.set(canonicalRuleName(st.name), f);
     }
   }
-  return out;
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (f: string): void => {
+    if (state.has(f)) return;
+    state.set(f, 'visiting');
+    for (const p of parsed.get(f) ?? []) {
+      const st = p.statement;
+      if (st.kind !== 'CreateAsSelect') continue;
+      const dep = definedIn.get(canonicalRuleName(st.query.from.name));
+      if (dep !== undefined && dep !== f) visit(dep);
+    }
+    state.set(f, 'done');
+    order.push(f);
+  };
+  for (const f of files) visit(f);
+  return order;
 }
 
 /**

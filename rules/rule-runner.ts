@@ -13,14 +13,16 @@
  *      positions, the output topics' end offsets, stream time, batch number.
  *
  * Exactly-once output. Processing is deterministic: the rows a batch emits
- * depend only on the checkpointed state and the batch's records. Every output
- * and late record carries headers `ms.rule` (rule name), `ms.batch` (batch
- * number) and `ms.in` (the input positions after the batch, `p:offset,...`, or
- * `idle` for an idle close). If the process dies between 3 and 4, the output
- * topics hold records past the checkpointed end offsets. On open the runner
- * finds them (by `ms.rule` and `ms.batch` = last checkpointed batch + 1),
- * re-reads exactly the input range `ms.in` names, re-processes it to the same
- * rows, and appends only those past what each output partition already holds.
+ * depend only on the checkpointed state and the batch's records. The first
+ * record a batch writes to each output (and late) partition carries headers
+ * `ms.rule` (rule name), `ms.batch` (batch number) and `ms.in` (the input
+ * positions after the batch, `p:offset,...`, or `idle` for an idle close);
+ * the other records carry none, so replicated output stays clean. If the
+ * process dies between 3 and 4, the output topics hold records past the
+ * checkpointed end offsets. On open the runner finds them (first record's
+ * `ms.rule`, and `ms.batch` = last checkpointed batch + 1), re-reads exactly
+ * the input range `ms.in` names, re-processes it to the same rows, and
+ * appends only those past what each output partition already holds.
  * So after SIGKILL at any moment, the output equals an uninterrupted run's.
  * A batch that emitted nothing leaves no trace and is simply read again.
  * Output partitions are chosen here (key → Kafka's partitioner; null key →
@@ -55,6 +57,8 @@ export interface RuleRunnerOptions {
   batchRecords?: number;
   /** Wait before reopening after a failed batch, and between checks for a missing input topic (ms). Default 1000. */
   retryMs?: number;
+  /** `stop` waits at most this long for the batch in flight (ms); past it the state file is closed anyway and the next start recovers. Default 10000. */
+  stopTimeoutMs?: number;
 }
 
 export interface RuleStatus {
@@ -98,19 +102,22 @@ interface Pending {
   late: RecordInput[];
 }
 
-/** One partition's decoded records of a batch (parallel arrays). */
+/**
+ * One input partition's records of a batch. Records are decoded one at a
+ * time, just before they are processed (the head), so decoded values die
+ * young instead of a whole batch of them being kept alive.
+ */
 interface Lane {
   partition: number;
-  n: number;
-  values: Row[];
-  texts: string[];
-  times: number[];
-  keys: Array<string | null>;
-  offsets: number[];
+  records: LogRecord[];
+  /** Index of the head record in `records`. */
+  i: number;
+  // the decoded head:
+  value: Row;
+  /** Event time, or -Infinity when the record is bad (bad records are processed first when at the head). */
+  time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
-  bad: Array<LateReason | null>;
-  /** The record's own timestamp (stamps late records that have no event time). */
-  recordTimes: number[];
+  bad: LateReason | null;
 }
 
 function stateSignature(plan: DerivedPlan): string {
@@ -122,6 +129,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const idleCloseMs = options.idleCloseMs ?? 60_000;
   const batchRecords = options.batchRecords ?? 5000;
   const retryMs = options.retryMs ?? 1000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const name = plan.name;
   const inputTopic = plan.source.topic;
   const outputTopic = plan.outputTopic;
@@ -137,6 +145,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let inPartitions = 1;
   const pending: Pending = { out: [], late: [] };
   let headers: Record<string, string> = {};
+  /** key → output partition (murmur2 is not free); bounded, cleared when full. */
+  const partitionCache = new Map<string, number>();
   /** Recovery only: output records per `${topic}\0${partition}` already in the log, to skip. */
   let skip: Map<string, number> | null = null;
 
@@ -148,8 +158,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   const emitter: Emitter = {
     emit(key, value, timestamp, inputPartition) {
-      const partition = key === null ? inputPartition % outPartitions : log.partitionFor(outputTopic, key);
-      pending.out.push({ key, value, timestamp, headers, partition });
+      let partition: number | undefined;
+      if (key === null) partition = inputPartition % outPartitions;
+      else if ((partition = partitionCache.get(key)) === undefined) {
+        partition = log.partitionFor(outputTopic, key);
+        if (partitionCache.size >= 10_000) partitionCache.clear();
+        partitionCache.set(key, partition);
+      }
+      pending.out.push({ key, value, timestamp, partition });
     },
     late(reason, message, row, raw, streamTime) {
       const value = JSON.stringify({
@@ -162,9 +178,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         eventTime: reason === 'WINDOW_CLOSED' ? row.timestamp : null,
         streamTime: Number.isFinite(streamTime) ? streamTime : null,
         key: row.key,
-        value: reason === 'INVALID_JSON' ? raw : row.value,
+        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : row.value,
       });
-      pending.late.push({ key: row.key, value, timestamp: row.timestamp, headers, partition: 0 });
+      pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
     },
   };
 
@@ -226,20 +242,15 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       for (let p = 0; p < parts; p++) {
         const from = cp.outputs.get(topic)?.get(p) ?? log.endOffset(topic, p);
         const end = log.endOffset(topic, p);
-        let off = from;
-        let count = 0;
-        while (off < end) {
-          const res = await log.read(topic, p, off, { maxRecords: 10_000 });
-          if (!res.records.length) break;
-          for (const r of res.records) {
-            if (r.headers[HEADER_RULE] === name && r.headers[HEADER_BATCH] === wantBatch) {
-              count++;
-              inText = r.headers[HEADER_IN] ?? inText;
-            }
-          }
-          off = res.nextOffset;
+        if (end <= from) continue;
+        // The batch's first record in each partition carries the headers; everything after it is that batch's.
+        const first = (await log.read(topic, p, from, { maxRecords: 1 })).records[0];
+        if (first && first.headers[HEADER_RULE] === name && first.headers[HEADER_BATCH] === wantBatch) {
+          found.set(`${topic}\0${p}`, end - from);
+          inText = first.headers[HEADER_IN] ?? inText;
+        } else {
+          logger.warn({ rule: name, topic, partition: p, from, end }, 'output topic has records this rule did not write (another writer?): not deduplicating them');
         }
-        if (count) found.set(`${topic}\0${p}`, count);
       }
     }
     if (!found.size || inText === null) return;
@@ -261,41 +272,49 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, n: 0, values: [], texts: [], times: [], keys: [], offsets: [], bad: [], recordTimes: [] };
+    return { partition, records: [], i: 0, value: {}, time: 0, bad: null };
   }
   const lanes = new Map<number, Lane>();
 
-  function decodeInto(lane: Lane, records: readonly LogRecord[], limit: number): void {
+  // event-time cache of decodeHead: the last timestamp text seen and what it parsed to
+  let lastTimeText: string | null = null;
+  let lastTime: number | null = null;
+
+  /** Decodes `lane.records[lane.i]` into the lane's head fields. */
+  function decodeHead(lane: Lane): void {
+    const r = lane.records[lane.i]!;
+    let value: unknown;
+    try {
+      value = JSON.parse(r.value.toString('utf8'));
+    } catch {
+      value = undefined;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      lane.value = {};
+      lane.time = -Infinity;
+      lane.bad = 'INVALID_JSON';
+      return;
+    }
+    // Readings arrive in runs with the same timestamp text: parse each distinct text once.
     const source = plan.source;
-    for (const r of records) {
-      if (r.offset >= limit) break;
-      const i = lane.n++;
-      const text = r.value.toString('utf8');
-      lane.texts[i] = text;
-      lane.keys[i] = r.key;
-      lane.offsets[i] = r.offset;
-      lane.recordTimes[i] = r.timestamp;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        value = undefined;
+    const field = source.timestampField;
+    let ts: number | null;
+    const tv = field === null ? undefined : (value as Row)[field];
+    if (typeof tv === 'string' && tv === lastTimeText) ts = lastTime;
+    else {
+      ts = source.eventTime(value as Row, r.timestamp);
+      if (typeof tv === 'string') {
+        lastTimeText = tv;
+        lastTime = ts;
       }
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        lane.values[i] = {};
-        lane.times[i] = -Infinity;
-        lane.bad[i] = 'INVALID_JSON';
-        continue;
-      }
-      const ts = source.eventTime(value as Row, r.timestamp);
-      lane.values[i] = value as Row;
-      if (ts === null) {
-        lane.times[i] = -Infinity;
-        lane.bad[i] = 'NO_EVENT_TIME';
-      } else {
-        lane.times[i] = ts;
-        lane.bad[i] = null;
-      }
+    }
+    lane.value = value as Row;
+    if (ts === null) {
+      lane.time = -Infinity;
+      lane.bad = 'NO_EVENT_TIME';
+    } else {
+      lane.time = ts;
+      lane.bad = null;
     }
   }
 
@@ -309,7 +328,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     for (let p = 0; p < inPartitions; p++) {
       const lane = lanes.get(p) ?? laneOf(p);
       lanes.set(p, lane);
-      lane.n = 0;
+      lane.records = [];
+      lane.i = 0;
       let pos = positions.get(p)!;
       const limit = target ? (target.get(p) ?? pos) : Infinity;
       const end = log.endOffset(inputTopic, p);
@@ -319,15 +339,16 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         pos = earliest;
         next.set(p, pos);
       }
-      while (pos < end && pos < limit && (target !== null || lane.n === 0)) {
+      while (pos < end && pos < limit && (target !== null || lane.records.length === 0)) {
         const res = await log.read(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
         if (!res.records.length) break;
-        decodeInto(lane, res.records, limit);
+        if (lane.records.length === 0 && res.records[res.records.length - 1]!.offset < limit) lane.records = res.records;
+        else for (const r of res.records) if (r.offset < limit) lane.records.push(r);
         pos = Math.min(res.nextOffset, limit);
         if (!target) break;
       }
       if (pos !== positions.get(p)) next.set(p, pos);
-      if (lane.n) any = true;
+      if (lane.records.length) any = true;
     }
     if (!any && target === null) return sameAs(next, positions) ? null : next;
     return next;
@@ -340,47 +361,57 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   const row: SourceRow = { value: {}, key: null, timestamp: 0, partition: 0, offset: 0 };
 
-  function processLaneRecord(lane: Lane, i: number, op: Operator): void {
-    row.value = lane.values[i]!;
-    row.key = lane.keys[i]!;
-    row.timestamp = lane.times[i]!;
+  /** Processes the decoded head of `lane`, then advances it. */
+  function processHead(lane: Lane, op: Operator): void {
+    const r = lane.records[lane.i++]!;
+    row.value = lane.value;
+    row.key = r.key;
+    row.timestamp = lane.time;
     row.partition = lane.partition;
-    row.offset = lane.offsets[i]!;
-    const bad = lane.bad[i];
+    row.offset = r.offset;
+    const bad = lane.bad;
     if (bad !== null) {
-      row.timestamp = lane.recordTimes[i]!;
-      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, lane.texts[i]!, op.streamTime);
+      row.timestamp = r.timestamp;
+      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, r.value, op.streamTime);
       return;
     }
-    op.process(row, lane.texts[i]!);
+    op.process(row, r.value);
   }
 
-  /** Processes the decoded lanes in event-time merge order. */
+  /** Processes the batch's records, merged across partitions by event time (ties: lower partition). Returns how many. */
   function processLanes(op: Operator): number {
     const active: Lane[] = [];
     let total = 0;
-    for (const lane of lanes.values()) if (lane.n) active.push(lane), (total += lane.n);
-    active.sort((a, b) => a.partition - b.partition);
+    for (let p = 0; p < inPartitions; p++) {
+      const lane = lanes.get(p);
+      if (lane && lane.records.length) {
+        active.push(lane);
+        total += lane.records.length;
+      }
+    }
     if (active.length === 1) {
       const lane = active[0]!;
-      for (let i = 0; i < lane.n; i++) processLaneRecord(lane, i, op);
+      const n = lane.records.length;
+      while (lane.i < n) {
+        decodeHead(lane);
+        processHead(lane, op);
+      }
+      lane.records = [];
       return total;
     }
-    const idx = active.map(() => 0);
-    for (let done = 0; done < total; done++) {
-      let best = -1;
-      let bestTs = Infinity;
-      for (let k = 0; k < active.length; k++) {
-        const lane = active[k]!;
-        if (idx[k]! >= lane.n) continue;
-        const ts = lane.times[idx[k]!]!;
-        if (best < 0 || ts < bestTs) {
-          best = k;
-          bestTs = ts;
-        }
+    for (const lane of active) decodeHead(lane);
+    let live = active.length;
+    while (live > 0) {
+      let best: Lane | null = null;
+      for (const lane of active) {
+        if (lane.i >= lane.records.length) continue;
+        if (best === null || lane.time < best.time) best = lane;
       }
-      processLaneRecord(active[best]!, idx[best]!++, op);
+      processHead(best!, op);
+      if (best!.i < best!.records.length) decodeHead(best!);
+      else live--;
     }
+    for (const lane of active) lane.records = [];
     return total;
   }
 
@@ -395,6 +426,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const late = filterSkipped(lateTopic, pending.late);
     pending.out = [];
     pending.late = [];
+    markFirsts(out);
+    markFirsts(late);
     if (out.length) await log.appendBatch(outputTopic, out);
     if (late.length) await log.appendBatch(lateTopic, late);
     recordsOut += out.length;
@@ -414,6 +447,16 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     });
     batchNo++;
     positions = next;
+  }
+
+  /** Puts the batch headers on the first record of each partition (recovery reads them there). */
+  function markFirsts(records: RecordInput[]): void {
+    const marked = new Set<number>();
+    for (const r of records) {
+      if (marked.has(r.partition!)) continue;
+      marked.add(r.partition!);
+      r.headers = headers;
+    }
   }
 
   function filterSkipped(topic: string, records: RecordInput[]): RecordInput[] {
@@ -546,7 +589,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       if (running) {
         running = false;
         wake?.();
-        await loopDone;
+        let timer: unknown = null;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = timers.setTimeout(() => resolve(true), stopTimeoutMs);
+        });
+        const late = await Promise.race([loopDone!.then(() => false), timedOut]);
+        timers.clearTimeout(timer);
+        if (late) logger.warn({ rule: name, stopTimeoutMs }, 'rule batch still running at stop timeout: closing its state anyway (the next start recovers)');
       }
       if (idleTimer !== null) timers.clearTimeout(idleTimer);
       idleTimer = null;

@@ -4,7 +4,7 @@
  * broken edits reported as file:line:col while the old rule keeps running,
  * fresh state on an incompatible change, and idle close on (fake) wall time.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, unlink, writeFile as writeFileNow } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,12 @@ import type { LogStoreApi, Logger, Timers } from '../log-store/index.ts';
 import { createRuleEngine, type RuleEngine } from '../rules/rule-engine.ts';
 import { readTopic, silentLogger } from './support/rules-golden.ts';
 import { openTestLog } from './support/rules-log.ts';
+
+/** Writes a rule file the way editors save: temp file, then rename (the watcher never sees a half-written file). */
+async function writeFile(path: string, text: string): Promise<void> {
+  await writeFileNow(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
 
 let dir: string;
 let log: LogStoreApi;
@@ -119,6 +125,9 @@ describe('rule engine', () => {
     // fixing the file clears the problem
     await writeFile(file, rule('RED'));
     await until(() => engine!.status().problems.length === 0, 'problem cleared');
+    // deleting the file stops its rule
+    await unlink(file);
+    await until(() => engine!.status().rules.length === 0, 'rule stopped with its file gone');
   });
 
   it('an incompatible change (GROUP BY) starts fresh state and says so; a compatible one keeps the state', async () => {

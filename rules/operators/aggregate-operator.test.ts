@@ -15,14 +15,14 @@ function harness(plan: TablePlan) {
   const rows: Out[] = [];
   const late: Array<{ offset: number; reason: string }> = [];
   const emitter: Emitter = {
-    emit: (key, value, ts) => rows.push({ key, value: JSON.parse(value) as Row, ts }),
+    emit: (key, value, ts) => rows.push({ key, value: JSON.parse(typeof value === 'string' ? value : Buffer.from(value).toString('utf8')) as Row, ts }),
     late: (reason, _m, row) => late.push({ offset: row.offset, reason }),
   };
   const op = new AggregateOperator(plan, emitter);
   let offset = 0;
   const feed = (value: Row, ts: number) => {
     const row: SourceRow = { value, key: String(value.sensor_id ?? ''), timestamp: ts, partition: 0, offset: offset++ };
-    op.process(row, JSON.stringify(value));
+    op.process(row, Buffer.from(JSON.stringify(value)));
   };
   return { op, rows, late, feed };
 }

@@ -54,6 +54,7 @@ export class AggregateOperator implements Operator {
   readonly #advanceMs: number;
   readonly #gapMs: number;
   readonly #graceMs: number;
+  readonly #timeWindow: { sizeMs: number; advanceMs: number };
   // unwindowed groups / session groups by group text
   readonly #groups = new Map<string, Win>();
   readonly #sessions = new Map<string, Win[]>();
@@ -86,9 +87,10 @@ export class AggregateOperator implements Operator {
     this.#advanceMs = w && w.kind !== 'session' ? w.advanceMs : 0;
     this.#gapMs = w && w.kind === 'session' ? w.gapMs : 0;
     this.#graceMs = w ? w.graceMs : 0;
+    this.#timeWindow = { sizeMs: this.#sizeMs, advanceMs: this.#advanceMs };
   }
 
-  process(row: SourceRow, raw: string): void {
+  process(row: SourceRow, raw: Uint8Array): void {
     const plan = this.#plan;
     if (!plan.where(row)) return;
     const ts = row.timestamp;
@@ -129,10 +131,10 @@ export class AggregateOperator implements Operator {
     for (let i = 0; i < fns.length; i++) fns[i]!.add(win.states[i]!, values[i], seq);
   }
 
-  #processTime(row: SourceRow, raw: string, text: string, seq: number): void {
+  #processTime(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
-    const n = assignTimeWindows({ sizeMs: this.#sizeMs, advanceMs: this.#advanceMs }, ts, starts);
+    const n = assignTimeWindows(this.#timeWindow, ts, starts);
     let accepted = 0;
     for (let i = 0; i < n; i++) {
       const start = starts[i]!;
@@ -194,7 +196,7 @@ export class AggregateOperator implements Operator {
     }
   }
 
-  #processSession(row: SourceRow, raw: string, text: string, seq: number): void {
+  #processSession(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
     const ts = row.timestamp;
     if (ts + this.#graceMs < this.streamTime) {
       this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, raw, this.streamTime);

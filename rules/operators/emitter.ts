@@ -17,11 +17,11 @@ export type LateReason =
 export interface Emitter {
   /**
    * One output record. `value` is JSON text (for `SELECT *`, the
-   * input's text unchanged); `inputPartition` places null-keyed records deterministically.
+   * input's payload bytes unchanged); `inputPartition` places null-keyed records deterministically.
    */
-  emit(key: string | null, value: string, timestamp: number, inputPartition: number): void;
+  emit(key: string | null, value: string | Uint8Array, timestamp: number, inputPartition: number): void;
   /** One late record: the input as read, with the reason. `streamTime` in ms (-Infinity: none yet). */
-  late(reason: LateReason, message: string, row: SourceRow, raw: string, streamTime: number): void;
+  late(reason: LateReason, message: string, row: SourceRow, raw: Uint8Array, streamTime: number): void;
 }
 
 /** An operator of a rule: consumes decoded records in processing order. */
@@ -30,8 +30,8 @@ export interface Operator {
   readonly streamTime: number;
   /** Sequence number of the next record (orders LATEST/EARLIEST_BY_OFFSET). */
   readonly seq: number;
-  /** Processes one record whose event time is `row.timestamp`. `raw` is its payload as decoded UTF-8 text. */
-  process(row: SourceRow, raw: string): void;
+  /** Processes one record whose event time is `row.timestamp`. `raw` is its payload bytes (they stay valid until the batch is appended). */
+  process(row: SourceRow, raw: Uint8Array): void;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;
   /** True when some window is open (an idle close would do something). */

@@ -2,7 +2,7 @@
  * Filter/project operator of `CREATE STREAM ... AS SELECT ... WHERE ...`.
  * Stateless: each record that passes WHERE becomes one output record keyed
  * by `plan.outputKey` (the input key unless PARTITION BY), stamped with its
- * event time. `SELECT *` passes the payload text through unchanged.
+ * event time. `SELECT *` passes the payload bytes through unchanged (no re-encoding).
  */
 import type { SourceRow, StreamPlan } from '../plan.ts';
 import type { Emitter, Operator } from './emitter.ts';
@@ -20,7 +20,7 @@ export class StreamOperator implements Operator {
     this.#passThrough = plan.outputColumns.length === 0;
   }
 
-  process(row: SourceRow, raw: string): void {
+  process(row: SourceRow, raw: Uint8Array): void {
     if (row.timestamp > this.streamTime) this.streamTime = row.timestamp;
     this.seq++;
     const plan = this.#plan;
