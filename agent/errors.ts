@@ -1,7 +1,8 @@
 /**
  * The agent's error catalogue. Every error the agent raises on purpose is an
  * `AgentError` with a stable `code`; callers branch on `code` or
- * `retriable`, never on message text. Errors of third-party libraries are
+ * `retriable`, never on message text. Errors of the modules (LogError, rule
+ * and bridge errors) pass through unchanged; third-party errors are
  * translated at the edge that imports them (kafkajs: kafka-client.ts).
  *
  * Extend the catalogue by adding a row to `AGENT_ERRORS`: the code, whether
@@ -10,26 +11,18 @@
  */
 
 export const AGENT_ERRORS = Object.freeze({
-  // Config and lifecycle of the daemon.
-  /** The config file failed validation; the message lists every problem as file:line:col: key.path: what was expected. */
-  CONFIG_INVALID: { retriable: false, meaning: 'config file is invalid' },
-  /** The config file (or a file it names: schema, TLS material) could not be read. */
-  CONFIG_UNREADABLE: { retriable: false, meaning: 'config file or a file it names cannot be read' },
-  /** A supervised component did not start or stop within its budget. */
-  COMPONENT_TIMEOUT: { retriable: true, meaning: 'component start or stop timed out' },
-  /** A supervised component failed to start. */
-  COMPONENT_FAILED: { retriable: true, meaning: 'component failed' },
-  /** The HTTP listener could not bind its address. */
-  HTTP_LISTEN: { retriable: false, meaning: 'cannot listen on the HTTP address' },
+  /** The config file (or a component's options) failed validation; the message names the key. */
+  CONFIG_INVALID: { retriable: false, meaning: 'invalid configuration' },
+  /** The config file could not be read. */
+  CONFIG_UNREADABLE: { retriable: false, meaning: 'config file unreadable' },
+  /** A component did not start or stop within its budget. */
+  COMPONENT_TIMEOUT: { retriable: true, meaning: 'lifecycle phase timed out' },
+  /** A component failed to start. */
+  COMPONENT_FAILED: { retriable: true, meaning: 'component failed to start' },
+  /** The HTTP listener could not bind. */
+  HTTP_LISTEN: { retriable: false, meaning: 'HTTP listener could not bind' },
   /** A command-line argument is wrong. */
-  USAGE: { retriable: false, meaning: 'wrong command-line usage' },
-
-  /** Options or config failed validation; the message names the key. */
-  AGENT_CONFIG: { retriable: false, meaning: 'invalid configuration' },
-  /** A component was used after stop(), or started twice in conflicting ways. */
-  AGENT_STATE: { retriable: false, meaning: 'component not in a state that allows this call' },
-  /** start()/stop() did not finish within its timeout. */
-  AGENT_TIMEOUT: { retriable: true, meaning: 'lifecycle phase timed out' },
+  USAGE: { retriable: false, meaning: 'bad command-line usage' },
 
   // Kafka (central cluster), translated from kafkajs in agent/kafka-client.ts.
   /** No connection to any broker, connection closed, request timed out. */
