@@ -170,8 +170,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
     critical: true,
     async start() {
       await mkdir(current.dataDir, { recursive: true });
+      // The log lives directly in dataDir, so `millstream log ... --data-dir <dataDir>` and replay find it;
+      // the rules' state sits beside it in rules-state/ (topic folders are always <topic>-<n>).
       log = await openLogStore({
-        dataDir: join(current.dataDir, 'log'),
+        dataDir: current.dataDir,
         minFreeBytes: current.store.minFreeBytes,
         retentionCheckIntervalMs: current.store.retentionCheckIntervalMs,
         logger,
@@ -208,7 +210,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
       rules = createRuleEngine({
         log,
         rulesDir: current.rules.dir,
-        stateDir: join(current.dataDir, 'rules'),
+        stateDir: join(current.dataDir, 'rules-state'),
         clock,
         timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
         logger,

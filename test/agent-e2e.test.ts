@@ -192,7 +192,7 @@ describe('millstream run --demo', () => {
       expect(agent.lines.some((l) => l.includes('never stored'))).toBe(false);
       if (notify) expect((await notify.messages()).some((m) => m.includes('STOPPING=1'))).toBe(true);
 
-      const log = await openLogStore({ dataDir: join(dir, 'demo', 'log'), readOnly: true, minFreeBytes: 0 });
+      const log = await openLogStore({ dataDir: join(dir, 'demo'), readOnly: true, minFreeBytes: 0 });
       try {
         expect((await countRecords(log, 'widgets')).total).toBe(readingsIn);
       } finally {
@@ -275,7 +275,7 @@ http: { port: 0 }
     expect((await second.exit).code).toBe(0);
     expect(stored).toBe(total);
 
-    const log = await openLogStore({ dataDir: join(dir, 'data', 'log'), readOnly: true, minFreeBytes: 0 });
+    const log = await openLogStore({ dataDir: join(dir, 'data'), readOnly: true, minFreeBytes: 0 });
     try {
       const { values } = await countRecords(log, 'widgets');
       const seqs = values.map((v) => (JSON.parse(v) as { seq: number }).seq).sort((a, b) => a - b);

@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .description('run the agent (sources → log → rules → replication) until SIGTERM; SIGHUP reloads rules and live settings')
     .option('-c, --config <file>', 'config file (YAML); see docs/CONFIG.md')
     .option('--demo', 'run the built-in simulated widget line (no hardware needed)')
-    .option('--data-dir <dir>', 'with --demo: where the demo keeps its log', './data/demo')
+    .option('--data-dir <dir>', 'with --demo: where the demo keeps its log (then: millstream log tail widgets)', './data')
     .option('--http-port <port>', 'with --demo: status page port (0: any free port)', '8080')
     .action(async (opts: RunOptions) => {
       if (!opts.config && !opts.demo) throw new AgentError('USAGE', 'run: give --config <file> or --demo');
@@ -48,7 +48,7 @@ export function register(program: Command): void {
       let config: AgentConfig;
       const bootLogger = pino({ base: { pid: process.pid } });
       if (opts.demo) {
-        const dataDir = resolve(opts.dataDir ?? './data/demo');
+        const dataDir = resolve(opts.dataDir ?? './data');
         await mkdir(join(dataDir, 'run'), { recursive: true });
         demo = await startDemoLine({ runDir: join(dataDir, 'run'), logger: bootLogger });
         config = parseConfig(
