@@ -48,8 +48,9 @@ export interface ModbusRegisterSettings {
   field: string;
   function: 'coil' | 'discrete' | 'holding' | 'input';
   address: number;
-  type: RegisterType;
+  type?: RegisterType;
   length?: number;
+  bit?: number;
   byteOrder: 'ABCD' | 'CDAB' | 'BADC' | 'DCBA';
   scale: number;
   offset: number;

@@ -114,16 +114,22 @@ export function createMetrics(status: () => AgentStatus): AgentMetrics {
       for (const r of current().rules) this.set({ rule: r.name }, r.lag);
     },
   });
-  new Counter({
-    name: 'millstream_rule_errors_total',
-    help: 'Errors of a rule (evaluation, output).',
-    labelNames: ['rule'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of current().rules) setCounter(this, { rule: r.name }, r.errors);
-    },
-  });
+  for (const [name, help, pick] of [
+    ['millstream_rule_records_in_total', 'Input records a rule processed.', (r: AgentStatus['rules'][number]) => r.recordsIn],
+    ['millstream_rule_records_out_total', 'Records a rule wrote to its output topic.', (r: AgentStatus['rules'][number]) => r.recordsOut],
+    ['millstream_rule_records_late_total', "Records later than a window's grace, sent to the rule's _late topic.", (r: AgentStatus['rules'][number]) => r.recordsLate],
+  ] as const) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['rule'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of current().rules) setCounter(this, { rule: r.name }, pick(r));
+      },
+    });
+  }
   new Gauge({
     name: 'millstream_replication_lag_records',
     help: 'Records of a local partition not yet acknowledged by the central cluster.',

@@ -36,7 +36,10 @@ export interface RuleStatus {
   state: string;
   /** Input records not yet processed. */
   lag: number;
-  errors: number;
+  recordsIn: number;
+  recordsOut: number;
+  /** Records later than the window's grace, sent to the rule's _late topic. */
+  recordsLate: number;
   lastError: string | null;
   outputTopic?: string;
 }
@@ -78,6 +81,8 @@ export interface AgentStatus {
   rssBytes: number;
 }
 
+const HEALTHY_REPLICATION_STATES: ReadonlySet<string> = new Set(['starting', 'running', 'sending', 'caught-up', 'idle']);
+
 /** Health from status: degraded with one reason per problem, ok otherwise. */
 export function computeHealth(s: Omit<AgentStatus, 'health'>): { status: 'ok' | 'degraded'; reasons: string[] } {
   const reasons: string[] = [];
@@ -91,7 +96,7 @@ export function computeHealth(s: Omit<AgentStatus, 'health'>): { status: 'ok' | 
     if (r.state === 'failed' || r.state === 'error') reasons.push(`rule ${r.name} ${r.state}${r.lastError ? `: ${r.lastError}` : ''}`);
   }
   for (const p of s.replication.partitions) {
-    if (p.state !== 'running' && p.state !== 'idle' && p.state !== 'caught-up') {
+    if (!HEALTHY_REPLICATION_STATES.has(p.state)) {
       reasons.push(`replication ${p.topic}[${p.partition}] ${p.state}${p.lastError ? `: ${p.lastError}` : ''}`);
     }
   }

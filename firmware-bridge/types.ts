@@ -44,9 +44,40 @@ export interface ReadingSink {
 
 export type AdapterState = 'stopped' | 'connecting' | 'connected' | 'backoff' | 'paused';
 
+/** The source kinds, as they appear in `DeviceStatus.kind`, the `source` header and capture files. */
+export type SourceKind = 'serial' | 'modbus-rtu' | 'modbus-tcp' | 'mqtt';
+
+/*
+ * Injected ports (added by bridge-serial). The bridge imports nothing of ours,
+ * so these mirror log-store's shapes; a pino logger and the globals fit them.
+ */
+
+/** Wall clock. Default everywhere: `{ now: Date.now }`. */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+}
+
+/** Timer port, so tests drive back-off and polling with fake time. Default: the global setTimeout/clearTimeout. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Minimal pino-compatible logger: structured fields first, message second. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Uniform random number in [0, 1). Default: Math.random. Injected so jitter is deterministic in tests. */
+export type Random = () => number;
+
 export interface DeviceStatus {
   device: string;
-  kind: 'serial' | 'modbus-rtu' | 'modbus-tcp' | 'mqtt';
+  kind: SourceKind;
   state: AdapterState;
   connected: boolean;
   lastReadingAt: number | null;

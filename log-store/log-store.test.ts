@@ -85,10 +85,15 @@ describe('log store: append and read', () => {
       expect(got.map((r) => r.offset)).toEqual(got.map((_, i) => i));
       expect(log.partitionFor('widgets', 'aa-101')).toBe(kafkaPartition('aa-101', 3));
     }
+    // A read-only view beside the writer verifies clean.
+    const ro = await open({ dataDir, readOnly: true });
+    expect(await ro.verify()).toMatchObject({ records: 206, problems: [] });
+    await expect(ro.append('widgets', { key: null, value: 'x' })).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
     await log.close();
     const again = await open({ dataDir });
     expect(again.describe('widgets').partitionsInfo.reduce((n, p) => n + p.endOffset, 0)).toBe(206);
     expect(again.recovery).toEqual([]);
+    expect(await again.verify()).toMatchObject({ segments: 3, records: 206, problems: [] });
   });
 
   it('rolls segments by size, names them by 20-digit base offset, and finds every offset through the index', async () => {

@@ -201,6 +201,8 @@ export class Segment {
   private timeWriter: LogFileHandle | null = null;
   private indexEntriesWritten = 0;
   private timeEntriesWritten = 0;
+  /** Set when the active segment's indexes were rebuilt in memory: the next index write rewrites both files. */
+  private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
   private readers = 0;
@@ -408,16 +410,31 @@ export class Segment {
   async rebuildIndexes(indexIntervalBytes: number): Promise<ScanProblem | null> {
     const fh = await this.openReader();
     try {
+      const active = this.logWriter !== null;
       const index = new OffsetIndex();
       const time = new TimeIndex();
-      this.index = index;
-      this.timeIndex = time;
-      this.lastIndexedPos = 0;
+      let lastIndexedPos = 0;
       let runningMax = NO_TIMESTAMP;
       const scan = await scanLog(fh, this.logPath, this.size, 0, this.baseOffset, NO_TIMESTAMP, ({ position, header }) => {
-        this.maybeIndex(position, header.baseOffset, runningMax, indexIntervalBytes);
+        if (position > 0 && position - lastIndexedPos >= indexIntervalBytes) {
+          index.append(header.baseOffset - this.baseOffset, position);
+          time.append(runningMax, header.baseOffset - this.baseOffset);
+          lastIndexedPos = position;
+        }
         if (header.maxTimestamp > runningMax) runningMax = header.maxTimestamp;
       });
+      if (active) {
+        // Appends may have indexed batches past the scanned size meanwhile: keep the rebuilt entries
+        // only, and let the next index write rewrite both files from the start.
+        this.index = index;
+        this.timeIndex = time;
+        this.lastIndexedPos = Math.max(lastIndexedPos, this.lastIndexedPos);
+        this.rewriteIndexFiles = true;
+        return scan.problem;
+      }
+      this.index = index;
+      this.timeIndex = time;
+      this.lastIndexedPos = lastIndexedPos;
       if (scan.problem === null) this.maxTimestamp = scan.maxTimestamp;
       else if (scan.maxTimestamp > this.maxTimestamp) this.maxTimestamp = scan.maxTimestamp;
       // The final entry: every record of the segment is at or below maxTimestamp.
@@ -445,7 +462,8 @@ export class Segment {
     this.lastIndexedPos = position;
   }
 
-  private async batchAtIs(fh: LogFileHandle, pos: number, expectedOffset: number, fileSize: number): Promise<boolean> {
+  /** True when a batch with `expectedOffset` starts at `pos` (and, with `checkCrc`, is intact). */
+  private async batchAtIs(fh: LogFileHandle, pos: number, expectedOffset: number, fileSize: number, checkCrc = true): Promise<boolean> {
     if (pos + BATCH_HEADER_BYTES > fileSize) return false;
     const head = await readFully(fh, this.logPath, BATCH_HEADER_BYTES, pos);
     if (head.length < BATCH_HEADER_BYTES) return false;
@@ -456,6 +474,7 @@ export class Segment {
       return false;
     }
     if (header.baseOffset !== expectedOffset || pos + header.totalBytes > fileSize) return false;
+    if (!checkCrc) return true;
     const whole = await readFully(fh, this.logPath, header.totalBytes, pos);
     return whole.length === header.totalBytes && batchCrcOk(whole, 0, header);
   }
@@ -477,6 +496,14 @@ export class Segment {
     const index = this.index!;
     const time = this.timeIndex!;
     if (this.indexWriter === null || this.timeWriter === null) return;
+    if (this.rewriteIndexFiles) {
+      // After an in-memory rebuild: both files are rewritten from the start.
+      this.rewriteIndexFiles = false;
+      this.indexEntriesWritten = 0;
+      this.timeEntriesWritten = 0;
+      await this.indexWriter.truncate(0);
+      await this.timeWriter.truncate(0);
+    }
     if (index.count > this.indexEntriesWritten) {
       const from = this.indexEntriesWritten;
       const bytes = index.bytes(from);
@@ -736,13 +763,18 @@ export class Segment {
   }
 
   /** Checks every batch of the segment (CRC, framing, offsets) and every index entry. Never repairs. */
-  async verify(): Promise<{ batches: number; records: number; problems: Array<{ file: string; position: number; message: string }> }> {
+  async verify(isLast: boolean): Promise<{ batches: number; records: number; problems: Array<{ file: string; position: number; message: string }> }> {
     const problems: Array<{ file: string; position: number; message: string }> = [];
     const fh = await this.openReader();
     try {
       const positions = new Map<number, number>();
+      /** relative offset of a batch → largest timestamp of the records before it. */
+      const maxBefore = new Map<number, number>();
+      let running = NO_TIMESTAMP;
       const scan = await scanLog(fh, this.logPath, this.size, 0, this.baseOffset, NO_TIMESTAMP, ({ position, header, buf, at }) => {
         positions.set(header.baseOffset - this.baseOffset, position);
+        maxBefore.set(header.baseOffset - this.baseOffset, running);
+        if (header.maxTimestamp > running) running = header.maxTimestamp;
         try {
           decodeRecords(buf, at, header, this.ctx.topic, this.ctx.partition, Number.MAX_SAFE_INTEGER, [], 0);
           recordTimestamps(buf, at, header);
@@ -753,18 +785,43 @@ export class Segment {
       if (scan.problem) problems.push({ file: this.logPath, position: scan.problem.position, message: scan.problem.message });
       else if (scan.nextOffset !== this.nextOffset)
         problems.push({ file: this.logPath, position: scan.validBytes, message: `segment ends at offset ${scan.nextOffset}, expected ${this.nextOffset}` });
-      const idxBuf = this.logWriter !== null ? this.index!.bytes() : await readOptional(this.ctx.fs, this.indexPath);
+      // The last segment has no final time-index entry; when this store writes it, its indexes are in memory.
+      const active = this.logWriter !== null;
+      const idxBuf = active ? this.index!.bytes() : await readOptional(this.ctx.fs, this.indexPath);
       if (idxBuf === null) problems.push({ file: this.indexPath, position: 0, message: 'index file missing' });
       else {
         if (idxBuf.length % OFFSET_INDEX_ENTRY_BYTES !== 0) problems.push({ file: this.indexPath, position: idxBuf.length, message: 'index has a partial entry' });
         const idx = new OffsetIndex(idxBuf);
         for (let i = 0; i < idx.count; i++) {
           const rel = idx.relOffset(i);
-          if (positions.get(rel) !== idx.position(i)) {
-            problems.push({ file: this.indexPath, position: i * OFFSET_INDEX_ENTRY_BYTES, message: `entry ${rel} → ${idx.position(i)} does not point at that batch` });
+          const pos = idx.position(i);
+          // A read-only view of a log another process appends to: its index may already run past our snapshot.
+          if (isLast && pos >= this.size) break;
+          // Past log damage the sequential scan knows nothing: check the entry's batch directly.
+          const ok = pos < scan.validBytes ? positions.get(rel) === pos : await this.batchAtIs(fh, pos, this.baseOffset + rel, this.size, false);
+          if (!ok) {
+            problems.push({ file: this.indexPath, position: i * OFFSET_INDEX_ENTRY_BYTES, message: `entry ${rel} → ${pos} does not point at that batch` });
             break;
           }
         }
+      }
+      const timeBuf = active ? this.timeIndex!.bytes() : await readOptional(this.ctx.fs, this.timeIndexPath);
+      if (timeBuf === null) problems.push({ file: this.timeIndexPath, position: 0, message: 'time index file missing' });
+      else if (scan.problem === null) {
+        if (timeBuf.length % TIME_INDEX_ENTRY_BYTES !== 0) problems.push({ file: this.timeIndexPath, position: timeBuf.length, message: 'time index has a partial entry' });
+        const time = new TimeIndex(timeBuf);
+        const count = this.nextOffset - this.baseOffset;
+        for (let i = 0; i < time.count; i++) {
+          const rel = time.relOffset(i);
+          if (isLast && rel >= count) break;
+          const expected = rel === count ? scan.maxTimestamp : maxBefore.get(rel);
+          if (expected !== time.timestamp(i)) {
+            problems.push({ file: this.timeIndexPath, position: i * TIME_INDEX_ENTRY_BYTES, message: `entry ${time.timestamp(i)} → ${rel} does not match the log` });
+            break;
+          }
+        }
+        if (!isLast && (time.count === 0 || time.relOffset(time.count - 1) !== count))
+          problems.push({ file: this.timeIndexPath, position: timeBuf.length, message: 'closed segment lacks its final time index entry' });
       }
       return { batches: scan.batches, records: scan.records, problems };
     } finally {

@@ -193,13 +193,14 @@ describe('millstream log (child processes)', () => {
   });
 
   it('verify passes on a sound log and exits non-zero naming the file when a closed segment is damaged', async () => {
-    expect((await log('create', 'small', '--partitions', '1', '--segment-bytes', '2048')).code).toBe(0);
-    const input = Array.from({ length: 200 }, (_, i) => JSON.stringify(reading(i))).join('\n');
+    // ~200 KB of input reaches produce in several stdin chunks, so several batches and segments.
+    expect((await log('create', 'small', '--partitions', '1', '--segment-bytes', '16384')).code).toBe(0);
+    const input = Array.from({ length: 1000 }, (_, i) => JSON.stringify(reading(i))).join('\n');
     expect((await cli.run(['log', 'produce', 'small', '--data-dir', dataDir], { input })).code).toBe(0);
 
     let r = await log('verify');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/200 records: no damage/);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/1000 records: no damage/);
 
     const partDir = join(dataDir, 'small-0');
     const logs = (await readdir(partDir)).filter((f) => f.endsWith('.log')).sort();

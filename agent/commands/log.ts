@@ -365,7 +365,12 @@ async function tail(topic: string, options: TailOptions): Promise<void> {
         };
       });
       if (stop.signal.aborted) break;
-      await withStore(await openReadOnly(options.dataDir), drain);
+      try {
+        await withStore(await openReadOnly(options.dataDir), drain);
+      } catch (err) {
+        // The writer rolled or deleted a segment between our listing and opening it: read again on the next change.
+        if (!(isLogError(err) && err.context.errno === 'ENOENT')) throw err;
+      }
     }
   } finally {
     for (const w of watchers) w.close();

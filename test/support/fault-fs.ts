@@ -34,6 +34,8 @@ export class FaultFileSystem implements LogFileSystem {
   /** When set, statfs reports this many free bytes. */
   freeBytes: number | null = null;
   readonly counts: Record<string, number> = {};
+  /** Bytes read through open handles, per path. */
+  readonly bytesRead = new Map<string, number>();
   private rules: Array<Required<Pick<FaultRule, 'op' | 'times'>> & FaultRule> = [];
 
   constructor(private readonly inner: LogFileSystem = nodeFileSystem) {}
@@ -129,7 +131,9 @@ class FaultHandle implements LogFileHandle {
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     const r = this.fs.match('read', this.path);
     if (r?.code) throw errnoError(r.code, 'read', this.path);
-    return this.inner.read(buffer, offset, length, position);
+    const n = await this.inner.read(buffer, offset, length, position);
+    this.fs.bytesRead.set(this.path, (this.fs.bytesRead.get(this.path) ?? 0) + n);
+    return n;
   }
   async datasync(): Promise<void> {
     const r = this.fs.match('datasync', this.path);

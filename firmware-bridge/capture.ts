@@ -1,0 +1,175 @@
+/**
+ * Raw capture files: every raw frame a device sent, with its receive time,
+ * so a field session can be replayed on a laptop through the same decoders
+ * (`millstream capture replay <file>`).
+ *
+ * Format (JSON Lines, UTF-8, one object per line, appended in receive order):
+ *
+ *   {"format":"millstream-capture","version":1}                          ← first line of the file
+ *   {"t":1581682767000,"kind":"serial","device":"line-1","data":"eyJzZW5z..."}
+ *   {"t":1581682767004,"kind":"serial","device":"line-1","event":"disconnect"}
+ *   {"t":1581682767010,"kind":"mqtt","device":"broker","topic":"factory/w01/aa-101/reading","data":"eyJ..."}
+ *   {"t":1581682767020,"kind":"modbus-tcp","device":"plc-1","dir":"tx","data":"AAEAAAAGAQMAAAAK","meta":{"unitId":1}}
+ *   {"t":1581682768000,"event":"dropped","count":12}
+ *
+ * - `t`: receive time, ms since the epoch.
+ * - `kind`: source kind; `device`: configured device name.
+ * - `data`: the raw bytes, base64. For serial it is each chunk exactly as
+ *   read from the port (not yet split into lines), so replay reproduces
+ *   partial lines, overlong lines and bad bytes. For MQTT it is the payload.
+ * - `topic`: the MQTT topic. `dir`: 'rx' (from the device, the default) or
+ *   'tx' (a request we sent, Modbus). `meta`: free JSON for the adapter.
+ * - `event`: a frame without data: 'disconnect' (the device went away; the
+ *   live framer dropped its partial line and replay does the same) or
+ *   'dropped' (the writer fell `maxBufferedBytes` behind and skipped `count`
+ *   frames; capture never slows the adapters down).
+ */
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { BridgeError } from './errors.ts';
+import type { SourceKind } from './types.ts';
+
+export const CAPTURE_FORMAT = 'millstream-capture';
+export const CAPTURE_VERSION = 1;
+
+export interface CaptureFrame {
+  /** Receive time, ms since the epoch. */
+  receivedAt: number;
+  kind: SourceKind;
+  device: string;
+  /** Raw bytes (absent for events). */
+  data?: Uint8Array;
+  /** MQTT topic. */
+  topic?: string;
+  /** Direction; default 'rx'. */
+  direction?: 'rx' | 'tx';
+  /** 'disconnect' marks a device that went away (no data). */
+  event?: 'disconnect';
+  meta?: Record<string, unknown>;
+}
+
+/** A frame read back; `dropped` entries report frames the writer skipped. */
+export type CaptureEntry = { type: 'frame'; frame: CaptureFrame; line: number } | { type: 'dropped'; count: number; receivedAt: number; line: number };
+
+export interface CaptureWriter {
+  /** Queues one frame; never blocks nor throws for I/O (errors are reported by `close()` and counted). */
+  write(frame: CaptureFrame): void;
+  /** Frames skipped because the file fell behind. */
+  readonly dropped: number;
+  /** Flushes and closes; rejects with the first write error, if any. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface CaptureWriterOptions {
+  /** Skip frames (counting them) while more than this many bytes wait for the disk. Default 8388608 (8 MiB). */
+  maxBufferedBytes?: number;
+}
+
+export function encodeCaptureFrame(frame: CaptureFrame): string {
+  const out: Record<string, unknown> = { t: frame.receivedAt, kind: frame.kind, device: frame.device };
+  if (frame.topic !== undefined) out.topic = frame.topic;
+  if (frame.direction === 'tx') out.dir = 'tx';
+  if (frame.event) out.event = frame.event;
+  if (frame.data) out.data = Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength).toString('base64');
+  if (frame.meta) out.meta = frame.meta;
+  return JSON.stringify(out);
+}
+
+/** Opens (appending) a capture file; writes the format line when the file is new or empty. */
+export function openCaptureWriter(path: string, options: CaptureWriterOptions = {}): CaptureWriter {
+  const maxBufferedBytes = options.maxBufferedBytes ?? 8 * 1024 * 1024;
+  const isNew = !existsSync(path) || statSync(path).size === 0;
+  const stream = createWriteStream(path, { flags: 'a' });
+  let failure: Error | null = null;
+  let dropped = 0;
+  let droppedSinceMarker = 0;
+  let closed: Promise<void> | null = null;
+  stream.on('error', (err) => {
+    failure ??= new BridgeError('BRIDGE_CAPTURE_FORMAT', `capture file ${path}: ${err.message}`, { path }, err);
+  });
+  if (isNew) stream.write(`${JSON.stringify({ format: CAPTURE_FORMAT, version: CAPTURE_VERSION })}\n`);
+  return {
+    get dropped() {
+      return dropped;
+    },
+    write(frame) {
+      if (closed || failure) return;
+      if (stream.writableLength > maxBufferedBytes) {
+        dropped++;
+        droppedSinceMarker++;
+        return;
+      }
+      if (droppedSinceMarker > 0) {
+        stream.write(`${JSON.stringify({ t: frame.receivedAt, event: 'dropped', count: droppedSinceMarker })}\n`);
+        droppedSinceMarker = 0;
+      }
+      stream.write(`${encodeCaptureFrame(frame)}\n`);
+    },
+    close() {
+      closed ??= new Promise<void>((resolve, reject) => {
+        if (droppedSinceMarker > 0) stream.write(`${JSON.stringify({ t: Date.now(), event: 'dropped', count: droppedSinceMarker })}\n`);
+        stream.end(() => (failure ? reject(failure) : resolve()));
+      });
+      return closed;
+    },
+  };
+}
+
+const KINDS: ReadonlySet<string> = new Set(['serial', 'modbus-rtu', 'modbus-tcp', 'mqtt']);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Parses one line (1-based `line` for messages). Throws BRIDGE_CAPTURE_FORMAT naming file and line. */
+export function parseCaptureLine(text: string, line: number, file = 'capture'): CaptureEntry | null {
+  const fail = (why: string): never => {
+    throw new BridgeError('BRIDGE_CAPTURE_FORMAT', `${file}:${line}: ${why}`, { path: file, line });
+  };
+  if (text.trim() === '') return null;
+  let obj: Record<string, unknown>;
+  try {
+    obj = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    return fail(`not JSON (${(err as Error).message})`);
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return fail('not a JSON object');
+  if (obj.format !== undefined) {
+    if (obj.format !== CAPTURE_FORMAT || obj.version !== CAPTURE_VERSION) fail(`unsupported capture format ${JSON.stringify(obj.format)} version ${JSON.stringify(obj.version)}`);
+    return null;
+  }
+  if (typeof obj.t !== 'number' || !Number.isFinite(obj.t)) fail('"t" (receive time, ms) must be a number');
+  if (obj.event === 'dropped') return { type: 'dropped', count: Number(obj.count) || 0, receivedAt: obj.t as number, line };
+  if (typeof obj.kind !== 'string' || !KINDS.has(obj.kind)) fail(`"kind" must be one of ${[...KINDS].join(', ')}`);
+  if (typeof obj.device !== 'string' || obj.device === '') fail('"device" must be a non-empty string');
+  const frame: CaptureFrame = { receivedAt: obj.t as number, kind: obj.kind as SourceKind, device: obj.device as string };
+  if (obj.event !== undefined) {
+    if (obj.event !== 'disconnect') fail(`unknown event ${JSON.stringify(obj.event)}`);
+    frame.event = 'disconnect';
+  } else {
+    if (typeof obj.data !== 'string' || !BASE64.test(obj.data)) fail('"data" must be base64');
+    frame.data = Buffer.from(obj.data as string, 'base64');
+  }
+  if (obj.topic !== undefined) {
+    if (typeof obj.topic !== 'string') fail('"topic" must be a string');
+    frame.topic = obj.topic as string;
+  }
+  if (obj.dir !== undefined) {
+    if (obj.dir !== 'rx' && obj.dir !== 'tx') fail('"dir" must be "rx" or "tx"');
+    frame.direction = obj.dir as 'rx' | 'tx';
+  }
+  if (obj.meta !== undefined) frame.meta = obj.meta as Record<string, unknown>;
+  return { type: 'frame', frame, line };
+}
+
+/** Reads a capture file in order, streaming (constant memory). Throws BRIDGE_CAPTURE_FORMAT at the first bad line. */
+export async function* readCapture(path: string): AsyncGenerator<CaptureEntry> {
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+  let n = 0;
+  try {
+    for await (const text of lines) {
+      n++;
+      const entry = parseCaptureLine(text, n, path);
+      if (entry) yield entry;
+    }
+  } finally {
+    lines.close();
+  }
+}

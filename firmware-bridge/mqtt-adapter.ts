@@ -1,0 +1,459 @@
+/**
+ * The MQTT source: subscribes to a broker (MQTT.js v5 client), maps JSON
+ * payloads to readings and acknowledges QoS 1 messages only once the sink has
+ * stored them durably.
+ *
+ * Delivery guarantee (QoS 1, clean session off): at least once. A message
+ * is PUBACKed only after `sink.write` / `sink.deadLetter` resolved for it; a
+ * crash, a lost connection or a refusing sink before that leaves it
+ * unacknowledged, and the broker sends it again on the next connection of
+ * the same client id (MQTT 3.1.1 §4.4, 5.0 §4.4). A message stored but whose
+ * PUBACK was lost is stored twice. QoS 0 messages are acknowledged by nobody
+ * and are lost if the process dies before they are stored.
+ *
+ * How acks are held back (verified against MQTT.js 5.16,
+ * `build/lib/handlers/publish.js`): for QoS 1 the client calls
+ * `client.handleMessage(packet, cb)` and sends the PUBACK inside `cb` unless
+ * `cb` gets an error; and it processes the next packet only once `cb` has run.
+ * So `handleMessage` here queues the packet and calls `cb(deferred)`: no
+ * PUBACK, and the client reads on. The PUBACK is written later through the
+ * client's packet writer for the whole stored batch (corked into few socket
+ * writes). Backpressure: while `maxPendingReadings` messages wait for the
+ * sink, `cb` is held: the client stops parsing, the socket stops being read,
+ * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
+ * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
+ * caps unacknowledged messages in flight.
+ *
+ * Batching: messages that arrive in one turn of the event loop are decoded
+ * together and handed to the sink as one delivery; deliveries queued while
+ * the sink is busy are merged by the base into one `write`. The sink is never
+ * awaited per message.
+ *
+ * Payload mapping: the payload must be UTF-8 JSON holding an object. The
+ * fields named in the subscription's topic pattern (`factory/+line/+sensor_id/reading`)
+ * are added to it and win over payload fields of the same name (the topic
+ * is what the broker routed on). Anything else (not UTF-8, not JSON, not an
+ * object) is a decode error and goes to the dead-letter topic with the raw
+ * payload. A topic matched by several subscriptions uses the first.
+ */
+import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
+import { BridgeError, hexPreview } from './errors.ts';
+import { mqttReasonCode } from './mqtt-reason-codes.ts';
+import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
+import { rawPayload } from './reading-pipeline.ts';
+import type { DeadLetter, Reading } from './types.ts';
+
+/** One subscription. */
+export interface MqttSubscriptionConfig {
+  /** Topic pattern: an MQTT filter whose `+`/`#` levels may carry a field name (`factory/+line/+sensor_id/reading`). Required. */
+  topic: string;
+  /** Requested QoS, 0 or 1. Default 1. */
+  qos?: 0 | 1;
+  /** Log topic for readings of this subscription. Default: the adapter's `topic`. */
+  logTopic?: string;
+}
+
+/** TLS material as PEM text (the agent reads the files; the bridge reads none). Used with `mqtts://` URLs. */
+export interface MqttTlsConfig {
+  /** CA certificate(s) that sign the broker's certificate. Default: Node's bundled root CAs. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate, for brokers that require one. Default: none. */
+  cert?: string | Buffer;
+  /** Private key of `cert`. Default: none. */
+  key?: string | Buffer;
+  /** Passphrase of `key`. Default: none. */
+  passphrase?: string;
+  /** Refuse brokers whose certificate does not verify. Default true. */
+  rejectUnauthorized?: boolean;
+  /** Host name to verify the certificate against (SNI). Default: the URL's host. */
+  servername?: string;
+}
+
+/** The MQTT adapter's options (the agent's YAML `sources[].mqtt` maps onto these). */
+export interface MqttAdapterConfig extends CommonAdapterConfig {
+  /** Broker URL: `mqtt://host[:1883]` or `mqtts://host[:8883]`. Required. */
+  url: string;
+  /** Client id; with a persistent session it names the session, so keep it stable across restarts. Required. */
+  clientId: string;
+  /** Default: none (anonymous). */
+  username?: string;
+  /** Default: none. */
+  password?: string;
+  /** TLS material for `mqtts://`. Default: system CAs, no client certificate. */
+  tls?: MqttTlsConfig;
+  /** Clean session (3.1.1) / clean start (5). Default false: the broker keeps the subscriptions and queues QoS 1 messages while we are away. */
+  cleanSession?: boolean;
+  /** MQTT protocol level: 4 (3.1.1) or 5. Default 4. */
+  protocolVersion?: 4 | 5;
+  /** MQTT 5 only: how long the broker keeps the session after a disconnect, in s. Default 4294967295 (never expires) with cleanSession false, 0 with true. */
+  sessionExpirySec?: number;
+  /** Keep-alive interval in s (0: off). Default 30. */
+  keepaliveSec?: number;
+  /** Give up a connection attempt without CONNACK after this, in ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** What to subscribe to. Required, at least one. */
+  subscriptions: MqttSubscriptionConfig[];
+}
+
+export const MQTT_DEFAULTS = Object.freeze({
+  qos: 1 as 0 | 1,
+  cleanSession: false,
+  protocolVersion: 4 as 4 | 5,
+  sessionExpiryNeverSec: 0xffff_ffff,
+  keepaliveSec: 30,
+  connectTimeoutMs: 10_000,
+});
+
+interface Subscription {
+  pattern: TopicPattern;
+  qos: 0 | 1;
+  logTopic: string | undefined;
+}
+
+/** One live connection; acks and held callbacks belong to it and die with it. */
+interface Connection {
+  client: MqttClient;
+  connected: boolean;
+  /** The client's parser callback held for backpressure (at most one: the client waits for it). */
+  held: ((err?: Error) => void) | null;
+  closeError: Error | null;
+}
+
+interface Arrival {
+  conn: Connection;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  messageId: number | undefined;
+  receivedAt: number;
+}
+
+/** The slice of MQTT.js internals we rely on (see the file comment); checked at construction. */
+interface PacketWriter {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void;
+  stream?: { cork?: () => void; uncork?: () => void; writable?: boolean };
+}
+
+function validate(config: MqttAdapterConfig): Subscription[] {
+  const device = config?.device;
+  const fail = (key: string, message: string): never => {
+    throw new BridgeError('BRIDGE_CONFIG', `mqtt adapter ${device}: ${key} ${message}`, { device, key });
+  };
+  let url: URL;
+  try {
+    url = new URL(config.url);
+  } catch {
+    return fail('url', `must be mqtt://host[:port] or mqtts://host[:port] (got ${JSON.stringify(config.url)})`);
+  }
+  if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') fail('url', `must use mqtt:// or mqtts:// (got ${url.protocol}//)`);
+  if (config.tls && url.protocol !== 'mqtts:') fail('tls', 'is set but the url is not mqtts://');
+  if (typeof config.clientId !== 'string' || config.clientId === '' || Buffer.byteLength(config.clientId) > 65_535) {
+    fail('clientId', 'must be a non-empty string (it names the persistent session)');
+  }
+  if (config.protocolVersion !== undefined && config.protocolVersion !== 4 && config.protocolVersion !== 5) fail('protocolVersion', `must be 4 or 5 (got ${config.protocolVersion})`);
+  if (config.sessionExpirySec !== undefined && !(Number.isInteger(config.sessionExpirySec) && config.sessionExpirySec >= 0 && config.sessionExpirySec <= 0xffff_ffff)) {
+    fail('sessionExpirySec', 'must be an integer 0..4294967295');
+  }
+  if (config.keepaliveSec !== undefined && !(Number.isInteger(config.keepaliveSec) && config.keepaliveSec >= 0 && config.keepaliveSec <= 65_535)) {
+    fail('keepaliveSec', 'must be an integer 0..65535');
+  }
+  if (config.connectTimeoutMs !== undefined && !(config.connectTimeoutMs > 0)) fail('connectTimeoutMs', 'must be > 0');
+  if (!Array.isArray(config.subscriptions) || config.subscriptions.length === 0) fail('subscriptions', 'must list at least one subscription');
+  return config.subscriptions.map((sub, i) => {
+    const qos = sub.qos ?? MQTT_DEFAULTS.qos;
+    if (qos !== 0 && qos !== 1) fail(`subscriptions[${i}].qos`, `must be 0 or 1 (got ${String(sub.qos)})`);
+    if (sub.logTopic !== undefined && (typeof sub.logTopic !== 'string' || sub.logTopic === '')) fail(`subscriptions[${i}].logTopic`, 'must be a non-empty string');
+    let pattern: TopicPattern;
+    try {
+      pattern = parseTopicPattern(sub.topic);
+    } catch (err) {
+      return fail(`subscriptions[${i}].topic`, (err as Error).message);
+    }
+    return { pattern, qos, logTopic: sub.logTopic };
+  });
+}
+
+export class MqttAdapter extends AdapterBase {
+  private readonly mqttConfig: Readonly<MqttAdapterConfig>;
+  private readonly subscriptions: readonly Subscription[];
+  /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
+  private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
+  /** Strict: bytes that are not UTF-8 throw instead of becoming U+FFFD. */
+  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
+  private conn: Connection | null = null;
+  private arrivals: Arrival[] = [];
+  private flushScheduled = false;
+  /** Deliveries handed to the base and not yet settled. */
+  private outstanding = 0;
+
+  constructor(config: MqttAdapterConfig, deps: AdapterDeps) {
+    super('mqtt', config, deps);
+    this.subscriptions = validate(config);
+    this.mqttConfig = Object.freeze({ ...config });
+  }
+
+  /** The MQTT.js options for one connection attempt. Reconnecting is ours (base back-off), not MQTT.js's. */
+  private clientOptions(): IClientOptions {
+    const c = this.mqttConfig;
+    const clean = c.cleanSession ?? MQTT_DEFAULTS.cleanSession;
+    const protocolVersion = c.protocolVersion ?? MQTT_DEFAULTS.protocolVersion;
+    const options: IClientOptions = {
+      clientId: c.clientId,
+      clean,
+      protocolVersion,
+      keepalive: c.keepaliveSec ?? MQTT_DEFAULTS.keepaliveSec,
+      connectTimeout: c.connectTimeoutMs ?? MQTT_DEFAULTS.connectTimeoutMs,
+      reconnectPeriod: 0,
+      resubscribe: false,
+    };
+    if (c.username !== undefined) options.username = c.username;
+    if (c.password !== undefined) options.password = c.password;
+    if (protocolVersion === 5) {
+      options.properties = {
+        sessionExpiryInterval: c.sessionExpirySec ?? (clean ? 0 : MQTT_DEFAULTS.sessionExpiryNeverSec),
+        receiveMaximum: Math.min(65_535, this.maxPendingReadings),
+      };
+    }
+    const tls = c.tls;
+    if (tls) {
+      if (tls.ca !== undefined) options.ca = tls.ca as IClientOptions['ca'];
+      if (tls.cert !== undefined) options.cert = tls.cert;
+      if (tls.key !== undefined) options.key = tls.key;
+      if (tls.passphrase !== undefined) (options as { passphrase?: string }).passphrase = tls.passphrase;
+      options.rejectUnauthorized = tls.rejectUnauthorized ?? true;
+      if (tls.servername !== undefined) options.servername = tls.servername;
+    }
+    return options;
+  }
+
+  protected override async openDevice(signal: AbortSignal): Promise<void> {
+    const client = connect(this.mqttConfig.url, this.clientOptions());
+    const conn: Connection = { client, connected: false, held: null, closeError: null };
+    this.conn = conn;
+    client.handleMessage = (packet, cb) => this.receive(conn, packet, cb);
+    client.on('error', (err) => {
+      conn.closeError = translate(err, this.mqttConfig.protocolVersion ?? 4, this.device);
+      if (conn.connected) this.noteError(conn.closeError);
+    });
+    client.on('disconnect', (packet) => {
+      // MQTT 5: the broker says why it is closing the connection.
+      const code = packet.reasonCode ?? 0;
+      if (code !== 0) conn.closeError = protocolError(code, 5, this.device, 'broker disconnected');
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      const onConnect = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(conn.closeError ?? new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${this.device}: connection to ${redact(this.mqttConfig.url)} closed before CONNACK`, { device: this.device }));
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(new BridgeError('BRIDGE_STOPPED', 'stopped', { device: this.device }));
+      };
+      const cleanup = (): void => {
+        client.off('connect', onConnect);
+        client.off('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+      };
+      client.once('connect', onConnect);
+      client.once('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+
+    conn.connected = true;
+    client.on('close', () => {
+      conn.connected = false;
+      if (this.conn !== conn) return;
+      this.deviceLost(conn.closeError ?? new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${this.device}: connection closed`, { device: this.device }));
+    });
+
+    const map: Record<string, { qos: 0 | 1 }> = {};
+    for (const s of this.subscriptions) map[s.pattern.filter] = { qos: Math.max(s.qos, map[s.pattern.filter]?.qos ?? 0) as 0 | 1 };
+    const granted = await client.subscribeAsync(map);
+    const refused = granted.filter((g) => g.qos === 0x80 || g.qos > 2);
+    if (refused.length > 0) {
+      throw new BridgeError(
+        'BRIDGE_PROTOCOL',
+        `mqtt ${this.device}: the broker refused subscription(s) ${refused.map((g) => `${g.topic} (${mqttReasonCode(g.qos, this.mqttConfig.protocolVersion ?? 4).name})`).join(', ')}`,
+        { device: this.device, protocolCode: refused[0]!.qos },
+      );
+    }
+  }
+
+  protected override async closeDevice(): Promise<void> {
+    const conn = this.conn;
+    if (!conn) return;
+    if (!this.isRunning) {
+      // A stop: let what already arrived reach the sink and be acknowledged before we say goodbye.
+      this.flush();
+      await this.whenIdle();
+    }
+    if (this.conn === conn) this.conn = null;
+    conn.connected = false;
+    const held = conn.held;
+    conn.held = null;
+    const client = conn.client;
+    await new Promise<void>((resolve) => {
+      client.end(!client.connected, () => resolve());
+    });
+    client.removeAllListeners();
+    // A late socket error after end() must not become an unhandled 'error' event.
+    client.on('error', () => {});
+    held?.(this.deferred);
+  }
+
+  protected override onBacklogCleared(): void {
+    this.release();
+  }
+
+  /** MQTT.js hands each PUBLISH here; see the file comment for the callback contract. */
+  private receive(conn: Connection, packet: IPublishPacket, cb: (err?: Error) => void): void {
+    if (conn !== this.conn || !this.isRunning) {
+      // A closing connection: do not ack; QoS 1 comes back with the next session.
+      cb(this.deferred);
+      return;
+    }
+    const receivedAt = this.clock.now();
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic: packet.topic, data: payload });
+    this.arrivals.push({ conn, topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId, receivedAt });
+    if (this.pendingCount + this.arrivals.length >= this.maxPendingReadings) {
+      conn.held = cb;
+    } else {
+      cb(this.deferred);
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Decodes what arrived since the last flush and hands it to the sink as one delivery; acks on success. */
+  private flush(): void {
+    if (this.arrivals.length === 0) return;
+    const batch = this.arrivals;
+    this.arrivals = [];
+    const readings: Reading[] = [];
+    const letters: DeadLetter[] = [];
+    for (const a of batch) {
+      const item = this.decode(a);
+      if ('intendedTopic' in item) letters.push(item);
+      else readings.push(item);
+    }
+    this.outstanding++;
+    this.deliver(readings, letters).then(
+      () => this.acknowledge(batch),
+      () => {
+        // Abandoned at stop: unacknowledged, so the broker redelivers QoS 1 to the next session.
+      },
+    ).finally(() => {
+      this.outstanding--;
+      this.release();
+    });
+  }
+
+  private decode(a: Arrival): Reading | DeadLetter {
+    let sub: Subscription | undefined;
+    let fields: Record<string, string> | null = null;
+    for (const s of this.subscriptions) {
+      fields = s.pattern.match(a.topic);
+      if (fields) {
+        sub = s;
+        break;
+      }
+    }
+    let raw: string;
+    try {
+      raw = this.utf8.decode(a.payload);
+    } catch {
+      raw = rawPayload(a.payload);
+      const error = new BridgeError('BRIDGE_INVALID_UTF8', `payload on ${a.topic} is not valid UTF-8: ${hexPreview(a.payload)}`, { device: this.device, topic: a.topic });
+      return this.reject(error, raw, a.receivedAt, sub?.logTopic);
+    }
+    if (!sub || !fields) {
+      // A subscription left in the persistent session by an earlier configuration.
+      return this.reject(new BridgeError('BRIDGE_DECODE', `topic ${a.topic} matches no configured subscription`, { device: this.device, topic: a.topic }), raw, a.receivedAt);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (err) {
+      return this.reject(new BridgeError('BRIDGE_DECODE', `payload on ${a.topic} is not JSON: ${(err as Error).message}`, { device: this.device, topic: a.topic }), raw, a.receivedAt, sub.logTopic);
+    }
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && sub.pattern.fields.length > 0) {
+      value = { ...(value as Record<string, unknown>), ...fields };
+    }
+    return this.accept(value, raw, a.receivedAt, sub.logTopic);
+  }
+
+  /** PUBACKs the stored QoS 1 messages still on the live connection (a dead connection's are redelivered instead). */
+  private acknowledge(batch: readonly Arrival[]): void {
+    const conn = this.conn;
+    if (!conn || !conn.connected) return;
+    const writer = conn.client as unknown as PacketWriter;
+    const stream = writer.stream;
+    stream?.cork?.();
+    for (const a of batch) {
+      if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) {
+        writer._sendPacket({ cmd: 'puback', messageId: a.messageId });
+      }
+    }
+    if (stream?.uncork) process.nextTick(() => stream.uncork!());
+  }
+
+  /** Lets the client read on once the backlog is below half the mark. */
+  private release(): void {
+    const conn = this.conn;
+    if (!conn?.held) return;
+    if (this.pendingCount + this.arrivals.length > this.maxPendingReadings / 2) return;
+    const cb = conn.held;
+    conn.held = null;
+    cb(this.deferred);
+  }
+
+  /** Resolves once nothing is waiting for the sink. */
+  private async whenIdle(): Promise<void> {
+    while (this.outstanding > 0 || this.arrivals.length > 0) {
+      this.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+/** URL without credentials, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+function protocolError(code: number, protocolVersion: 3 | 4 | 5, device: string, what: string): BridgeError {
+  const reason = mqttReasonCode(code, protocolVersion);
+  const err = new BridgeError('BRIDGE_PROTOCOL', `mqtt ${device}: ${what}: ${reason.name} (${code}): ${reason.message}`, { device, protocolCode: code, reason: reason.name });
+  return err;
+}
+
+/** MQTT.js errors → BridgeError: CONNACK refusals by the reason-code table, socket errors by errno. */
+function translate(err: Error & { code?: unknown }, protocolVersion: 3 | 4 | 5, device: string): BridgeError {
+  if (err instanceof BridgeError) return err;
+  if (typeof err.code === 'number') {
+    const e = protocolError(err.code, protocolVersion, device, 'connection refused');
+    (e as { cause?: unknown }).cause = err;
+    return e;
+  }
+  const errno = typeof err.code === 'string' ? err.code : undefined;
+  return new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${device}: ${errno ? `${errno} ` : ''}${err.message}`, { device, errno }, err);
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { isBridgeError } from './errors.ts';
+import { HEADERS, parseEventTime, ReadingBuilder } from './reading-builder.ts';
+
+const FIELD = {
+  reading_ts: '2020-02-14T12:19:27Z',
+  sensor_id: 'aa-101',
+  production_line: 'w01',
+  widget_type: 'acme94',
+  colour: 'RED',
+  temp_celcius: 23,
+  widget_weight_g: 100,
+};
+const TS = Date.UTC(2020, 1, 14, 12, 19, 27);
+
+function builder(extra: Partial<ConstructorParameters<typeof ReadingBuilder>[0]> = {}) {
+  return new ReadingBuilder({ topic: 'widgets', device: 'line-1', kind: 'serial', gatewayId: 'gw-7', ...extra });
+}
+
+describe('parseEventTime', () => {
+  it.each([
+    ['2020-02-14T12:19:27Z', TS],
+    ['2020-02-14T12:19:27.250Z', TS + 250],
+    ['2020-02-14T13:19:27+01:00', TS],
+    ['2020-02-14 12:19:27', TS],
+    ['2020-02-14T12:19:27', TS],
+    [TS, TS],
+    [String(TS), TS],
+  ])('%j → %d', (input, expected) => {
+    expect(parseEventTime(input)).toBe(expected);
+  });
+
+  it.each(['yesterday', '2020-02-14', '14/02/2020 12:19', '', -5, Number.NaN, true, {}])('%j is not a time', (input) => {
+    expect(parseEventTime(input)).toBeNaN();
+  });
+});
+
+describe('ReadingBuilder', () => {
+  it('builds the field example: key, device event time, headers with receive time', () => {
+    const receivedAt = TS + 1500;
+    const r = builder().build(FIELD, receivedAt);
+    expect(r).toEqual({
+      topic: 'widgets',
+      key: 'aa-101',
+      value: FIELD,
+      timestamp: TS,
+      headers: { source: 'serial', device: 'line-1', gateway_id: 'gw-7', received_at: String(receivedAt) },
+    });
+  });
+
+  it('uses receive time when the reading has no timestamp, and a configured key field', () => {
+    const r = builder({ keyField: 'production_line' }).build({ production_line: 'w01', temp_celcius: 20 }, 1234);
+    expect(r.timestamp).toBe(1234);
+    expect(r.key).toBe('w01');
+  });
+
+  it('gives a null key when the key field is missing and stringifies numeric keys', () => {
+    expect(builder().build({ temp_celcius: 1 }, 1).key).toBeNull();
+    expect(builder().build({ sensor_id: 42 }, 1).key).toBe('42');
+  });
+
+  it('flags a device clock beyond maxClockSkewMs in a header and in clockSkewMs, and clears it when the clock is right again', () => {
+    const b = builder({ maxClockSkewMs: 60_000 });
+    const late = b.build(FIELD, TS + 120_000);
+    expect(late.headers[HEADERS.clockSkewMs]).toBe('-120000');
+    expect(late.timestamp).toBe(TS);
+    expect(b.clockSkewMs).toBe(-120_000);
+    const ahead = b.build(FIELD, TS - 61_000);
+    expect(ahead.headers[HEADERS.clockSkewMs]).toBe('61000');
+    const fine = b.build(FIELD, TS + 59_000);
+    expect(fine.headers[HEADERS.clockSkewMs]).toBeUndefined();
+    expect(b.clockSkewMs).toBeNull();
+  });
+
+  it('does not flag skew when the check is disabled', () => {
+    const b = builder({ maxClockSkewMs: 0 });
+    expect(b.build(FIELD, TS + 10 * 86_400_000).headers[HEADERS.clockSkewMs]).toBeUndefined();
+    expect(b.clockSkewMs).toBeNull();
+  });
+
+  it('refuses a value that is not an object, and an unreadable timestamp', () => {
+    for (const v of [null, [1, 2], 'text', 5]) {
+      expect(() => builder().build(v, 1)).toThrow(expect.objectContaining({ code: 'BRIDGE_DECODE' }));
+    }
+    let err: unknown;
+    try {
+      builder().build({ ...FIELD, reading_ts: 'yesterday' }, 1);
+    } catch (e) {
+      err = e;
+    }
+    expect(isBridgeError(err, 'BRIDGE_BAD_TIMESTAMP')).toBe(true);
+    expect((err as Error).message).toContain('reading_ts "yesterday"');
+  });
+
+  it('refuses missing required options at construction', () => {
+    expect(() => builder({ gatewayId: '' })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));
+    expect(() => builder({ maxClockSkewMs: -1 })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * `millstream rules check` and `millstream rules test`, run as the real
+ * command in child processes.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCliRunner } from './support/cli.ts';
+
+const cli = createCliRunner();
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'millstream-rules-cli-'));
+});
+afterEach(async () => {
+  await cli.killAll();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const GOOD = `CREATE STREAM widgets (reading_ts VARCHAR, sensor_id VARCHAR, colour VARCHAR, temp_celcius DOUBLE)
+  WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='reading_ts');
+CREATE TABLE hot AS SELECT sensor_id, AVG(temp_celcius) AS temp FROM widgets
+  WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id HAVING temp > 20 EMIT FINAL;
+CREATE STREAM red AS SELECT sensor_id, colour FROM widgets WHERE colour = 'RED';
+`;
+const BAD = `SET 'auto.offset.reset'='earliest';\nCREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED' GROUP;\n`;
+const READINGS = [
+  { reading_ts: '2020-02-14T12:19:27Z', sensor_id: 'aa-101', colour: 'RED', temp_celcius: 23 },
+  { reading_ts: '2020-02-14T12:19:37Z', sensor_id: 'aa-101', colour: 'BLUE', temp_celcius: 25 },
+  { reading_ts: '2020-02-14T12:20:07Z', sensor_id: 'aa-102', colour: 'RED', temp_celcius: 19 },
+  { reading_ts: '2020-02-14T12:18:00Z', sensor_id: 'aa-103', colour: 'RED', temp_celcius: 30 },
+];
+const EXPECTED = [
+  { topic: 'hot', key: 'aa-101@1581682740000', value: { sensor_id: 'aa-101', temp: 24 } },
+  { topic: 'red', key: 'aa-101', value: { sensor_id: 'aa-101', colour: 'RED' } },
+  { topic: 'red', key: 'aa-102', value: { sensor_id: 'aa-102', colour: 'RED' } },
+  { topic: 'red', key: 'aa-103', value: { sensor_id: 'aa-103', colour: 'RED' } },
+];
+const jsonl = (rows: unknown[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+
+describe('millstream rules check', () => {
+  it('exits 0 on a valid folder and 1 with file:line:col messages on a broken one', async () => {
+    await mkdir(join(dir, 'rules'));
+    await writeFile(join(dir, 'rules', 'good.sql'), GOOD);
+    const ok = await cli.run(['rules', 'check', join(dir, 'rules')]);
+    expect(ok.code).toBe(0);
+    await writeFile(join(dir, 'rules', 'bad.sql'), BAD);
+    const bad = await cli.run(['rules', 'check', join(dir, 'rules')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.split('\n')[0]).toBe(`${join(dir, 'rules', 'bad.sql')}:2:70: expected BY but found ';'`);
+  });
+});
+
+describe('millstream rules test', () => {
+  beforeEach(async () => {
+    await writeFile(join(dir, 'hot.sql'), GOOD);
+    await writeFile(join(dir, 'readings.jsonl'), jsonl(READINGS));
+  });
+
+  it('prints the output rows (EMIT FINAL windows closed at the end of input; the late reading to _late) and never opens the live log', async () => {
+    const res = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl'], { cwd: dir });
+    expect(res.code).toBe(0);
+    const rows = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { topic: string });
+    expect(rows.filter((r) => r.topic !== 'hot_late')).toEqual(EXPECTED);
+    // aa-103 at 12:18:00 arrives after stream time reached 12:20:07: its window had closed
+    expect(rows.filter((r) => r.topic === 'hot_late').map((r) => (r as unknown as { value: { reason: string; key: string } }).value)).toMatchObject([
+      { reason: 'WINDOW_CLOSED', key: 'aa-103' },
+    ]);
+    expect(existsSync(join(dir, 'data'))).toBe(false);
+  });
+
+  it('compares with --expect: exit 0 when equal, 1 naming the first differing row', async () => {
+    const full = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl'], { cwd: dir });
+    await writeFile(join(dir, 'expected.jsonl'), full.stdout);
+    const same = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl', '--expect', 'expected.jsonl'], { cwd: dir });
+    expect(same.code).toBe(0);
+    expect(same.stdout).toBe('ok: 5 rows match expected.jsonl\n');
+
+    const wrong = full.stdout.replace('"temp":24', '"temp":25');
+    await writeFile(join(dir, 'expected.jsonl'), wrong);
+    const diff = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl', '--expect', 'expected.jsonl'], { cwd: dir });
+    expect(diff.code).toBe(1);
+    expect(diff.stderr).toContain('expected.jsonl: row 1 differs');
+    expect(diff.stderr).toContain('"temp":25');
+  });
+
+  it('a broken rule file exits non-zero with file:line:col', async () => {
+    await writeFile(join(dir, 'bad.sql'), BAD);
+    const res = await cli.run(['rules', 'test', 'bad.sql', '--input', 'readings.jsonl'], { cwd: dir });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("bad.sql:2:70: expected BY but found ';'");
+  });
+});
