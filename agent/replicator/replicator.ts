@@ -19,8 +19,8 @@
  *   key (order per key holds; order across keys of one local partition does not).
  * - Offline: each partition backs off with jitter and keeps its position;
  *   one log line per replicator state change (online/offline), not per retry.
- *   Back online, each partition drains its backlog oldest first, one batch
- *   in memory at a time.
+ *   Back online, each partition drains its backlog oldest first, with at
+ *   most two batches in memory (the one in flight and the next, read ahead).
  * - Retention gaps (records deleted before they were sent) are reported in
  *   status, logged, and marked in the dead-letter topic: never hidden.
  * - A non-retriable error (e.g. topic authorization) stops that topic with
