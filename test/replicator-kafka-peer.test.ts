@@ -233,6 +233,24 @@ describe('kafkajs against the mock cluster through the shim', () => {
     expect(kafka.shim.errors).toEqual([]);
   });
 
+  it('cutting every client connection mid-stream: kafkajs reconnects, every record is stored once, in order', async () => {
+    await kafka.createTopic('peer-cut', 1);
+    const client = new Kafka({ brokers: kafka.bootstrap, clientId: 'peer-cut', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 20, retries: 20 } });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    try {
+      for (let b = 0; b < 20; b++) {
+        const sending = producer.send({ topic: 'peer-cut', acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ key: 'k', value: String(b * 10 + i), partition: 0 })) });
+        if (b % 4 === 1) kafka.shim.dropConnections();
+        await sending;
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    expect((await readBack(kafka.bootstrap, 'peer-cut')).get(0)!.map((r) => Number(r.value))).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(kafka.shim.errors).toEqual([]);
+  });
+
   it('fails loudly on a request it does not understand: the connection ends and the error is recorded', async () => {
     const conn = await RawKafkaConnection.open(kafka.bootstrap[0]);
     const v2 = kafkajsProtocol('produce', 2);
