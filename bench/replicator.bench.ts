@@ -62,6 +62,13 @@ interface ChildArgs {
 /** Runs in the child: drains (or sends from memory) and prints `{"ms":…,"rssMb":…}`. */
 async function child(args: ChildArgs): Promise<void> {
   let ms: number;
+  // Where the memory goes: peaks of V8 heap and of Buffer memory outside it, sampled every 50 ms.
+  const peak = { heapMb: 0, externalMb: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peak.heapMb = Math.max(peak.heapMb, m.heapTotal / MB);
+    peak.externalMb = Math.max(peak.externalMb, m.external / MB);
+  }, 50);
   if (args.mode === 'replicator') {
     const log = await openLogStore({ dataDir: args.dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0 });
     const replicator = createReplicator({
@@ -104,10 +111,18 @@ async function child(args: ChildArgs): Promise<void> {
     ms = performance.now() - t0;
     await producer.disconnect();
   }
-  process.stdout.write(`${JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  clearInterval(sampler);
+  process.stdout.write(`${JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
 }
 
-function runChild(args: ChildArgs): Promise<{ ms: number; rssMb: number }> {
+interface ChildResult {
+  ms: number;
+  rssMb: number;
+  heapMb: number;
+  externalMb: number;
+}
+
+function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
@@ -118,7 +133,7 @@ function runChild(args: ChildArgs): Promise<{ ms: number; rssMb: number }> {
     p.on('exit', (code) => {
       const line = out.trim().split('\n').at(-1) ?? '';
       if (code !== 0 || !line.startsWith('{')) reject(new Error(`${args.mode} child exited with ${code}: ${out}`));
-      else resolve(JSON.parse(line) as { ms: number; rssMb: number });
+      else resolve(JSON.parse(line) as ChildResult);
     });
   });
 }
@@ -153,10 +168,11 @@ const suite: BenchSuite = {
       const base1 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: half });
       const drain = await runChild({ mode: 'replicator', bootstrap: kafka.bootstrap, dataDir, count });
       const base2 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: count - half });
-      const base = { ms: base1.ms + base2.ms, rssMb: Math.max(base1.rssMb, base2.rssMb) };
+      const base = { ms: base1.ms + base2.ms, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
       report.compare('drain backlog (records/s)', count / (drain.ms / 1000), count / (base.ms / 1000), 'records/s', { min: 200_000, minRatio: 0.8 });
       report.compare('drain backlog (MB/s key+value)', payloadMb / (drain.ms / 1000), payloadMb / (base.ms / 1000), 'MB/s', { minRatio: 0.8 });
       report.compare('peak RSS of the process (replicator vs bare producer)', drain.rssMb, base.rssMb, 'MB', { max: 150 });
+      report.note(`peak V8 heap ${drain.heapMb.toFixed(0)} MB (bare producer ${base.heapMb.toFixed(0)} MB), peak Buffer memory outside the heap ${drain.externalMb.toFixed(0)} MB (bare producer ${base.externalMb.toFixed(0)} MB)`);
       if (kafka.shim.errors.length > 0) report.note(`peer shim errors: ${kafka.shim.errors.join('; ')}`);
     } finally {
       await kafka.stop();
