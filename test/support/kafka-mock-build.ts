@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -26,7 +26,10 @@ export async function buildKafkaMockLauncher(): Promise<{ ok: boolean; error?: s
     return { ok: true };
   }
   try {
-    await promisify(execFile)('gcc', ['-O2', '-Wall', '-o', launcherPath, source, '-lrdkafka'], { timeout: 120_000 });
+    // Build beside and rename, so a concurrent run never executes a half-written binary.
+    const tmp = `${launcherPath}.${process.pid}.tmp`;
+    await promisify(execFile)('gcc', ['-O2', '-Wall', '-o', tmp, source, '-lrdkafka'], { timeout: 120_000 });
+    await rename(tmp, launcherPath);
     await rm(errorPath, { force: true });
     return { ok: true };
   } catch (err) {
