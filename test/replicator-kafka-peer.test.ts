@@ -5,7 +5,7 @@
  * kafkajs's idempotent producer works through it.
  */
 import { gzipSync } from 'node:zlib';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKafkaMock } from './support/kafka-mock.ts';
 import type { KafkaMock } from './support/kafka-mock.ts';
@@ -175,7 +175,7 @@ describe('kafkajs against the mock cluster through the shim', () => {
   it('the idempotent producer initialises; a batch whose acknowledgement was lost is retried and stored once', async () => {
     await kafka.createTopic('peer-idem', 3);
     const client = new Kafka({ brokers: kafka.bootstrap, clientId: 'peer-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 50, retries: 10 } });
-    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     try {
       await producer.send({ topic: 'peer-idem', acks: -1, messages: [{ key: 'a', value: 'v1', partition: 0, headers: { h: '1' } }] });
@@ -236,7 +236,7 @@ describe('kafkajs against the mock cluster through the shim', () => {
   it('cutting every client connection mid-stream: kafkajs reconnects, every record is stored once, in order', async () => {
     await kafka.createTopic('peer-cut', 1);
     const client = new Kafka({ brokers: kafka.bootstrap, clientId: 'peer-cut', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 20, retries: 20 } });
-    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     try {
       for (let b = 0; b < 20; b++) {
