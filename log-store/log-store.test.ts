@@ -231,6 +231,22 @@ describe('log store: follow', () => {
     expect(seen).toEqual(['old', 'new1', 'new2']);
   });
 
+  it('yields every record once, in order, one at a time across batches and segments', async () => {
+    const log = await open({ dataDir: tempDir() });
+    await log.createTopic('t', { segmentBytes: 8192, indexIntervalBytes: 512 });
+    const values = Array.from({ length: 300 }, (_, i) => reading(i).value);
+    for (let i = 0; i < 300; i += 30) await log.appendBatch('t', values.slice(i, i + 30).map((value) => ({ key: null, value })));
+    expect(log.describe('t').partitionsInfo[0]!.segments).toBeGreaterThan(2);
+    const ac = new AbortController();
+    const seen: Array<[number, string]> = [];
+    for await (const batch of log.follow('t', 0, 5, { maxRecords: 1, maxBytes: 1, signal: ac.signal })) {
+      expect(batch).toHaveLength(1);
+      seen.push([batch[0]!.offset, batch[0]!.value.toString()]);
+      if (seen.length === 295) ac.abort();
+    }
+    expect(seen).toEqual(values.slice(5).map((v, i) => [i + 5, v]));
+  });
+
   it('ends when the store closes', async () => {
     const log = await open({ dataDir: tempDir() });
     await log.createTopic('t');

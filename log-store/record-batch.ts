@@ -358,10 +358,17 @@ export function decodeRecords(
   fromOffset: number,
   out: LogRecord[],
   max: number,
-): void {
+  resume?: RecordCursor,
+): RecordCursor {
   const end = pos + header.totalBytes;
   let p = pos + BATCH_HEADER_BYTES;
-  for (let i = 0; i < header.recordCount && out.length < max; i++) {
+  let i = 0;
+  // A cursor from an earlier call on this batch skips the records before it without walking them again.
+  if (resume !== undefined && resume.offset <= fromOffset && resume.offset > header.baseOffset && resume.offset < header.baseOffset + header.recordCount && resume.position > p && resume.position < end) {
+    i = resume.offset - header.baseOffset;
+    p = resume.position;
+  }
+  for (; i < header.recordCount && out.length < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const len = buf.readUInt32BE(p);
     const recEnd = p + 4 + len;
@@ -395,6 +402,13 @@ export function decodeRecords(
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
   }
+  return { offset: header.baseOffset + i, position: p };
+}
+
+/** Where the next record of a batch starts: `offset` and its byte `position` in the buffer. */
+export interface RecordCursor {
+  offset: number;
+  position: number;
 }
 
 /** The timestamps of a batch's records, in order (used by time lookups without building records). */

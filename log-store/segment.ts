@@ -18,6 +18,7 @@ import {
   BATCH_HEADER_BYTES,
   BatchFormatError,
   type BatchHeader,
+  type RecordCursor,
   batchCrcOk,
   decodeRecords,
   readBatchHeader,
@@ -205,6 +206,8 @@ export class Segment {
   private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
+  /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
+  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor } | null = null;
   private readers = 0;
   private deleted = false;
 
@@ -622,9 +625,19 @@ export class Segment {
     let expected = i >= 0 ? this.baseOffset + index.relOffset(i) : this.baseOffset;
     let bytes = 0;
     let next = offset;
-    const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
-    let chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
-    let chunkPos = pos;
+    // Consecutive small reads (followers asking for one record at a time) reuse the last chunk read.
+    const cached = this.lastChunk;
+    let chunk: Buffer;
+    let chunkPos: number;
+    if (cached !== null && pos >= cached.pos && pos + BATCH_HEADER_BYTES <= cached.pos + cached.buf.length && cached.pos + cached.buf.length <= limit) {
+      chunk = cached.buf;
+      chunkPos = cached.pos;
+    } else {
+      const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
+      chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
+      chunkPos = pos;
+      this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
+    }
     let first = true;
     while (pos < limit && out.length < maxRecords && (bytes < maxBytes || bytes === 0)) {
       let at = pos - chunkPos;
@@ -632,9 +645,10 @@ export class Segment {
       let problem: string | null = null;
       if (at + BATCH_HEADER_BYTES > chunk.length) {
         if (bytes > 0) break;
-        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, BATCH_HEADER_BYTES), pos);
+        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, Math.max(maxBytes, 64 * 1024)), pos);
         chunkPos = pos;
         at = 0;
+        this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
       }
       if (chunk.length - at < BATCH_HEADER_BYTES) problem = 'batch header runs past the end of the segment';
       else {
@@ -659,8 +673,16 @@ export class Segment {
           chunk = await readFully(fh, this.logPath, header.totalBytes, pos);
           chunkPos = pos;
           at = 0;
+          this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
         }
-        if (problem === null && !batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+        if (problem === null) {
+          // A batch of the cached chunk is CRC-checked once, not on every small read.
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk.crcChecked : null;
+          if (cache === null || !cache.has(pos)) {
+            if (!batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+            else cache?.add(pos);
+          }
+        }
       }
       if (problem !== null || header === null) {
         const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${problem}`, {
@@ -677,7 +699,9 @@ export class Segment {
       const end = header.baseOffset + header.recordCount;
       if (end > offset) {
         try {
-          decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords);
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk : null;
+          const cursor = decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords, cache?.cursor);
+          if (cache !== null) cache.cursor = cursor;
         } catch (err) {
           const msg = err instanceof BatchFormatError ? err.message : String(err);
           const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${msg}`, {
