@@ -259,8 +259,10 @@ export class Partition {
       }, flushIntervalMs);
     }
     if (!this.pumpQueued) {
+      // process.nextTick runs once the microtask queue is empty: every append that callers make in
+      // reaction to the last acknowledgements (awaiting resolved promises) joins this write.
       this.pumpQueued = true;
-      queueMicrotask(() => {
+      process.nextTick(() => {
         this.pumpQueued = false;
         this.pump();
       });
