@@ -127,7 +127,7 @@ class LogStore implements LogStoreApi {
   }
 
   private deps(): PartitionDeps {
-    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool, onAppend: () => {} };
+    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool };
   }
 
   private async openTopic(name: string, config: Readonly<TopicConfig>): Promise<TopicState> {

@@ -66,8 +66,6 @@ export interface PartitionDeps {
   readOnly: boolean;
   /** Encode buffers go back here once written. */
   pool: BufferPool;
-  /** Called after new records became readable. */
-  onAppend: () => void;
 }
 
 export class Partition {
@@ -378,7 +376,6 @@ export class Partition {
       }),
     );
     this.wakeFollowers();
-    this.deps.onAppend();
   }
 
   private needsRoll(seg: Segment, extraBytes: number, now: number): boolean {
