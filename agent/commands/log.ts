@@ -208,7 +208,8 @@ async function produce(topic: string, options: ProduceOptions): Promise<void> {
         if (options.reportAcks) process.stdout.write(`acked ${acked}\n`);
       });
       link.catch(() => {}); // awaited below; this only keeps a failure from being "unhandled" meanwhile
-      appended.catch(() => {});
+      // A failed append ends the input at once (the loop then surfaces the error through `last`).
+      appended.catch(() => process.stdin.destroy());
       links.push(link);
       last = link;
     };
