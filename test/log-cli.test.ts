@@ -230,5 +230,15 @@ describe('millstream log (child processes)', () => {
     r = await cli.run(['log', 'produce', 'nope', '--data-dir', dataDir], { input: '{"a":1}\n' });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^millstream: LOG_TOPIC_NOT_FOUND: topic nope /);
+
+    // Below the free-space floor nothing is appended and the error says why.
+    r = await cli.run(['log', 'produce', 'widgets', '--min-free-bytes', String(2 ** 52), '--report-acks', '--data-dir', dataDir], {
+      input: '{"a":1}\n{"a":2}\n',
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toMatch(/acked/);
+    expect(r.stderr).toMatch(/^millstream: LOG_DISK_FULL: .*free disk space/m);
+    r = await log('describe', 'widgets', '--json');
+    expect((JSON.parse(r.stdout) as TopicDescription).partitionsInfo[0]!.endOffset).toBe(0);
   });
 });
