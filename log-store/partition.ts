@@ -68,6 +68,9 @@ export interface PartitionDeps {
   pool: BufferPool;
 }
 
+/** Closed segments per partition that keep a read handle open. */
+const OPEN_CLOSED_READERS = 4;
+
 export class Partition {
   readonly dir: string;
   private segments: Segment[] = [];
@@ -94,6 +97,8 @@ export class Partition {
   private idleWaiters: Array<() => void> = [];
   /** Followers waiting for new records: woken after each group commit, and on close. */
   private waiters = new Set<() => void>();
+  /** Closed segments with an open read handle, most recently read first. */
+  private recentReaders: Segment[] = [];
 
   private constructor(
     readonly topic: string,
@@ -469,6 +474,7 @@ export class Partition {
     let bytes = 0;
     while (next < this.endOffset && records.length < maxRecords && bytes < maxBytes) {
       const seg = this.segmentFor(next);
+      if (seg !== this.active) this.touchClosedReader(seg);
       const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, records);
       if (r.corrupt) {
         if (records.length === 0) throw r.corrupt;
@@ -490,6 +496,15 @@ export class Partition {
       next = r.nextOffset;
     }
     return { records, nextOffset: records.length > 0 ? records[records.length - 1]!.offset + 1 : offset };
+  }
+
+  /** Keeps at most OPEN_CLOSED_READERS closed segments open for reading (least recently read closed first), so replaying a long history does not run out of file descriptors. */
+  private touchClosedReader(seg: Segment): void {
+    const i = this.recentReaders.indexOf(seg);
+    if (i === 0) return;
+    if (i > 0) this.recentReaders.splice(i, 1);
+    this.recentReaders.unshift(seg);
+    while (this.recentReaders.length > OPEN_CLOSED_READERS) this.recentReaders.pop()!.releaseReadHandle();
   }
 
   async offsetForTimestamp(ts: number): Promise<number> {
@@ -534,6 +549,7 @@ export class Partition {
       else if (retentionBytes >= 0 && total > retentionBytes) reason = 'size';
       if (reason === null) break;
       this.segments.shift();
+      this.recentReaders = this.recentReaders.filter((s) => s !== oldest);
       total -= oldest.size;
       await oldest.delete();
       deleted.push({ file: oldest.logPath, reason, bytes: oldest.size, lastOffset: oldest.nextOffset - 1 });

@@ -209,6 +209,7 @@ export class Segment {
   /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
   private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor } | null = null;
   private readers = 0;
+  private closeWhenIdle = false;
   private deleted = false;
 
   constructor(
@@ -585,7 +586,17 @@ export class Segment {
 
   private releaseReader(): void {
     this.readers--;
-    if (this.deleted && this.readers === 0) void this.closeReader();
+    if ((this.deleted || this.closeWhenIdle) && this.readers === 0) {
+      this.closeWhenIdle = false;
+      void this.closeReader();
+    }
+  }
+
+  /** Closes the read handle (now, or when the reads in flight finish) and drops the cached chunk; reads reopen it. */
+  releaseReadHandle(): void {
+    this.lastChunk = null;
+    if (this.readers === 0) void this.closeReader();
+    else this.closeWhenIdle = true;
   }
 
   private async closeReader(): Promise<void> {
