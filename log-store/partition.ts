@@ -170,6 +170,7 @@ export class Partition {
       if (problem) logger.error({ topic, partition, file: segment.logPath, position: problem.position, problem: problem.message }, 'corrupt batch in a closed segment; readers of that range get LOG_CORRUPT');
       if (indexesRebuilt.length) logger.warn({ topic, partition, files: indexesRebuilt }, 'rebuilt missing or damaged indexes');
       report(segment.logPath, 0, indexesRebuilt, problem);
+      segment.releaseReadHandle();
       p.segments.push(segment);
     }
     const { segment, bytesTruncated, indexesRebuilt, problem } = await Segment.recoverActive(ctx, logs[logs.length - 1]!, config.indexIntervalBytes, now);
@@ -511,6 +512,7 @@ export class Partition {
     this.checkUsable();
     for (const seg of this.segments) {
       if (seg.maxTimestamp === NO_TIMESTAMP || seg.maxTimestamp < ts) continue;
+      if (seg !== this.active) this.touchClosedReader(seg);
       const found = await seg.offsetForTimestamp(ts, seg.size, this.config.indexIntervalBytes);
       if (found !== null) return found;
     }
@@ -563,6 +565,7 @@ export class Partition {
     const segments = [...this.segments];
     for (const seg of segments) {
       const r = await seg.verify(seg === segments[segments.length - 1]);
+      if (seg !== this.active && !this.recentReaders.includes(seg)) seg.releaseReadHandle();
       out.segments++;
       out.batches += r.batches;
       out.records += r.records;

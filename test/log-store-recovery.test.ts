@@ -96,6 +96,11 @@ describe('log store recovery', () => {
     const openClosed = logs.slice(0, -1).filter((f) => fs.openHandles.has(f));
     expect(openClosed.length).toBeGreaterThan(0);
     expect(openClosed.length).toBeLessThanOrEqual(4);
+    // verify and time lookups over every segment leave no more open.
+    expect((await log.verify()).problems).toEqual([]);
+    for (let o = 0; o < total; o += 17) expect(await log.offsetForTimestamp('t', 0, reading(o).timestamp)).toBe(o);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(logs.slice(0, -1).filter((f) => fs.openHandles.has(f)).length).toBeLessThanOrEqual(4);
     // Reading an evicted segment again reopens it.
     expect((await log.read('t', 0, 0, { maxRecords: 1 })).records[0]!.value.toString()).toBe(reading(0).value);
     expect(fs.openHandles.has(logs[0]!)).toBe(true);
