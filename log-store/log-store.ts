@@ -375,7 +375,14 @@ class LogStore implements LogStoreApi {
     let next = offset;
     while (!signal?.aborted && !p.isClosed) {
       if (next < p.endOffset) {
-        const r = await p.read(next, maxRecords, maxBytes);
+        let r: ReadResult;
+        try {
+          r = await p.read(next, maxRecords, maxBytes);
+        } catch (err) {
+          // The store closed under a read in flight: the iteration ends, as documented.
+          if (p.isClosed || signal?.aborted) return;
+          throw err;
+        }
         if (r.records.length > 0) {
           next = r.nextOffset;
           yield r.records;

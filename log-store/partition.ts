@@ -15,7 +15,7 @@
  * partition refuses every call with LOG_FAILED until the store is reopened,
  * when recovery re-checks the tail.
  */
-import { LogError, fromFsError } from './errors.ts';
+import { LogError, fromFsError, isLogError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
 import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
@@ -467,6 +467,16 @@ export class Partition {
   }
 
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    try {
+      return await this.readInner(offset, maxRecords, maxBytes);
+    } catch (err) {
+      // Closed under a read in flight: say so, not whatever the closed file handle said.
+      if (this.closed && !isLogError(err, 'LOG_CLOSED')) this.checkUsable();
+      throw err;
+    }
+  }
+
+  private async readInner(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     this.checkUsable();
     if (!Number.isSafeInteger(offset) || offset < this.earliestOffset || offset > this.endOffset) throw this.outOfRange(offset);
     const records: LogRecord[] = [];
