@@ -321,5 +321,27 @@ describe('log store: topics, lock and consumers', () => {
     expect(c2.get('widgets', 1)).toBe(4);
     expect((await again.consumer('rules')).all()).toEqual({});
     expect(readdirSync(join(dataDir, 'consumers'))).toEqual(['replicator.json']);
+    await again.close();
+    // A crash in the middle of a commit leaves a half-written temp file: the committed positions stand.
+    writeFileSync(join(dataDir, 'consumers', 'replicator.json.tmp'), '{"version":1,"positions":{"widgets":{"0":99');
+    const third = await open({ dataDir });
+    expect((await third.consumer('replicator')).all()).toEqual({ widgets: { 0: 12, 1: 4 } });
+    await (await third.consumer('replicator')).commit([{ topic: 'widgets', partition: 1, offset: 5 }]);
+    expect(JSON.parse(readFileSync(join(dataDir, 'consumers', 'replicator.json'), 'utf8'))).toEqual({ version: 1, positions: { widgets: { 0: 12, 1: 5 } } });
+  });
+
+  it('reports a damaged topics.json or lock file clearly', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('widgets');
+    await log.close();
+    // An empty lock file (crash between create and write) is stale.
+    writeFileSync(join(dataDir, '.lock'), '');
+    const again = await open({ dataDir });
+    await again.close();
+    writeFileSync(join(dataDir, 'topics.json'), '{"version":1,"topics":{"widgets":');
+    await expect(openLogStore({ dataDir, minFreeBytes: 0 })).rejects.toMatchObject({ code: 'LOG_CORRUPT', context: { file: join(dataDir, 'topics.json') } });
+    // The failed open released the lock.
+    expect(readdirSync(dataDir)).not.toContain('.lock');
   });
 });
