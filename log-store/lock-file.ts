@@ -1,7 +1,7 @@
 /**
  * The data directory's lock file (`<dataDir>/.lock`): one process owns a
  * data directory at a time. The file is created with O_EXCL and holds
- * `<pid> <process start time ms>\n`. A second opener gets LOG_LOCKED naming
+ * `<pid> <process start time>\n`. A second opener gets LOG_LOCKED naming
  * the pid and file. A lock left by a process that no longer exists
  * (SIGKILL, power loss) is taken over. An empty or unreadable lock file
  * (crash between create and write) counts as stale. A lock with our own pid
@@ -11,6 +11,7 @@
  * Caveat: liveness of another pid is `kill(pid, 0)`; if a reboot gave the
  * pid to an unrelated process, the operator removes the file.
  */
+import { readFileSync } from 'node:fs';
 import { LogError, fromFsError } from './errors.ts';
 import type { LogFileSystem } from './file-system.ts';
 
@@ -32,8 +33,22 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-/** This process's start time in ms since the epoch (identifies this incarnation of `pid`). */
-export const processStartMs = (): number => Math.round(performance.timeOrigin);
+/**
+ * Identifies this incarnation of our pid, the same in every thread of the
+ * process: on Linux the start time in clock ticks since boot
+ * (/proc/self/stat field 22), elsewhere the main thread's time origin.
+ */
+export const processStartMs = (): number => {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    if (Number.isSafeInteger(start)) return start;
+  } catch {
+    // Not Linux: fall through.
+  }
+  return Math.round(performance.timeOrigin);
+};
 
 export async function acquireLock(
   fs: LogFileSystem,
