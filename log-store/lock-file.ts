@@ -38,7 +38,7 @@ export interface HeldLock {
  * process: on Linux the start time in clock ticks since boot
  * (/proc/self/stat field 22), elsewhere the main thread's time origin.
  */
-export const processStartMs = (): number => {
+export const processStartToken = (): number => {
   try {
     const stat = readFileSync('/proc/self/stat', 'utf8');
     // Fields after the command name (which may hold spaces) start after the last ')'.
@@ -54,7 +54,7 @@ export async function acquireLock(
   fs: LogFileSystem,
   dataDir: string,
   pid: number,
-  startMs: number = processStartMs(),
+  startToken: number = processStartToken(),
   pidAlive: PidAlive = defaultPidAlive,
 ): Promise<HeldLock> {
   const path = `${dataDir}/${LOCK_FILE}`;
@@ -62,7 +62,7 @@ export async function acquireLock(
     try {
       const fh = await fs.open(path, 'createExclusive');
       try {
-        const body = Buffer.from(`${pid} ${startMs}\n`);
+        const body = Buffer.from(`${pid} ${startToken}\n`);
         await fh.write(body, 0, body.length, 0);
         await fh.sync();
       } finally {
@@ -89,7 +89,7 @@ export async function acquireLock(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
     }
-    const live = owner === pid ? !Number.isInteger(ownerStart) || ownerStart === startMs : pidAlive(owner);
+    const live = owner === pid ? !Number.isInteger(ownerStart) || ownerStart === startToken : pidAlive(owner);
     if (Number.isInteger(owner) && owner > 0 && live) {
       throw new LogError('LOG_LOCKED', `data directory ${dataDir} is in use by process ${owner} (lock file ${path})`, { file: path, pid: owner });
     }
