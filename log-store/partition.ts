@@ -236,6 +236,8 @@ export class Partition {
     this.queue.push({ buf: batch.buf, backing: batch.backing, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
     this.queuedBytes += batch.buf.length;
     this.scheduleFlush();
+    // flushBytes waiting and the disk idle: start writing now, while the caller goes on encoding.
+    if (this.queuedBytes >= this.config.flushBytes && !this.writing) this.pump();
     return baseOffset;
   }
 
