@@ -308,7 +308,9 @@ class LogStore implements LogStoreApi {
         if (r.partition !== undefined && r.partition !== 0) this.pickPartition(t, r.key, r.partition, i);
         continue;
       }
-      const p = this.pickPartition(t, r.key, r.partition, i);
+      const key = r.key;
+      // Fast path for the common case, a keyed record: the cached partition of the key.
+      const p = (r.partition === undefined && typeof key === 'string' ? t.keyCache.get(key) : undefined) ?? this.pickPartition(t, key, r.partition, i);
       routes[i] = p;
       if (i === 0) single = p;
       else if (p !== single) mixed = true;

@@ -116,6 +116,9 @@ const utf8Write: (this: Buffer, s: string, offset: number) => number =
         return this.write(s, offset);
       };
 
+/** Strings up to this many UTF-16 units are tried as ASCII in JS first. */
+const SHORT_STRING = 32;
+
 function putVarint(buf: Buffer, pos: number, n: number): number {
   if (n < 0x80) {
     buf[pos] = n;
@@ -131,6 +134,20 @@ function putVarint(buf: Buffer, pos: number, n: number): number {
  */
 function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: number): number {
   const start = pos + reserve;
+  const len = s.length;
+  if (len <= SHORT_STRING && len + bias < 0x80 && reserve === 1) {
+    // Short ASCII (keys, header names): a JS loop beats the call into C++.
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      buf[pos] = len + bias;
+      return start + len;
+    }
+  }
   const n = utf8Write.call(buf, s, start);
   const need = varintSize(n + bias);
   if (need !== reserve) buf.copyWithin(pos + need, start, start + n);
