@@ -19,7 +19,8 @@ import { LogError, fromFsError, isLogError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
 import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
-import { NO_TIMESTAMP, Segment, parseSegmentFile, type ScanProblem, type SegmentContext } from './segment.ts';
+import type { ScanProblem } from './log-scan.ts';
+import { NO_TIMESTAMP, Segment, parseSegmentFile, type SegmentContext } from './segment.ts';
 import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
 
 /** Settles one appendBatch call across the partitions it touched: one promise per call. */
