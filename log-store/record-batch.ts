@@ -116,6 +116,9 @@ const utf8Write: (this: Buffer, s: string, offset: number) => number =
         return this.write(s, offset);
       };
 
+/** Strings up to this many UTF-16 units are tried as ASCII in JS first. */
+const SHORT_STRING = 32;
+
 function putVarint(buf: Buffer, pos: number, n: number): number {
   if (n < 0x80) {
     buf[pos] = n;
@@ -131,6 +134,20 @@ function putVarint(buf: Buffer, pos: number, n: number): number {
  */
 function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: number): number {
   const start = pos + reserve;
+  const len = s.length;
+  if (len <= SHORT_STRING && len + bias < 0x80 && reserve === 1) {
+    // Short ASCII (keys, header names): a JS loop beats the call into C++.
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      buf[pos] = len + bias;
+      return start + len;
+    }
+  }
   const n = utf8Write.call(buf, s, start);
   const need = varintSize(n + bias);
   if (need !== reserve) buf.copyWithin(pos + need, start, start + n);
@@ -358,10 +375,17 @@ export function decodeRecords(
   fromOffset: number,
   out: LogRecord[],
   max: number,
-): void {
+  resume?: RecordCursor,
+): RecordCursor {
   const end = pos + header.totalBytes;
   let p = pos + BATCH_HEADER_BYTES;
-  for (let i = 0; i < header.recordCount && out.length < max; i++) {
+  let i = 0;
+  // A cursor from an earlier call on this batch skips the records before it without walking them again.
+  if (resume !== undefined && resume.offset <= fromOffset && resume.offset > header.baseOffset && resume.offset < header.baseOffset + header.recordCount && resume.position > p && resume.position < end) {
+    i = resume.offset - header.baseOffset;
+    p = resume.position;
+  }
+  for (; i < header.recordCount && out.length < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const len = buf.readUInt32BE(p);
     const recEnd = p + 4 + len;
@@ -395,6 +419,13 @@ export function decodeRecords(
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
   }
+  return { offset: header.baseOffset + i, position: p };
+}
+
+/** Where the next record of a batch starts: `offset` and its byte `position` in the buffer. */
+export interface RecordCursor {
+  offset: number;
+  position: number;
 }
 
 /** The timestamps of a batch's records, in order (used by time lookups without building records). */
