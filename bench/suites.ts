@@ -5,6 +5,7 @@ export async function loadSuites(): Promise<BenchSuite[]> {
   const modules: Array<Promise<{ default: BenchSuite }>> = [
     import('./log-store.bench.ts'),
     import('./bridge.bench.ts'),
+    import('./mqtt.bench.ts'),
   ];
   return (await Promise.all(modules)).map((m) => m.default);
 }

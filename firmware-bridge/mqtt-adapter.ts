@@ -16,9 +16,9 @@
  * `client.handleMessage(packet, cb)` and sends the PUBACK inside `cb` unless
  * `cb` gets an error; and it processes the next packet only once `cb` has run.
  * So `handleMessage` here queues the packet and calls `cb(deferred)`: no
- * PUBACK, and the client reads on. The PUBACK is written later through the
- * client's packet writer for the whole stored batch (corked into few socket
- * writes). Backpressure: while `maxPendingReadings` messages wait for the
+ * PUBACK, and the client reads on. The PUBACKs of a stored batch are written
+ * later by us, straight to the client's socket in one write (see
+ * `acknowledge`). Backpressure: while `maxPendingReadings` messages wait for the
  * sink, `cb` is held: the client stops parsing, the socket stops being read,
  * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
@@ -127,12 +127,6 @@ interface Arrival {
   qos: number;
   messageId: number | undefined;
   receivedAt: number;
-}
-
-/** The slice of MQTT.js internals we rely on (see the file comment); checked at construction. */
-interface PacketWriter {
-  _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void;
-  stream?: { cork?: () => void; uncork?: () => void; writable?: boolean };
 }
 
 function validate(config: MqttAdapterConfig): Subscription[] {
@@ -394,19 +388,29 @@ export class MqttAdapter extends AdapterBase {
     return this.accept(value, raw, a.receivedAt, sub.logTopic);
   }
 
-  /** PUBACKs the stored QoS 1 messages still on the live connection (a dead connection's are redelivered instead). */
+  /**
+   * PUBACKs the stored QoS 1 messages that came on the live connection (a
+   * dead connection's are redelivered instead), as one socket write. Wire
+   * format, the same for 3.1.1 and 5 (5.0 §3.4.2.1 lets a success PUBACK
+   * omit reason code and properties): 0x40, remaining length 2, packet id
+   * big-endian.
+   */
   private acknowledge(batch: readonly Arrival[]): void {
     const conn = this.conn;
     if (!conn || !conn.connected) return;
-    const writer = conn.client as unknown as PacketWriter;
-    const stream = writer.stream;
-    stream?.cork?.();
+    let count = 0;
+    for (const a of batch) if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) count++;
+    if (count === 0) return;
+    const acks = Buffer.allocUnsafe(count * 4);
+    let at = 0;
     for (const a of batch) {
-      if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) {
-        writer._sendPacket({ cmd: 'puback', messageId: a.messageId });
-      }
+      if (a.qos !== 1 || a.conn !== conn || a.messageId === undefined) continue;
+      acks[at] = 0x40;
+      acks[at + 1] = 0x02;
+      acks.writeUInt16BE(a.messageId, at + 2);
+      at += 4;
     }
-    if (stream?.uncork) process.nextTick(() => stream.uncork!());
+    conn.client.stream.write(acks);
   }
 
   /** Lets the client read on once the backlog is below half the mark. */
