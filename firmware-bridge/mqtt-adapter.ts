@@ -36,6 +36,7 @@
  * object) is a decode error and goes to the dead-letter topic with the raw
  * payload. A topic matched by several subscriptions uses the first.
  */
+import { isUtf8 } from 'node:buffer';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
 import { BridgeError, hexPreview } from './errors.ts';
@@ -173,8 +174,6 @@ export class MqttAdapter extends AdapterBase {
   private readonly subscriptions: readonly Subscription[];
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
-  /** Strict: bytes that are not UTF-8 throw instead of becoming U+FFFD. */
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private conn: Connection | null = null;
   private arrivals: Arrival[] = [];
   private flushScheduled = false;
@@ -364,14 +363,12 @@ export class MqttAdapter extends AdapterBase {
         break;
       }
     }
-    let raw: string;
-    try {
-      raw = this.utf8.decode(a.payload);
-    } catch {
-      raw = rawPayload(a.payload);
+    if (!isUtf8(a.payload)) {
+      const raw = rawPayload(a.payload);
       const error = new BridgeError('BRIDGE_INVALID_UTF8', `payload on ${a.topic} is not valid UTF-8: ${hexPreview(a.payload)}`, { device: this.device, topic: a.topic });
       return this.reject(error, raw, a.receivedAt, sub?.logTopic);
     }
+    const raw = a.payload.toString('utf8');
     if (!sub || !fields) {
       // A subscription left in the persistent session by an earlier configuration.
       return this.reject(new BridgeError('BRIDGE_DECODE', `topic ${a.topic} matches no configured subscription`, { device: this.device, topic: a.topic }), raw, a.receivedAt);
