@@ -217,7 +217,8 @@ describe('Modbus TCP adapter', () => {
           unitId: 5,
           sensorId: 'fl-5',
           pollIntervalMs: 100,
-          timeoutMs: 40,
+          // Real time (inside modbus-serial): generous, so the live probe answers in time on a loaded machine.
+          timeoutMs: 500,
           retries: 0,
           registers: [{ field: 'v', function: 'holding', address: 0, type: 'int16' }],
           breaker: { failureThreshold: 2, backoff: { initialMs: 1000, maxMs: 8000, jitter: 0.5 } },
@@ -229,7 +230,7 @@ describe('Modbus TCP adapter', () => {
     );
     const status = () => a.modbusStatus()[0]!;
     await a.start();
-    // Poll 1 at t0 times out (real 40 ms timeout); the next is due at t0 + 100.
+    // Poll 1 at t0 times out (real 500 ms timeout); the next is due at t0 + 100.
     await until(() => status().errors === 1 && status().nextPollAt === t0 + 100);
     expect(status().breaker).toBe('closed');
     time.advance(100);
