@@ -33,7 +33,12 @@ export interface ModbusSlaveConfig {
   retries?: number;
   /** Constant fields added to every reading's value (e.g. `production_line`, `widget_type`). Default none. */
   fields?: Readonly<Record<string, string | number | boolean>>;
-  /** The register map. Required, at least one entry. */
+  /**
+   * The register map. Required, at least one entry. A register named like the
+   * key field (a device reporting its own id) overrides `sensorId`; one named
+   * like the timestamp field (`reading_ts`), e.g. uint32 epoch seconds with
+   * scale 1000, is the device's event time.
+   */
   registers: readonly RegisterEntry[];
   /** Request coalescing limits. Default: 125 registers / 2000 bits per request, gaps of 8 registers / 64 bits. */
   plan?: PlanLimits;

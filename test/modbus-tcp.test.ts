@@ -374,6 +374,40 @@ describe('Modbus TCP adapter', () => {
     expect(a.status()[0]!.lastError).toMatch(/refused/);
   });
 
+  it('takes the event time from a device clock register and flags a skewed clock', async () => {
+    const sim = new SimulatedSlaves();
+    const deviceSeconds = Math.floor(Date.now() / 1000) - 3600; // an hour behind
+    const ts = Buffer.alloc(4);
+    ts.writeUInt32BE(deviceSeconds);
+    sim.setRegisters(1, 'input', 0, ts);
+    const server = await serve(sim);
+    const sink = new CollectingSink();
+    const a = adapter(
+      server.port,
+      [
+        {
+          name: 'clocked',
+          unitId: 1,
+          sensorId: 'ck-1',
+          pollIntervalMs: 10,
+          // Epoch seconds × 1000 = epoch ms: the reading builder's event time.
+          registers: [{ field: 'reading_ts', function: 'input', address: 0, type: 'uint32', scale: 1000 }],
+        },
+      ],
+      sink,
+      { maxClockSkewMs: 60_000 },
+    );
+    await a.start();
+    await until(() => sink.readings.length >= 1);
+    const status = a.status()[0]!;
+    await a.stop();
+    const r = sink.readings[0]!;
+    expect(r.timestamp).toBe(deviceSeconds * 1000);
+    expect(Number(r.headers.received_at)).toBeGreaterThan(r.timestamp);
+    expect(Number(r.headers.clock_skew_ms)).toBeLessThan(-3_000_000);
+    expect(status.clockSkewMs).toBeLessThan(-3_000_000);
+  });
+
   it('refuses bad configuration with the key named', () => {
     const sink = new CollectingSink();
     const base = { device: 'plc', topic: 't', transport: { kind: 'tcp' as const, host: 'h' } };
