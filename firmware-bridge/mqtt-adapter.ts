@@ -29,20 +29,20 @@
  * the sink is busy are merged by the base into one `write`. The sink is never
  * awaited per message.
  *
- * Payload mapping: the payload must be UTF-8 JSON holding an object. The
- * fields named in the subscription's topic pattern (`factory/+line/+sensor_id/reading`)
- * are added to it and win over payload fields of the same name (the topic
- * is what the broker routed on). Anything else (not UTF-8, not JSON, not an
- * object) is a decode error and goes to the dead-letter topic with the raw
- * payload. A topic matched by several subscriptions uses the first.
+ * Payload mapping (mqtt-payload.ts, shared with capture replay): the payload
+ * must be UTF-8 JSON holding an object. The fields named in the
+ * subscription's topic pattern (`factory/+line/+sensor_id/reading`) are
+ * added to it and win over payload fields of the same name. Anything else
+ * (not UTF-8, not JSON, not an object) is a decode error and goes to the
+ * dead-letter topic with the raw payload. A topic matched by several
+ * subscriptions uses the first.
  */
-import { isUtf8 } from 'node:buffer';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
-import { BridgeError, hexPreview } from './errors.ts';
+import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
-import { rawPayload } from './reading-pipeline.ts';
+import { decodeMqttMessage } from './mqtt-payload.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
 /** One subscription. */
@@ -354,35 +354,8 @@ export class MqttAdapter extends AdapterBase {
   }
 
   private decode(a: Arrival): Reading | DeadLetter {
-    let sub: Subscription | undefined;
-    let fields: Record<string, string> | null = null;
-    for (const s of this.subscriptions) {
-      fields = s.pattern.match(a.topic);
-      if (fields) {
-        sub = s;
-        break;
-      }
-    }
-    if (!isUtf8(a.payload)) {
-      const raw = rawPayload(a.payload);
-      const error = new BridgeError('BRIDGE_INVALID_UTF8', `payload on ${a.topic} is not valid UTF-8: ${hexPreview(a.payload)}`, { device: this.device, topic: a.topic });
-      return this.reject(error, raw, a.receivedAt, sub?.logTopic);
-    }
-    const raw = a.payload.toString('utf8');
-    if (!sub || !fields) {
-      // A subscription left in the persistent session by an earlier configuration.
-      return this.reject(new BridgeError('BRIDGE_DECODE', `topic ${a.topic} matches no configured subscription`, { device: this.device, topic: a.topic }), raw, a.receivedAt);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      return this.reject(new BridgeError('BRIDGE_DECODE', `payload on ${a.topic} is not JSON: ${(err as Error).message}`, { device: this.device, topic: a.topic }), raw, a.receivedAt, sub.logTopic);
-    }
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && sub.pattern.fields.length > 0) {
-      value = { ...(value as Record<string, unknown>), ...fields };
-    }
-    return this.accept(value, raw, a.receivedAt, sub.logTopic);
+    const out = decodeMqttMessage(this.subscriptions, a.topic, a.payload);
+    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
   }
 
   /**

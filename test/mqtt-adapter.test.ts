@@ -150,7 +150,7 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     expect(sink.letters.map((l) => ({ ...l, receivedAt: typeof l.receivedAt }))).toEqual([
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: 'temp=23;colour=RED', reason: expect.stringMatching(/^BRIDGE_DECODE: payload on factory\/w01\/aa-101\/reading is not JSON/), receivedAt: 'number' },
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: 'hex:7bfffe7d', reason: 'BRIDGE_INVALID_UTF8: payload on factory/w01/aa-101/reading is not valid UTF-8: 7bfffe7d', receivedAt: 'number' },
-      { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: '[1,2,3]', reason: 'a reading must be a JSON object, got an array', receivedAt: 'number' },
+      { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: '[1,2,3]', reason: 'BRIDGE_DECODE: payload on factory/w01/aa-101/reading must be a JSON object, got an array', receivedAt: 'number' },
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: JSON.stringify({ reading_ts: 'yesterday-ish', sensor_id: 'aa-101' }), reason: 'reading_ts "yesterday-ish" is neither ISO-8601 nor epoch ms', receivedAt: 'number' },
     ]);
     await waitFor(() => a.status()[0]!.deadLetters === 4);
