@@ -189,6 +189,27 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     expect(after.readings.map((r) => r.value.n)).toEqual([99]);
   });
 
+  it.skipIf(!available || kind !== 'mosquitto')('MQTT 5: the session outlives the connection and receiveMaximum bounds what is in flight', async () => {
+    const clientId = `millstream-v5-${++seq}`;
+    const refusing = new MemorySink();
+    refusing.refuseNext = Number.MAX_SAFE_INTEGER;
+    const seen = new ArrayCapture();
+    const first = adapter(refusing, { clientId, protocolVersion: 5, maxPendingReadings: 5, stopTimeoutMs: 200 }, seen);
+    await first.start();
+    const pub = await connectPublisher();
+    const total = 50;
+    for (let n = 0; n < total; n++) await pub.publishAsync(`factory/w05/v-${n}/reading`, JSON.stringify(reading(`v-${n}`, n)), { qos: 1 });
+    await waitFor(() => seen.frames.length >= 5 && refusing.attempts.length > 2);
+    // Nothing acked: it took no more than maxPendingReadings (its receiveMaximum) messages.
+    expect(seen.frames.length).toBe(5);
+    await first.stop();
+
+    const sink = new MemorySink();
+    const second = adapter(sink, { clientId, protocolVersion: 5 });
+    await second.start();
+    await waitFor(() => new Set(sink.readings.map((r) => r.value.n)).size === total);
+  });
+
   it.skipIf(!available)('a clean session does not get what was published while it was away', async () => {
     const clientId = `millstream-clean-${kind}-${++seq}`;
     const first = adapter(new MemorySink(), { clientId, cleanSession: true });
