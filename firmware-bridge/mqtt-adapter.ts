@@ -42,7 +42,7 @@ import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapt
 import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
-import { decodeMqttMessage } from './mqtt-payload.ts';
+import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
 /** One subscription. */
@@ -172,6 +172,7 @@ function validate(config: MqttAdapterConfig): Subscription[] {
 export class MqttAdapter extends AdapterBase {
   private readonly mqttConfig: Readonly<MqttAdapterConfig>;
   private readonly subscriptions: readonly Subscription[];
+  private readonly routes: MqttRoutes;
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
   private conn: Connection | null = null;
@@ -183,6 +184,7 @@ export class MqttAdapter extends AdapterBase {
   constructor(config: MqttAdapterConfig, deps: AdapterDeps) {
     super('mqtt', config, deps);
     this.subscriptions = validate(config);
+    this.routes = new MqttRoutes(this.subscriptions);
     this.mqttConfig = Object.freeze({ ...config });
   }
 
@@ -354,7 +356,7 @@ export class MqttAdapter extends AdapterBase {
   }
 
   private decode(a: Arrival): Reading | DeadLetter {
-    const out = decodeMqttMessage(this.subscriptions, a.topic, a.payload);
+    const out = decodeMqttMessage(this.routes, a.topic, a.payload);
     return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
   }
 

@@ -36,4 +36,14 @@ describe('decodeMqttMessage', () => {
     const out = decodeMqttMessage(r, 'a/b', Buffer.from('{}'));
     expect(out).toMatchObject({ ok: true, topic: 'first', value: { x: 'b' } });
   });
+
+  it('the topic memo stays bounded and correct past its size', () => {
+    const r = mqttRoutes([{ topic: 'dev/+id/reading' }]);
+    for (let i = 0; i < 10_000; i++) {
+      const out = decodeMqttMessage(r, `dev/d${i}/reading`, Buffer.from('{"v":1}'));
+      expect(out).toMatchObject({ ok: true, value: { v: 1, id: `d${i}` } });
+    }
+    expect(decodeMqttMessage(r, 'dev/d0/reading', Buffer.from('{}'))).toMatchObject({ ok: true, value: { id: 'd0' } });
+    expect(decodeMqttMessage(r, 'dev/d0/other', Buffer.from('{}'))).toMatchObject({ ok: false });
+  });
 });

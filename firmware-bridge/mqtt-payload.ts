@@ -25,21 +25,46 @@ export interface MqttRoute {
 }
 
 /** Parses subscription patterns into routes (throws TopicPatternError for a bad pattern). */
-export function mqttRoutes(subscriptions: ReadonlyArray<{ topic: string; logTopic?: string }>): MqttRoute[] {
-  return subscriptions.map((s) => ({ pattern: parseTopicPattern(s.topic), logTopic: s.logTopic }));
+export function mqttRoutes(subscriptions: ReadonlyArray<{ topic: string; logTopic?: string }>): MqttRoutes {
+  return new MqttRoutes(subscriptions.map((s) => ({ pattern: parseTopicPattern(s.topic), logTopic: s.logTopic })));
+}
+
+/** Topics remembered by `MqttRoutes.find` before the memo starts over. */
+const ROUTE_MEMO_SIZE = 4096;
+
+/**
+ * The subscriptions in order, with a per-instance memo of topic → route:
+ * sensors publish on the same few thousand topics, so each is matched once.
+ * The memo holds at most ROUTE_MEMO_SIZE topics (then it is cleared).
+ */
+export class MqttRoutes {
+  private readonly memo = new Map<string, { route: MqttRoute; fields: Readonly<Record<string, string>> } | null>();
+
+  constructor(readonly routes: readonly MqttRoute[]) {}
+
+  /** The first route whose pattern matches, with the named levels; null when none does. The fields object is shared: copy, do not keep. */
+  find(topic: string): { route: MqttRoute; fields: Readonly<Record<string, string>> } | null {
+    let hit = this.memo.get(topic);
+    if (hit !== undefined) return hit;
+    hit = null;
+    for (const route of this.routes) {
+      const fields = route.pattern.match(topic);
+      if (fields) {
+        hit = { route, fields };
+        break;
+      }
+    }
+    if (this.memo.size >= ROUTE_MEMO_SIZE) this.memo.clear();
+    this.memo.set(topic, hit);
+    return hit;
+  }
 }
 
 /** Decodes one message. `topic` of the result is the route's log topic (undefined: the adapter's default). */
-export function decodeMqttMessage(routes: readonly MqttRoute[], topic: string, payload: Buffer): FrameOutput {
-  let route: MqttRoute | undefined;
-  let fields: Record<string, string> | null = null;
-  for (const r of routes) {
-    fields = r.pattern.match(topic);
-    if (fields) {
-      route = r;
-      break;
-    }
-  }
+export function decodeMqttMessage(routes: MqttRoutes, topic: string, payload: Buffer): FrameOutput {
+  const found = routes.find(topic);
+  const route = found?.route;
+  const fields = found?.fields;
   const logTopic = route?.logTopic;
   if (!isUtf8(payload)) {
     return {
@@ -64,8 +89,9 @@ export function decodeMqttMessage(routes: readonly MqttRoute[], topic: string, p
     const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
     return { ok: false, raw, error: new BridgeError('BRIDGE_DECODE', `payload on ${topic} must be a JSON object, got ${got}`, { topic }), topic: logTopic };
   }
-  const object = route.pattern.fields.length > 0 ? { ...(value as Record<string, unknown>), ...fields } : (value as Record<string, unknown>);
-  return { ok: true, raw, value: object, topic: logTopic };
+  // The parsed object is ours alone: add the topic levels in place (same result as a spread, one allocation less).
+  if (route.pattern.fields.length > 0) Object.assign(value, fields);
+  return { ok: true, raw, value: value as Record<string, unknown>, topic: logTopic };
 }
 
 /**
