@@ -269,7 +269,21 @@ export class MqttAdapter extends AdapterBase {
 
     const map: Record<string, { qos: 0 | 1 }> = {};
     for (const s of this.subscriptions) map[s.pattern.filter] = { qos: Math.max(s.qos, map[s.pattern.filter]?.qos ?? 0) as 0 | 1 };
-    const granted = await client.subscribeAsync(map);
+    // The connection may drop (or stop() come) before the SUBACK: do not wait for it then.
+    let onGone: () => void = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      onGone = () => reject(conn.closeError ?? new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${this.device}: connection closed before SUBACK`, { device: this.device }));
+      client.once('close', onGone);
+      signal.addEventListener('abort', onGone, { once: true });
+    });
+    let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+    try {
+      granted = await Promise.race([client.subscribeAsync(map), gone]);
+    } finally {
+      client.off('close', onGone);
+      signal.removeEventListener('abort', onGone);
+      gone.catch(() => {});
+    }
     const refused = granted.filter((g) => g.qos === 0x80 || g.qos > 2);
     if (refused.length > 0) {
       throw new BridgeError(
