@@ -34,8 +34,8 @@ const SENSORS = 100;
 const TOPIC_PATTERN = 'factory/+line/+sensor_id/reading';
 /** Messages the publisher keeps unacknowledged at once. */
 const PUBLISH_WINDOW = 2000;
-/** The adapter's backlog mark, also its MQTT 5 receiveMaximum. */
-const MAX_PENDING = 5_000;
+/** The adapter's backlog mark, also its MQTT 5 receiveMaximum (the adapter default; larger marks only grow the heap, not the rate). */
+const MAX_PENDING = 1_000;
 
 /** Publishes `count` widget readings (QoS 1) from a child process and resolves when the broker acked all. */
 function publishInChild(url: string, count: number): Promise<void> {
