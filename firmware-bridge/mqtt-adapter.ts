@@ -16,9 +16,9 @@
  * `client.handleMessage(packet, cb)` and sends the PUBACK inside `cb` unless
  * `cb` gets an error; and it processes the next packet only once `cb` has run.
  * So `handleMessage` here queues the packet and calls `cb(deferred)`: no
- * PUBACK, and the client reads on. The PUBACK is written later through the
- * client's packet writer for the whole stored batch (corked into few socket
- * writes). Backpressure: while `maxPendingReadings` messages wait for the
+ * PUBACK, and the client reads on. The PUBACKs of a stored batch are written
+ * later by us, straight to the client's socket in one write (see
+ * `acknowledge`). Backpressure: while `maxPendingReadings` messages wait for the
  * sink, `cb` is held: the client stops parsing, the socket stops being read,
  * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
@@ -29,19 +29,20 @@
  * the sink is busy are merged by the base into one `write`. The sink is never
  * awaited per message.
  *
- * Payload mapping: the payload must be UTF-8 JSON holding an object. The
- * fields named in the subscription's topic pattern (`factory/+line/+sensor_id/reading`)
- * are added to it and win over payload fields of the same name (the topic
- * is what the broker routed on). Anything else (not UTF-8, not JSON, not an
- * object) is a decode error and goes to the dead-letter topic with the raw
- * payload. A topic matched by several subscriptions uses the first.
+ * Payload mapping (mqtt-payload.ts, shared with capture replay): the payload
+ * must be UTF-8 JSON holding an object. The fields named in the
+ * subscription's topic pattern (`factory/+line/+sensor_id/reading`) are
+ * added to it and win over payload fields of the same name. Anything else
+ * (not UTF-8, not JSON, not an object) is a decode error and goes to the
+ * dead-letter topic with the raw payload. A topic matched by several
+ * subscriptions uses the first.
  */
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
-import { BridgeError, hexPreview } from './errors.ts';
+import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
-import { rawPayload } from './reading-pipeline.ts';
+import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
 /** One subscription. */
@@ -129,12 +130,6 @@ interface Arrival {
   receivedAt: number;
 }
 
-/** The slice of MQTT.js internals we rely on (see the file comment); checked at construction. */
-interface PacketWriter {
-  _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void;
-  stream?: { cork?: () => void; uncork?: () => void; writable?: boolean };
-}
-
 function validate(config: MqttAdapterConfig): Subscription[] {
   const device = config?.device;
   const fail = (key: string, message: string): never => {
@@ -177,10 +172,9 @@ function validate(config: MqttAdapterConfig): Subscription[] {
 export class MqttAdapter extends AdapterBase {
   private readonly mqttConfig: Readonly<MqttAdapterConfig>;
   private readonly subscriptions: readonly Subscription[];
+  private readonly routes: MqttRoutes;
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
-  /** Strict: bytes that are not UTF-8 throw instead of becoming U+FFFD. */
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private conn: Connection | null = null;
   private arrivals: Arrival[] = [];
   private flushScheduled = false;
@@ -190,6 +184,7 @@ export class MqttAdapter extends AdapterBase {
   constructor(config: MqttAdapterConfig, deps: AdapterDeps) {
     super('mqtt', config, deps);
     this.subscriptions = validate(config);
+    this.routes = new MqttRoutes(this.subscriptions);
     this.mqttConfig = Object.freeze({ ...config });
   }
 
@@ -274,7 +269,21 @@ export class MqttAdapter extends AdapterBase {
 
     const map: Record<string, { qos: 0 | 1 }> = {};
     for (const s of this.subscriptions) map[s.pattern.filter] = { qos: Math.max(s.qos, map[s.pattern.filter]?.qos ?? 0) as 0 | 1 };
-    const granted = await client.subscribeAsync(map);
+    // The connection may drop (or stop() come) before the SUBACK: do not wait for it then.
+    let onGone: () => void = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      onGone = () => reject(conn.closeError ?? new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${this.device}: connection closed before SUBACK`, { device: this.device }));
+      client.once('close', onGone);
+      signal.addEventListener('abort', onGone, { once: true });
+    });
+    let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+    try {
+      granted = await Promise.race([client.subscribeAsync(map), gone]);
+    } finally {
+      client.off('close', onGone);
+      signal.removeEventListener('abort', onGone);
+      gone.catch(() => {});
+    }
     const refused = granted.filter((g) => g.qos === 0x80 || g.qos > 2);
     if (refused.length > 0) {
       throw new BridgeError(
@@ -361,52 +370,33 @@ export class MqttAdapter extends AdapterBase {
   }
 
   private decode(a: Arrival): Reading | DeadLetter {
-    let sub: Subscription | undefined;
-    let fields: Record<string, string> | null = null;
-    for (const s of this.subscriptions) {
-      fields = s.pattern.match(a.topic);
-      if (fields) {
-        sub = s;
-        break;
-      }
-    }
-    let raw: string;
-    try {
-      raw = this.utf8.decode(a.payload);
-    } catch {
-      raw = rawPayload(a.payload);
-      const error = new BridgeError('BRIDGE_INVALID_UTF8', `payload on ${a.topic} is not valid UTF-8: ${hexPreview(a.payload)}`, { device: this.device, topic: a.topic });
-      return this.reject(error, raw, a.receivedAt, sub?.logTopic);
-    }
-    if (!sub || !fields) {
-      // A subscription left in the persistent session by an earlier configuration.
-      return this.reject(new BridgeError('BRIDGE_DECODE', `topic ${a.topic} matches no configured subscription`, { device: this.device, topic: a.topic }), raw, a.receivedAt);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      return this.reject(new BridgeError('BRIDGE_DECODE', `payload on ${a.topic} is not JSON: ${(err as Error).message}`, { device: this.device, topic: a.topic }), raw, a.receivedAt, sub.logTopic);
-    }
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && sub.pattern.fields.length > 0) {
-      value = { ...(value as Record<string, unknown>), ...fields };
-    }
-    return this.accept(value, raw, a.receivedAt, sub.logTopic);
+    const out = decodeMqttMessage(this.routes, a.topic, a.payload);
+    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
   }
 
-  /** PUBACKs the stored QoS 1 messages still on the live connection (a dead connection's are redelivered instead). */
+  /**
+   * PUBACKs the stored QoS 1 messages that came on the live connection (a
+   * dead connection's are redelivered instead), as one socket write. Wire
+   * format, the same for 3.1.1 and 5 (5.0 §3.4.2.1 lets a success PUBACK
+   * omit reason code and properties): 0x40, remaining length 2, packet id
+   * big-endian.
+   */
   private acknowledge(batch: readonly Arrival[]): void {
     const conn = this.conn;
     if (!conn || !conn.connected) return;
-    const writer = conn.client as unknown as PacketWriter;
-    const stream = writer.stream;
-    stream?.cork?.();
+    let count = 0;
+    for (const a of batch) if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) count++;
+    if (count === 0) return;
+    const acks = Buffer.allocUnsafe(count * 4);
+    let at = 0;
     for (const a of batch) {
-      if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) {
-        writer._sendPacket({ cmd: 'puback', messageId: a.messageId });
-      }
+      if (a.qos !== 1 || a.conn !== conn || a.messageId === undefined) continue;
+      acks[at] = 0x40;
+      acks[at + 1] = 0x02;
+      acks.writeUInt16BE(a.messageId, at + 2);
+      at += 4;
     }
-    if (stream?.uncork) process.nextTick(() => stream.uncork!());
+    conn.client.stream.write(acks);
   }
 
   /** Lets the client read on once the backlog is below half the mark. */
