@@ -98,7 +98,7 @@ export class AggregateOperator implements Operator {
     const seq = this.seq++;
     const keys = this.#keys;
     const groupBy = plan.groupBy;
-    keys.length = groupBy.length;
+    if (keys.length !== groupBy.length) keys.length = groupBy.length;
     for (let i = 0; i < groupBy.length; i++) keys[i] = groupBy[i]!(row);
     const text = plan.groupKeyText(keys);
     const args = this.#args;
