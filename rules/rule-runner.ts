@@ -7,7 +7,10 @@
  * A batch, in order:
  *   1. read up to `batchRecords` records per input partition from the positions;
  *   2. decode and process them, merged across partitions by event time (ties:
- *      lower partition first; one partition keeps its offset order);
+ *      lower partition first; one partition keeps its offset order). The merge
+ *      spans one batch: a partition with nothing to read does not hold the
+ *      others back, so its records that arrive later may be late (as in Kafka
+ *      Streams without max.task.idle.ms);
  *   3. `appendBatch` the outputs and the late records (durable on resolve);
  *   4. commit to SQLite in one transaction: operator state, the new input
  *      positions, the output topics' end offsets, stream time, batch number.

@@ -96,6 +96,17 @@ describe('rule engine', () => {
     ]);
   });
 
+  it('a rule whose input topic does not exist yet waits for it', async () => {
+    const rules = join(dir, 'rules');
+    await mkdtempLike(rules);
+    await writeFile(join(rules, 'g.sql'), "SET 'auto.offset.reset'='earliest';\nCREATE STREAM gadgets_copy AS SELECT * FROM gadgets;\n");
+    await makeEngine(rules, { watch: false }).start();
+    expect(engine!.status().rules.map((r) => [r.name, r.state])).toEqual([['gadgets_copy', 'idle']]);
+    await log.createTopic('gadgets', { partitions: 1 });
+    await log.appendBatch('gadgets', [{ key: 'g1', value: '{"x":1}', timestamp: 1 }]);
+    await until(async () => (await count('gadgets_copy')) === 1, 'copied once the topic exists');
+  });
+
   it('reloads an edited file without restarting; a broken edit is reported file:line:col and the old rule keeps running', async () => {
     const rules = join(dir, 'rules');
     await mkdtempLike(rules);
