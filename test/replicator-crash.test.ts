@@ -20,9 +20,11 @@ import { openLogStore } from '../log-store/index.ts';
 import { startKafkaMock } from './support/kafka-mock.ts';
 import type { KafkaMock } from './support/kafka-mock.ts';
 import { readBack } from './support/kafka-read.ts';
+import { createCliRunner } from './support/cli.ts';
 
 const child = fileURLToPath(new URL('./support/kafka-replicator-child.ts', import.meta.url));
-const CYCLES = process.env.MILLSTREAM_LONG === '1' ? 15 : 4;
+const CYCLES = process.env.MILLSTREAM_LONG === '1' ? 15 : 3;
+const cli = createCliRunner();
 
 let kafka: KafkaMock;
 let dir: string;
@@ -35,6 +37,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const c of running) c.kill('SIGKILL');
+  await cli.killAll();
   await kafka?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -125,6 +128,14 @@ it('SIGKILL at random moments, restart: nothing lost, order kept, duplicates onl
     expect(total).toBeGreaterThan(0);
     // Informational: how the crashes played out (not asserted: the kill moments are random).
     console.info(`replicator crash test seed ${seed}: ${CYCLES} kills, ${total} records, ${duplicates} central duplicates, ${kafka.shim.sequences.counts.duplicate - dupsBefore} retries deduplicated by the broker`);
+    // The operator's view: `millstream replicate status` shows every partition replicated, from the log and the status file.
+    const res = await cli.run(['replicate', 'status', '--data-dir', join(dir, 'data'), '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout) as { state: string; rows: Array<{ topic: string; partition: number; position: number; endOffset: number; lagRecords: number; lastError: string | null }> };
+    expect(report.state).toBe('stopped');
+    expect(report.rows.filter((r) => r.topic === 'widgets').map((r) => [r.partition, r.position, r.endOffset, r.lagRecords])).toEqual(
+      [0, 1, 2].map((p) => [p, log.endOffset('widgets', p), log.endOffset('widgets', p), 0]),
+    );
   } finally {
     await log.close();
   }

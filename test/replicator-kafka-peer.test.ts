@@ -13,6 +13,7 @@ import { RawKafkaConnection, encodeRequestFrame, kafkajsProtocol } from './suppo
 import { endOffsets, readBack } from './support/kafka-read.ts';
 import { SequenceTracker } from './support/kafka-sequence-tracker.ts';
 import {
+  FrameReader,
   crc32c,
   decodeBatchHeader,
   decodeProduceRequest,
@@ -49,6 +50,19 @@ async function kafkajsProduceFrame(opts: { version: number; producerId: number; 
 }
 
 describe('shim codec against kafkajs bytes', () => {
+  it('frames a byte stream split at every possible point', async () => {
+    const frames = [await kafkajsProduceFrame({ version: 7, producerId: 1, epoch: 0, firstSequence: 0, count: 3 }), frame(Buffer.alloc(0)), frame(Buffer.from('xyz'))];
+    const all = Buffer.concat(frames);
+    for (let cut = 0; cut <= all.length; cut++) {
+      for (const step of [1, 7]) {
+        const reader = new FrameReader();
+        const out = [...reader.push(all.subarray(0, cut))];
+        for (let i = cut; i < all.length; i += step) out.push(...reader.push(all.subarray(i, i + step)));
+        expect(out.map((f) => f.toString('hex'))).toEqual(frames.map((f) => f.toString('hex')));
+      }
+    }
+  });
+
   it('CRC-32C matches the standard check value', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
   });
@@ -216,6 +230,24 @@ describe('kafkajs against the mock cluster through the shim', () => {
     conn.close();
     expect((await endOffsets(kafka.bootstrap, 'peer-raw')).get(0)).toBe(6);
     expect((await readBack(kafka.bootstrap, 'peer-raw')).get(0)!.map((r) => r.value)).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']);
+    expect(kafka.shim.errors).toEqual([]);
+  });
+
+  it('cutting every client connection mid-stream: kafkajs reconnects, every record is stored once, in order', async () => {
+    await kafka.createTopic('peer-cut', 1);
+    const client = new Kafka({ brokers: kafka.bootstrap, clientId: 'peer-cut', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 20, retries: 20 } });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    try {
+      for (let b = 0; b < 20; b++) {
+        const sending = producer.send({ topic: 'peer-cut', acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ key: 'k', value: String(b * 10 + i), partition: 0 })) });
+        if (b % 4 === 1) kafka.shim.dropConnections();
+        await sending;
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    expect((await readBack(kafka.bootstrap, 'peer-cut')).get(0)!.map((r) => Number(r.value))).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(kafka.shim.errors).toEqual([]);
   });
 

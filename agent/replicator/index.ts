@@ -8,3 +8,4 @@ export type { ReplicatorOptions, ReplicatedTopic } from './options.ts';
 export { centralTopicName } from './options.ts';
 export { MILLSTREAM_HEADERS, DEAD_LETTER_HEADERS } from './partition-worker.ts';
 export type * from './status.ts';
+export { replicatorOptionsFromConfig, replicationPartitionRows } from './from-config.ts';

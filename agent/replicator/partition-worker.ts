@@ -1,8 +1,9 @@
 /**
  * Replicates one (local topic, partition): reads from its durable position,
  * produces in order, advances the position only after the cluster
- * acknowledged. One batch is in flight at a time, so order holds and memory
- * is bounded by one batch (`batchRecords`, `batchBytes`).
+ * acknowledged. One batch is in flight at a time, so order holds; the next
+ * batch is read from the log while the current one is being produced, so
+ * memory is bounded by two batches (`batchRecords`, `batchBytes`).
  *
  * A batch that failed is sent again unchanged (same records, same grouping),
  * so the idempotent producer's sequence numbers let the broker drop a copy
@@ -193,6 +194,11 @@ export class PartitionWorker {
     const st = this.status;
     const signal = AbortSignal.any([stopSignal, this.rt.abort.signal]);
     let pending: LogRecord[] = [];
+    /** The batch after `pending`, read while `pending` is produced; used only if the position reaches `offset`. */
+    let readAhead: { offset: number; records: Promise<LogRecord[] | undefined> } | undefined;
+    // Values may share the read buffer: copy what outlives this read.
+    const readAt = (offset: number): Promise<LogRecord[]> =>
+      log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => r.records.map((x) => ({ ...x, value: Buffer.from(x.value) })));
     let sendCount = batchRecords;
     let attempt = 0;
     const backoff = async (e: AgentError): Promise<void> => {
@@ -219,9 +225,9 @@ export class PartitionWorker {
             continue;
           }
           this.setState('sending');
-          const read = await log.read(topic, st.partition, st.position, { maxRecords: batchRecords, maxBytes: batchBytes });
-          // Values may share the read buffer: copy what outlives this read.
-          pending = read.records.map((r) => ({ ...r, value: Buffer.from(r.value) }));
+          const ahead = readAhead?.offset === st.position ? await readAhead.records : undefined;
+          readAhead = undefined;
+          pending = ahead && ahead.length > 0 ? ahead : await readAt(st.position);
           if (pending.length === 0) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
           this.oldestUnsent = pending[0].timestamp;
         } catch (err) {
@@ -232,6 +238,11 @@ export class PartitionWorker {
       }
 
       const batch = pending.slice(0, sendCount);
+      const after = batch[batch.length - 1].offset + 1;
+      if (readAhead === undefined && batch.length === pending.length && after < log.endOffset(topic, st.partition)) {
+        // A failed read-ahead is dropped; the normal read path then reports (or backs off on) the error.
+        readAhead = { offset: after, records: readAt(after).catch(() => undefined) };
+      }
       let producer;
       try {
         producer = await this.session.get();

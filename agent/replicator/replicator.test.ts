@@ -175,6 +175,41 @@ describe('offline: back-off with jitter, one log line per state change, position
   });
 });
 
+describe('stop() is bounded', () => {
+  it('a send that never returns does not hold stop() past stopTimeoutMs; the position stays where it was acknowledged', async () => {
+    const log = createMemoryLogStore();
+    await log.ensureTopic('widgets', { partitions: 1 });
+    await log.append('widgets', { ...reading(0), partition: 0 });
+    let sends = 0;
+    let disconnected = false;
+    const fake: KafkaProducer = {
+      async connect() {},
+      async partitionCount() {
+        return 1;
+      },
+      send() {
+        sends++;
+        return new Promise(() => {});
+      },
+      async disconnect() {
+        disconnected = true;
+      },
+    };
+    const t = manualTimers();
+    const r = createReplicator({ gatewayId: 'gw1', log, kafka: { brokers: ['k:1'], clientId: 'c' }, topics: [{ topic: 'widgets' }], producerFactory: () => fake, statusFile: null, timers: t.timers, stopTimeoutMs: 7000 });
+    await r.start();
+    await until(() => sends === 1, 'sending');
+    const stopped = r.stop();
+    await until(() => [...t.pending.values()].some((x) => x.ms === 7000), 'stop timer');
+    t.fire(7000);
+    await stopped;
+    expect(disconnected).toBe(true);
+    expect(r.status().state).toBe('stopped');
+    expect(r.status().topics[0].partitions[0].position).toBe(0);
+    expect((await log.consumer('replicator')).get('widgets', 0)).toBeUndefined();
+  });
+});
+
 describe('against the Kafka peer', () => {
   let kafka: KafkaMock;
   let log: MemoryLogStore;
@@ -395,6 +430,88 @@ describe('against the Kafka peer', () => {
     expect(kafka.shim.sequences.counts.duplicate - dupsBefore).toBe(2);
     const central = await readBack(kafka.bootstrap, `gw1.${topic}`);
     expect(central.get(0)!.map((c) => Number(c.headers['millstream.offset']))).toEqual(Array.from({ length: 30 }, (_, k) => k));
+  });
+
+  it('retriable broker errors and dropped connections: retried until delivered, once each, the error shown meanwhile', async () => {
+    log = createMemoryLogStore();
+    const topic = `w${++n}`;
+    await log.ensureTopic(topic, { partitions: 1 });
+    await kafka.createTopic(`gw1.${topic}`, 1);
+    await log.appendBatch(topic, Array.from({ length: 40 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    // NOT_ENOUGH_REPLICAS ×4, a connection the broker drops before storing, REQUEST_TIMED_OUT ×2: more than kafkajs retries itself.
+    await kafka.pushErrors(0, [19, 19, 19, 19, -195, 7, 7]);
+    const { r, lines } = make({ topics: [{ topic }], batchRecords: 10 });
+    await r.start();
+    await until(() => r.status().topics[0].lagRecords === 0, 'caught up');
+    const p = r.status().topics[0].partitions[0];
+    expect(p.lastError).toMatchObject({ retriable: true });
+    expect(['KAFKA_UNAVAILABLE', 'KAFKA_CONNECTION']).toContain(p.lastError!.code);
+    expect(r.status().topics[0].state).toBe('running');
+    expect(lines.some((l) => l.level === 'error')).toBe(false);
+    const central = await readBack(kafka.bootstrap, `gw1.${topic}`);
+    expect(central.get(0)!.map((c) => Number(c.headers['millstream.offset']))).toEqual(Array.from({ length: 40 }, (_, k) => k));
+  });
+
+  it('a producer-state error (OUT_OF_ORDER_SEQUENCE_NUMBER) replaces the producer and goes on without loss', async () => {
+    log = createMemoryLogStore();
+    const topic = `w${++n}`;
+    await log.ensureTopic(topic, { partitions: 1 });
+    await kafka.createTopic(`gw1.${topic}`, 1);
+    await log.appendBatch(topic, Array.from({ length: 20 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    const { r, lines } = make({ topics: [{ topic }], batchRecords: 10 });
+    await r.start();
+    await until(() => r.status().topics[0].lagRecords === 0, 'first 20');
+    kafka.shim.failTopic(`gw1.${topic}`, 45);
+    try {
+      await log.appendBatch(topic, Array.from({ length: 20 }, (_, i) => ({ ...reading(20 + i), partition: 0 })));
+      await until(() => r.status().topics[0].partitions[0].lastError?.code === 'KAFKA_PRODUCER_STATE', 'producer state error');
+      await until(() => lines.some((l) => /replacing the Kafka producer/.test(l.msg ?? '')), 'producer replaced');
+    } finally {
+      kafka.shim.failTopic(`gw1.${topic}`, 0);
+    }
+    await until(() => r.status().topics[0].lagRecords === 0, 'caught up');
+    expect(r.status().topics[0].state).toBe('running');
+    const central = await readBack(kafka.bootstrap, `gw1.${topic}`);
+    expect(dedup(central.get(0)!)).toEqual(Array.from({ length: 40 }, (_, k) => k));
+  });
+
+  it('UNKNOWN_TOPIC_OR_PARTITION (a topic being created or re-created) is retried and shown, without going offline', async () => {
+    // The mock cluster auto-creates topics on Metadata, so the broker's answer to Produce is injected by the shim.
+    log = createMemoryLogStore();
+    const topic = `w${++n}`;
+    await log.ensureTopic(topic, { partitions: 1 });
+    await kafka.createTopic(`gw1.${topic}`, 1);
+    await log.appendBatch(topic, Array.from({ length: 5 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    kafka.shim.failTopic(`gw1.${topic}`, 3);
+    const { r } = make({ topics: [{ topic }] });
+    try {
+      await r.start();
+      await until(() => r.status().topics[0].partitions[0].lastError?.code === 'KAFKA_UNKNOWN_TOPIC', 'unknown topic shown');
+      expect(r.status().state).toBe('online');
+      expect(r.status().topics[0].partitions[0]).toMatchObject({ state: 'backoff', position: 0, lagRecords: 5 });
+    } finally {
+      kafka.shim.failTopic(`gw1.${topic}`, 0);
+    }
+    await until(() => r.status().topics[0].lagRecords === 0, 'delivered once the topic answers');
+    const central = await readBack(kafka.bootstrap, `gw1.${topic}`);
+    expect(central.get(0)!.map((c) => Number(c.headers['millstream.offset']))).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('starts offline when the cluster is unreachable (start() does not wait for it) and goes online when it is back', async () => {
+    log = createMemoryLogStore();
+    const topic = `w${++n}`;
+    await log.ensureTopic(topic, { partitions: 1 });
+    await kafka.createTopic(`gw1.${topic}`, 1);
+    await kafka.brokerDown(-1);
+    try {
+      const { r } = make({ topics: [{ topic }] });
+      await r.start();
+      await until(() => r.status().state === 'offline', 'offline');
+      expect(r.status().lastError?.code).toBe('KAFKA_CONNECTION');
+    } finally {
+      await kafka.brokerUp(-1);
+    }
+    await until(() => replicator!.status().state === 'online', 'online with nothing to send');
   });
 
   it('stop() is idempotent and start() after stop() resumes from the committed position', async () => {

@@ -19,8 +19,8 @@
  *   key (order per key holds; order across keys of one local partition does not).
  * - Offline: each partition backs off with jitter and keeps its position;
  *   one log line per replicator state change (online/offline), not per retry.
- *   Back online, each partition drains its backlog oldest first, one batch
- *   in memory at a time.
+ *   Back online, each partition drains its backlog oldest first, with at
+ *   most two batches in memory (the one in flight and the next, read ahead).
  * - Retention gaps (records deleted before they were sent) are reported in
  *   status, logged, and marked in the dead-letter topic: never hidden.
  * - A non-retriable error (e.g. topic authorization) stops that topic with
@@ -44,13 +44,14 @@ import type { ReplicatorState, ReplicatorStatus, StatusError, TopicStatus } from
 export interface Replicator {
   /** Opens positions and starts one worker per partition. Resolves without waiting for the cluster (offline start is normal). Idempotent. */
   start(): Promise<void>;
-  /** Stops workers, waits at most `stopTimeoutMs` for batches in flight, commits positions, disconnects. Idempotent. */
+  /** Stops workers, waits at most `stopTimeoutMs` for batches in flight, then at most `stopTimeoutMs` for the position commit, disconnects. Idempotent. */
   stop(): Promise<void>;
   /** A snapshot (fresh objects each call). */
   status(): ReplicatorStatus;
 }
 
-const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE', 'KAFKA_OTHER', 'KAFKA_PRODUCER_STATE', 'KAFKA_UNKNOWN_TOPIC']);
+/** Errors that mean the cluster (not one topic) is out of reach: they make the replicator `offline`. */
+const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE']);
 
 class ReplicatorImpl implements Replicator {
   private readonly opts: Readonly<ResolvedOptions>;
@@ -206,7 +207,7 @@ class ReplicatorImpl implements Replicator {
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         await this.session!.get();
-        if (this.state === 'starting') this.setState('online');
+        if (this.state === 'starting' || this.state === 'offline') this.setState('online');
         return;
       } catch (err) {
         if (signal.aborted) return;
@@ -234,15 +235,12 @@ class ReplicatorImpl implements Replicator {
     await this.starting?.catch(() => undefined);
     this.setState('stopping');
     this.abort.abort();
-    const { timers, stopTimeoutMs, logger } = this.opts;
-    let timer: unknown;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = timers.setTimeout(() => resolve('timeout'), stopTimeoutMs);
-    });
-    const drained = await Promise.race([Promise.all(this.running).then(() => 'done' as const), timeout]);
-    if (drained === 'timeout') logger.warn({ stopTimeoutMs }, 'replicator: batches still in flight at the stop timeout; they will be sent again after restart');
-    await Promise.race([this.committer?.flush(), timeout]);
-    timers.clearTimeout(timer);
+    const { stopTimeoutMs, logger } = this.opts;
+    const drained = await this.within(Promise.all(this.running), stopTimeoutMs);
+    if (!drained) logger.warn({ stopTimeoutMs }, 'replicator: batches still in flight at the stop timeout; they will be sent again after restart');
+    if (this.committer && !(await this.within(this.committer.flush(), stopTimeoutMs))) {
+      logger.warn({ stopTimeoutMs }, 'replicator: committing positions did not finish at the stop timeout; records may be sent again after restart');
+    }
     await this.session?.close();
     this.opts.timers.clearTimeout(this.statusTimer);
     this.running = [];
@@ -250,6 +248,19 @@ class ReplicatorImpl implements Replicator {
     this.stopping = undefined;
     this.setState('stopped');
     await this.statusWrite;
+  }
+
+  /** True when `promise` settled within `ms` (injected timers). */
+  private async within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: unknown;
+    const timeout = new Promise<false>((resolve) => {
+      timer = this.opts.timers.setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([promise.then(() => true, () => true), timeout]);
+    } finally {
+      this.opts.timers.clearTimeout(timer);
+    }
   }
 
   status(): ReplicatorStatus {

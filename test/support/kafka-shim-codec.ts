@@ -17,21 +17,34 @@ export const MAX_METADATA_VERSION = 8;
 export const MIN_PRODUCE_VERSION = 3;
 export const MAX_PRODUCE_VERSION = 8;
 
-/** Splits a byte stream into Kafka frames (size prefix included). */
+/** Splits a byte stream into Kafka frames (size prefix included). Chunks are joined once per frame, not per chunk. */
 export class FrameReader {
-  private buffer: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private length = 0;
 
   push(chunk: Buffer): Buffer[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.chunks.push(chunk);
+    this.length += chunk.length;
     const frames: Buffer[] = [];
-    while (this.buffer.length >= 4) {
-      const size = this.buffer.readInt32BE(0);
+    for (;;) {
+      if (this.length < 4) break;
+      if (this.chunks[0].length < 4) this.join();
+      const size = this.chunks[0].readInt32BE(0);
       if (size < 0) throw new Error(`negative frame size ${size}`);
-      if (this.buffer.length < 4 + size) break;
-      frames.push(this.buffer.subarray(0, 4 + size));
-      this.buffer = this.buffer.subarray(4 + size);
+      if (this.length < 4 + size) break;
+      if (this.chunks[0].length < 4 + size) this.join();
+      const head = this.chunks[0];
+      frames.push(head.subarray(0, 4 + size));
+      const rest = head.subarray(4 + size);
+      this.length -= 4 + size;
+      if (rest.length > 0) this.chunks[0] = rest;
+      else this.chunks.shift();
     }
     return frames;
+  }
+
+  private join(): void {
+    this.chunks = [Buffer.concat(this.chunks, this.length)];
   }
 }
 
