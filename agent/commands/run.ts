@@ -37,19 +37,27 @@ export function register(program: Command): void {
     .action(async (opts: RunOptions) => {
       if (!opts.config && !opts.demo) throw new AgentError('USAGE', 'run: give --config <file> or --demo');
       // Loaded here, not at the top: every other command starts without the agent's modules.
-      const [{ pino }, { createAgent }, { loadConfig, parseConfig }, { demoConfigYaml, startDemoLine }, { createNotifier }] = await Promise.all([
+      const [{ pino }, { createAgent }, { loadConfig, parseConfig }, { createNotifier }] = await Promise.all([
         import('pino'),
         import('../agent.ts'),
         import('../config.ts'),
-        import('../demo-line.ts'),
         import('../systemd-notify.ts'),
       ]);
+      // The demo's simulated broker (aedes) is a development dependency: a production install (npm ci --omit=dev) never loads it.
+      const loadDemo = async () => {
+        try {
+          return await import('../demo-line.ts');
+        } catch (err) {
+          throw new AgentError('USAGE', `run --demo needs the development dependencies (run npm ci in the millstream folder): ${(err as Error).message}`, {}, err);
+        }
+      };
       let demo: DemoLine | null = null;
       let config: AgentConfig;
       const bootLogger = pino({ base: { pid: process.pid } });
       if (opts.demo) {
         const dataDir = resolve(opts.dataDir ?? './data');
         await mkdir(join(dataDir, 'run'), { recursive: true });
+        const { startDemoLine, demoConfigYaml } = await loadDemo();
         demo = await startDemoLine({ runDir: join(dataDir, 'run'), logger: bootLogger });
         config = parseConfig(
           demoConfigYaml(demo, {
@@ -71,6 +79,7 @@ export function register(program: Command): void {
       } catch (err) {
         if (opts.demo && (err as AgentError).code === 'HTTP_LISTEN' && config.http.port !== 0) {
           logger.warn({ port: config.http.port }, 'demo: status port in use; using a free port');
+          const { demoConfigYaml } = await loadDemo();
           config = parseConfig(demoConfigYaml(demo!, { dataDir: config.dataDir, rulesDir: repoFile('systemd/rules'), schemaFile: repoFile('systemd/schemas/widget.schema.json'), httpPort: 0 }), '<demo>');
           agent = createAgent(config, { logger });
           await agent.start();
