@@ -267,11 +267,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
 
   const replicatorComponent: Component = {
     name: 'replicator',
-    async start(ctx) {
+    async start() {
       if (!current.replication.enabled || !log) return;
       // Loaded only when replication is on: a gateway without it never loads the Kafka client.
       const { createAgentReplicator } = await import('./replication.ts');
-      replicator = createAgentReplicator({ config: current, log, logger, onFatal: (err) => ctx.fail(err) });
+      replicator = await createAgentReplicator({ config: current, log, logger });
       await replicator.start();
     },
     async stop() {
