@@ -204,14 +204,17 @@ function invalid(message: string, index: number): never {
 export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number, pool: BufferPool | null = null): EncodedBatch {
   const count = indices === null ? records.length : indices.length;
   if (count === 0) throw new BatchFormatError('empty batch', 0);
-  let estimate = BATCH_HEADER_BYTES;
-  for (let i = 0; i < count; i++) {
+  // Size the buffer from a sample of the records (batches are usually alike); it grows if they are not.
+  const sample = Math.min(count, 8);
+  let sampled = 0;
+  for (let i = 0; i < sample; i++) {
     const r = records[indices === null ? i : indices[i]!]!;
     const v = r?.value;
     const k = r?.key;
-    estimate += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
+    sampled += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
   }
-  const enc = new Encoder(estimate + (estimate >>> 4), pool);
+  const estimate = BATCH_HEADER_BYTES + Math.ceil((sampled / sample) * count);
+  const enc = new Encoder(estimate + (estimate >>> 3), pool);
   let p = BATCH_HEADER_BYTES;
   let firstTs = 0;
   let maxTs = 0;
