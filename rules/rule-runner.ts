@@ -79,6 +79,8 @@ export interface RuleStatus {
   recordsIn: number;
   recordsOut: number;
   recordsLate: number;
+  /** Wall-clock time (ms, from the injected clock) of the last batch that read input; null before the first. */
+  lastInputAt: number | null;
   lastError: string | null;
 }
 
@@ -158,6 +160,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let recordsIn = 0;
   let recordsOut = 0;
   let recordsLate = 0;
+  let lastInputAt: number | null = null;
 
   const emitter: Emitter = {
     emit(key, value, timestamp, inputPartition) {
@@ -481,6 +484,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const n = processLanes(operator!);
     await finishBatch(next);
     recordsIn += n;
+    if (n) lastInputAt = options.clock.now();
     return true;
   }
 
@@ -629,6 +633,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         recordsIn,
         recordsOut,
         recordsLate,
+        lastInputAt,
         lastError,
       };
     },

@@ -91,4 +91,17 @@ describe('millstream rules test', () => {
       `${join(dir, 'bad.sql')}:2:70: expected BY but found ';'`,
     );
   });
+
+  it('plans the file within its folder: a source declared in another file (its TIMESTAMP field) applies', async () => {
+    await mkdir(join(dir, 'rules'));
+    await writeFile(join(dir, 'rules', 'sources.sql'), "CREATE STREAM gadgets (id VARCHAR, t_ms BIGINT) WITH (KAFKA_TOPIC='gadgets', VALUE_FORMAT='JSON', TIMESTAMP='t_ms');\n");
+    await writeFile(join(dir, 'rules', 'per_min.sql'), 'CREATE TABLE per_min AS SELECT id, COUNT(*) AS n FROM gadgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY id EMIT FINAL;\n');
+    await writeFile(join(dir, 'g.jsonl'), jsonl([{ id: 'g', t_ms: 1_000 }, { id: 'g', t_ms: 61_000 }, { id: 'g', t_ms: 62_000 }]));
+    const out: string[] = [];
+    expect(await rulesTest(join(dir, 'rules', 'per_min.sql'), { input: join(dir, 'g.jsonl') }, (t) => out.push(t), () => {})).toBe(0);
+    expect(out.join('').trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { topic: 'per_min', key: 'g@0', value: { id: 'g', n: 1 } },
+      { topic: 'per_min', key: 'g@60000', value: { id: 'g', n: 2 } },
+    ]);
+  });
 });

@@ -141,6 +141,20 @@ describe('rule engine', () => {
     await until(() => engine!.status().rules.length === 0, 'rule stopped with its file gone');
   });
 
+  it('a rule moved to another file runs from there once the old file is gone', async () => {
+    const rules = join(dir, 'rules');
+    await mkdtempLike(rules);
+    const stmt = "SET 'auto.offset.reset'='earliest';\nCREATE STREAM moved AS SELECT * FROM widgets;\n";
+    await writeFile(join(rules, 'a.sql'), stmt);
+    await makeEngine(rules).start();
+    await writeFile(join(rules, 'b.sql'), stmt);
+    await until(() => engine!.status().problems.some((p) => p.startsWith(`${join(rules, 'b.sql')}:2:15: `)), 'duplicate reported');
+    await unlink(join(rules, 'a.sql'));
+    await until(() => engine!.status().problems.length === 0 && engine!.status().rules.some((r) => r.file === join(rules, 'b.sql')), 'running from b.sql');
+    await produce({ sensor_id: 'm1' });
+    await until(async () => (await count('moved')) === 1, 'still copying');
+  });
+
   it('an incompatible change (GROUP BY) starts fresh state and says so; a compatible one keeps the state', async () => {
     const rules = join(dir, 'rules');
     await mkdtempLike(rules);
