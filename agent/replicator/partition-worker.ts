@@ -51,10 +51,12 @@ export interface TopicRuntime {
 }
 
 export interface WorkerHooks {
+  /** Counts acknowledgements: a failure of an attempt started before the latest one is stale. */
+  successes(): number;
   /** The cluster acknowledged a request. */
   succeeded(): void;
-  /** A Kafka request failed with a retriable error. */
-  failed(error: AgentError): void;
+  /** A Kafka request failed with a retriable error; `successesAtStart` is `successes()` when the attempt began. */
+  failed(error: AgentError, successesAtStart: number): void;
 }
 
 export function toStatusError(e: AgentError, at: number): StatusError {
@@ -244,6 +246,7 @@ export class PartitionWorker {
         readAhead = { offset: after, records: readAt(after).catch(() => undefined) };
       }
       let producer;
+      const successesAtStart = this.hooks.successes();
       try {
         producer = await this.session.get();
         this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
@@ -279,7 +282,7 @@ export class PartitionWorker {
           this.rt.stop(e);
           break;
         }
-        this.hooks.failed(e);
+        this.hooks.failed(e, successesAtStart);
         if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
         await backoff(e);
         continue;

@@ -67,6 +67,8 @@ class ReplicatorImpl implements Replicator {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private statusTimer: unknown;
+  /** Acknowledgements so far (a failure of an attempt begun before the latest one is stale). */
+  private successes = 0;
   private statusWrite: Promise<void> | undefined;
   private statusDirty = false;
 
@@ -138,10 +140,14 @@ class ReplicatorImpl implements Replicator {
       this.session = new KafkaSession(this.opts);
       this.committer = new PositionCommitter(positions, logger);
       const hooks = {
+        successes: () => this.successes,
         succeeded: () => {
+          this.successes++;
           if (this.state === 'starting' || this.state === 'offline') this.setState('online');
         },
-        failed: (e: AgentError) => {
+        failed: (e: AgentError, successesAtStart: number) => {
+          // A failure of an attempt that began before the latest acknowledgement is stale: it does not flip the state back.
+          if (successesAtStart !== this.successes) return;
           if (CONNECTIVITY_CODES.has(e.code) && (this.state === 'starting' || this.state === 'online')) this.setState('offline', toStatusError(e, this.opts.clock.now()));
         },
       };
@@ -205,6 +211,7 @@ class ReplicatorImpl implements Replicator {
   /** Connects once at start so status tells online/offline even before there is anything to send. */
   private async probe(signal: AbortSignal): Promise<void> {
     for (let attempt = 0; !signal.aborted; attempt++) {
+      const successesAtStart = this.successes;
       try {
         await this.session!.get();
         if (this.state === 'starting' || this.state === 'offline') this.setState('online');
@@ -212,6 +219,7 @@ class ReplicatorImpl implements Replicator {
       } catch (err) {
         if (signal.aborted) return;
         const e = err instanceof AgentError ? err : new AgentError('KAFKA_CONNECTION', String((err as Error)?.message ?? err), {}, err);
+        if (successesAtStart !== this.successes) return;
         if (this.state === 'starting' || this.state === 'online') this.setState('offline', toStatusError(e, this.opts.clock.now()));
         if (this.state !== 'offline') return;
         await new Promise<void>((resolve) => {
