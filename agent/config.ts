@@ -75,6 +75,11 @@ export interface ModbusSourceSettings extends Partial<SerialPortSettings> {
 
 export interface MqttSourceSettings {
   url: string;
+  protocolVersion: 4 | 5;
+  sessionExpiryS?: number;
+  connectTimeoutMs: number;
+  servername?: string;
+  rejectUnauthorized: boolean;
   clientId?: string;
   username?: string;
   password?: string;
@@ -83,7 +88,7 @@ export interface MqttSourceSettings {
   key?: string;
   cleanSession: boolean;
   keepaliveS: number;
-  subscriptions: Array<{ topic: string; qos: 0 | 1 }>;
+  subscriptions: Array<{ topic: string; qos: 0 | 1; logTopic?: string }>;
   maxInFlight: number;
 }
 
