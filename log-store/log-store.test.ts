@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -335,8 +335,12 @@ describe('log store: topics, lock and consumers', () => {
     const log = await open({ dataDir });
     await log.createTopic('widgets');
     await log.close();
-    // An empty lock file (crash between create and write) is stale.
+    // An empty lock file (torn write of an older version) is refused while recent, naming the file...
     writeFileSync(join(dataDir, '.lock'), '');
+    await expect(openLogStore({ dataDir, minFreeBytes: 0 })).rejects.toMatchObject({ code: 'LOG_LOCKED', context: { file: join(dataDir, '.lock') } });
+    // ...and taken over once a few seconds old.
+    const old = (Date.now() - 60_000) / 1000;
+    utimesSync(join(dataDir, '.lock'), old, old);
     const again = await open({ dataDir });
     await again.close();
     writeFileSync(join(dataDir, 'topics.json'), '{"version":1,"topics":{"widgets":');

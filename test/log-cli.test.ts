@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseReadingLine } from '../agent/commands/log.ts';
+import { parseReadingLine, recordToJson } from '../agent/commands/log.ts';
 import { kafkaPartition } from '../log-store/index.ts';
 import type { TopicDescription } from '../log-store/index.ts';
 import { collectLines, createCliRunner, parseJsonLines } from './support/cli.ts';
@@ -77,6 +77,20 @@ describe('parseReadingLine', () => {
   ])('%s → reason', (line, reason) => {
     const r = parseReadingLine(line, opts);
     expect(r).toMatch(reason);
+  });
+});
+
+describe('recordToJson (tail output)', () => {
+  const base = { topic: 't', partition: 2, offset: 7, timestamp: 1581682767000, key: 'k', headers: { source: 'mqtt' } };
+  it.each([
+    ['{"colour":"RED","n":1}', { colour: 'RED', n: 1 }],
+    ['42', 42],
+    ['plain text, not JSON', 'plain text, not JSON'],
+    ['{"broken":', '{"broken":'],
+  ])('value %s', (stored, printed) => {
+    const line = recordToJson({ ...base, value: Buffer.from(stored) });
+    expect(JSON.parse(line)).toEqual({ ...base, value: printed });
+    expect(Object.keys(JSON.parse(line) as object)).toEqual(['topic', 'partition', 'offset', 'timestamp', 'key', 'value', 'headers']);
   });
 });
 

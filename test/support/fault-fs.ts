@@ -8,7 +8,7 @@
  */
 import { nodeFileSystem, type LogFileHandle, type LogFileStat, type LogFileSystem } from '../../log-store/file-system.ts';
 
-export type FaultOp = 'open' | 'write' | 'read' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'fsyncDir' | 'statfs' | 'readFile' | 'mkdir';
+export type FaultOp = 'open' | 'write' | 'read' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'link' | 'unlink' | 'fsyncDir' | 'statfs' | 'readFile' | 'mkdir';
 
 export interface FaultRule {
   op: FaultOp;
@@ -95,6 +95,10 @@ export class FaultFileSystem implements LogFileSystem {
   async rename(from: string, to: string): Promise<void> {
     this.check('rename', to);
     return this.inner.rename(from, to);
+  }
+  async link(from: string, to: string): Promise<void> {
+    this.check('link', to);
+    return this.inner.link(from, to);
   }
   async unlink(path: string): Promise<void> {
     this.check('unlink', path);
