@@ -279,6 +279,10 @@ export class MqttAdapter extends AdapterBase {
     let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
     try {
       granted = await Promise.race([client.subscribeAsync(map), gone]);
+    } catch (err) {
+      if (err instanceof BridgeError) throw err;
+      // MQTT.js itself rejects a SUBACK holding a failure code.
+      throw new BridgeError('BRIDGE_PROTOCOL', `mqtt ${this.device}: the broker refused subscribing to ${Object.keys(map).join(', ')}: ${(err as Error).message}`, { device: this.device }, err);
     } finally {
       client.off('close', onGone);
       signal.removeEventListener('abort', onGone);
