@@ -24,8 +24,9 @@
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
  * caps unacknowledged messages in flight. (With 3.1.1 a hold longer than
  * 1.5 × keep-alive also holds back the PINGRESP, so MQTT.js drops the
- * connection and we reconnect; the broker resends what was unacknowledged
- * and at most one message per reconnect is queued twice.)
+ * connection and we reconnect; the broker resends what was unacknowledged,
+ * so up to `maxPendingReadings` messages can be stored twice. MQTT 5 avoids
+ * the hold altogether.)
  *
  * Batching: messages that arrive in one turn of the event loop are decoded
  * together and handed to the sink as one delivery; deliveries queued while
