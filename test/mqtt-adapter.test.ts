@@ -200,7 +200,7 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     const total = 50;
     for (let n = 0; n < total; n++) await pub.publishAsync(`factory/w05/v-${n}/reading`, JSON.stringify(reading(`v-${n}`, n)), { qos: 1 });
     await waitFor(() => seen.frames.length >= 5 && refusing.attempts.length > 2);
-    // Nothing acked: it took no more than maxPendingReadings (its receiveMaximum) messages.
+    // Nothing acked: the broker sent receiveMaximum (= maxPendingReadings) messages and then waited (the adapter's own hold is one further).
     expect(seen.frames.length).toBe(5);
     await first.stop();
 
