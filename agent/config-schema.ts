@@ -85,8 +85,9 @@ const modbusRegister = obj('One field read from the register map.', {
     default: 'holding',
   },
   address: int('Zero-based register (or bit) address.', { minimum: 0, maximum: 65535 }),
-  type: { enum: registerTypes, description: 'Value type.', default: 'uint16' },
-  length: int('For `string`: number of registers (2 characters each).', { minimum: 1, maximum: 125 }),
+  type: { enum: registerTypes, description: 'Value type. Default: bool for coil and discrete, uint16 for holding and input registers.' },
+  length: int('For `string`: length in bytes (characters); occupies ceil(length / 2) registers.', { minimum: 1, maximum: 250 }),
+  bit: int('For `bool` read from a register: which bit, 0 (least significant) to 15. Default: any non-zero value is true.', { minimum: 0, maximum: 15 }),
   byteOrder: {
     enum: ['ABCD', 'CDAB', 'BADC', 'DCBA'],
     description: 'Byte and word order of multi-register values (ABCD: big-endian words, big-endian bytes).',

@@ -10,19 +10,15 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import type { TopicConfig } from '../log-store/index.ts';
 import { configSchema } from './config-schema.ts';
 import { AgentError } from './errors.ts';
 
 export type RegisterType = 'bool' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'string';
 
-export interface TopicSettings {
-  partitions: number;
-  retentionMs: number;
-  retentionBytes: number;
-  segmentBytes: number;
-  segmentMs: number;
-  flushIntervalMs: number;
-  flushBytes: number;
+/** A topic's log settings (as the log store names them) and its schema file. */
+export interface TopicSettings
+  extends Pick<TopicConfig, 'partitions' | 'retentionMs' | 'retentionBytes' | 'segmentBytes' | 'segmentMs' | 'flushIntervalMs' | 'flushBytes'> {
   /** Absolute path of the topic's JSON Schema file, if any. */
   schema?: string;
 }
@@ -48,8 +44,9 @@ export interface ModbusRegisterSettings {
   field: string;
   function: 'coil' | 'discrete' | 'holding' | 'input';
   address: number;
-  type: RegisterType;
+  type?: RegisterType;
   length?: number;
+  bit?: number;
   byteOrder: 'ABCD' | 'CDAB' | 'BADC' | 'DCBA';
   scale: number;
   offset: number;

@@ -4,21 +4,16 @@
  * agent assembles it on demand from its components; nothing here keeps state
  * except `RateTracker` and `RecentValues`, owned by the agent instance.
  */
+import type { DeviceStatus } from '../firmware-bridge/index.ts';
 
-export interface SourceStatus {
+/** A device's status as the bridge reports it, plus the config source it belongs to. */
+export interface SourceStatus extends Omit<DeviceStatus, 'kind' | 'state'> {
   /** Source name from the config (one source may have several devices, e.g. Modbus slaves). */
   source: string;
-  device: string;
+  /** The bridge's kind, or `modbus-tcp`/`modbus-rtu` for a source not started yet. */
   kind: string;
+  /** The bridge's state, or `stopped`/`failed` for a source the supervisor holds. */
   state: string;
-  connected: boolean;
-  lastReadingAt: number | null;
-  readings: number;
-  decodeErrors: number;
-  deadLetters: number;
-  errors: number;
-  lastError: string | null;
-  clockSkewMs: number | null;
 }
 
 export interface TopicStatus {
@@ -36,7 +31,10 @@ export interface RuleStatus {
   state: string;
   /** Input records not yet processed. */
   lag: number;
-  errors: number;
+  recordsIn: number;
+  recordsOut: number;
+  /** Records later than the window's grace, sent to the rule's _late topic. */
+  recordsLate: number;
   lastError: string | null;
   outputTopic?: string;
 }
@@ -78,6 +76,8 @@ export interface AgentStatus {
   rssBytes: number;
 }
 
+const HEALTHY_REPLICATION_STATES: ReadonlySet<string> = new Set(['starting', 'running', 'sending', 'caught-up', 'idle']);
+
 /** Health from status: degraded with one reason per problem, ok otherwise. */
 export function computeHealth(s: Omit<AgentStatus, 'health'>): { status: 'ok' | 'degraded'; reasons: string[] } {
   const reasons: string[] = [];
@@ -91,7 +91,7 @@ export function computeHealth(s: Omit<AgentStatus, 'health'>): { status: 'ok' | 
     if (r.state === 'failed' || r.state === 'error') reasons.push(`rule ${r.name} ${r.state}${r.lastError ? `: ${r.lastError}` : ''}`);
   }
   for (const p of s.replication.partitions) {
-    if (p.state !== 'running' && p.state !== 'idle' && p.state !== 'caught-up') {
+    if (!HEALTHY_REPLICATION_STATES.has(p.state)) {
       reasons.push(`replication ${p.topic}[${p.partition}] ${p.state}${p.lastError ? `: ${p.lastError}` : ''}`);
     }
   }

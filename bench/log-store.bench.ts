@@ -25,11 +25,8 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import sqlite3 from 'sqlite3';
-import { openLogStore } from '../log-store/index.ts';
-import type { LogStoreApi, RecordInput } from '../log-store/index.ts';
-// bench/ may import any module's internals (DESIGN.md); the real fs port is wrapped to count groups.
-import { nodeFileSystem } from '../log-store/file-system.ts';
-import type { LogFileHandle, LogFileSystem } from '../log-store/file-system.ts';
+import { nodeFileSystem, openLogStore } from '../log-store/index.ts';
+import type { LogFileHandle, LogFileSystem, LogStoreApi, RecordInput } from '../log-store/index.ts';
 import type { BenchReporter, BenchSuite } from './harness.ts';
 
 /** Records per `appendBatch` call, as a bridge gathering a burst of readings would hand them over. */

@@ -4,8 +4,10 @@ import type { BenchSuite } from './harness.ts';
 export async function loadSuites(): Promise<BenchSuite[]> {
   const modules: Array<Promise<{ default: BenchSuite }>> = [
     import('./log-store.bench.ts'),
+    import('./rules.bench.ts'),
     import('./bridge.bench.ts'),
     import('./mqtt.bench.ts'),
+    import('./replicator.bench.ts'),
   ];
   return (await Promise.all(modules)).map((m) => m.default);
 }

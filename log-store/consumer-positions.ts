@@ -27,6 +27,7 @@ export const CONSUMERS_DIR = 'consumers';
 export class FileConsumerPositions implements ConsumerPositions {
   private positions = new Map<string, Map<number, number>>();
   private chain: Promise<void> = Promise.resolve();
+  private dirReady = false;
 
   private constructor(
     readonly name: string,
@@ -95,7 +96,12 @@ export class FileConsumerPositions implements ConsumerPositions {
       for (const [t, parts] of next) body[t] = Object.fromEntries(parts);
       const file = `${this.dir}/${this.name}.json`;
       try {
-        await this.fs.mkdir(this.dir);
+        if (!this.dirReady) {
+          // The consumers/ entry itself must survive a crash: fsync the data directory once after creating it.
+          await this.fs.mkdir(this.dir);
+          await this.fs.fsyncDir(this.dir.slice(0, this.dir.length - CONSUMERS_DIR.length - 1));
+          this.dirReady = true;
+        }
         await writeFileAtomic(this.fs, this.dir, `${this.name}.json`, Buffer.from(JSON.stringify({ version: 1, positions: body })));
       } catch (err) {
         throw fromFsError(err, 'commit positions to', { file, consumer: this.name });

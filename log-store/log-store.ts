@@ -14,6 +14,7 @@
 import { LogError, isLogError } from './errors.ts';
 import { nodeFileSystem, type LogFileSystem } from './file-system.ts';
 import { FileConsumerPositions } from './consumer-positions.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { DiskGuard } from './disk-guard.ts';
 import { acquireLock, type HeldLock } from './lock-file.ts';
 import { Completion, Partition, type PartitionDeps } from './partition.ts';
@@ -85,6 +86,7 @@ class LogStore implements LogStoreApi {
   private readonly topicDefaults: Partial<TopicConfig>;
   private readonly retentionCheckIntervalMs: number;
   private readonly disk: DiskGuard;
+  private readonly pool = new BufferPool();
   private readonly topicMap = new Map<string, TopicState>();
   private readonly consumers = new Map<string, Promise<ConsumerPositions>>();
   private lock: HeldLock | null = null;
@@ -125,7 +127,7 @@ class LogStore implements LogStoreApi {
   }
 
   private deps(): PartitionDeps {
-    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, onAppend: () => {} };
+    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool };
   }
 
   private async openTopic(name: string, config: Readonly<TopicConfig>): Promise<TopicState> {
@@ -296,24 +298,33 @@ class LogStore implements LogStoreApi {
     const groups: Array<number[] | undefined> = [];
     let single = -1;
     let mixed = false;
-    const routes = new Int32Array(records.length);
+    const n = t.config.partitions;
+    const routes = n === 1 ? null : new Int32Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       if (r === null || typeof r !== 'object') throw new LogError('LOG_INVALID_ARGUMENT', `record ${i}: not an object`, { topic });
-      const p = this.pickPartition(t, r.key, r.partition, i);
+      if (routes === null) {
+        // One partition: nothing to route; only an explicit partition other than 0 is wrong.
+        if (r.partition !== undefined && r.partition !== 0) this.pickPartition(t, r.key, r.partition, i);
+        continue;
+      }
+      const key = r.key;
+      // Fast path for the common case, a keyed record: the cached partition of the key.
+      const p = (r.partition === undefined && typeof key === 'string' ? t.keyCache.get(key) : undefined) ?? this.pickPartition(t, key, r.partition, i);
       routes[i] = p;
       if (i === 0) single = p;
       else if (p !== single) mixed = true;
     }
+    if (routes === null) single = 0;
     const now = this.clock.now();
     const encoded: Array<{ partition: Partition; batch: EncodedBatch }> = [];
     let totalBytes = 0;
     try {
       if (!mixed) {
-        encoded.push({ partition: t.partitions[single]!, batch: encodeBatch(records, null, now) });
+        encoded.push({ partition: t.partitions[single]!, batch: encodeBatch(records, null, now, this.pool) });
       } else {
         for (let i = 0; i < records.length; i++) {
-          const p = routes[i]!;
+          const p = routes![i]!;
           let g = groups[p];
           if (!g) {
             groups[p] = g = [];
@@ -321,7 +332,7 @@ class LogStore implements LogStoreApi {
           }
           g.push(i);
         }
-        for (const p of order) encoded.push({ partition: t.partitions[p]!, batch: encodeBatch(records, groups[p]!, now) });
+        for (const p of order) encoded.push({ partition: t.partitions[p]!, batch: encodeBatch(records, groups[p]!, now, this.pool) });
       }
     } catch (err) {
       if (err instanceof BatchFormatError) throw new LogError('LOG_INVALID_ARGUMENT', err.message, { topic }, err);
@@ -366,7 +377,14 @@ class LogStore implements LogStoreApi {
     let next = offset;
     while (!signal?.aborted && !p.isClosed) {
       if (next < p.endOffset) {
-        const r = await p.read(next, maxRecords, maxBytes);
+        let r: ReadResult;
+        try {
+          r = await p.read(next, maxRecords, maxBytes);
+        } catch (err) {
+          // The store closed under a read in flight: the iteration ends, as documented.
+          if (p.isClosed || signal?.aborted) return;
+          throw err;
+        }
         if (r.records.length > 0) {
           next = r.nextOffset;
           yield r.records;

@@ -15,10 +15,12 @@
  * partition refuses every call with LOG_FAILED until the store is reopened,
  * when recovery re-checks the tail.
  */
-import { LogError, fromFsError } from './errors.ts';
+import { LogError, fromFsError, isLogError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
+import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
-import { NO_TIMESTAMP, Segment, parseSegmentFile, type ScanProblem, type SegmentContext } from './segment.ts';
+import type { ScanProblem } from './log-scan.ts';
+import { NO_TIMESTAMP, Segment, parseSegmentFile, type SegmentContext } from './segment.ts';
 import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
 
 /** Settles one appendBatch call across the partitions it touched: one promise per call. */
@@ -50,6 +52,7 @@ export class Completion {
 
 interface Pending {
   buf: Buffer;
+  backing: Buffer;
   baseOffset: number;
   recordCount: number;
   maxTimestamp: number;
@@ -62,9 +65,12 @@ export interface PartitionDeps {
   timers: Timers;
   logger: Logger;
   readOnly: boolean;
-  /** Called after new records became readable. */
-  onAppend: () => void;
+  /** Encode buffers go back here once written. */
+  pool: BufferPool;
 }
+
+/** Closed segments per partition that keep a read handle open. */
+const OPEN_CLOSED_READERS = 4;
 
 export class Partition {
   readonly dir: string;
@@ -73,7 +79,18 @@ export class Partition {
   private assignOffset = 0;
   private queue: Pending[] = [];
   private queuedBytes = 0;
-  private flushing: Promise<void> | null = null;
+  /** A write (or a roll) is in flight. */
+  private writing = false;
+  /** An fdatasync is in flight. */
+  private syncing = false;
+  /** Batches written to the active `.log` but not yet durable (fsync 'always'). */
+  private written: Array<Pending & { position: number; segment: Segment }> = [];
+  /** Bytes in the active `.log`, durable or only written. */
+  private writtenSize = 0;
+  /** A pump is queued as a microtask (appends of the same tick join one write). */
+  private pumpQueued = false;
+  /** flushIntervalMs elapsed (or was 0, or flushBytes reached): the writer may take the queue. */
+  private flushDue = false;
   private flushTimer: unknown = null;
   private indexWrites: Promise<void> = Promise.resolve();
   private failure: LogError | null = null;
@@ -81,6 +98,8 @@ export class Partition {
   private idleWaiters: Array<() => void> = [];
   /** Followers waiting for new records: woken after each group commit, and on close. */
   private waiters = new Set<() => void>();
+  /** Closed segments with an open read handle, most recently read first. */
+  private recentReaders: Segment[] = [];
 
   private constructor(
     readonly topic: string,
@@ -152,6 +171,7 @@ export class Partition {
       if (problem) logger.error({ topic, partition, file: segment.logPath, position: problem.position, problem: problem.message }, 'corrupt batch in a closed segment; readers of that range get LOG_CORRUPT');
       if (indexesRebuilt.length) logger.warn({ topic, partition, files: indexesRebuilt }, 'rebuilt missing or damaged indexes');
       report(segment.logPath, 0, indexesRebuilt, problem);
+      segment.releaseReadHandle();
       p.segments.push(segment);
     }
     const { segment, bytesTruncated, indexesRebuilt, problem } = await Segment.recoverActive(ctx, logs[logs.length - 1]!, config.indexIntervalBytes, now);
@@ -161,6 +181,7 @@ export class Partition {
     report(segment.logPath, bytesTruncated, indexesRebuilt, bytesTruncated > 0 ? problem : null);
     p.segments.push(segment);
     p.assignOffset = segment.nextOffset;
+    p.writtenSize = segment.size;
     return p;
   }
 
@@ -213,116 +234,163 @@ export class Partition {
     const baseOffset = this.assignOffset;
     sealBatch(batch.buf, baseOffset);
     this.assignOffset += batch.recordCount;
-    this.queue.push({ buf: batch.buf, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
+    this.queue.push({ buf: batch.buf, backing: batch.backing, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
     this.queuedBytes += batch.buf.length;
     this.scheduleFlush();
+    // flushBytes waiting and the disk idle: start writing now, while the caller goes on encoding.
+    if (this.queuedBytes >= this.config.flushBytes && !this.writing) this.pump();
     return baseOffset;
   }
 
+  /**
+   * Group commit as a two-stage pipeline: the writer takes every queued
+   * batch and writes it with one writev; the syncer fdatasyncs and then
+   * acknowledges every batch written before that fdatasync started. A write
+   * may run while the previous fdatasync is in flight (the page-cache copy
+   * overlaps the disk flush); acknowledgements still only follow an
+   * fdatasync that began after the batch's write completed.
+   */
   private scheduleFlush(): void {
-    if (this.flushing !== null) return;
     const { flushIntervalMs, flushBytes } = this.config;
     if (flushIntervalMs <= 0 || this.queuedBytes >= flushBytes) {
+      this.flushDue = true;
       if (this.flushTimer !== null) {
         this.deps.timers.clearTimeout(this.flushTimer);
         this.flushTimer = null;
       }
-      this.flushing = this.runFlush();
-      return;
-    }
-    if (this.flushTimer === null) {
+    } else if (!this.flushDue && this.flushTimer === null) {
       this.flushTimer = this.deps.timers.setTimeout(() => {
         this.flushTimer = null;
-        if (this.flushing === null && this.queue.length > 0) this.flushing = this.runFlush();
+        this.flushDue = true;
+        this.pump();
       }, flushIntervalMs);
     }
+    if (!this.pumpQueued) {
+      // process.nextTick runs once the microtask queue is empty: every append that callers make in
+      // reaction to the last acknowledgements (awaiting resolved promises) joins this write.
+      this.pumpQueued = true;
+      process.nextTick(() => {
+        this.pumpQueued = false;
+        this.pump();
+      });
+    }
   }
 
-  /** The flush loop: runs until the queue is empty. Never rejects. */
-  private async runFlush(): Promise<void> {
-    // Let appends made in the same tick join this group.
-    await Promise.resolve();
+  /** Starts whatever stage can run now. */
+  private pump(): void {
+    if (this.failure !== null) return this.settleIdle();
+    if (!this.writing && this.queue.length > 0 && this.flushDue) {
+      if (this.needsRoll(this.active, this.queue[0]!.buf.length, this.deps.clock.now())) {
+        // A roll waits until everything written is durable.
+        if (this.written.length === 0 && !this.syncing) void this.rollThenPump();
+      } else void this.writeQueued();
+    }
+    if (!this.syncing && this.written.length > 0) void this.syncWritten();
+    this.settleIdle();
+  }
+
+  private settleIdle(): void {
+    const idle = !this.writing && !this.syncing && this.written.length === 0 && (this.queue.length === 0 || this.failure !== null);
+    if (!idle || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async rollThenPump(): Promise<void> {
+    this.writing = true;
     try {
-      while (this.queue.length > 0 && this.failure === null) {
-        await this.flushGroup();
-      }
+      await this.roll(this.queue[0]!.baseOffset);
+      this.writtenSize = 0;
+    } catch (err) {
+      this.fail(fromFsError(err, 'roll segment', { topic: this.topic, partition: this.partition, file: this.dir }));
     } finally {
-      this.flushing = null;
-      if (this.queue.length > 0 && this.failure === null && !this.closed) this.scheduleFlush();
-      if (this.queue.length === 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
-      }
+      this.writing = false;
     }
+    this.pump();
   }
 
-  private needsRoll(seg: Segment, extraBytes: number, now: number): boolean {
-    if (seg.isEmpty && seg.size === 0) return false;
-    return seg.size + extraBytes > this.config.segmentBytes || now - seg.createdAtMs >= this.config.segmentMs;
-  }
-
-  private async flushGroup(): Promise<void> {
-    const now = this.deps.clock.now();
-    if (this.needsRoll(this.active, this.queue[0]!.buf.length, now)) {
-      try {
-        await this.roll(this.queue[0]!.baseOffset);
-      } catch (err) {
-        this.fail(fromFsError(err, 'roll segment', { topic: this.topic, partition: this.partition, file: this.dir }));
-        return;
-      }
-    }
+  /** Writer stage: one writev of every queued batch that fits in the active segment. */
+  private async writeQueued(): Promise<void> {
     const seg = this.active;
-    // Take batches up to the segment size limit (at least one).
     let n = 0;
     let total = 0;
     while (n < this.queue.length) {
       const len = this.queue[n]!.buf.length;
-      if (n > 0 && seg.size + total + len > this.config.segmentBytes) break;
+      if (n > 0 && this.writtenSize + total + len > this.config.segmentBytes) break;
       total += len;
       n++;
     }
     const group = this.queue.splice(0, n);
     this.queuedBytes -= total;
-    const buffers = group.map((g) => g.buf);
-    const position = seg.size;
-    const fh = seg.logWriter!;
+    if (this.config.flushIntervalMs > 0 && this.queuedBytes < this.config.flushBytes) this.flushDue = false;
+    const position = this.writtenSize;
+    this.writing = true;
     try {
-      await writeFully(fh, buffers, position, total);
+      await writeFully(seg.logWriter!, group.map((g) => g.buf), position, total);
+      this.writtenSize = position + total;
+      let pos = position;
+      for (const g of group) {
+        this.written.push({ ...g, position: pos, segment: seg });
+        pos += g.buf.length;
+      }
+      if (this.config.fsync === 'never') this.completeWritten(this.written.length);
     } catch (err) {
       const error = fromFsError(err, 'append to', { topic: this.topic, partition: this.partition, file: seg.logPath, position });
-      // Cut the partial write so the file ends at the last durable batch; the partition then goes on.
+      // Cut the partial write so the file ends at the last batch written whole; the partition then goes on.
       try {
-        await fh.truncate(position);
-        this.rejectAll(group, error);
+        await seg.logWriter!.truncate(position);
+        this.rejectQueued(group, error);
       } catch (truncErr) {
-        this.fail(error, group);
         this.deps.logger.error({ topic: this.topic, partition: this.partition, file: seg.logPath, err: String(truncErr) }, 'truncate after a failed write failed');
+        this.fail(error, group);
       }
+    } finally {
+      this.writing = false;
+      // Written (or failed): the kernel holds the bytes now; only lengths are used from here on.
+      for (const g of group) this.deps.pool.give(g.backing);
+    }
+    if (this.queue.length > 0 && !this.flushDue) this.scheduleFlush();
+    this.pump();
+  }
+
+  /** Syncer stage: one fdatasync, then every batch written before it started is durable. */
+  private async syncWritten(): Promise<void> {
+    const count = this.written.length;
+    const seg = this.written[0]!.segment;
+    this.syncing = true;
+    try {
+      await seg.logWriter!.datasync();
+    } catch (err) {
+      this.syncing = false;
+      this.fail(fromFsError(err, 'fdatasync', { topic: this.topic, partition: this.partition, file: seg.logPath }));
       return;
     }
-    if (this.config.fsync === 'always') {
-      try {
-        await fh.datasync();
-      } catch (err) {
-        this.fail(fromFsError(err, 'fdatasync', { topic: this.topic, partition: this.partition, file: seg.logPath }), group);
-        return;
-      }
-    }
-    let pos = position;
+    this.syncing = false;
+    this.completeWritten(count);
+    this.pump();
+  }
+
+  /** The first `count` written batches are durable: make them readable and resolve their appends. */
+  private completeWritten(count: number): void {
+    const done = this.written.splice(0, count);
+    if (done.length === 0) return;
     const at = this.deps.clock.now();
-    for (const g of group) {
-      seg.appended(pos, g.baseOffset, g.recordCount, g.buf.length, g.maxTimestamp, this.config.indexIntervalBytes, at);
-      pos += g.buf.length;
-    }
-    for (const g of group) g.completion.done();
+    const seg = done[0]!.segment;
+    for (const g of done) g.segment.appended(g.position, g.baseOffset, g.recordCount, g.buf.length, g.maxTimestamp, this.config.indexIntervalBytes, at);
+    for (const g of done) g.completion.done();
     this.indexWrites = this.indexWrites.then(() =>
       seg.writeNewIndexEntries().catch((err: unknown) => {
         this.deps.logger.warn({ topic: this.topic, partition: this.partition, file: seg.indexPath, err: String(err) }, 'index write failed; it is rebuilt on next open');
       }),
     );
     this.wakeFollowers();
-    this.deps.onAppend();
+  }
+
+  private needsRoll(seg: Segment, extraBytes: number, now: number): boolean {
+    if (this.writtenSize === 0) return false;
+    // Age counts from the first durable record; a segment with only written records is not rolled by age yet.
+    return this.writtenSize + extraBytes > this.config.segmentBytes || (!seg.isEmpty && now - seg.createdAtMs >= this.config.segmentMs);
   }
 
   private wakeFollowers(): void {
@@ -332,21 +400,28 @@ export class Partition {
     for (const w of woken) w();
   }
 
-  /** Rejects a failed group and everything queued after it (their offsets assumed the group). */
-  private rejectAll(group: Pending[], error: LogError): void {
+  /** A write failed: rejects its group and everything queued after it (their offsets assumed the group). Written batches stay. */
+  private rejectQueued(group: Pending[], error: LogError): void {
     const rest = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    this.assignOffset = this.active.nextOffset;
+    const last = this.written[this.written.length - 1];
+    this.assignOffset = last ? last.baseOffset + last.recordCount : this.active.nextOffset;
     for (const g of group) g.completion.fail(error);
     for (const g of rest) g.completion.fail(error);
   }
 
+  /** Unrecoverable: rejects everything not yet durable and refuses every later call. */
   private fail(error: LogError, group: Pending[] = []): void {
     this.failure = error;
     this.deps.logger.error({ topic: this.topic, partition: this.partition, code: error.code, err: error.message }, 'partition failed; every call is refused until the store is reopened');
-    this.rejectAll(group, error);
+    const pending = [...this.written, ...group, ...this.queue];
+    this.written = [];
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const g of pending) g.completion.fail(error);
     this.wakeFollowers();
+    this.settleIdle();
   }
 
   private async roll(baseOffset: number): Promise<void> {
@@ -361,15 +436,15 @@ export class Partition {
 
   /** Waits until every queued append is durable (or failed). */
   async flush(): Promise<void> {
-    if (this.flushTimer !== null && this.flushing === null && this.queue.length > 0) {
-      this.deps.timers.clearTimeout(this.flushTimer);
+    if (this.queue.length > 0 && !this.flushDue) {
+      if (this.flushTimer !== null) this.deps.timers.clearTimeout(this.flushTimer);
       this.flushTimer = null;
-      this.flushing = this.runFlush();
+      this.flushDue = true;
     }
-    while (this.flushing !== null || (this.queue.length > 0 && this.failure === null)) {
-      if (this.flushing === null) this.flushing = this.runFlush();
-      await this.flushing;
-    }
+    await new Promise<void>((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.pump();
+    });
     await this.indexWrites;
   }
 
@@ -395,6 +470,16 @@ export class Partition {
   }
 
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    try {
+      return await this.readInner(offset, maxRecords, maxBytes);
+    } catch (err) {
+      // Closed under a read in flight: say so, not whatever the closed file handle said.
+      if (this.closed && !isLogError(err, 'LOG_CLOSED')) this.checkUsable();
+      throw err;
+    }
+  }
+
+  private async readInner(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     this.checkUsable();
     if (!Number.isSafeInteger(offset) || offset < this.earliestOffset || offset > this.endOffset) throw this.outOfRange(offset);
     const records: LogRecord[] = [];
@@ -403,6 +488,7 @@ export class Partition {
     let bytes = 0;
     while (next < this.endOffset && records.length < maxRecords && bytes < maxBytes) {
       const seg = this.segmentFor(next);
+      if (seg !== this.active) this.touchClosedReader(seg);
       const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, records);
       if (r.corrupt) {
         if (records.length === 0) throw r.corrupt;
@@ -426,10 +512,20 @@ export class Partition {
     return { records, nextOffset: records.length > 0 ? records[records.length - 1]!.offset + 1 : offset };
   }
 
+  /** Keeps at most OPEN_CLOSED_READERS closed segments open for reading (least recently read closed first), so replaying a long history does not run out of file descriptors. */
+  private touchClosedReader(seg: Segment): void {
+    const i = this.recentReaders.indexOf(seg);
+    if (i === 0) return;
+    if (i > 0) this.recentReaders.splice(i, 1);
+    this.recentReaders.unshift(seg);
+    while (this.recentReaders.length > OPEN_CLOSED_READERS) this.recentReaders.pop()!.releaseReadHandle();
+  }
+
   async offsetForTimestamp(ts: number): Promise<number> {
     this.checkUsable();
     for (const seg of this.segments) {
       if (seg.maxTimestamp === NO_TIMESTAMP || seg.maxTimestamp < ts) continue;
+      if (seg !== this.active) this.touchClosedReader(seg);
       const found = await seg.offsetForTimestamp(ts, seg.size, this.config.indexIntervalBytes);
       if (found !== null) return found;
     }
@@ -468,6 +564,7 @@ export class Partition {
       else if (retentionBytes >= 0 && total > retentionBytes) reason = 'size';
       if (reason === null) break;
       this.segments.shift();
+      this.recentReaders = this.recentReaders.filter((s) => s !== oldest);
       total -= oldest.size;
       await oldest.delete();
       deleted.push({ file: oldest.logPath, reason, bytes: oldest.size, lastOffset: oldest.nextOffset - 1 });
@@ -478,8 +575,10 @@ export class Partition {
 
   async verify(): Promise<{ segments: number; batches: number; records: number; problems: VerifyProblem[] }> {
     const out = { segments: 0, batches: 0, records: 0, problems: [] as VerifyProblem[] };
-    for (const seg of [...this.segments]) {
-      const r = await seg.verify();
+    const segments = [...this.segments];
+    for (const seg of segments) {
+      const r = await seg.verify(seg === segments[segments.length - 1]);
+      if (seg !== this.active && !this.recentReaders.includes(seg)) seg.releaseReadHandle();
       out.segments++;
       out.batches += r.batches;
       out.records += r.records;

@@ -38,6 +38,7 @@
  * afterwards.
  */
 import { crc32 } from 'node:zlib';
+import type { BufferPool } from './buffer-pool.ts';
 import type { LogRecord, RecordInput } from './types.ts';
 
 export const BATCH_HEADER_BYTES = 38;
@@ -69,7 +70,10 @@ export interface BatchHeader {
 
 /** An encoded batch, not yet given its base offset (see `sealBatch`). */
 export interface EncodedBatch {
+  /** The batch bytes (a view of `backing`). */
   buf: Buffer;
+  /** The whole buffer the batch was encoded into; give it back to the pool once written. */
+  backing: Buffer;
   recordCount: number;
   firstTimestamp: number;
   maxTimestamp: number;
@@ -104,17 +108,69 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** Buffer.prototype.utf8Write skips write()'s argument normalization; it is there on every Node release, write() is the fallback. */
+const utf8Write: (this: Buffer, s: string, offset: number) => number =
+  typeof (Buffer.prototype as unknown as { utf8Write?: unknown }).utf8Write === 'function'
+    ? (Buffer.prototype as unknown as { utf8Write: (this: Buffer, s: string, offset: number) => number }).utf8Write
+    : function (this: Buffer, s: string, offset: number): number {
+        return this.write(s, offset);
+      };
+
+/** Strings up to this many UTF-16 units are tried as ASCII in JS first. */
+const SHORT_STRING = 32;
+
+function putVarint(buf: Buffer, pos: number, n: number): number {
+  if (n < 0x80) {
+    buf[pos] = n;
+    return pos + 1;
+  }
+  return writeVarint(buf, pos, n);
+}
+
+/**
+ * Writes varint(byteLength + bias) and the UTF-8 bytes of `s` at `pos`
+ * (capacity already ensured: reserve + 3 × length + 10), guessing the prefix
+ * takes `reserve` bytes and moving the bytes when it does not. Returns the new position.
+ */
+function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: number): number {
+  const start = pos + reserve;
+  const len = s.length;
+  if (len <= SHORT_STRING && len + bias < 0x80 && reserve === 1) {
+    // Short ASCII (keys, header names): a JS loop beats the call into C++.
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      buf[pos] = len + bias;
+      return start + len;
+    }
+  }
+  const n = utf8Write.call(buf, s, start);
+  const need = varintSize(n + bias);
+  if (need !== reserve) buf.copyWithin(pos + need, start, start + n);
+  writeVarint(buf, pos, n + bias);
+  return pos + need + n;
+}
+
 /** Growable encode buffer. Starts at an estimate; doubles (one copy) when a record outgrows it. */
 class Encoder {
   buf: Buffer;
   pos = 0;
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(capacity, 256));
+  constructor(
+    capacity: number,
+    private readonly pool: BufferPool | null,
+  ) {
+    this.buf = pool ? pool.take(capacity) : Buffer.allocUnsafe(Math.max(capacity, 256));
   }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    const size = Math.max(this.buf.length * 2, this.pos + n);
+    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
+    this.pool?.give(this.buf);
     this.buf = next;
   }
   varint(n: number): void {
@@ -124,12 +180,7 @@ class Encoder {
   /** Writes `varint(byteLength + bias)` then the UTF-8 bytes of `s`, in place. `reserve` is the expected prefix size. */
   string(s: string, bias: number, reserve: number): void {
     this.ensure(reserve + s.length * 3 + 10);
-    const start = this.pos + reserve;
-    const n = this.buf.write(s, start, 'utf8');
-    const need = varintSize(n + bias);
-    if (need !== reserve) this.buf.copyWithin(this.pos + need, start, start + n);
-    writeVarint(this.buf, this.pos, n + bias);
-    this.pos += need + n;
+    this.pos = putString(this.buf, this.pos, s, bias, reserve);
   }
   bytes(b: Uint8Array): void {
     this.ensure(b.length + 10);
@@ -150,18 +201,21 @@ function invalid(message: string, index: number): never {
  * `sealBatch`, once the partition assigns the offset.
  * Throws BatchFormatError on a malformed record (caller: LOG_INVALID_ARGUMENT).
  */
-export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number): EncodedBatch {
+export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number, pool: BufferPool | null = null): EncodedBatch {
   const count = indices === null ? records.length : indices.length;
   if (count === 0) throw new BatchFormatError('empty batch', 0);
-  let estimate = BATCH_HEADER_BYTES;
-  for (let i = 0; i < count; i++) {
+  // Size the buffer from a sample of the records (batches are usually alike); it grows if they are not.
+  const sample = Math.min(count, 8);
+  let sampled = 0;
+  for (let i = 0; i < sample; i++) {
     const r = records[indices === null ? i : indices[i]!]!;
     const v = r?.value;
     const k = r?.key;
-    estimate += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
+    sampled += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
   }
-  const enc = new Encoder(estimate + (estimate >>> 4));
-  enc.pos = BATCH_HEADER_BYTES;
+  const estimate = BATCH_HEADER_BYTES + Math.ceil((sampled / sample) * count);
+  const enc = new Encoder(estimate + (estimate >>> 3), pool);
+  let p = BATCH_HEADER_BYTES;
   let firstTs = 0;
   let maxTs = 0;
   for (let i = 0; i < count; i++) {
@@ -174,22 +228,36 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
       firstTs = ts;
       maxTs = ts;
     } else if (ts > maxTs) maxTs = ts;
-    enc.ensure(16);
-    const recStart = enc.pos;
-    enc.pos += 4;
-    const delta = ts - firstTs;
-    enc.varint(delta >= 0 ? delta * 2 : -delta * 2 - 1);
     const key = r.key;
-    if (key === null || key === undefined) enc.varint(0);
-    else if (typeof key === 'string') enc.string(key, 1, 1);
-    else invalid('key must be a string or null', idx);
     const value = r.value;
-    if (typeof value === 'string') enc.string(value, 0, value.length < 64 ? 1 : 2);
-    else if (value instanceof Uint8Array) enc.bytes(value);
-    else invalid('value must be a string or bytes', idx);
     const headers = r.headers;
-    if (headers === undefined || headers === null) enc.varint(0);
+    let keyChars = 0;
+    if (typeof key === 'string') keyChars = key.length;
+    else if (key !== null && key !== undefined) invalid('key must be a string or null', idx);
+    let valueBytes: number;
+    if (typeof value === 'string') valueBytes = value.length * 3;
+    else if (value instanceof Uint8Array) valueBytes = value.length;
+    else invalid('value must be a string or bytes', idx);
+    // One capacity check per record: the UTF-8 upper bound of every field (headers checked on their own).
+    enc.pos = p;
+    enc.ensure(4 + 10 + 5 + keyChars * 3 + 5 + valueBytes + 5);
+    const buf = enc.buf;
+    const recStart = p;
+    p += 4;
+    const delta = ts - firstTs;
+    p = putVarint(buf, p, delta >= 0 ? delta * 2 : -delta * 2 - 1);
+    if (typeof key === 'string') p = putString(buf, p, key, 1, 1);
+    else buf[p++] = 0;
+    if (typeof value === 'string') p = putString(buf, p, value, 0, value.length < 64 ? 1 : 2);
     else {
+      p = putVarint(buf, p, value.length);
+      buf.set(value, p);
+      p += value.length;
+    }
+    if (headers === undefined || headers === null) {
+      buf[p++] = 0;
+    } else {
+      enc.pos = p;
       const names = Object.keys(headers);
       enc.varint(names.length);
       for (const name of names) {
@@ -198,9 +266,16 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
         enc.string(name, 0, 1);
         enc.string(hv, 0, 1);
       }
+      p = enc.pos;
     }
-    enc.buf.writeUInt32BE(enc.pos - recStart - 4, recStart);
+    const len = p - recStart - 4;
+    const out = enc.buf;
+    out[recStart] = len >>> 24;
+    out[recStart + 1] = (len >>> 16) & 0xff;
+    out[recStart + 2] = (len >>> 8) & 0xff;
+    out[recStart + 3] = len & 0xff;
   }
+  enc.pos = p;
   const buf = enc.buf.subarray(0, enc.pos);
   buf.writeUInt32BE(enc.pos - BATCH_LOG_OVERHEAD, OFF_LENGTH);
   buf[OFF_MAGIC] = BATCH_MAGIC;
@@ -208,7 +283,7 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
   buf.writeUInt32BE(count, OFF_COUNT);
   writeInt64(buf, OFF_FIRST_TS, firstTs);
   writeInt64(buf, OFF_MAX_TS, maxTs);
-  return { buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
+  return { buf, backing: enc.buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
 }
 
 /** Writes the base offset and the CRC: the batch is then final. */
@@ -303,10 +378,17 @@ export function decodeRecords(
   fromOffset: number,
   out: LogRecord[],
   max: number,
-): void {
+  resume?: RecordCursor,
+): RecordCursor {
   const end = pos + header.totalBytes;
   let p = pos + BATCH_HEADER_BYTES;
-  for (let i = 0; i < header.recordCount && out.length < max; i++) {
+  let i = 0;
+  // A cursor from an earlier call on this batch skips the records before it without walking them again.
+  if (resume !== undefined && resume.offset <= fromOffset && resume.offset > header.baseOffset && resume.offset < header.baseOffset + header.recordCount && resume.position > p && resume.position < end) {
+    i = resume.offset - header.baseOffset;
+    p = resume.position;
+  }
+  for (; i < header.recordCount && out.length < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const len = buf.readUInt32BE(p);
     const recEnd = p + 4 + len;
@@ -340,6 +422,13 @@ export function decodeRecords(
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
   }
+  return { offset: header.baseOffset + i, position: p };
+}
+
+/** Where the next record of a batch starts: `offset` and its byte `position` in the buffer. */
+export interface RecordCursor {
+  offset: number;
+  position: number;
 }
 
 /** The timestamps of a batch's records, in order (used by time lookups without building records). */

@@ -18,6 +18,7 @@ import {
   BATCH_HEADER_BYTES,
   BatchFormatError,
   type BatchHeader,
+  type RecordCursor,
   batchCrcOk,
   decodeRecords,
   readBatchHeader,
@@ -25,12 +26,11 @@ import {
 } from './record-batch.ts';
 import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
 import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.ts';
+import { readFully, scanLog, type ScanProblem } from './log-scan.ts';
 import type { LogRecord } from './types.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
-
-const SCAN_CHUNK_BYTES = 1024 * 1024;
 
 export function segmentName(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
@@ -41,121 +41,6 @@ export function parseSegmentFile(name: string): { baseOffset: number; kind: 'log
   const m = /^(\d{20})\.(log|index|timeindex)$/.exec(name);
   if (!m) return null;
   return { baseOffset: Number(m[1]), kind: m[2] as 'log' | 'index' | 'timeindex' };
-}
-
-/** A problem found while scanning a `.log`: the first byte position that is not a valid batch. */
-export interface ScanProblem {
-  position: number;
-  message: string;
-  /** True when the file simply ends inside a batch (a torn write), false for a checksum or framing failure. */
-  torn: boolean;
-}
-
-export interface ScanResult {
-  validBytes: number;
-  nextOffset: number;
-  maxTimestamp: number;
-  batches: number;
-  records: number;
-  problem: ScanProblem | null;
-}
-
-export interface BatchVisit {
-  position: number;
-  header: BatchHeader;
-  /** The buffer holding the batch, which starts at `at`. */
-  buf: Buffer;
-  at: number;
-}
-
-/**
- * Reads batches from `startPos` to `fileSize`, checking framing, CRC and
- * offset continuity, and stops at the first problem. Never throws for bad
- * data; rejects only on I/O errors.
- */
-export async function scanLog(
-  fh: LogFileHandle,
-  file: string,
-  fileSize: number,
-  startPos: number,
-  startOffset: number,
-  startMaxTs: number,
-  onBatch?: (visit: BatchVisit) => void,
-): Promise<ScanResult> {
-  const result: ScanResult = { validBytes: startPos, nextOffset: startOffset, maxTimestamp: startMaxTs, batches: 0, records: 0, problem: null };
-  let chunk = Buffer.alloc(0);
-  let chunkPos = startPos;
-  let pos = startPos;
-  const load = async (need: number): Promise<void> => {
-    const len = Math.min(Math.max(need, SCAN_CHUNK_BYTES), fileSize - pos);
-    if (chunk.length < len) chunk = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) {
-      const n = await readAt(fh, file, chunk, got, len - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    chunk = chunk.subarray(0, got);
-    chunkPos = pos;
-  };
-  await load(BATCH_HEADER_BYTES);
-  while (pos < fileSize) {
-    const remaining = fileSize - pos;
-    if (remaining < BATCH_HEADER_BYTES) {
-      result.problem = { position: pos, message: `torn batch header: ${remaining} bytes at end of file`, torn: true };
-      break;
-    }
-    if (pos + BATCH_HEADER_BYTES > chunkPos + chunk.length) await load(BATCH_HEADER_BYTES);
-    let header: BatchHeader;
-    try {
-      header = readBatchHeader(chunk, pos - chunkPos);
-    } catch (err) {
-      result.problem = { position: pos, message: (err as Error).message, torn: false };
-      break;
-    }
-    if (header.totalBytes > remaining) {
-      result.problem = { position: pos, message: `torn batch: ${header.totalBytes} bytes announced, ${remaining} present`, torn: true };
-      break;
-    }
-    if (pos + header.totalBytes > chunkPos + chunk.length) await load(header.totalBytes);
-    const at = pos - chunkPos;
-    if (!batchCrcOk(chunk, at, header)) {
-      result.problem = { position: pos, message: `batch CRC mismatch at offset ${result.nextOffset}`, torn: false };
-      break;
-    }
-    if (header.baseOffset !== result.nextOffset) {
-      result.problem = { position: pos, message: `batch base offset ${header.baseOffset}, expected ${result.nextOffset}`, torn: false };
-      break;
-    }
-    onBatch?.({ position: pos, header, buf: chunk, at });
-    result.batches++;
-    result.records += header.recordCount;
-    result.nextOffset += header.recordCount;
-    if (header.maxTimestamp > result.maxTimestamp) result.maxTimestamp = header.maxTimestamp;
-    pos += header.totalBytes;
-    result.validBytes = pos;
-  }
-  return result;
-}
-
-async function readAt(fh: LogFileHandle, file: string, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-  try {
-    return await fh.read(buf, offset, length, position);
-  } catch (err) {
-    throw fromFsError(err, 'read', { file, position });
-  }
-}
-
-/** Reads exactly `length` bytes at `position`, or fewer at end of file. */
-async function readFully(fh: LogFileHandle, file: string, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = await readAt(fh, file, buf, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === length ? buf : buf.subarray(0, got);
 }
 
 export interface SegmentContext {
@@ -201,9 +86,14 @@ export class Segment {
   private timeWriter: LogFileHandle | null = null;
   private indexEntriesWritten = 0;
   private timeEntriesWritten = 0;
+  /** Set when the active segment's indexes were rebuilt in memory: the next index write rewrites both files. */
+  private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
+  /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
+  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor } | null = null;
   private readers = 0;
+  private closeWhenIdle = false;
   private deleted = false;
 
   constructor(
@@ -408,16 +298,31 @@ export class Segment {
   async rebuildIndexes(indexIntervalBytes: number): Promise<ScanProblem | null> {
     const fh = await this.openReader();
     try {
+      const active = this.logWriter !== null;
       const index = new OffsetIndex();
       const time = new TimeIndex();
-      this.index = index;
-      this.timeIndex = time;
-      this.lastIndexedPos = 0;
+      let lastIndexedPos = 0;
       let runningMax = NO_TIMESTAMP;
       const scan = await scanLog(fh, this.logPath, this.size, 0, this.baseOffset, NO_TIMESTAMP, ({ position, header }) => {
-        this.maybeIndex(position, header.baseOffset, runningMax, indexIntervalBytes);
+        if (position > 0 && position - lastIndexedPos >= indexIntervalBytes) {
+          index.append(header.baseOffset - this.baseOffset, position);
+          time.append(runningMax, header.baseOffset - this.baseOffset);
+          lastIndexedPos = position;
+        }
         if (header.maxTimestamp > runningMax) runningMax = header.maxTimestamp;
       });
+      if (active) {
+        // Appends may have indexed batches past the scanned size meanwhile: keep the rebuilt entries
+        // only, and let the next index write rewrite both files from the start.
+        this.index = index;
+        this.timeIndex = time;
+        this.lastIndexedPos = Math.max(lastIndexedPos, this.lastIndexedPos);
+        this.rewriteIndexFiles = true;
+        return scan.problem;
+      }
+      this.index = index;
+      this.timeIndex = time;
+      this.lastIndexedPos = lastIndexedPos;
       if (scan.problem === null) this.maxTimestamp = scan.maxTimestamp;
       else if (scan.maxTimestamp > this.maxTimestamp) this.maxTimestamp = scan.maxTimestamp;
       // The final entry: every record of the segment is at or below maxTimestamp.
@@ -445,7 +350,8 @@ export class Segment {
     this.lastIndexedPos = position;
   }
 
-  private async batchAtIs(fh: LogFileHandle, pos: number, expectedOffset: number, fileSize: number): Promise<boolean> {
+  /** True when a batch with `expectedOffset` starts at `pos` (and, with `checkCrc`, is intact). */
+  private async batchAtIs(fh: LogFileHandle, pos: number, expectedOffset: number, fileSize: number, checkCrc = true): Promise<boolean> {
     if (pos + BATCH_HEADER_BYTES > fileSize) return false;
     const head = await readFully(fh, this.logPath, BATCH_HEADER_BYTES, pos);
     if (head.length < BATCH_HEADER_BYTES) return false;
@@ -456,6 +362,7 @@ export class Segment {
       return false;
     }
     if (header.baseOffset !== expectedOffset || pos + header.totalBytes > fileSize) return false;
+    if (!checkCrc) return true;
     const whole = await readFully(fh, this.logPath, header.totalBytes, pos);
     return whole.length === header.totalBytes && batchCrcOk(whole, 0, header);
   }
@@ -477,6 +384,14 @@ export class Segment {
     const index = this.index!;
     const time = this.timeIndex!;
     if (this.indexWriter === null || this.timeWriter === null) return;
+    if (this.rewriteIndexFiles) {
+      // After an in-memory rebuild: both files are rewritten from the start.
+      this.rewriteIndexFiles = false;
+      this.indexEntriesWritten = 0;
+      this.timeEntriesWritten = 0;
+      await this.indexWriter.truncate(0);
+      await this.timeWriter.truncate(0);
+    }
     if (index.count > this.indexEntriesWritten) {
       const from = this.indexEntriesWritten;
       const bytes = index.bytes(from);
@@ -555,7 +470,17 @@ export class Segment {
 
   private releaseReader(): void {
     this.readers--;
-    if (this.deleted && this.readers === 0) void this.closeReader();
+    if ((this.deleted || this.closeWhenIdle) && this.readers === 0) {
+      this.closeWhenIdle = false;
+      void this.closeReader();
+    }
+  }
+
+  /** Closes the read handle (now, or when the reads in flight finish) and drops the cached chunk; reads reopen it. */
+  releaseReadHandle(): void {
+    this.lastChunk = null;
+    if (this.readers === 0) void this.closeReader();
+    else this.closeWhenIdle = true;
   }
 
   private async closeReader(): Promise<void> {
@@ -595,9 +520,19 @@ export class Segment {
     let expected = i >= 0 ? this.baseOffset + index.relOffset(i) : this.baseOffset;
     let bytes = 0;
     let next = offset;
-    const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
-    let chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
-    let chunkPos = pos;
+    // Consecutive small reads (followers asking for one record at a time) reuse the last chunk read.
+    const cached = this.lastChunk;
+    let chunk: Buffer;
+    let chunkPos: number;
+    if (cached !== null && pos >= cached.pos && pos + BATCH_HEADER_BYTES <= cached.pos + cached.buf.length && cached.pos + cached.buf.length <= limit) {
+      chunk = cached.buf;
+      chunkPos = cached.pos;
+    } else {
+      const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
+      chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
+      chunkPos = pos;
+      this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
+    }
     let first = true;
     while (pos < limit && out.length < maxRecords && (bytes < maxBytes || bytes === 0)) {
       let at = pos - chunkPos;
@@ -605,9 +540,10 @@ export class Segment {
       let problem: string | null = null;
       if (at + BATCH_HEADER_BYTES > chunk.length) {
         if (bytes > 0) break;
-        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, BATCH_HEADER_BYTES), pos);
+        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, Math.max(maxBytes, 64 * 1024)), pos);
         chunkPos = pos;
         at = 0;
+        this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
       }
       if (chunk.length - at < BATCH_HEADER_BYTES) problem = 'batch header runs past the end of the segment';
       else {
@@ -632,8 +568,16 @@ export class Segment {
           chunk = await readFully(fh, this.logPath, header.totalBytes, pos);
           chunkPos = pos;
           at = 0;
+          this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
         }
-        if (problem === null && !batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+        if (problem === null) {
+          // A batch of the cached chunk is CRC-checked once, not on every small read.
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk.crcChecked : null;
+          if (cache === null || !cache.has(pos)) {
+            if (!batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+            else cache?.add(pos);
+          }
+        }
       }
       if (problem !== null || header === null) {
         const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${problem}`, {
@@ -650,7 +594,9 @@ export class Segment {
       const end = header.baseOffset + header.recordCount;
       if (end > offset) {
         try {
-          decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords);
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk : null;
+          const cursor = decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords, cache?.cursor);
+          if (cache !== null) cache.cursor = cursor;
         } catch (err) {
           const msg = err instanceof BatchFormatError ? err.message : String(err);
           const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${msg}`, {
@@ -736,13 +682,18 @@ export class Segment {
   }
 
   /** Checks every batch of the segment (CRC, framing, offsets) and every index entry. Never repairs. */
-  async verify(): Promise<{ batches: number; records: number; problems: Array<{ file: string; position: number; message: string }> }> {
+  async verify(isLast: boolean): Promise<{ batches: number; records: number; problems: Array<{ file: string; position: number; message: string }> }> {
     const problems: Array<{ file: string; position: number; message: string }> = [];
     const fh = await this.openReader();
     try {
       const positions = new Map<number, number>();
+      /** relative offset of a batch → largest timestamp of the records before it. */
+      const maxBefore = new Map<number, number>();
+      let running = NO_TIMESTAMP;
       const scan = await scanLog(fh, this.logPath, this.size, 0, this.baseOffset, NO_TIMESTAMP, ({ position, header, buf, at }) => {
         positions.set(header.baseOffset - this.baseOffset, position);
+        maxBefore.set(header.baseOffset - this.baseOffset, running);
+        if (header.maxTimestamp > running) running = header.maxTimestamp;
         try {
           decodeRecords(buf, at, header, this.ctx.topic, this.ctx.partition, Number.MAX_SAFE_INTEGER, [], 0);
           recordTimestamps(buf, at, header);
@@ -753,18 +704,43 @@ export class Segment {
       if (scan.problem) problems.push({ file: this.logPath, position: scan.problem.position, message: scan.problem.message });
       else if (scan.nextOffset !== this.nextOffset)
         problems.push({ file: this.logPath, position: scan.validBytes, message: `segment ends at offset ${scan.nextOffset}, expected ${this.nextOffset}` });
-      const idxBuf = this.logWriter !== null ? this.index!.bytes() : await readOptional(this.ctx.fs, this.indexPath);
+      // The last segment has no final time-index entry; when this store writes it, its indexes are in memory.
+      const active = this.logWriter !== null;
+      const idxBuf = active ? this.index!.bytes() : await readOptional(this.ctx.fs, this.indexPath);
       if (idxBuf === null) problems.push({ file: this.indexPath, position: 0, message: 'index file missing' });
       else {
         if (idxBuf.length % OFFSET_INDEX_ENTRY_BYTES !== 0) problems.push({ file: this.indexPath, position: idxBuf.length, message: 'index has a partial entry' });
         const idx = new OffsetIndex(idxBuf);
         for (let i = 0; i < idx.count; i++) {
           const rel = idx.relOffset(i);
-          if (positions.get(rel) !== idx.position(i)) {
-            problems.push({ file: this.indexPath, position: i * OFFSET_INDEX_ENTRY_BYTES, message: `entry ${rel} → ${idx.position(i)} does not point at that batch` });
+          const pos = idx.position(i);
+          // A read-only view of a log another process appends to: its index may already run past our snapshot.
+          if (isLast && pos >= this.size) break;
+          // Past log damage the sequential scan knows nothing: check the entry's batch directly.
+          const ok = pos < scan.validBytes ? positions.get(rel) === pos : await this.batchAtIs(fh, pos, this.baseOffset + rel, this.size, false);
+          if (!ok) {
+            problems.push({ file: this.indexPath, position: i * OFFSET_INDEX_ENTRY_BYTES, message: `entry ${rel} → ${pos} does not point at that batch` });
             break;
           }
         }
+      }
+      const timeBuf = active ? this.timeIndex!.bytes() : await readOptional(this.ctx.fs, this.timeIndexPath);
+      if (timeBuf === null) problems.push({ file: this.timeIndexPath, position: 0, message: 'time index file missing' });
+      else if (scan.problem === null) {
+        if (timeBuf.length % TIME_INDEX_ENTRY_BYTES !== 0) problems.push({ file: this.timeIndexPath, position: timeBuf.length, message: 'time index has a partial entry' });
+        const time = new TimeIndex(timeBuf);
+        const count = this.nextOffset - this.baseOffset;
+        for (let i = 0; i < time.count; i++) {
+          const rel = time.relOffset(i);
+          if (isLast && rel >= count) break;
+          const expected = rel === count ? scan.maxTimestamp : maxBefore.get(rel);
+          if (expected !== time.timestamp(i)) {
+            problems.push({ file: this.timeIndexPath, position: i * TIME_INDEX_ENTRY_BYTES, message: `entry ${time.timestamp(i)} → ${rel} does not match the log` });
+            break;
+          }
+        }
+        if (!isLast && (time.count === 0 || time.relOffset(time.count - 1) !== count))
+          problems.push({ file: this.timeIndexPath, position: timeBuf.length, message: 'closed segment lacks its final time index entry' });
       }
       return { batches: scan.batches, records: scan.records, problems };
     } finally {

@@ -184,7 +184,10 @@ export interface LogStoreApi {
   partitionFor(topic: string, key: string | null): number;
   /** Appends one record; resolves once it is durable (see TopicConfig.fsync). */
   append(topic: string, record: RecordInput): Promise<AppendAck>;
-  /** Appends records in order (per partition); one promise for the lot, resolved once all are durable. */
+  /**
+   * Appends records in order (per partition); one promise for the lot, resolved once all are durable.
+   * Atomic per partition, not across partitions: if it rejects, the batches of other partitions may be stored.
+   */
   appendBatch(topic: string, records: readonly RecordInput[]): Promise<BatchAck>;
   /** Reads durable records from `offset`. Throws LOG_OUT_OF_RANGE below the earliest offset or above the end. */
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<ReadResult>;

@@ -156,7 +156,7 @@ describe('millstream log (child processes)', () => {
     expect(r.stdout).toMatch(/^widgets\s+partitions=3 /);
   });
 
-  it('reads (describe, tail --follow) while a producer owns the data directory, and refuses a second writer', async () => {
+  it('reads (describe, verify, tail --follow) while a producer owns the data directory, and refuses a second writer', async () => {
     expect((await log('create', 'lines', '--partitions', '2')).code).toBe(0);
     const producer = cli.spawn(['log', 'produce', 'lines', '--key-field', 'sensor_id', '--report-acks', '--data-dir', dataDir]);
     const acks = collectLines(producer.stdout);
@@ -176,6 +176,10 @@ describe('millstream log (child processes)', () => {
     const d = JSON.parse(r.stdout) as TopicDescription;
     expect(d.partitionsInfo.reduce((s, p) => s + p.endOffset, 0)).toBe(10);
 
+    r = await log('verify');
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/10 records: no damage/);
+
     r = await log('create', 'other', '--partitions', '1');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^millstream: LOG_LOCKED: .*in use by process \d+/);
@@ -193,13 +197,14 @@ describe('millstream log (child processes)', () => {
   });
 
   it('verify passes on a sound log and exits non-zero naming the file when a closed segment is damaged', async () => {
-    expect((await log('create', 'small', '--partitions', '1', '--segment-bytes', '2048')).code).toBe(0);
-    const input = Array.from({ length: 200 }, (_, i) => JSON.stringify(reading(i))).join('\n');
+    // ~200 KB of input reaches produce in several stdin chunks, so several batches and segments.
+    expect((await log('create', 'small', '--partitions', '1', '--segment-bytes', '16384')).code).toBe(0);
+    const input = Array.from({ length: 1000 }, (_, i) => JSON.stringify(reading(i))).join('\n');
     expect((await cli.run(['log', 'produce', 'small', '--data-dir', dataDir], { input })).code).toBe(0);
 
     let r = await log('verify');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/200 records: no damage/);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/1000 records: no damage/);
 
     const partDir = join(dataDir, 'small-0');
     const logs = (await readdir(partDir)).filter((f) => f.endsWith('.log')).sort();
@@ -225,5 +230,15 @@ describe('millstream log (child processes)', () => {
     r = await cli.run(['log', 'produce', 'nope', '--data-dir', dataDir], { input: '{"a":1}\n' });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^millstream: LOG_TOPIC_NOT_FOUND: topic nope /);
+
+    // Below the free-space floor nothing is appended and the error says why.
+    r = await cli.run(['log', 'produce', 'widgets', '--min-free-bytes', String(2 ** 52), '--report-acks', '--data-dir', dataDir], {
+      input: '{"a":1}\n{"a":2}\n',
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toMatch(/acked/);
+    expect(r.stderr).toMatch(/^millstream: LOG_DISK_FULL: .*free disk space/m);
+    r = await log('describe', 'widgets', '--json');
+    expect((JSON.parse(r.stdout) as TopicDescription).partitionsInfo[0]!.endOffset).toBe(0);
   });
 });

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config.ts';
-import { renderConfigReference } from '../config-reference.ts';
 
 export function register(program: Command): void {
   const config = program.command('config').description('check the configuration file, print its reference');
@@ -8,6 +6,7 @@ export function register(program: Command): void {
     .command('check <file>')
     .description('validate a config file as `run` would, without starting anything; exits 1 listing every problem')
     .action(async (file: string) => {
+      const { loadConfig } = await import('../config.ts');
       const cfg = await loadConfig(file);
       process.stdout.write(
         `${file}: ok (gateway ${cfg.gateway.id}, ${cfg.sources.length} source(s), data in ${cfg.dataDir}` +
@@ -17,7 +16,8 @@ export function register(program: Command): void {
   config
     .command('reference')
     .description('print the configuration reference (Markdown) generated from the schema')
-    .action(() => {
+    .action(async () => {
+      const { renderConfigReference } = await import('../config-reference.ts');
       process.stdout.write(renderConfigReference());
     });
 }

@@ -4,11 +4,14 @@
 
 SET 'auto.offset.reset'='earliest';
 
--- The raw readings: which topic, which field is event time.
+-- The raw readings and their columns. No TIMESTAMP= here: the bridge already
+-- stamps every record with its event time (the device's reading_ts when it
+-- sends one, else the time of reading), which Modbus PLCs never send. Add
+-- TIMESTAMP='reading_ts' only for a topic whose records all carry the field.
 CREATE STREAM widgets (
   reading_ts VARCHAR, sensor_id VARCHAR, production_line VARCHAR, widget_type VARCHAR,
   colour VARCHAR, temp_celcius DOUBLE, widget_weight_g DOUBLE
-) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='reading_ts');
+) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON');
 
 -- Red widgets, as they come.
 CREATE STREAM widgets_red AS

@@ -34,6 +34,10 @@ export class FaultFileSystem implements LogFileSystem {
   /** When set, statfs reports this many free bytes. */
   freeBytes: number | null = null;
   readonly counts: Record<string, number> = {};
+  /** Handles open right now, per path. */
+  readonly openHandles = new Map<string, number>();
+  /** Bytes read through open handles, per path. */
+  readonly bytesRead = new Map<string, number>();
   private rules: Array<Required<Pick<FaultRule, 'op' | 'times'>> & FaultRule> = [];
 
   constructor(private readonly inner: LogFileSystem = nodeFileSystem) {}
@@ -69,7 +73,9 @@ export class FaultFileSystem implements LogFileSystem {
 
   async open(path: string, mode: 'read' | 'readwrite' | 'create' | 'createExclusive'): Promise<LogFileHandle> {
     this.check('open', path);
-    return new FaultHandle(this, path, await this.inner.open(path, mode));
+    const handle = new FaultHandle(this, path, await this.inner.open(path, mode));
+    this.openHandles.set(path, (this.openHandles.get(path) ?? 0) + 1);
+    return handle;
   }
   async mkdir(path: string): Promise<void> {
     this.check('mkdir', path);
@@ -129,7 +135,9 @@ class FaultHandle implements LogFileHandle {
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     const r = this.fs.match('read', this.path);
     if (r?.code) throw errnoError(r.code, 'read', this.path);
-    return this.inner.read(buffer, offset, length, position);
+    const n = await this.inner.read(buffer, offset, length, position);
+    this.fs.bytesRead.set(this.path, (this.fs.bytesRead.get(this.path) ?? 0) + n);
+    return n;
   }
   async datasync(): Promise<void> {
     const r = this.fs.match('datasync', this.path);
@@ -149,7 +157,10 @@ class FaultHandle implements LogFileHandle {
   size(): Promise<number> {
     return this.inner.size();
   }
-  close(): Promise<void> {
-    return this.inner.close();
+  async close(): Promise<void> {
+    await this.inner.close();
+    const left = (this.fs.openHandles.get(this.path) ?? 1) - 1;
+    if (left > 0) this.fs.openHandles.set(this.path, left);
+    else this.fs.openHandles.delete(this.path);
   }
 }

@@ -1,0 +1,303 @@
+/**
+ * Replicates one (local topic, partition): reads from its durable position,
+ * produces in order, advances the position only after the cluster
+ * acknowledged. One batch is in flight at a time, so order holds; the next
+ * batch is read from the log while the current one is being produced, so
+ * memory is bounded by two batches (`batchRecords`, `batchBytes`).
+ *
+ * A batch that failed is sent again unchanged (same records, same grouping),
+ * so the idempotent producer's sequence numbers let the broker drop a copy
+ * it already stored. MESSAGE_TOO_LARGE halves the batch until one record is
+ * left; that record goes to the local dead-letter topic with the reason.
+ */
+import { isLogError } from '../../log-store/index.ts';
+import type { LogRecord } from '../../log-store/index.ts';
+import { AgentError } from '../errors.ts';
+import type { OutboundRecord } from '../kafka-client.ts';
+import type { KafkaSession } from './kafka-session.ts';
+import { backoffMs } from './options.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { PositionCommitter } from './position-committer.ts';
+import type { PartitionState, PartitionStatus, StatusError, TopicStatus } from './status.ts';
+
+/** Headers added to every replicated record. Dedup rule for central consumers: drop a record whose (gateway, topic, partition, offset) ≤ the highest seen for that (gateway, topic, partition). */
+export const MILLSTREAM_HEADERS = Object.freeze({
+  gateway: 'millstream.gateway',
+  topic: 'millstream.topic',
+  partition: 'millstream.partition',
+  offset: 'millstream.offset',
+});
+
+/** Headers added to dead-lettered records and gap markers. */
+export const DEAD_LETTER_HEADERS = Object.freeze({
+  code: 'millstream.dead-letter.code',
+  reason: 'millstream.dead-letter.reason',
+  centralTopic: 'millstream.dead-letter.central-topic',
+});
+
+/** At most this many gaps are listed per partition (all are counted in lostRecords). */
+const MAX_GAPS_LISTED = 20;
+
+/** What a worker shares with its topic. */
+export interface TopicRuntime {
+  readonly topic: string;
+  readonly centralTopic: string;
+  readonly localPartitions: number;
+  readonly status: TopicStatus;
+  readonly abort: AbortController;
+  centralPartitions: number | undefined;
+  /** Stops the topic after a non-retriable error; the other topics go on. */
+  stop(error: AgentError): void;
+}
+
+export interface WorkerHooks {
+  /** Counts acknowledgements: a failure of an attempt started before the latest one is stale. */
+  successes(): number;
+  /** The cluster acknowledged a request. */
+  succeeded(): void;
+  /** A Kafka request failed with a retriable error; `successesAtStart` is `successes()` when the attempt began. */
+  failed(error: AgentError, successesAtStart: number): void;
+}
+
+export function toStatusError(e: AgentError, at: number): StatusError {
+  return {
+    code: e.code,
+    message: e.message,
+    retriable: e.retriable,
+    ...(typeof e.context.kafkaType === 'string' ? { kafkaType: e.context.kafkaType } : {}),
+    at,
+  };
+}
+
+function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): AgentError {
+  if (err instanceof AgentError) return err;
+  return new AgentError(code, (err as Error)?.message ?? String(err), {}, err);
+}
+
+export class PartitionWorker {
+  /** Event time of the oldest record not yet acknowledged, when known. */
+  private oldestUnsent: number | undefined;
+
+  constructor(
+    private readonly opts: Readonly<ResolvedOptions>,
+    private readonly rt: TopicRuntime,
+    readonly status: PartitionStatus,
+    private readonly session: KafkaSession,
+    private readonly committer: PositionCommitter,
+    private readonly hooks: WorkerHooks,
+  ) {}
+
+  get topic(): string {
+    return this.rt.topic;
+  }
+
+  /** Lag in seconds (event time of the oldest unsent record); 0 when caught up. */
+  lagSeconds(now: number): number {
+    if (this.status.lagRecords === 0 || this.oldestUnsent === undefined) return 0;
+    return Math.max(0, (now - this.oldestUnsent) / 1000);
+  }
+
+  private setState(state: PartitionState): void {
+    if (this.status.state === state) return;
+    this.opts.logger.debug({ topic: this.rt.topic, partition: this.status.partition, from: this.status.state, to: state }, 'replicator: partition state');
+    this.status.state = state;
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.opts.timers.clearTimeout(handle);
+        resolve();
+      };
+      const handle = this.opts.timers.setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Resolves when a record exists at the position (the log store's follow waits without polling), or on abort. */
+  private async waitForData(signal: AbortSignal): Promise<void> {
+    const local = new AbortController();
+    const combined = AbortSignal.any([signal, local.signal]);
+    const it = this.opts.log.follow(this.rt.topic, this.status.partition, this.status.position, { signal: combined, maxRecords: 1, maxBytes: 1 });
+    try {
+      await it.next();
+    } catch (err) {
+      if (!isLogError(err, 'LOG_OUT_OF_RANGE') && !signal.aborted) throw err;
+    } finally {
+      local.abort();
+      await it.return?.(undefined).catch(() => undefined);
+    }
+  }
+
+  private headersOf(r: LogRecord): Record<string, string> {
+    return {
+      ...r.headers,
+      [MILLSTREAM_HEADERS.gateway]: this.opts.gatewayId,
+      [MILLSTREAM_HEADERS.topic]: this.rt.topic,
+      [MILLSTREAM_HEADERS.partition]: String(r.partition),
+      [MILLSTREAM_HEADERS.offset]: String(r.offset),
+    };
+  }
+
+  private toOutbound(r: LogRecord): OutboundRecord {
+    return { key: r.key, value: r.value, timestamp: r.timestamp, headers: this.headersOf(r) };
+  }
+
+  private advance(position: number): void {
+    this.status.position = position;
+    this.committer.mark(this.rt.topic, this.status.partition, position);
+  }
+
+  /** Retention deleted [from, earliest): report it everywhere, then continue from `earliest`. */
+  private async reportGap(from: number, earliest: number): Promise<void> {
+    const { topic } = this.rt;
+    const { partition } = this.status;
+    const gap = { fromOffset: from, toOffset: earliest - 1, count: earliest - from, detectedAt: this.opts.clock.now() };
+    this.status.gaps.push(gap);
+    if (this.status.gaps.length > MAX_GAPS_LISTED) this.status.gaps.shift();
+    this.status.lostRecords += gap.count;
+    const error = new AgentError('REPL_RETENTION_GAP', `retention deleted ${gap.count} records (offsets ${gap.fromOffset}–${gap.toOffset}) of ${topic}[${partition}] before they were replicated`, { topic, partition, offset: from });
+    this.status.lastError = toStatusError(error, gap.detectedAt);
+    this.opts.logger.error({ code: error.code, topic, partition, fromOffset: gap.fromOffset, toOffset: gap.toOffset, count: gap.count }, 'replicator: retention deleted records before they were replicated');
+    try {
+      await this.opts.log.append(this.opts.deadLetterTopic, {
+        key: `${topic}-${partition}`,
+        value: JSON.stringify({ reason: 'retention-gap', gatewayId: this.opts.gatewayId, topic, partition, ...gap }),
+        timestamp: gap.detectedAt,
+        headers: { [DEAD_LETTER_HEADERS.code]: error.code, [DEAD_LETTER_HEADERS.reason]: error.message, [DEAD_LETTER_HEADERS.centralTopic]: this.rt.centralTopic },
+      });
+    } catch (err) {
+      this.opts.logger.error({ err, topic, partition }, 'replicator: could not write the retention-gap marker to the dead-letter topic');
+    }
+    this.advance(earliest);
+  }
+
+  private async deadLetter(r: LogRecord, e: AgentError): Promise<void> {
+    await this.opts.log.append(this.opts.deadLetterTopic, {
+      key: r.key,
+      value: r.value,
+      timestamp: r.timestamp,
+      headers: {
+        ...this.headersOf(r),
+        [DEAD_LETTER_HEADERS.code]: e.code,
+        [DEAD_LETTER_HEADERS.reason]: e.message,
+        [DEAD_LETTER_HEADERS.centralTopic]: this.rt.centralTopic,
+      },
+    });
+    this.status.deadLettered++;
+    this.opts.logger.warn({ code: e.code, topic: this.rt.topic, partition: r.partition, offset: r.offset, deadLetterTopic: this.opts.deadLetterTopic }, 'replicator: record refused by the cluster, moved to the dead-letter topic');
+  }
+
+  async run(stopSignal: AbortSignal): Promise<void> {
+    const { log, batchRecords, batchBytes } = this.opts;
+    const { topic } = this.rt;
+    const st = this.status;
+    const signal = AbortSignal.any([stopSignal, this.rt.abort.signal]);
+    let pending: LogRecord[] = [];
+    /** The batch after `pending`, read while `pending` is produced; used only if the position reaches `offset`. */
+    let readAhead: { offset: number; records: Promise<LogRecord[] | undefined> } | undefined;
+    // Values may share the read buffer: copy what outlives this read.
+    const readAt = (offset: number): Promise<LogRecord[]> =>
+      log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => r.records.map((x) => ({ ...x, value: Buffer.from(x.value) })));
+    let sendCount = batchRecords;
+    let attempt = 0;
+    const backoff = async (e: AgentError): Promise<void> => {
+      st.lastError = toStatusError(e, this.opts.clock.now());
+      this.setState('backoff');
+      await this.sleep(backoffMs(attempt++, this.opts.backoffInitialMs, this.opts.backoffMaxMs, this.opts.random), signal);
+    };
+
+    while (!signal.aborted) {
+      if (pending.length === 0) {
+        try {
+          const earliest = log.earliestOffset(topic, st.partition);
+          st.endOffset = log.endOffset(topic, st.partition);
+          if (st.position < earliest) {
+            await this.reportGap(st.position, earliest);
+            continue;
+          }
+          if (st.position >= st.endOffset) {
+            this.oldestUnsent = undefined;
+            st.lagRecords = 0;
+            this.setState('caught-up');
+            await this.waitForData(signal);
+            if (this.opts.lingerMs > 0) await this.sleep(this.opts.lingerMs, signal);
+            continue;
+          }
+          this.setState('sending');
+          const ahead = readAhead?.offset === st.position ? await readAhead.records : undefined;
+          readAhead = undefined;
+          pending = ahead && ahead.length > 0 ? ahead : await readAt(st.position);
+          if (pending.length === 0) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
+          this.oldestUnsent = pending[0].timestamp;
+        } catch (err) {
+          if (isLogError(err, 'LOG_OUT_OF_RANGE')) continue; // retention moved the start: the loop reports the gap
+          await backoff(asAgentError(err, 'REPL_LOCAL_LOG'));
+          continue;
+        }
+      }
+
+      const batch = pending.slice(0, sendCount);
+      const after = batch[batch.length - 1].offset + 1;
+      if (readAhead === undefined && batch.length === pending.length && after < log.endOffset(topic, st.partition)) {
+        // A failed read-ahead is dropped; the normal read path then reports (or backs off on) the error.
+        readAhead = { offset: after, records: readAt(after).catch(() => undefined) };
+      }
+      let producer;
+      const successesAtStart = this.hooks.successes();
+      try {
+        producer = await this.session.get();
+        this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
+        this.rt.status.centralPartitions = this.rt.centralPartitions;
+        await producer.send({
+          topic: this.rt.centralTopic,
+          partition: this.rt.centralPartitions === this.rt.localPartitions ? st.partition : undefined,
+          records: batch.map((r) => this.toOutbound(r)),
+          compression: this.opts.compression,
+        });
+      } catch (err) {
+        const e = asAgentError(err, 'KAFKA_OTHER');
+        if (e.code === 'KAFKA_MESSAGE_TOO_LARGE') {
+          if (batch.length > 1) {
+            sendCount = Math.ceil(batch.length / 2);
+            continue;
+          }
+          try {
+            await this.deadLetter(batch[0], e);
+          } catch (dlqErr) {
+            this.rt.stop(new AgentError('KAFKA_MESSAGE_TOO_LARGE', `${e.message}; writing it to the dead-letter topic failed: ${(dlqErr as Error).message}`, { topic, partition: st.partition, offset: batch[0].offset }, dlqErr));
+            break;
+          }
+          pending.shift();
+          this.advance(batch[0].offset + 1);
+          this.oldestUnsent = pending[0]?.timestamp;
+          st.lastError = toStatusError(e, this.opts.clock.now());
+          sendCount = batchRecords;
+          continue;
+        }
+        if (!e.retriable) {
+          st.lastError = toStatusError(e, this.opts.clock.now());
+          this.rt.stop(e);
+          break;
+        }
+        this.hooks.failed(e, successesAtStart);
+        if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
+        await backoff(e);
+        continue;
+      }
+      this.hooks.succeeded();
+      attempt = 0;
+      sendCount = batchRecords;
+      pending = pending.slice(batch.length);
+      st.sentRecords += batch.length;
+      this.advance(batch[batch.length - 1].offset + 1);
+      this.oldestUnsent = pending[0]?.timestamp;
+      st.endOffset = log.endOffset(topic, st.partition);
+      st.lagRecords = Math.max(0, st.endOffset - st.position);
+      if (st.state === 'backoff') this.setState('sending');
+    }
+    this.setState('stopped');
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Replicator benchmark (issue 5). In one run:
+ *
+ * 1. fill: 1,000,000 widget readings (~170 bytes key+value, plus headers;
+ *    3 partitions, keyed) into a local log store (fsync 'never': set-up);
+ * 2. drain: a child process runs the replicator on that backlog against the
+ *    Kafka peer on loopback (librdkafka's mock cluster, 3 brokers, behind the
+ *    test shim, both hosted by this parent) until its lag is 0: records/s
+ *    and MB/s of key+value payload, and the child's peak RSS (the
+ *    replicator's own, without the peer's memory);
+ * 3. baseline: another child runs a bare kafkajs producer with the same
+ *    settings (idempotent, acks -1, one request in flight, same batch size,
+ *    one sender per partition) sending the same records, with the same
+ *    headers, from memory.
+ *
+ * Both paths pay kafkajs's encoding and the same peer, so the ratio is the
+ * replicator's own overhead (log reads, headers, position commits).
+ * Targets (issue 5): ≥ 200,000 records/s, ≥ 0.8 × baseline, peak RSS ≤ 150 MB.
+ * `BENCH_SCALE` multiplies the record count.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { createReplicator } from '../agent/replicator/index.ts';
+import { kafkaPartition, openLogStore } from '../log-store/index.ts';
+import type { RecordInput } from '../log-store/index.ts';
+import { buildKafkaMockLauncher } from '../test/support/kafka-mock-build.ts';
+import { startKafkaMock } from '../test/support/kafka-mock.ts';
+import type { BenchSuite } from './harness.ts';
+
+const PARTITIONS = 3;
+const BATCH_RECORDS = 5000;
+const POOL_SIZE = 10_000;
+const SENSORS = 200;
+const MB = 1024 * 1024;
+const CHILD_FLAG = '--replicator-bench-child';
+
+function readingPool(): RecordInput[] {
+  const colours = ['RED', 'BLUE', 'GREEN', 'YELLOW'];
+  const t0 = Date.parse('2020-02-14T12:19:27Z');
+  return Array.from({ length: POOL_SIZE }, (_, i) => {
+    const sensor = `aa-${100 + (i % SENSORS)}`;
+    return {
+      key: sensor,
+      value: JSON.stringify({ reading_ts: new Date(t0 + i * 250).toISOString(), sensor_id: sensor, production_line: `w0${1 + (i % 4)}`, widget_type: 'acme94', colour: colours[i % 4], temp_celcius: 15 + ((i * 7) % 20), widget_weight_g: 90 + ((i * 13) % 60) }),
+      timestamp: t0 + i * 250,
+      headers: { source: 'mqtt', device: `dev-${i % 8}` },
+    };
+  });
+}
+
+interface ChildArgs {
+  mode: 'replicator' | 'baseline';
+  bootstrap: string[];
+  dataDir: string;
+  count: number;
+}
+
+/** Runs in the child: drains (or sends from memory) and prints `{"ms":…,"rssMb":…}`. */
+async function child(args: ChildArgs): Promise<void> {
+  let ms: number;
+  if (args.mode === 'replicator') {
+    const log = await openLogStore({ dataDir: args.dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0 });
+    const replicator = createReplicator({
+      gatewayId: 'gw1', log, kafka: { brokers: args.bootstrap, clientId: 'bench' }, topics: [{ topic: 'widgets' }],
+      batchRecords: BATCH_RECORDS, batchBytes: 4 * MB, statusFile: null,
+    });
+    const t0 = performance.now();
+    await replicator.start();
+    while (replicator.status().topics[0].lagRecords > 0) await new Promise((r) => setTimeout(r, 20));
+    ms = performance.now() - t0;
+    await replicator.stop();
+    await log.close();
+  } else {
+    const pool = readingPool();
+    const perPartition: RecordInput[][] = Array.from({ length: PARTITIONS }, () => []);
+    for (const r of pool) perPartition[kafkaPartition(r.key!, PARTITIONS)].push(r);
+    const counts = Array.from({ length: PARTITIONS }, () => 0);
+    for (let i = 0; i < args.count; i++) counts[kafkaPartition(pool[i % POOL_SIZE].key!, PARTITIONS)]++;
+    const client = new Kafka({ brokers: args.bootstrap, clientId: 'bench-baseline', logLevel: logLevel.NOTHING });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    // Timed from before connect, as the replicator's drain is timed from start() (which connects).
+    const t0 = performance.now();
+    await producer.connect();
+    await Promise.all(
+      perPartition.map(async (records, p) => {
+        for (let sent = 0; sent < counts[p]; ) {
+          const n = Math.min(BATCH_RECORDS, counts[p] - sent);
+          const messages = Array.from({ length: n }, (_, k) => {
+            const r = records[(sent + k) % records.length];
+            return {
+              key: r.key, value: r.value as string, timestamp: String(r.timestamp), partition: p,
+              headers: { ...r.headers, 'millstream.gateway': 'gw1', 'millstream.topic': 'widgets', 'millstream.partition': String(p), 'millstream.offset': String(sent + k) },
+            };
+          });
+          await producer.send({ topic: 'baseline.widgets', acks: -1, compression: CompressionTypes.None, messages });
+          sent += n;
+        }
+      }),
+    );
+    ms = performance.now() - t0;
+    await producer.disconnect();
+  }
+  process.stdout.write(`${JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+}
+
+function runChild(args: ChildArgs): Promise<{ ms: number; rssMb: number }> {
+  const file = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    p.on('exit', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !line.startsWith('{')) reject(new Error(`${args.mode} child exited with ${code}: ${out}`));
+      else resolve(JSON.parse(line) as { ms: number; rssMb: number });
+    });
+  });
+}
+
+const suite: BenchSuite = {
+  name: 'replicator',
+  description: 'drain a 1M-record backlog to the Kafka peer vs a bare kafkajs producer',
+  async run(report, ctx) {
+    const built = await buildKafkaMockLauncher();
+    if (!built.ok) throw new Error(built.error);
+    const count = Math.round(1_000_000 * ctx.scale);
+    const pool = readingPool();
+    const kafka = await startKafkaMock({ brokers: 3 });
+    try {
+      await kafka.createTopic('gw1.widgets', PARTITIONS);
+      await kafka.createTopic('baseline.widgets', PARTITIONS);
+      const dataDir = join(ctx.tmpDir, 'data');
+      const log = await openLogStore({ dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0, topicDefaults: { fsync: 'never' } });
+      await log.ensureTopic('widgets', { partitions: PARTITIONS });
+      let bytes = 0;
+      for (let i = 0; i < count; i += 10_000) {
+        const batch = Array.from({ length: Math.min(10_000, count - i) }, (_, k) => pool[(i + k) % POOL_SIZE]);
+        for (const r of batch) bytes += Buffer.byteLength(r.key ?? '') + Buffer.byteLength(r.value);
+        await log.appendBatch('widgets', batch);
+      }
+      await log.close();
+      const payloadMb = bytes / MB;
+      report.note(`backlog: ${count} records, ${payloadMb.toFixed(1)} MB key+value, ${PARTITIONS} partitions; batches of ${BATCH_RECORDS} records, no compression`);
+
+      const drain = await runChild({ mode: 'replicator', bootstrap: kafka.bootstrap, dataDir, count });
+      const base = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count });
+      report.compare('drain backlog (records/s)', count / (drain.ms / 1000), count / (base.ms / 1000), 'records/s', { min: 200_000, minRatio: 0.8 });
+      report.compare('drain backlog (MB/s key+value)', payloadMb / (drain.ms / 1000), payloadMb / (base.ms / 1000), 'MB/s', { minRatio: 0.8 });
+      report.compare('peak RSS of the process (replicator vs bare producer)', drain.rssMb, base.rssMb, 'MB', { max: 150 });
+      if (kafka.shim.errors.length > 0) report.note(`peer shim errors: ${kafka.shim.errors.join('; ')}`);
+    } finally {
+      await kafka.stop();
+    }
+  },
+};
+
+export default suite;
+
+if (process.argv[2] === CHILD_FLAG) await child(JSON.parse(process.argv[3]) as ChildArgs);

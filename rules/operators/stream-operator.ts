@@ -1,0 +1,48 @@
+/**
+ * Filter/project operator of `CREATE STREAM ... AS SELECT ... WHERE ...`.
+ * Stateless: each record that passes WHERE becomes one output record keyed
+ * by `plan.outputKey` (the input key unless PARTITION BY), stamped with its
+ * event time. `SELECT *` passes the payload bytes through unchanged (no re-encoding).
+ */
+import type { SourceRow, StreamPlan } from '../plan.ts';
+import type { Emitter, Operator } from './emitter.ts';
+
+export class StreamOperator implements Operator {
+  streamTime = -Infinity;
+  seq = 0;
+  readonly #plan: StreamPlan;
+  readonly #emitter: Emitter;
+  readonly #passThrough: boolean;
+
+  constructor(plan: StreamPlan, emitter: Emitter) {
+    this.#plan = plan;
+    this.#emitter = emitter;
+    this.#passThrough = plan.outputColumns.length === 0;
+  }
+
+  process(row: SourceRow, raw: Uint8Array): void {
+    if (row.timestamp > this.streamTime) this.streamTime = row.timestamp;
+    this.seq++;
+    const plan = this.#plan;
+    if (!plan.where(row)) return;
+    const value = this.#passThrough ? raw : JSON.stringify(plan.project(row));
+    this.#emitter.emit(plan.outputKey(row), value, row.timestamp, row.partition);
+  }
+
+  closeAll(): boolean {
+    return false;
+  }
+
+  hasOpenWindows(): boolean {
+    return false;
+  }
+
+  takeDelta(): { upserts: Array<[string, string]>; deletes: string[] } {
+    return { upserts: [], deletes: [] };
+  }
+
+  restore(streamTime: number, seq: number): void {
+    this.streamTime = streamTime;
+    this.seq = seq;
+  }
+}

@@ -1,0 +1,641 @@
+/**
+ * Runs one derived rule (`CREATE STREAM|TABLE ... AS SELECT`) over the log:
+ * reads its input topic's partitions from its own positions, runs the
+ * operator over each batch, appends the output to the derived topic (and
+ * late/undecodable records to `<outputTopic>_late`), then checkpoints.
+ *
+ * A batch, in order:
+ *   1. read up to `batchRecords` records per input partition from the positions;
+ *   2. decode and process them, merged across partitions by event time (ties:
+ *      lower partition first; one partition keeps its offset order). The merge
+ *      spans one batch: a partition with nothing to read does not hold the
+ *      others back, so its records that arrive later may be late (as in Kafka
+ *      Streams without max.task.idle.ms);
+ *   3. `appendBatch` the outputs and the late records (durable on resolve);
+ *   4. commit to SQLite in one transaction: operator state, the new input
+ *      positions, the output topics' end offsets, stream time, batch number.
+ *
+ * Exactly-once output. Processing is deterministic: the rows a batch emits
+ * depend only on the checkpointed state and the batch's records. The first
+ * record a batch writes to each output (and late) partition carries headers
+ * `ms.rule` (rule name), `ms.batch` (batch number) and `ms.in` (the input
+ * positions after the batch, `p:offset,...`, or `idle` for an idle close);
+ * the other records carry none, so replicated output stays clean. If the
+ * process dies between 3 and 4, the output topics hold records past the
+ * checkpointed end offsets. On open the runner finds them (first record's
+ * `ms.rule`, and `ms.batch` = last checkpointed batch + 1), re-reads exactly
+ * the input range `ms.in` names, re-processes it to the same rows, and
+ * appends only those past what each output partition already holds.
+ * So after SIGKILL at any moment, the output equals an uninterrupted run's.
+ * A batch that emitted nothing leaves no trace and is simply read again.
+ * Output partitions are chosen here (key → Kafka's partitioner; null key →
+ * the input partition modulo the output partitions), never round-robin, so
+ * re-emitted rows land where the first attempt put them.
+ * Assumption: no other rule writes the same output topics.
+ *
+ * Any error during a batch (append or commit failed) discards the in-memory
+ * state and reopens from the checkpoint after `retryMs`, through the same
+ * recovery, so a half-appended batch is never processed twice.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
+import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
+import { AggregateOperator } from './operators/aggregate-operator.ts';
+import { StreamOperator } from './operators/stream-operator.ts';
+import type { DerivedPlan, Row, SourceRow } from './plan.ts';
+import { type StateStore, type StoredCheckpoint, openStateStore } from './state-store.ts';
+
+export interface RuleRunnerOptions {
+  plan: DerivedPlan;
+  log: LogStoreApi;
+  /** Folder of the checkpoint files (created if missing); this rule's is `<stateDir>/<rule>.sqlite`. */
+  stateDir: string;
+  clock: Clock;
+  timers: Timers;
+  logger: Logger;
+  /** Close every open window after this long without input (wall clock, ms). Default 60000; 0 disables. */
+  idleCloseMs?: number;
+  /** Records read per input partition per batch. Default 5000. */
+  batchRecords?: number;
+  /** Wait before reopening after a failed batch, and between checks for a missing input topic (ms). Default 1000. */
+  retryMs?: number;
+  /** `stop` waits at most this long for the batch in flight (ms); past it the state file is closed anyway and the next start recovers. Default 10000. */
+  stopTimeoutMs?: number;
+}
+
+export interface RuleStatus {
+  name: string;
+  kind: 'stream' | 'table';
+  file: string;
+  inputTopic: string;
+  outputTopic: string;
+  state: 'idle' | 'running' | 'stopped' | 'failed';
+  /** Input partition → next offset to read. */
+  positions: Record<number, number>;
+  /** Records behind the input's end offsets. */
+  lag: number;
+  streamTime: number | null;
+  recordsIn: number;
+  recordsOut: number;
+  recordsLate: number;
+  /** Wall-clock time (ms, from the injected clock) of the last batch that read input; null before the first. */
+  lastInputAt: number | null;
+  lastError: string | null;
+}
+
+export interface RuleRunner {
+  readonly name: string;
+  readonly plan: DerivedPlan;
+  /** Opens state (recovering an interrupted batch) and runs until `stop`. Idempotent. */
+  start(): Promise<void>;
+  /** Finishes the batch in flight, then closes the state file. Idempotent. */
+  stop(): Promise<void>;
+  /** Opens if needed and processes batches until every input partition is at its end offset. Not with `start`. */
+  drain(): Promise<void>;
+  /** Closes every open window now (what the idle timer does), emitting EMIT FINAL rows. Not with `start`. */
+  closeAllWindows(): Promise<void>;
+  status(): RuleStatus;
+}
+
+const HEADER_RULE = 'ms.rule';
+const HEADER_BATCH = 'ms.batch';
+const HEADER_IN = 'ms.in';
+
+interface Pending {
+  out: RecordInput[];
+  late: RecordInput[];
+}
+
+/**
+ * One input partition's records of a batch. Records are decoded one at a
+ * time, just before they are processed (the head), so decoded values die
+ * young instead of a whole batch of them being kept alive.
+ */
+interface Lane {
+  partition: number;
+  records: LogRecord[];
+  /** Index of the head record in `records`. */
+  i: number;
+  // the decoded head:
+  value: Row;
+  /** Event time, or -Infinity when the record is bad (bad records are processed first when at the head). */
+  time: number;
+  /** null: decoded fine; else why the record goes to `_late`. */
+  bad: LateReason | null;
+}
+
+function stateSignature(plan: DerivedPlan): string {
+  return plan.kind === 'table' ? plan.stateSignature : `stream:${plan.source.topic}`;
+}
+
+export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
+  const { plan, log, logger, timers } = options;
+  const idleCloseMs = options.idleCloseMs ?? 60_000;
+  const batchRecords = options.batchRecords ?? 5000;
+  const retryMs = options.retryMs ?? 1000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  const name = plan.name;
+  const inputTopic = plan.source.topic;
+  const outputTopic = plan.outputTopic;
+  const lateTopic = `${outputTopic}_late`;
+  const signature = stateSignature(plan);
+  const stateFile = join(options.stateDir, `${name}.sqlite`);
+
+  let store: StateStore | null = null;
+  let operator: Operator | null = null;
+  let positions = new Map<number, number>();
+  let batchNo = 0;
+  let outPartitions = 1;
+  let inPartitions = 1;
+  const pending: Pending = { out: [], late: [] };
+  let headers: Record<string, string> = {};
+  /** key → output partition (murmur2 is not free); bounded, cleared when full. */
+  const partitionCache = new Map<string, number>();
+  /** Recovery only: output records per `${topic}\0${partition}` already in the log, to skip. */
+  let skip: Map<string, number> | null = null;
+
+  let state: RuleStatus['state'] = 'idle';
+  let lastError: string | null = null;
+  let recordsIn = 0;
+  let recordsOut = 0;
+  let recordsLate = 0;
+  let lastInputAt: number | null = null;
+
+  const emitter: Emitter = {
+    emit(key, value, timestamp, inputPartition) {
+      let partition: number | undefined;
+      if (key === null) partition = inputPartition % outPartitions;
+      else if ((partition = partitionCache.get(key)) === undefined) {
+        partition = log.partitionFor(outputTopic, key);
+        if (partitionCache.size >= 10_000) partitionCache.clear();
+        partitionCache.set(key, partition);
+      }
+      pending.out.push({ key, value, timestamp, partition });
+    },
+    late(reason, message, row, raw, streamTime) {
+      const value = JSON.stringify({
+        reason,
+        message,
+        rule: name,
+        topic: inputTopic,
+        partition: row.partition,
+        offset: row.offset,
+        eventTime: reason === 'WINDOW_CLOSED' ? row.timestamp : null,
+        streamTime: Number.isFinite(streamTime) ? streamTime : null,
+        key: row.key,
+        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : row.value,
+      });
+      pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
+    },
+  };
+
+  function newOperator(): Operator {
+    return plan.kind === 'table' ? new AggregateOperator(plan, emitter) : new StreamOperator(plan, emitter);
+  }
+
+  async function ensureTopics(): Promise<void> {
+    inPartitions = log.describe(inputTopic).partitionsInfo.length;
+    const wanted = plan.partitions ?? inPartitions;
+    if (log.hasTopic(outputTopic)) outPartitions = log.describe(outputTopic).config.partitions;
+    else outPartitions = (await log.createTopic(outputTopic, { partitions: wanted })).config.partitions;
+    if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, { partitions: 1 });
+  }
+
+  function outputEnds(): Array<[string, number, number]> {
+    const ends: Array<[string, number, number]> = [];
+    for (let p = 0; p < outPartitions; p++) ends.push([outputTopic, p, log.endOffset(outputTopic, p)]);
+    ends.push([lateTopic, 0, log.endOffset(lateTopic, 0)]);
+    return ends;
+  }
+
+  /** Opens the store and restores the checkpoint (or starts fresh), then finishes an interrupted batch. */
+  async function open(): Promise<void> {
+    if (store) return;
+    await ensureTopics();
+    await mkdir(options.stateDir, { recursive: true });
+    store = await openStateStore(stateFile);
+    operator = newOperator();
+    let cp = await store.load();
+    if (cp && cp.signature !== signature) {
+      logger.warn({ rule: name, file: plan.origin.file, was: cp.signature, now: signature }, 'rule changed incompatibly (GROUP BY, window or aggregates): starting fresh state');
+      await store.clear();
+      cp = null;
+    }
+    if (!cp) {
+      positions = new Map();
+      for (let p = 0; p < inPartitions; p++) {
+        positions.set(p, plan.offsetReset === 'earliest' ? log.earliestOffset(inputTopic, p) : log.endOffset(inputTopic, p));
+      }
+      batchNo = 0;
+      await store.commit({ signature, streamTime: -Infinity, seq: 0, batch: 0, positions, outputs: outputEnds(), upserts: [], deletes: [] });
+      logger.info({ rule: name, file: plan.origin.file, offsetReset: plan.offsetReset, positions: Object.fromEntries(positions) }, 'rule starts with fresh state');
+      return;
+    }
+    positions = cp.positions;
+    for (let p = 0; p < inPartitions; p++) if (!positions.has(p)) positions.set(p, log.earliestOffset(inputTopic, p));
+    batchNo = cp.batch;
+    operator.restore(cp.streamTime, cp.seq, cp.windows);
+    await recover(cp);
+  }
+
+  /** Finds output of the batch after the checkpoint (written, not checkpointed) and completes that batch without duplicates. */
+  async function recover(cp: StoredCheckpoint): Promise<void> {
+    const wantBatch = String(cp.batch + 1);
+    const found = new Map<string, number>();
+    let inText: string | null = null;
+    for (const [topic, parts] of [[outputTopic, outPartitions], [lateTopic, 1]] as const) {
+      for (let p = 0; p < parts; p++) {
+        const from = cp.outputs.get(topic)?.get(p) ?? log.endOffset(topic, p);
+        const end = log.endOffset(topic, p);
+        if (end <= from) continue;
+        // The batch's first record in each partition carries the headers; everything after it is that batch's.
+        const first = (await log.read(topic, p, from, { maxRecords: 1 })).records[0];
+        if (first && first.headers[HEADER_RULE] === name && first.headers[HEADER_BATCH] === wantBatch) {
+          found.set(`${topic}\0${p}`, end - from);
+          inText = first.headers[HEADER_IN] ?? inText;
+        } else {
+          logger.warn({ rule: name, topic, partition: p, from, end }, 'output topic has records this rule did not write (another writer?): not deduplicating them');
+        }
+      }
+    }
+    if (!found.size || inText === null) return;
+    logger.warn({ rule: name, batch: cp.batch + 1, written: Object.fromEntries(found) }, 'completing a batch interrupted after its output was written');
+    skip = found;
+    try {
+      if (inText === 'idle') await idleBatch();
+      else {
+        const target = new Map<number, number>();
+        for (const part of inText.split(',')) {
+          const [p, o] = part.split(':');
+          target.set(Number(p), Number(o));
+        }
+        await runBatch(target);
+      }
+    } finally {
+      skip = null;
+    }
+  }
+
+  function laneOf(partition: number): Lane {
+    return { partition, records: [], i: 0, value: {}, time: 0, bad: null };
+  }
+  const lanes = new Map<number, Lane>();
+
+  // event-time cache of decodeHead: the last timestamp text seen and what it parsed to
+  let lastTimeText: string | null = null;
+  let lastTime: number | null = null;
+
+  /** Decodes `lane.records[lane.i]` into the lane's head fields. */
+  function decodeHead(lane: Lane): void {
+    const r = lane.records[lane.i]!;
+    let value: unknown;
+    try {
+      value = JSON.parse(r.value.toString('utf8'));
+    } catch {
+      value = undefined;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      lane.value = {};
+      lane.time = -Infinity;
+      lane.bad = 'INVALID_JSON';
+      return;
+    }
+    // Readings arrive in runs with the same timestamp text: parse each distinct text once.
+    const source = plan.source;
+    const field = source.timestampField;
+    let ts: number | null;
+    const tv = field === null ? undefined : (value as Row)[field];
+    if (typeof tv === 'string' && tv === lastTimeText) ts = lastTime;
+    else {
+      ts = source.eventTime(value as Row, r.timestamp);
+      if (typeof tv === 'string') {
+        lastTimeText = tv;
+        lastTime = ts;
+      }
+    }
+    lane.value = value as Row;
+    if (ts === null) {
+      lane.time = -Infinity;
+      lane.bad = 'NO_EVENT_TIME';
+    } else {
+      lane.time = ts;
+      lane.bad = null;
+    }
+  }
+
+  /**
+   * Reads the next batch. `target` (recovery): read exactly up to these
+   * offsets. Returns the new positions, or null when there was nothing to read.
+   */
+  async function readBatch(target: Map<number, number> | null): Promise<Map<number, number> | null> {
+    let any = false;
+    const next = new Map(positions);
+    for (let p = 0; p < inPartitions; p++) {
+      const lane = lanes.get(p) ?? laneOf(p);
+      lanes.set(p, lane);
+      lane.records = [];
+      lane.i = 0;
+      let pos = positions.get(p)!;
+      const limit = target ? (target.get(p) ?? pos) : Infinity;
+      const end = log.endOffset(inputTopic, p);
+      if (pos < log.earliestOffset(inputTopic, p)) {
+        const earliest = log.earliestOffset(inputTopic, p);
+        logger.warn({ rule: name, topic: inputTopic, partition: p, position: pos, earliest }, 'input records were deleted by retention before the rule read them; skipping ahead');
+        pos = earliest;
+        next.set(p, pos);
+      }
+      while (pos < end && pos < limit && (target !== null || lane.records.length === 0)) {
+        const res = await log.read(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
+        if (!res.records.length) break;
+        if (lane.records.length === 0 && res.records[res.records.length - 1]!.offset < limit) lane.records = res.records;
+        else for (const r of res.records) if (r.offset < limit) lane.records.push(r);
+        pos = Math.min(res.nextOffset, limit);
+        if (!target) break;
+      }
+      if (pos !== positions.get(p)) next.set(p, pos);
+      if (lane.records.length) any = true;
+    }
+    if (!any && target === null) return sameAs(next, positions) ? null : next;
+    return next;
+  }
+
+  function sameAs(a: Map<number, number>, b: Map<number, number>): boolean {
+    for (const [k, v] of a) if (b.get(k) !== v) return false;
+    return true;
+  }
+
+  const row: SourceRow = { value: {}, key: null, timestamp: 0, partition: 0, offset: 0 };
+
+  /** Processes the decoded head of `lane`, then advances it. */
+  function processHead(lane: Lane, op: Operator): void {
+    const r = lane.records[lane.i++]!;
+    row.value = lane.value;
+    row.key = r.key;
+    row.timestamp = lane.time;
+    row.partition = lane.partition;
+    row.offset = r.offset;
+    const bad = lane.bad;
+    if (bad !== null) {
+      row.timestamp = r.timestamp;
+      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, r.value, op.streamTime);
+      return;
+    }
+    op.process(row, r.value);
+  }
+
+  /** Processes the batch's records, merged across partitions by event time (ties: lower partition). Returns how many. */
+  function processLanes(op: Operator): number {
+    const active: Lane[] = [];
+    let total = 0;
+    for (let p = 0; p < inPartitions; p++) {
+      const lane = lanes.get(p);
+      if (lane && lane.records.length) {
+        active.push(lane);
+        total += lane.records.length;
+      }
+    }
+    if (active.length === 1) {
+      const lane = active[0]!;
+      const n = lane.records.length;
+      while (lane.i < n) {
+        decodeHead(lane);
+        processHead(lane, op);
+      }
+      lane.records = [];
+      return total;
+    }
+    for (const lane of active) decodeHead(lane);
+    let live = active.length;
+    while (live > 0) {
+      let best: Lane | null = null;
+      for (const lane of active) {
+        if (lane.i >= lane.records.length) continue;
+        if (best === null || lane.time < best.time) best = lane;
+      }
+      processHead(best!, op);
+      if (best!.i < best!.records.length) decodeHead(best!);
+      else live--;
+    }
+    for (const lane of active) lane.records = [];
+    return total;
+  }
+
+  function positionsText(next: Map<number, number>): string {
+    return [...next].map(([p, o]) => `${p}:${o}`).join(',');
+  }
+
+  /** Appends the pending records (minus those already written, during recovery) and commits. */
+  async function finishBatch(next: Map<number, number>): Promise<void> {
+    const op = operator!;
+    const out = filterSkipped(outputTopic, pending.out);
+    const late = filterSkipped(lateTopic, pending.late);
+    pending.out = [];
+    pending.late = [];
+    markFirsts(out);
+    markFirsts(late);
+    if (out.length) await log.appendBatch(outputTopic, out);
+    if (late.length) await log.appendBatch(lateTopic, late);
+    recordsOut += out.length;
+    recordsLate += late.length;
+    const delta = op.takeDelta();
+    const changed: Array<[number, number]> = [];
+    for (const [p, o] of next) if (positions.get(p) !== o) changed.push([p, o]);
+    await store!.commit({
+      signature,
+      streamTime: op.streamTime,
+      seq: op.seq,
+      batch: batchNo + 1,
+      positions: changed,
+      outputs: outputEnds(),
+      upserts: delta.upserts,
+      deletes: delta.deletes,
+    });
+    batchNo++;
+    positions = next;
+  }
+
+  /** Puts the batch headers on the first record of each partition (recovery reads them there). */
+  function markFirsts(records: RecordInput[]): void {
+    const marked = new Set<number>();
+    for (const r of records) {
+      if (marked.has(r.partition!)) continue;
+      marked.add(r.partition!);
+      r.headers = headers;
+    }
+  }
+
+  function filterSkipped(topic: string, records: RecordInput[]): RecordInput[] {
+    if (!skip) return records;
+    const seen = new Map<number, number>();
+    return records.filter((r) => {
+      const p = r.partition!;
+      const n = (seen.get(p) ?? 0) + 1;
+      seen.set(p, n);
+      return n > (skip!.get(`${topic}\0${p}`) ?? 0);
+    });
+  }
+
+  /** One batch; false when there was nothing to read. */
+  async function runBatch(target: Map<number, number> | null): Promise<boolean> {
+    const next = await readBatch(target);
+    if (!next) return false;
+    headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: positionsText(next) };
+    const n = processLanes(operator!);
+    await finishBatch(next);
+    recordsIn += n;
+    if (n) lastInputAt = options.clock.now();
+    return true;
+  }
+
+  async function idleBatch(): Promise<void> {
+    headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: 'idle' };
+    if (!operator!.closeAll() && !skip) return;
+    logger.info({ rule: name, streamTime: operator!.streamTime }, 'closed open windows after idle time without input');
+    await finishBatch(positions);
+  }
+
+  async function closeStore(): Promise<void> {
+    const s = store;
+    store = null;
+    operator = null;
+    pending.out = [];
+    pending.late = [];
+    if (s) await s.close().catch(() => undefined);
+  }
+
+  // ---- the live loop -------------------------------------------------------
+  let running = false;
+  let loopDone: Promise<void> | null = null;
+  let wake: (() => void) | null = null;
+  let idleTimer: unknown = null;
+  let idleDue = false;
+
+  function armIdle(): void {
+    if (idleTimer !== null) timers.clearTimeout(idleTimer);
+    idleTimer = null;
+    if (idleCloseMs <= 0 || !operator?.hasOpenWindows()) return;
+    idleTimer = timers.setTimeout(() => {
+      idleTimer = null;
+      idleDue = true;
+      wake?.();
+    }, idleCloseMs);
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const h = timers.setTimeout(() => {
+        wake = null;
+        resolve();
+      }, ms);
+      wake = () => {
+        timers.clearTimeout(h);
+        wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /** Resolves when some input partition has records past its position, or on wake (stop, idle). */
+  async function waitForData(): Promise<void> {
+    const ac = new AbortController();
+    const iterators = [...positions].map(([p, o]) => log.follow(inputTopic, p, o, { maxRecords: 1, signal: ac.signal }));
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    try {
+      await Promise.race([woken, ...iterators.map((it) => it.next())]);
+    } finally {
+      wake = null;
+      ac.abort();
+      await Promise.all(iterators.map((it) => it.return?.().catch(() => undefined)));
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      try {
+        if (!log.hasTopic(inputTopic)) {
+          state = 'idle';
+          await sleep(retryMs);
+          continue;
+        }
+        await open();
+        state = 'running';
+        if (idleDue) {
+          idleDue = false;
+          await idleBatch();
+          continue;
+        }
+        if (await runBatch(null)) {
+          armIdle();
+          continue;
+        }
+        if (!running) break;
+        await waitForData();
+      } catch (err) {
+        if (!running) break;
+        state = 'failed';
+        lastError = err instanceof Error ? err.message : String(err);
+        logger.error({ rule: name, err, retriable: (err as { retriable?: boolean }).retriable ?? false }, 'rule batch failed; reopening from the checkpoint');
+        await closeStore();
+        await sleep(retryMs);
+      }
+    }
+  }
+
+  return {
+    name,
+    plan,
+    async start() {
+      if (running) return;
+      running = true;
+      loopDone = loop();
+    },
+    async stop() {
+      if (running) {
+        running = false;
+        wake?.();
+        let timer: unknown = null;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = timers.setTimeout(() => resolve(true), stopTimeoutMs);
+        });
+        const late = await Promise.race([loopDone!.then(() => false), timedOut]);
+        timers.clearTimeout(timer);
+        if (late) logger.warn({ rule: name, stopTimeoutMs }, 'rule batch still running at stop timeout: closing its state anyway (the next start recovers)');
+      }
+      if (idleTimer !== null) timers.clearTimeout(idleTimer);
+      idleTimer = null;
+      await closeStore();
+      state = 'stopped';
+    },
+    async drain() {
+      await open();
+      while (await runBatch(null));
+    },
+    async closeAllWindows() {
+      await open();
+      await idleBatch();
+    },
+    status() {
+      let lag = 0;
+      for (const [p, o] of positions) if (log.hasTopic(inputTopic)) lag += Math.max(0, log.endOffset(inputTopic, p) - o);
+      return {
+        name,
+        kind: plan.kind,
+        file: plan.origin.file,
+        inputTopic,
+        outputTopic,
+        state,
+        positions: Object.fromEntries(positions),
+        lag,
+        streamTime: operator && Number.isFinite(operator.streamTime) ? operator.streamTime : null,
+        recordsIn,
+        recordsOut,
+        recordsLate,
+        lastInputAt,
+        lastError,
+      };
+    },
+  };
+}

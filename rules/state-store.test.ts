@@ -1,0 +1,81 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openStateStore } from './state-store.ts';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'millstream-state-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('state store', () => {
+  it('is empty at first, then returns exactly what was committed after a reopen', async () => {
+    const file = join(dir, 'r.sqlite');
+    let store = await openStateStore(file);
+    expect(await store.load()).toBeNull();
+    await store.commit({
+      signature: 'sig-1',
+      streamTime: -Infinity,
+      seq: 0,
+      batch: 0,
+      positions: [[0, 0], [1, 5]],
+      outputs: [['out', 0, 0], ['out_late', 0, 0]],
+      upserts: [],
+      deletes: [],
+    });
+    await store.commit({
+      signature: 'sig-1',
+      streamTime: 1_581_682_767_000,
+      seq: 42,
+      batch: 1,
+      positions: [[0, 20]],
+      outputs: [['out', 0, 3]],
+      upserts: [['w1', '[["aa-101"],[[3]]]'], ['w2', '"text with \\"quotes\\""'], ['k\u0000weird', '[1]']],
+      deletes: [],
+    });
+    await store.commit({
+      signature: 'sig-1',
+      streamTime: 1_581_682_768_000,
+      seq: 43,
+      batch: 2,
+      positions: [],
+      outputs: [],
+      upserts: [['w1', '[["aa-101"],[[4]]]']],
+      deletes: ['w2', 'never-existed'],
+    });
+    await store.close();
+    await store.close(); // idempotent
+    store = await openStateStore(file);
+    const cp = await store.load();
+    expect(cp).toEqual({
+      signature: 'sig-1',
+      streamTime: 1_581_682_768_000,
+      seq: 43,
+      batch: 2,
+      positions: new Map([[0, 20], [1, 5]]),
+      outputs: new Map([['out', new Map([[0, 3]])], ['out_late', new Map([[0, 0]])]]),
+      windows: new Map([['w1', '[["aa-101"],[[4]]]'], ['k\u0000weird', '[1]']]),
+    });
+    await store.clear();
+    expect(await store.load()).toBeNull();
+    await store.close();
+  });
+
+  it('concurrent commits are serialised, each one whole', async () => {
+    const store = await openStateStore(join(dir, 'c.sqlite'));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        store.commit({ signature: 's', streamTime: i, seq: i, batch: i, positions: [[0, i]], outputs: [], upserts: [[`w${i}`, `[${i}]`]], deletes: [] }),
+      ),
+    );
+    const cp = (await store.load())!;
+    expect(cp.batch).toBe(19);
+    expect(cp.positions.get(0)).toBe(19);
+    expect(cp.windows.size).toBe(20);
+    await store.close();
+  });
+});

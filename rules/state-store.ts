@@ -1,0 +1,194 @@
+/**
+ * A rule's durable checkpoint in SQLite (the `sqlite3` package): its
+ * aggregate state, the input offsets that state reflects and the output
+ * topics' end offsets at that moment, all written in ONE transaction, so a
+ * crash leaves either the old checkpoint or the new one, never a mix.
+ *
+ * File: `<stateDir>/<rule>.sqlite` (WAL journal, `synchronous=FULL`: a commit
+ * that resolved survives power loss). Tables:
+ *   meta(k PRIMARY KEY, v)             'signature', 'streamTime', 'seq', 'batch' (JSON values)
+ *   positions(partition PK, offset)    next input offset to read per input partition
+ *   outputs(topic, partition, end_offset)  end offset of each output/late topic partition
+ *   windows(id PK, v)                  one row per open window (or session group): JSON state
+ *
+ * Invariant the runner relies on: `outputs` holds the output end offsets as
+ * they were right after the outputs of the checkpointed batches became
+ * durable, so anything past them in an output topic was written by the one
+ * batch that had not been checkpointed when the process died.
+ */
+import sqlite3 from 'sqlite3';
+import { RulesError } from './errors.ts';
+
+/** What `load` returns: the last committed checkpoint. */
+export interface StoredCheckpoint {
+  /** `TablePlan.stateSignature` (or a stream rule's identity) the state belongs to. */
+  signature: string;
+  /** Largest event time seen (ms); -Infinity before the first record. */
+  streamTime: number;
+  /** Processing sequence number of the next record (LATEST/EARLIEST_BY_OFFSET order). */
+  seq: number;
+  /** Number of batches checkpointed so far. */
+  batch: number;
+  /** Input partition → next offset to read. */
+  positions: Map<number, number>;
+  /** `topic` → partition → end offset at the checkpoint. */
+  outputs: Map<string, Map<number, number>>;
+  /** Window id → JSON state text. */
+  windows: Map<string, string>;
+}
+
+/** One checkpoint's changes; applied atomically. */
+export interface CheckpointDelta {
+  signature: string;
+  streamTime: number;
+  seq: number;
+  batch: number;
+  positions: Iterable<readonly [number, number]>;
+  outputs: Iterable<readonly [string, number, number]>;
+  /** Window id → JSON state text, inserted or replaced. */
+  upserts: Iterable<readonly [string, string]>;
+  /** Window ids to delete (closed windows). */
+  deletes: Iterable<string>;
+}
+
+export interface StateStore {
+  readonly file: string;
+  /** The last committed checkpoint, or null when the file holds none. */
+  load(): Promise<StoredCheckpoint | null>;
+  /** Writes `delta` in one transaction; resolves once it is durable. */
+  commit(delta: CheckpointDelta): Promise<void>;
+  /** Deletes every row (fresh state) in one transaction. */
+  clear(): Promise<void>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+const SCHEMA = [
+  'PRAGMA journal_mode=WAL',
+  'PRAGMA synchronous=FULL',
+  'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)',
+  'CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL)',
+  'CREATE TABLE IF NOT EXISTS outputs (topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition))',
+  'CREATE TABLE IF NOT EXISTS windows (id TEXT PRIMARY KEY, v TEXT NOT NULL)',
+];
+
+function stateError(message: string, file: string, cause: unknown): RulesError {
+  return new RulesError('RULES_STATE', `${message}: ${(cause as Error)?.message ?? String(cause)}`, { file }, cause);
+}
+
+/** Opens (creating if missing) the checkpoint file. */
+export async function openStateStore(file: string): Promise<StateStore> {
+  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const d = new sqlite3.Database(file, (err) => (err ? reject(stateError('cannot open state file', file, err)) : resolve(d)));
+  });
+  const run = (sql: string, params: unknown[] = []) =>
+    new Promise<void>((resolve, reject) => db.run(sql, params, (err) => (err ? reject(stateError('state write failed', file, err)) : resolve())));
+  const all = <T>(sql: string) =>
+    new Promise<T[]>((resolve, reject) => db.all(sql, (err, rows) => (err ? reject(stateError('state read failed', file, err)) : resolve(rows as T[]))));
+  for (const sql of SCHEMA) await run(sql);
+  let closed = false;
+  // One transaction at a time: sqlite3 queues statements, but a BEGIN while another transaction is open fails.
+  let tail: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = tail.then(fn, fn);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+  const transaction = (body: () => Array<[string, unknown[]]>) =>
+    serial(async () => {
+      if (closed) throw new RulesError('RULES_STATE', 'state store is closed', { file });
+      const statements = body();
+      await run('BEGIN IMMEDIATE');
+      try {
+        // Queue everything at once: sqlite3 runs statements in order, one round trip per statement without awaiting each.
+        await Promise.all(statements.map(([sql, params]) => run(sql, params)));
+        await run('COMMIT');
+      } catch (err) {
+        await run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+
+  return {
+    file,
+    async load() {
+      const meta = new Map((await all<{ k: string; v: string }>('SELECT k, v FROM meta')).map((r) => [r.k, JSON.parse(r.v) as unknown]));
+      if (!meta.has('signature')) return null;
+      const positions = new Map((await all<{ partition: number; offset: number }>('SELECT partition, offset FROM positions')).map((r) => [r.partition, r.offset]));
+      const outputs = new Map<string, Map<number, number>>();
+      for (const r of await all<{ topic: string; partition: number; end_offset: number }>('SELECT topic, partition, end_offset FROM outputs')) {
+        let m = outputs.get(r.topic);
+        if (!m) outputs.set(r.topic, (m = new Map()));
+        m.set(r.partition, r.end_offset);
+      }
+      const windows = new Map((await all<{ id: string; v: string }>('SELECT id, v FROM windows')).map((r) => [r.id, r.v]));
+      const streamTime = meta.get('streamTime');
+      return {
+        signature: String(meta.get('signature')),
+        streamTime: typeof streamTime === 'number' ? streamTime : -Infinity,
+        seq: Number(meta.get('seq') ?? 0),
+        batch: Number(meta.get('batch') ?? 0),
+        positions,
+        outputs,
+        windows,
+      };
+    },
+    commit(delta) {
+      return transaction(() => {
+        const metaRows: Record<string, unknown> = {
+          signature: delta.signature,
+          streamTime: Number.isFinite(delta.streamTime) ? delta.streamTime : null,
+          seq: delta.seq,
+          batch: delta.batch,
+        };
+        const upserts: Record<string, string> = {};
+        let nUp = 0;
+        for (const [id, v] of delta.upserts) {
+          upserts[id] = v;
+          nUp++;
+        }
+        const deletes = [...delta.deletes];
+        const positions = [...delta.positions];
+        const outputs = [...delta.outputs];
+        const statements: Array<[string, unknown[]]> = [
+          // Bulk writes pass one JSON argument each: one statement instead of one per row.
+          [
+            "INSERT INTO meta (k, v) SELECT key, json_quote(value) FROM json_each(?) WHERE true ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            [JSON.stringify(metaRows)],
+          ],
+        ];
+        if (positions.length)
+          statements.push([
+            "INSERT INTO positions (partition, offset) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true ON CONFLICT (partition) DO UPDATE SET offset = excluded.offset",
+            [JSON.stringify(positions)],
+          ]);
+        if (outputs.length)
+          statements.push([
+            "INSERT INTO outputs (topic, partition, end_offset) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE true ON CONFLICT (topic, partition) DO UPDATE SET end_offset = excluded.end_offset",
+            [JSON.stringify(outputs)],
+          ]);
+        if (deletes.length) statements.push(['DELETE FROM windows WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(deletes)]]);
+        if (nUp)
+          statements.push([
+            'INSERT INTO windows (id, v) SELECT key, value FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET v = excluded.v',
+            [JSON.stringify(upserts)],
+          ]);
+        return statements;
+      });
+    },
+    clear() {
+      return transaction(() => [
+        ['DELETE FROM meta', []],
+        ['DELETE FROM positions', []],
+        ['DELETE FROM outputs', []],
+        ['DELETE FROM windows', []],
+      ]);
+    },
+    async close() {
+      if (closed) return;
+      await serial(async () => undefined);
+      closed = true;
+      await new Promise<void>((resolve, reject) => db.close((err) => (err ? reject(stateError('cannot close state file', file, err)) : resolve())));
+    },
+  };
+}

@@ -1,0 +1,313 @@
+/**
+ * A protocol-level TCP shim in front of each broker of librdkafka's mock
+ * cluster (test/support/kafka-mock.ts starts both). The mock stores and
+ * serves the records; the shim closes two gaps found in librdkafka 2.0.2's
+ * mock, and nothing else:
+ *
+ * 1. Metadata names controller id 0 while the brokers are numbered from 1,
+ *    and kafkajs's idempotent producer asks the controller for its producer
+ *    id ("Broker 0 not found in the cached metadata"). Metadata responses
+ *    (v0–v8) are rewritten: a controller id that names no listed broker
+ *    becomes the lowest listed id, and brokers are advertised at the shims'
+ *    ports so clients never bypass the shim. Topic metadata is copied verbatim.
+ * 2. The mock checks producer sequence numbers only for transactional
+ *    producers (rd_kafka_mock_validate_records returns early without a
+ *    TransactionalId), so an idempotent producer's retry is stored twice.
+ *    The shim applies Kafka's checks (kafka-sequence-tracker.ts) to every
+ *    Produce request (v3–v8, one record batch v2 per partition, CRC-32C
+ *    checked): a duplicate of one of the last five batches is acknowledged
+ *    with the original offset and not forwarded; a gap or stale repeat is
+ *    answered OUT_OF_ORDER_SEQUENCE_NUMBER; in-sequence batches go to the
+ *    mock, and the state advances only when the mock acknowledged them.
+ *
+ * Everything else is forwarded byte for byte. It fails loudly: a frame it
+ * cannot decode, a version it does not know, a response to an unknown
+ * correlation id, or a Produce request mixing new and duplicate batches ends
+ * the connection and is recorded in `errors` (tests assert it stays empty).
+ *
+ * Faults for tests: `dropNextProduceResponse(n)` lets the mock store a batch
+ * and cuts the connection before the client sees the acknowledgement (the
+ * producer must retry a batch the broker already has); `dropConnections()`
+ * cuts every client connection; `failTopic(topic, code)` answers every
+ * Produce to one topic with a broker error code (the mock's own error
+ * injection is per request type, not per topic); `setMaxMessageBytes(n)`
+ * refuses record batches larger than n bytes with MESSAGE_TOO_LARGE, as a
+ * broker's message.max.bytes does.
+ */
+import { createConnection, createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import {
+  API_KEY,
+  Cursor,
+  FrameReader,
+  decodeProduceRequest,
+  decodeProduceResponse,
+  encodeProduceResponse,
+  rewriteMetadataResponse,
+} from './kafka-shim-codec.ts';
+import type { MetadataBroker, ProducePartitionResult, ProduceRequest } from './kafka-shim-codec.ts';
+import { SequenceTracker } from './kafka-sequence-tracker.ts';
+import type { SequenceVerdict } from './kafka-sequence-tracker.ts';
+
+/** A mock broker's listener, as its bootstrap list names it. */
+export interface ShimTarget {
+  host: string;
+  port: number;
+}
+
+/** How long a connection whose client went away waits for the mock's outstanding responses (so sequence state stays exact). */
+const DRAIN_TIMEOUT_MS = 30_000;
+
+interface Pending {
+  correlationId: number;
+  apiKey: number;
+  apiVersion: number;
+  /** The decoded Produce request, when the shim forwarded one. */
+  produce?: ProduceRequest;
+  /** Resolves the partitions' in-flight marks. */
+  settle?: () => void;
+  /** The frame to send the client once every earlier response went out; null: cut the connection instead. */
+  ready?: Buffer | null;
+}
+
+export class MockShim {
+  readonly errors: string[] = [];
+  readonly sequences = new SequenceTracker();
+  /** Keyed by the fronted broker's `host:port`. */
+  private readonly servers = new Map<string, Server>();
+  private readonly ports = new Map<string, number>();
+  private readonly clients = new Set<Socket>();
+  private readonly upstreams = new Set<Socket>();
+  /** Produce batches forwarded and not yet answered, per topic/partition: later batches wait for them. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private dropProduce = 0;
+  private readonly topicErrors = new Map<string, number>();
+  private maxMessageBytes = Infinity;
+
+  private constructor(private readonly targets: readonly ShimTarget[]) {}
+
+  /** Starts one listener per target broker on 127.0.0.1 (ephemeral ports). */
+  static async start(targets: readonly ShimTarget[]): Promise<MockShim> {
+    const shim = new MockShim(targets);
+    for (const t of targets) await shim.listen(t);
+    return shim;
+  }
+
+  /** The bootstrap list clients use: the shims, never the mock directly. */
+  get bootstrap(): string[] {
+    return this.targets.map((t) => `127.0.0.1:${this.ports.get(`${t.host}:${t.port}`)}`);
+  }
+
+  /** The next `n` Produce responses are swallowed and their connections cut (the mock has stored the batch). */
+  dropNextProduceResponse(n = 1): void {
+    this.dropProduce += n;
+  }
+
+  /** Every Produce to `topic` is answered with `errorCode` (e.g. 29 TOPIC_AUTHORIZATION_FAILED) until cleared with `failTopic(topic, 0)`. */
+  failTopic(topic: string, errorCode: number): void {
+    if (errorCode === 0) this.topicErrors.delete(topic);
+    else this.topicErrors.set(topic, errorCode);
+  }
+
+  /** Record batches larger than this many bytes are refused with MESSAGE_TOO_LARGE (10). Default unlimited. */
+  setMaxMessageBytes(bytes: number): void {
+    this.maxMessageBytes = bytes;
+  }
+
+  /** Cuts every client connection at once (listeners stay; outstanding responses still update sequence state). */
+  dropConnections(): void {
+    for (const s of this.clients) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.clients) s.destroy();
+    for (const s of this.upstreams) s.destroy();
+    await Promise.all([...this.servers.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.servers.clear();
+  }
+
+  private advertise = (broker: MetadataBroker): { host: string; port: number } => {
+    const port = this.ports.get(`${broker.host}:${broker.port}`);
+    if (port === undefined) throw new Error(`Metadata names broker ${broker.nodeId} at ${broker.host}:${broker.port}, which the shim does not front`);
+    return { host: '127.0.0.1', port };
+  };
+
+  private listen(target: ShimTarget): Promise<void> {
+    const server = createServer((client) => this.accept(client, target));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        this.servers.set(`${target.host}:${target.port}`, server);
+        this.ports.set(`${target.host}:${target.port}`, (server.address() as AddressInfo).port);
+        resolve();
+      });
+    });
+  }
+
+  private accept(client: Socket, target: ShimTarget): void {
+    const where = `${target.host}:${target.port}`;
+    client.setNoDelay(true);
+    const upstream = createConnection({ host: target.host, port: target.port });
+    upstream.setNoDelay(true);
+    this.clients.add(client);
+    this.upstreams.add(upstream);
+    const order: Pending[] = [];
+    const requests = new FrameReader();
+    const responses = new FrameReader();
+    let chain: Promise<void> = Promise.resolve();
+    let drainTimer: NodeJS.Timeout | undefined;
+
+    const settleAll = (): void => {
+      for (const p of order.splice(0)) p.settle?.();
+    };
+    const closeUpstream = (): void => {
+      clearTimeout(drainTimer);
+      this.upstreams.delete(upstream);
+      upstream.destroy();
+      settleAll();
+    };
+    const closeClient = (): void => {
+      this.clients.delete(client);
+      client.destroy();
+      // Keep the upstream until the mock answered what it was sent, so the sequence state stays exact.
+      if (order.some((p) => p.produce)) drainTimer ??= setTimeout(closeUpstream, DRAIN_TIMEOUT_MS);
+      else closeUpstream();
+    };
+    const fail = (message: string): void => {
+      this.errors.push(`${where}: ${message}`);
+      closeClient();
+      closeUpstream();
+    };
+    const flush = (): void => {
+      while (order.length > 0 && order[0].ready !== undefined) {
+        const ready = order.shift()!.ready;
+        if (ready === null) closeClient();
+        else if (ready !== undefined && !client.destroyed) client.write(ready);
+      }
+      if (client.destroyed && !order.some((p) => p.produce)) closeUpstream();
+    };
+
+    client.on('error', () => closeClient());
+    client.on('close', () => closeClient());
+    upstream.on('error', () => {
+      closeClient();
+      closeUpstream();
+    });
+    upstream.on('close', () => {
+      closeClient();
+      closeUpstream();
+    });
+
+    const onRequest = async (requestFrame: Buffer): Promise<void> => {
+      const c = new Cursor(requestFrame, 4);
+      const apiKey = c.int16();
+      const apiVersion = c.int16();
+      const correlationId = c.int32();
+      const pending: Pending = { correlationId, apiKey, apiVersion };
+      if (apiKey !== API_KEY.PRODUCE) {
+        order.push(pending);
+        upstream.write(requestFrame);
+        return;
+      }
+      const produce = decodeProduceRequest(requestFrame);
+      if (produce.acks === 0) throw new Error('Produce with acks=0 is not supported by the shim');
+      const keys = produce.topics.flatMap((t) => t.partitions.map((p) => `${t.topic}\u0000${p.partition}`));
+      // Batches of a partition are checked one at a time, in arrival order.
+      await Promise.all(keys.map((k) => this.inFlight.get(k)));
+      // Broker checks in Kafka's order: authorization and size before sequence.
+      const verdicts: SequenceVerdict[] = produce.topics.flatMap((t) =>
+        t.partitions.map((p): SequenceVerdict => {
+          const injected = this.topicErrors.get(t.topic);
+          if (injected !== undefined) return { kind: 'error', errorCode: injected, reason: 'injected' };
+          if (p.batch.batchLength + 12 > this.maxMessageBytes) return { kind: 'error', errorCode: 10, reason: 'batch larger than max message bytes' };
+          return this.sequences.check(t.topic, p.partition, p.batch);
+        }),
+      );
+      const forwards = verdicts.filter((v) => v.kind === 'append' || v.kind === 'pass').length;
+      if (forwards === verdicts.length) {
+        let settle!: () => void;
+        const done = new Promise<void>((r) => {
+          settle = r;
+        });
+        for (const k of keys) this.inFlight.set(k, done);
+        pending.produce = produce;
+        pending.settle = () => {
+          for (const k of keys) if (this.inFlight.get(k) === done) this.inFlight.delete(k);
+          settle();
+        };
+        order.push(pending);
+        if (upstream.destroyed) {
+          pending.settle();
+          return;
+        }
+        upstream.write(requestFrame);
+        return;
+      }
+      if (forwards > 0) throw new Error('Produce request mixes batches to store with batches to refuse or ack as duplicates; the shim does not split requests');
+      let i = 0;
+      const topics = produce.topics.map((t) => ({
+        topic: t.topic,
+        partitions: t.partitions.map((p): ProducePartitionResult => {
+          const v = verdicts[i++];
+          const base = { partition: p.partition, logAppendTime: -1n, logStartOffset: -1n };
+          if (v.kind === 'duplicate') return { ...base, errorCode: 0, baseOffset: v.baseOffset };
+          if (v.kind === 'error') return { ...base, errorCode: v.errorCode, baseOffset: -1n };
+          throw new Error('unreachable');
+        }),
+      }));
+      pending.ready = encodeProduceResponse({ correlationId, topics, throttleTimeMs: 0 }, apiVersion);
+      order.push(pending);
+      flush();
+    };
+
+    const onResponse = (responseFrame: Buffer): void => {
+      const correlationId = new Cursor(responseFrame, 4).int32();
+      const pending = order.find((p) => p.correlationId === correlationId && p.ready === undefined);
+      if (!pending) throw new Error(`response with unknown correlation id ${correlationId}`);
+      if (pending.apiKey === API_KEY.METADATA) {
+        pending.ready = rewriteMetadataResponse(responseFrame, pending.apiVersion, this.advertise);
+      } else if (pending.produce) {
+        const response = decodeProduceResponse(responseFrame, pending.apiVersion);
+        for (const t of response.topics) {
+          const sent = pending.produce.topics.find((x) => x.topic === t.topic);
+          for (const p of t.partitions) {
+            const batch = sent?.partitions.find((x) => x.partition === p.partition)?.batch;
+            if (!batch) throw new Error(`Produce response names ${t.topic}[${p.partition}], which the request did not`);
+            if (p.errorCode === 0) this.sequences.written(t.topic, p.partition, batch, p.baseOffset);
+          }
+        }
+        pending.settle?.();
+        pending.settle = undefined;
+        if (this.dropProduce > 0) {
+          this.dropProduce--;
+          pending.ready = null;
+        } else {
+          pending.ready = responseFrame;
+        }
+      } else {
+        pending.ready = responseFrame;
+      }
+      flush();
+    };
+
+    client.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = requests.push(chunk);
+      } catch (err) {
+        fail(`request framing: ${(err as Error).message}`);
+        return;
+      }
+      for (const f of frames) {
+        chain = chain.then(() => onRequest(f)).catch((err: unknown) => fail(`request: ${(err as Error).message}`));
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      try {
+        for (const f of responses.push(chunk)) onResponse(f);
+      } catch (err) {
+        fail(`response: ${(err as Error).message}`);
+      }
+    });
+  }
+}
