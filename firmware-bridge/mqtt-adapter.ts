@@ -22,7 +22,12 @@
  * sink, `cb` is held: the client stops parsing, the socket stops being read,
  * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
- * caps unacknowledged messages in flight.
+ * caps unacknowledged messages in flight. (With 3.1.1 a hold longer than
+ * 1.5 × keep-alive also holds back the PINGRESP, so MQTT.js drops the
+ * connection and we reconnect; the broker resends what was unacknowledged,
+ * so up to `maxPendingReadings` messages can be stored twice. With MQTT 5
+ * the broker's flow control keeps us under the mark and the parser is never
+ * held.)
  *
  * Batching: messages that arrive in one turn of the event loop are decoded
  * together and handed to the sink as one delivery; deliveries queued while
@@ -181,8 +186,17 @@ export class MqttAdapter extends AdapterBase {
   /** Deliveries handed to the base and not yet settled. */
   private outstanding = 0;
 
+  /**
+   * Messages waiting for the sink at which the client's parser is held. MQTT
+   * 3.1.1: `maxPendingReadings`. MQTT 5: one more, a safety net only, since
+   * the broker sends at most `receiveMaximum` (= maxPendingReadings) unacked
+   * messages and the connection (keep-alive included) never stalls.
+   */
+  private readonly holdMark: number;
+
   constructor(config: MqttAdapterConfig, deps: AdapterDeps) {
     super('mqtt', config, deps);
+    this.holdMark = (config.protocolVersion ?? MQTT_DEFAULTS.protocolVersion) === 5 && this.maxPendingReadings < 65_535 ? this.maxPendingReadings + 1 : this.maxPendingReadings;
     this.subscriptions = validate(config);
     this.routes = new MqttRoutes(this.subscriptions);
     this.mqttConfig = Object.freeze({ ...config });
@@ -279,6 +293,10 @@ export class MqttAdapter extends AdapterBase {
     let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
     try {
       granted = await Promise.race([client.subscribeAsync(map), gone]);
+    } catch (err) {
+      if (err instanceof BridgeError) throw err;
+      // MQTT.js itself rejects a SUBACK holding a failure code.
+      throw new BridgeError('BRIDGE_PROTOCOL', `mqtt ${this.device}: the broker refused subscribing to ${Object.keys(map).join(', ')}: ${(err as Error).message}`, { device: this.device }, err);
     } finally {
       client.off('close', onGone);
       signal.removeEventListener('abort', onGone);
@@ -331,7 +349,7 @@ export class MqttAdapter extends AdapterBase {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic: packet.topic, data: payload });
     this.arrivals.push({ conn, topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId, receivedAt });
-    if (this.pendingCount + this.arrivals.length >= this.maxPendingReadings) {
+    if (this.pendingCount + this.arrivals.length >= this.holdMark) {
       conn.held = cb;
     } else {
       cb(this.deferred);

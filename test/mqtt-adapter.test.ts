@@ -200,7 +200,7 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     const total = 50;
     for (let n = 0; n < total; n++) await pub.publishAsync(`factory/w05/v-${n}/reading`, JSON.stringify(reading(`v-${n}`, n)), { qos: 1 });
     await waitFor(() => seen.frames.length >= 5 && refusing.attempts.length > 2);
-    // Nothing acked: it took no more than maxPendingReadings (its receiveMaximum) messages.
+    // Nothing acked: the broker sent receiveMaximum (= maxPendingReadings) messages and then waited (the adapter's own hold is one further).
     expect(seen.frames.length).toBe(5);
     await first.stop();
 
@@ -295,6 +295,25 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     const stored = new Set(sink.readings.map((r) => r.value.n));
     expect(stored.size).toBe(total);
     expect(a.status()[0]!.state).toBe('connected');
+  });
+
+  // Mosquitto grants every SUBSCRIBE and applies its ACL when delivering, so only aedes refuses one.
+  it.skipIf(!available || kind !== 'aedes')('a subscription the broker refuses keeps the adapter out, with the refusal as its last error', async () => {
+    const guarded = await startBroker(kind, { allowedTopics: ['factory/#'] });
+    try {
+      const a = new MqttAdapter(
+        { device: 'guarded', topic: 'widgets', url: guarded.url, clientId: `guarded-${kind}`, subscriptions: [{ topic: 'factory/+line/+sensor_id/reading' }, { topic: 'secret/#' }], reconnect: fastRetry },
+        { sink: new MemorySink(), gatewayId: 'gw' },
+      );
+      adapters.push(a);
+      await a.start();
+      await waitFor(() => a.status()[0]!.errors >= 1);
+      expect(a.status()[0]!.connected).toBe(false);
+      expect(a.status()[0]!.lastError).toMatch(/^mqtt guarded: the broker refused subscribing to factory\/\+\/\+\/reading, secret\/#: /);
+    } finally {
+      for (const a of adapters.splice(0)) await a.stop();
+      await guarded.close();
+    }
   });
 
   it.skipIf(!available)('start and stop are idempotent', async () => {

@@ -53,6 +53,8 @@ export interface BrokerTls {
 export interface BrokerOptions {
   /** Serve MQTT over TLS. Default: plain TCP. */
   tls?: BrokerTls;
+  /** ACL: the only topics (exact, or a `prefix/#`) clients may subscribe and publish to. Default: all. */
+  allowedTopics?: readonly string[];
   /** user → password; when set, anonymous clients are refused (CONNACK "bad user name or password"). Default: anonymous allowed. */
   users?: Readonly<Record<string, string>>;
   /** Mosquitto `max_inflight_messages` (outgoing QoS 1 messages in flight per client). Default: Mosquitto's own (20). */
@@ -136,9 +138,15 @@ class AedesBroker implements TestBroker {
       : undefined;
     // Imported on first use: benchmarks that run Mosquitto do not pay for aedes in their RSS.
     const { Aedes } = await import('aedes');
+    const allowed = this.options.allowedTopics;
+    const permitted = (topic: string): boolean => !allowed || allowed.some((p) => topic === p || (p.endsWith('/#') && (topic === p.slice(0, -2) || topic.startsWith(p.slice(0, -1)))));
+    const authorizeSubscribe = allowed
+      ? (_client: unknown, sub: { topic: string }, done: (err: Error | null, sub: unknown) => void) => done(null, permitted(sub.topic) ? sub : null)
+      : undefined;
     const broker = await Aedes.createBroker({
       ...(this.persistence === undefined ? {} : { persistence: this.persistence }),
       ...(authenticate ? { authenticate: authenticate as never } : {}),
+      ...(authorizeSubscribe ? { authorizeSubscribe: authorizeSubscribe as never } : {}),
     });
     this.persistence = (broker as unknown as { persistence: unknown }).persistence;
     const onSocket = (socket: Socket): void => {
@@ -222,8 +230,11 @@ class MosquittoBroker implements TestBroker {
     const { tls, users } = this.options;
     const passwordFile = join(this.dir, 'passwords');
     if (users) await writeFile(passwordFile, Object.entries(users).map(([user, password]) => mosquittoPasswordLine(user, password)).join(''));
+    const aclFile = join(this.dir, 'acl');
+    if (this.options.allowedTopics) await writeFile(aclFile, this.options.allowedTopics.map((t) => `topic readwrite ${t}\n`).join(''));
     const lines = [
       `listener ${this.port} 127.0.0.1`,
+      ...(this.options.allowedTopics ? [`acl_file ${aclFile}`] : []),
       `allow_anonymous ${users ? 'false' : 'true'}`,
       ...(users ? [`password_file ${passwordFile}`] : []),
       ...(tls
