@@ -93,6 +93,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
   let http: HttpServer | null = null;
   let captures: CaptureWriter[] = [];
   const adapters = new Map<string, DeviceAdapter>();
+  let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
 
   const status = (): AgentStatus => {
@@ -267,11 +268,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
 
   const replicatorComponent: Component = {
     name: 'replicator',
-    async start(ctx) {
+    async start() {
       if (!current.replication.enabled || !log) return;
       // Loaded only when replication is on: a gateway without it never loads the Kafka client.
       const { createAgentReplicator } = await import('./replication.ts');
-      replicator = createAgentReplicator({ config: current, log, logger, onFatal: (err) => ctx.fail(err) });
+      replicator = await createAgentReplicator({ config: current, log, logger });
       await replicator.start();
     },
     async stop() {
@@ -299,24 +300,29 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
     get url() {
       return http?.url ?? null;
     },
-    async start() {
-      if (config.http.enabled) http = await startHttpServer({ host: config.http.host, port: config.http.port, status, metrics });
-      try {
-        await supervisor.start();
-      } catch (err) {
-        await http?.close();
-        http = null;
-        throw err;
-      }
-      state = 'running';
-      logger.info(
-        { gateway: config.gateway.id, sources: config.sources.length, url: http?.url ?? null, dataDir: config.dataDir },
-        `millstream running${http ? `; status page at ${http.url}` : ''}`,
-      );
+    start() {
+      // Idempotent: a second call waits for the first.
+      starting ??= (async () => {
+        if (config.http.enabled) http = await startHttpServer({ host: config.http.host, port: config.http.port, status, metrics });
+        try {
+          await supervisor.start();
+        } catch (err) {
+          await http?.close();
+          http = null;
+          throw err;
+        }
+        state = 'running';
+        logger.info(
+          { gateway: config.gateway.id, sources: config.sources.length, url: http?.url ?? null, dataDir: config.dataDir },
+          `millstream running${http ? `; status page at ${http.url}` : ''}`,
+        );
+      })();
+      return starting;
     },
     stop() {
       stopping ??= (async () => {
         state = 'stopping';
+        await starting?.catch(() => undefined);
         await supervisor.stop();
         for (const c of captures) await c.close().catch(() => undefined);
         captures = [];

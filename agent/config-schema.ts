@@ -120,13 +120,22 @@ const modbusSource = obj('Modbus devices polled over TCP or RTU (serial).', {
 }, { required: ['devices'] });
 
 const mqttSource = obj('Readings from an MQTT broker.', {
-  url: str('Broker URL: mqtt://host:1883 or mqtts://host:8883.', { pattern: '^(mqtt|mqtts|ws|wss)://' }),
+  url: str('Broker URL: mqtt://host:1883 or mqtts://host:8883.', { pattern: '^mqtts?://' }),
+  protocolVersion: {
+    enum: [4, 5],
+    description: 'MQTT 3.1.1 (4) or 5. With 5 the broker limits unacknowledged messages by receiveMaximum (= maxInFlight) instead of its own inflight setting, which suits acks that wait for the log.',
+    default: 4,
+  },
+  sessionExpiryS: int('MQTT 5: how long the broker keeps the session after a disconnect, in s. Default: never expires (persistent session), 0 with cleanSession.', { minimum: 0, maximum: 4294967295 }),
+  connectTimeoutMs: int('Give up a connection attempt without CONNACK after this many ms.', { minimum: 100, default: 10_000 }),
   clientId: str('Client id; keep it stable so the broker keeps the persistent session. Default: millstream-<gateway>-<name>.'),
   username: str('User name.'),
   password: str('Password.'),
   ca: str('TLS: path of a CA bundle (PEM) to trust instead of the system CAs.'),
   cert: str('TLS: path of a client certificate (PEM).'),
   key: str('TLS: path of the client key (PEM).'),
+  servername: str("TLS: host name to verify the broker's certificate against. Default: the URL's host."),
+  rejectUnauthorized: bool('TLS: refuse a broker whose certificate does not verify. Keep true outside a lab.', { default: true }),
   cleanSession: bool('Start a clean session; false keeps QoS 1 messages at the broker while the gateway is away.', { default: false }),
   keepaliveS: int('Keep-alive interval in seconds.', { minimum: 0, default: 30 }),
   subscriptions: arr(
@@ -134,6 +143,7 @@ const mqttSource = obj('Readings from an MQTT broker.', {
     obj('One subscription.', {
       topic: str('Topic filter.'),
       qos: { enum: [0, 1], description: 'QoS: 1 acknowledges only after the log stored the reading.', default: 1 },
+      logTopic: str("Log topic for this subscription's readings. Default: the source's `topic`.", { pattern: TOPIC_NAME_PATTERN }),
     }, { required: ['topic'] }),
     { minItems: 1 },
   ),

@@ -49,7 +49,7 @@ const BAD: Array<[string, string, string[]]> = [
     'gw.yaml:3:5: sources[0].modbus.host: required key is missing (transport tcp)',
   ]],
   ['bad mqtt url', 'sources:\n  - name: m\n    mqtt: {url: "http://h", subscriptions: [{topic: a}]}\n', [
-    'gw.yaml:3:17: sources[0].mqtt.url: must match ^(mqtt|mqtts|ws|wss)://',
+    'gw.yaml:3:17: sources[0].mqtt.url: must match ^mqtts?://',
   ]],
   ['replication on without brokers', 'replication:\n  enabled: true\n  topics: [{topic: widgets}]\n', [
     'gw.yaml:1:1: replication.brokers: required key is missing (replication enabled)',

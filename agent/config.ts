@@ -10,19 +10,15 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import type { TopicConfig } from '../log-store/index.ts';
 import { configSchema } from './config-schema.ts';
 import { AgentError } from './errors.ts';
 
 export type RegisterType = 'bool' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'string';
 
-export interface TopicSettings {
-  partitions: number;
-  retentionMs: number;
-  retentionBytes: number;
-  segmentBytes: number;
-  segmentMs: number;
-  flushIntervalMs: number;
-  flushBytes: number;
+/** A topic's log settings (as the log store names them) and its schema file. */
+export interface TopicSettings
+  extends Pick<TopicConfig, 'partitions' | 'retentionMs' | 'retentionBytes' | 'segmentBytes' | 'segmentMs' | 'flushIntervalMs' | 'flushBytes'> {
   /** Absolute path of the topic's JSON Schema file, if any. */
   schema?: string;
 }
@@ -79,6 +75,11 @@ export interface ModbusSourceSettings extends Partial<SerialPortSettings> {
 
 export interface MqttSourceSettings {
   url: string;
+  protocolVersion: 4 | 5;
+  sessionExpiryS?: number;
+  connectTimeoutMs: number;
+  servername?: string;
+  rejectUnauthorized: boolean;
   clientId?: string;
   username?: string;
   password?: string;
@@ -87,7 +88,7 @@ export interface MqttSourceSettings {
   key?: string;
   cleanSession: boolean;
   keepaliveS: number;
-  subscriptions: Array<{ topic: string; qos: 0 | 1 }>;
+  subscriptions: Array<{ topic: string; qos: 0 | 1; logTopic?: string }>;
   maxInFlight: number;
 }
 

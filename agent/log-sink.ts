@@ -7,6 +7,11 @@
  *
  * Topics are created on first use with the configured settings (or the
  * defaults); the set of known topics is kept per sink instance.
+ *
+ * A batch that spans topics is appended per topic. When one topic's append
+ * fails after another's succeeded, the adapter retries the same batch (the
+ * same array): the sink remembers which topics of that array are already
+ * stored and appends only the rest, so a retry does not duplicate them.
  */
 import type { Reading, ReadingSink } from '../firmware-bridge/index.ts';
 import type { LogStoreApi, RecordInput, TopicConfig } from '../log-store/index.ts';
@@ -31,6 +36,8 @@ export function createLogSink(options: LogSinkOptions): LogSink {
   const ready = new Map<string, Promise<unknown>>();
   const counts: Record<string, number> = {};
   let deadLetters = 0;
+  /** Topics of a batch already stored, for batches that failed part-way (keyed by the batch array itself). */
+  const partlyStored = new WeakMap<readonly Reading[], Set<string>>();
 
   const ensure = (topic: string): Promise<unknown> => {
     let p = ready.get(topic);
@@ -52,13 +59,23 @@ export function createLogSink(options: LogSinkOptions): LogSink {
         if (!list) byTopic.set(r.topic, (list = []));
         list.push({ key: r.key, value: JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers });
       }
-      await Promise.all(
+      const done = partlyStored.get(readings);
+      const results = await Promise.allSettled(
         [...byTopic].map(async ([topic, records]) => {
+          if (done?.has(topic)) return;
           await ensure(topic);
           await log.appendBatch(topic, records);
           counts[topic] = (counts[topic] ?? 0) + records.length;
+          if (byTopic.size > 1) {
+            let set = partlyStored.get(readings);
+            if (!set) partlyStored.set(readings, (set = new Set()));
+            set.add(topic);
+          }
         }),
       );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      partlyStored.delete(readings);
       options.onStored?.(readings);
     },
     async deadLetter(letters) {

@@ -49,6 +49,8 @@ export interface ReplayInputCapture {
   partitions?: number;
   from?: { time: number };
   to?: { time: number };
+  /** Extra decoders by source kind (Modbus register maps from the agent config). */
+  decoders?: import('../firmware-bridge/index.ts').ReplayOptions['decoders'];
 }
 
 export interface ReplayOptions {
@@ -133,7 +135,7 @@ async function readCaptureInput(input: ReplayInputCapture, sandbox: LogStoreApi)
   const out: InputRecord[][] = Array.from({ length: partitions }, () => []);
   let deadLetters = 0;
   await sandbox.ensureTopic(input.topic, { partitions });
-  for await (const o of replayCapture(input.file, { topic: input.topic })) {
+  for await (const o of replayCapture(input.file, { topic: input.topic, ...(input.decoders ? { decoders: input.decoders } : {}) })) {
     if (o.type !== 'reading') {
       if (o.type === 'dead-letter') deadLetters++;
       continue;

@@ -83,10 +83,23 @@ export function adapterConfig(s: SourceSettings, config: AgentConfig): AdapterCo
       clientId: q.clientId ?? `millstream-${config.gateway.id}-${s.name}`,
       ...(q.username !== undefined ? { username: q.username } : {}),
       ...(q.password !== undefined ? { password: q.password } : {}),
-      ...(ca || cert || key ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } } : {}),
+      ...(ca || cert || key || q.servername !== undefined || !q.rejectUnauthorized
+        ? {
+            tls: {
+              ...(ca ? { ca } : {}),
+              ...(cert ? { cert } : {}),
+              ...(key ? { key } : {}),
+              ...(q.servername !== undefined ? { servername: q.servername } : {}),
+              rejectUnauthorized: q.rejectUnauthorized,
+            },
+          }
+        : {}),
       cleanSession: q.cleanSession,
+      protocolVersion: q.protocolVersion,
+      ...(q.sessionExpiryS !== undefined ? { sessionExpirySec: q.sessionExpiryS } : {}),
+      connectTimeoutMs: q.connectTimeoutMs,
       keepaliveSec: q.keepaliveS,
-      subscriptions: q.subscriptions.map((sub) => ({ topic: sub.topic, qos: sub.qos })),
+      subscriptions: q.subscriptions.map((sub) => ({ topic: sub.topic, qos: sub.qos, ...(sub.logTopic ? { logTopic: sub.logTopic } : {}) })),
       maxPendingReadings: q.maxInFlight,
     };
   }

@@ -4,21 +4,16 @@
  * agent assembles it on demand from its components; nothing here keeps state
  * except `RateTracker` and `RecentValues`, owned by the agent instance.
  */
+import type { DeviceStatus } from '../firmware-bridge/index.ts';
 
-export interface SourceStatus {
+/** A device's status as the bridge reports it, plus the config source it belongs to. */
+export interface SourceStatus extends Omit<DeviceStatus, 'kind' | 'state'> {
   /** Source name from the config (one source may have several devices, e.g. Modbus slaves). */
   source: string;
-  device: string;
+  /** The bridge's kind, or `modbus-tcp`/`modbus-rtu` for a source not started yet. */
   kind: string;
+  /** The bridge's state, or `stopped`/`failed` for a source the supervisor holds. */
   state: string;
-  connected: boolean;
-  lastReadingAt: number | null;
-  readings: number;
-  decodeErrors: number;
-  deadLetters: number;
-  errors: number;
-  lastError: string | null;
-  clockSkewMs: number | null;
 }
 
 export interface TopicStatus {

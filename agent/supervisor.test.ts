@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Supervisor, type Component, type ComponentContext } from './supervisor.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 function fake(name: string, events: string[], opts: { failStarts?: number; critical?: boolean; hangStop?: boolean } = {}) {
   let starts = 0;
@@ -70,6 +70,30 @@ describe('Supervisor', () => {
     expect(sup.status()[1]).toMatchObject({ state: 'running', restarts: 4 });
     expect(events.filter((e) => e.startsWith('stop log') || e.startsWith('start log'))).toEqual(['start log']);
     await sup.stop();
+  });
+
+  it('logs one line per state change: a repeated failure is not a new warning', async () => {
+    vi.useFakeTimers();
+    const events: string[] = [];
+    const lines: string[] = [];
+    const logger = { debug: () => lines.push('debug'), info: (_o: object, m?: string) => lines.push(`info ${m}`), warn: (_o: object, m?: string) => lines.push(`warn ${m?.split(';')[0]}`), error: () => lines.push('error') };
+    const sup = new Supervisor([fake('mqtt', events, { failStarts: 4 })], { logger, random: () => 0 });
+    await sup.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sup.status()[0]!.state).toBe('running');
+    // Each failure has its own message here (start failure 1, 2, ...), so each is a warning; the same message repeated is debug.
+    expect(lines.filter((l) => l.startsWith('warn'))).toHaveLength(4);
+    expect(lines.at(-1)).toBe('info mqtt running again after 4 restart(s)');
+    await sup.stop();
+
+    const lines2: string[] = [];
+    const same: Component = { name: 'kafka', async start() { throw new Error('ECONNREFUSED'); }, async stop() {} };
+    const sup2 = new Supervisor([same], { logger: { debug: () => lines2.push('debug'), info: () => lines2.push('info'), warn: () => lines2.push('warn'), error: () => lines2.push('error') }, random: () => 0 });
+    await sup2.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(lines2.filter((l) => l === 'warn')).toHaveLength(1);
+    expect(lines2.filter((l) => l === 'debug').length).toBeGreaterThanOrEqual(3);
+    await sup2.stop();
   });
 
   it('fails the start when a critical component cannot start, stopping what started', async () => {

@@ -25,7 +25,7 @@ export interface Component {
 }
 
 export interface SupervisorOptions {
-  logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+  logger: { debug(o: object, m?: string): void; info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
   /** Per component start budget in ms. Default 30000. */
   startTimeoutMs?: number;
   /** Per component stop budget in ms. Default 10000. */
@@ -49,6 +49,8 @@ interface Slot {
   timer?: unknown;
   /** Bumped on each (re)start so a stale fail() from an old run is ignored. */
   generation: number;
+  /** The error last logged at warn level, so a repeat of it is logged at debug only. */
+  loggedError: string | null;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, st: (fn: () => void, ms: number) => unknown, ct: (h: unknown) => void): Promise<T> {
@@ -74,7 +76,7 @@ export class Supervisor {
   private stopping: Promise<void> | undefined;
 
   constructor(components: readonly Component[], options: SupervisorOptions) {
-    this.slots = components.map((component) => ({ component, state: 'stopped', restarts: 0, failures: 0, lastError: null, generation: 0 }));
+    this.slots = components.map((component) => ({ component, state: 'stopped', restarts: 0, failures: 0, lastError: null, generation: 0, loggedError: null }));
     this.o = {
       logger: options.logger,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
@@ -110,8 +112,13 @@ export class Supervisor {
       await withTimeout(slot.component.start(ctx), this.o.startTimeoutMs, `${slot.component.name} start`, this.o.setTimeout, this.o.clearTimeout);
       if (gen !== slot.generation || !this.running) return true;
       slot.state = 'running';
+      const recovered = slot.failures > 0;
       slot.failures = 0;
-      this.o.logger.info({ component: slot.component.name, restarts: slot.restarts }, `${slot.component.name} running`);
+      slot.loggedError = null;
+      this.o.logger.info(
+        { component: slot.component.name, restarts: slot.restarts },
+        recovered ? `${slot.component.name} running again after ${slot.restarts} restart(s)` : `${slot.component.name} running`,
+      );
       return true;
     } catch (err) {
       this.onFailure(slot, gen, err as Error);
@@ -131,7 +138,10 @@ export class Supervisor {
     const base = Math.min(this.o.maxBackoffMs, this.o.initialBackoffMs * 2 ** (slot.failures - 1));
     const delayMs = Math.round(base / 2 + this.o.random() * (base / 2));
     slot.state = 'backoff';
-    this.o.logger.warn({ component: slot.component.name, err, delayMs, failures: slot.failures }, `${slot.component.name} failed; restarting in ${delayMs} ms`);
+    // One line per state change: the first failure (or a different error) is a warning; the same error again is debug.
+    const level = slot.loggedError === err.message ? 'debug' : 'warn';
+    slot.loggedError = err.message;
+    this.o.logger[level]({ component: slot.component.name, err, delayMs, failures: slot.failures }, `${slot.component.name} failed; restarting in ${delayMs} ms (retries with back-off until it works)`);
     // Stop what is left of it (bounded), then restart after the back-off.
     void withTimeout(slot.component.stop(), this.o.stopTimeoutMs, `${slot.component.name} stop`, this.o.setTimeout, this.o.clearTimeout)
       .catch(() => undefined)

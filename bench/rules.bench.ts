@@ -131,22 +131,27 @@ const suite: BenchSuite = {
       const avgBytes = await fill(log, 'widgets', count, 1000, 1000);
       report.note(`${count.toLocaleString('en-US')} readings of ${avgBytes.toFixed(0)} bytes, 1,000 sensors, one partition; batches of ${BATCH.toLocaleString('en-US')}`);
       await baseline(log, 'widgets', count); // warm-up
-      const base1 = await baseline(log, 'widgets', count);
-
-      const filter = await runRule(log, `${SOURCE} CREATE STREAM widgets_red AS SELECT * FROM widgets WHERE colour = 'RED';`, join(ctx.tmpDir, 'state-f'), 'widgets');
-      report.compare("filter WHERE colour = 'RED'", count / filter.seconds, base1, 'rec/s', { min: 2_000_000 });
-      report.note(`filter wrote ${filter.out.toLocaleString('en-US')} rows`);
-
-      const base2 = await baseline(log, 'widgets', count);
-      const agg = await runRule(
-        log,
-        `${SOURCE} CREATE TABLE hot_sensors AS SELECT sensor_id, AVG(temp_celcius) AS temp FROM widgets
-           WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id HAVING temp > 20 EMIT FINAL;`,
-        join(ctx.tmpDir, 'state-a'),
-        'widgets',
-      );
-      report.compare('tumbling AVG GROUP BY sensor_id HAVING (1,000 sensors)', count / agg.seconds, base2, 'rec/s', { min: 1_000_000 });
-      report.note(`aggregate wrote ${agg.out.toLocaleString('en-US')} rows`);
+      // Shared machines are noisy: each figure is the best of two runs, each baseline the best of two beside it.
+      const FILTER = (n: number) => `${SOURCE} CREATE STREAM widgets_red_${n} AS SELECT * FROM widgets WHERE colour = 'RED';`;
+      const AGG = (n: number) => `${SOURCE} CREATE TABLE hot_sensors_${n} AS SELECT sensor_id, AVG(temp_celcius) AS temp FROM widgets
+           WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id HAVING temp > 20 EMIT FINAL;`;
+      const phases: Array<[string, (n: number) => string, number]> = [
+        ["filter WHERE colour = 'RED'", FILTER, 2_000_000],
+        ['tumbling AVG GROUP BY sensor_id HAVING (1,000 sensors)', AGG, 1_000_000],
+      ];
+      for (const [i, [label, sql, target]] of phases.entries()) {
+        let base = 0;
+        let best = 0;
+        let out = 0;
+        for (let n = 1; n <= 2; n++) {
+          base = Math.max(base, await baseline(log, 'widgets', count));
+          const r = await runRule(log, sql(n), join(ctx.tmpDir, `state-${i}-${n}`), 'widgets');
+          best = Math.max(best, count / r.seconds);
+          out = r.out;
+        }
+        report.compare(label, best, base, 'rec/s', { min: target });
+        report.note(`${label}: ${out.toLocaleString('en-US')} output rows per run`);
+      }
     } finally {
       await log.close();
     }

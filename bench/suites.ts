@@ -6,6 +6,7 @@ export async function loadSuites(): Promise<BenchSuite[]> {
     import('./log-store.bench.ts'),
     import('./rules.bench.ts'),
     import('./bridge.bench.ts'),
+    import('./mqtt.bench.ts'),
     import('./replicator.bench.ts'),
   ];
   return (await Promise.all(modules)).map((m) => m.default);

@@ -224,6 +224,21 @@ describe('AdapterBase', () => {
     expect(sink.readings).toHaveLength(0);
   });
 
+  it('stop is bounded even when a sink write never settles', async () => {
+    const a = make({ stopTimeoutMs: 1000 });
+    await a.start();
+    sink.write = () => new Promise<void>(() => {});
+    dev.emit('value', { sensor_id: 'stuck' });
+    dev.emit('value', { sensor_id: 'queued-behind' });
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = a.stop();
+    // Two bounded phases: draining, then the in-flight write after the abort.
+    await vi.advanceTimersByTimeAsync(2000);
+    await stopped;
+    expect(a.status()[0].state).toBe('stopped');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('stop waits for queued readings the sink is still storing', async () => {
     const a = make({ sinkRetry: { initialMs: 100, jitter: 0 } });
     await a.start();

@@ -217,7 +217,9 @@ export abstract class AdapterBase implements DeviceAdapter {
     await closed;
     if (this.pumping) await this.withTimeout(this.drained());
     this.abort?.abort();
-    if (this.pumping) await this.pumping;
+    // The abort ends a back-off sleep at once; a sink write that never settles is bounded too.
+    if (this.pumping) await this.withTimeout(this.pumping);
+    if (this.pumping) this.logger.error({ device: this.device }, 'stopped while the sink still holds a write it has not settled');
     this.abandonQueue();
     this.abort = null;
     this.setState('stopped');

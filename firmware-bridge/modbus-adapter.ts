@@ -38,7 +38,7 @@ import { CircuitBreaker, type BreakerState } from './modbus-circuit-breaker.ts';
 import { modbusException } from './modbus-exceptions.ts';
 import { buildExceptionResponse, buildReadRequest, buildReadResponse, framesRaw } from './modbus-frames.ts';
 import type { ReadRequest } from './modbus-request-plan.ts';
-import { decodeSlaveValue, resolveSlave, type ModbusSlaveConfig, type ResolvedSlave } from './modbus-slave.ts';
+import { decodeSlaveValue, resolveSlaves, type ModbusSlaveConfig, type ResolvedSlave } from './modbus-slave.ts';
 import { ReadingBuilder } from './reading-builder.ts';
 import { ReadingPipeline } from './reading-pipeline.ts';
 import type { AdapterEvents, AdapterState, DeviceStatus, SourceKind } from './types.ts';
@@ -60,11 +60,13 @@ export interface ModbusRtuTransport {
   /** Default 9600. */
   baudRate?: number;
   /** Default 8. */
-  dataBits?: 7 | 8;
-  /** Default 'none' (Modbus specifies 'even'; most installations use 'none' with 2 stop bits or 1). */
-  parity?: 'none' | 'even' | 'odd';
+  dataBits?: 5 | 6 | 7 | 8;
+  /** Default 'none' (the Modbus specification says 'even'; many installations use 'none'). */
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
   /** Default 1. */
-  stopBits?: 1 | 2;
+  stopBits?: 1 | 1.5 | 2;
+  /** RTS/CTS hardware flow control. Default false. */
+  rtscts?: boolean;
 }
 
 /** The adapter's configuration: the agent YAML's `modbus` source maps onto it. `device` names the line. */
@@ -173,17 +175,7 @@ export class ModbusAdapter extends AdapterBase {
       fail('transport.kind', 'must be "tcp" or "rtu"');
     }
     this.transport = Object.freeze({ ...t });
-    if (!Array.isArray(config.slaves) || config.slaves.length === 0) fail('slaves', 'needs at least one slave');
-    const maxUnitId = t.kind === 'rtu' ? 247 : 255;
-    const resolved = config.slaves.map((s, i) => resolveSlave(s, i, config.topic, maxUnitId, config.keyField ?? 'sensor_id'));
-    const names = new Set<string>();
-    const units = new Set<number>();
-    resolved.forEach((s, i) => {
-      if (names.has(s.name)) fail(`slaves[${i}].name`, `duplicate slave name "${s.name}"`);
-      if (units.has(s.unitId)) fail(`slaves[${i}].unitId`, `unit id ${s.unitId} is used twice on this line`);
-      names.add(s.name);
-      units.add(s.unitId);
-    });
+    const resolved = resolveSlaves(config);
     const random = deps.random ?? Math.random;
     this.slaves = resolved.map((s) => ({
       config: s,
@@ -261,6 +253,7 @@ export class ModbusAdapter extends AdapterBase {
           dataBits: t.dataBits ?? 8,
           parity: t.parity ?? 'none',
           stopBits: t.stopBits ?? 1,
+          rtscts: t.rtscts ?? false,
         });
       }
     } catch (err) {

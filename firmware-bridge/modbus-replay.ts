@@ -17,7 +17,7 @@ import type { CaptureFrame } from './capture.ts';
 import { BridgeError, isBridgeError } from './errors.ts';
 import type { ModbusAdapterConfig } from './modbus-adapter.ts';
 import { framesRaw, parseReadRequest, parseReadResponse } from './modbus-frames.ts';
-import { decodeSlaveValue, resolveSlave, type ResolvedSlave } from './modbus-slave.ts';
+import { decodeSlaveValue, resolveSlaves, type ResolvedSlave } from './modbus-slave.ts';
 import type { SourceKind } from './types.ts';
 
 function hex(data: Uint8Array | undefined): string {
@@ -89,8 +89,7 @@ export function modbusSlaveDecoder(slave: ResolvedSlave): FrameDecoder {
 export function modbusReplayDecoders(configs: readonly ModbusAdapterConfig[]): Partial<Record<SourceKind, (device: string) => FrameDecoder>> {
   const slaves = new Map<string, ResolvedSlave>();
   for (const config of configs) {
-    const maxUnitId = config.transport.kind === 'rtu' ? 247 : 255;
-    config.slaves.forEach((s, i) => slaves.set(s.name, resolveSlave(s, i, config.topic, maxUnitId, config.keyField ?? 'sensor_id')));
+    for (const slave of resolveSlaves(config)) slaves.set(slave.name, slave);
   }
   const make = (device: string): FrameDecoder => {
     const known = slaves.get(device);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isBridgeError } from './errors.ts';
-import { decodeSlaveValue, resolveSlave, type ModbusSlaveConfig } from './modbus-slave.ts';
+import { decodeSlaveValue, resolveSlave, resolveSlaves, type ModbusSlaveConfig } from './modbus-slave.ts';
 
 const base: ModbusSlaveConfig = {
   name: 'oven',
@@ -45,6 +45,21 @@ describe('resolveSlave', () => {
       expect(isBridgeError(caught, 'BRIDGE_CONFIG'), String(message)).toBe(true);
       expect((caught as Error).message).toMatch(message);
     }
+  });
+});
+
+describe('resolveSlaves', () => {
+  const line = { device: 'plc-1', topic: 'widgets', transport: { kind: 'tcp' as const } };
+  it('names unnamed slaves after the line and unit id', () => {
+    const [a, b] = resolveSlaves({ ...line, slaves: [{ ...base, name: undefined }, { ...base, unitId: 8 }] });
+    expect(a!.name).toBe('plc-1/unit-7');
+    expect(b!.name).toBe('oven');
+  });
+  it('refuses duplicate names and unit ids, and unit ids above 247 on RTU', () => {
+    expect(() => resolveSlaves({ ...line, slaves: [base, { ...base, name: 'y', unitId: 8 }, { ...base, name: 'x' }] })).toThrow(/slaves\[2\]\.unitId: unit id 7 is used twice/);
+    expect(() => resolveSlaves({ ...line, slaves: [base, { ...base, unitId: 8 }] })).toThrow(/duplicate slave name "oven"/);
+    expect(() => resolveSlaves({ ...line, transport: { kind: 'rtu' }, slaves: [{ ...base, unitId: 250 }] })).toThrow(/0..247/);
+    expect(resolveSlaves({ ...line, slaves: [{ ...base, unitId: 250 }] })[0]!.unitId).toBe(250);
   });
 });
 

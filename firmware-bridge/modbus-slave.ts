@@ -12,8 +12,8 @@ import { planRequests, type PlanLimits, type ReadRequest } from './modbus-reques
 
 /** A slave's configuration (one entry of the adapter's `slaves`). Each option states its default. */
 export interface ModbusSlaveConfig {
-  /** Slave name: the `device` header, status, dead letters, capture. Required, unique on the line. */
-  name: string;
+  /** Slave name: the `device` header, status, dead letters, capture. Unique on the line. Default `<line device>/unit-<unitId>`. */
+  name?: string;
   /** Unit id (slave address): 1..247 on RTU; 0..255 on TCP. Required. */
   unitId: number;
   /** The reading's key, set as the value's key field (`sensor_id` by default). Required. */
@@ -33,7 +33,12 @@ export interface ModbusSlaveConfig {
   retries?: number;
   /** Constant fields added to every reading's value (e.g. `production_line`, `widget_type`). Default none. */
   fields?: Readonly<Record<string, string | number | boolean>>;
-  /** The register map. Required, at least one entry. */
+  /**
+   * The register map. Required, at least one entry. A register named like the
+   * key field (a device reporting its own id) overrides `sensorId`; one named
+   * like the timestamp field (`reading_ts`), e.g. uint32 epoch seconds with
+   * scale 1000, is the device's event time.
+   */
   registers: readonly RegisterEntry[];
   /** Request coalescing limits. Default: 125 registers / 2000 bits per request, gaps of 8 registers / 64 bits. */
   plan?: PlanLimits;
@@ -69,12 +74,20 @@ function positiveInt(v: unknown, min: number, max: number): boolean {
  * (`slaves[1] (boiler): timeoutMs must be ...`). `maxUnitId` is 247 on RTU
  * (248..255 are reserved there) and 255 on TCP.
  */
-export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTopic: string, maxUnitId: number, keyField = 'sensor_id'): ResolvedSlave {
-  const where = `slaves[${index}] (${config?.name ?? '?'})`;
+export function resolveSlave(
+  config: ModbusSlaveConfig,
+  index: number,
+  defaultTopic: string,
+  maxUnitId: number,
+  keyField = 'sensor_id',
+  line = 'modbus',
+): ResolvedSlave {
+  const name = config?.name ?? `${line}/unit-${config?.unitId}`;
+  const where = `slaves[${index}] (${name})`;
   const fail = (key: string, message: string, cause?: unknown): never => {
-    throw new BridgeError('BRIDGE_CONFIG', `${where}: ${key}: ${message}`, { device: config?.name, key }, cause);
+    throw new BridgeError('BRIDGE_CONFIG', `${where}: ${key}: ${message}`, { device: name, key }, cause);
   };
-  if (typeof config?.name !== 'string' || config.name === '') fail('name', 'must be a non-empty string');
+  if (typeof name !== 'string' || name === '') fail('name', 'must be a non-empty string');
   if (!positiveInt(config.unitId, 0, maxUnitId)) fail('unitId', `must be an integer 0..${maxUnitId}`);
   if (typeof config.sensorId !== 'string' || config.sensorId === '') fail('sensorId', 'must be a non-empty string');
   const pollIntervalMs = config.pollIntervalMs ?? SLAVE_DEFAULTS.pollIntervalMs;
@@ -95,7 +108,7 @@ export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTo
   const fields = Object.freeze({ ...(config.fields ?? {}) });
   for (const r of registers) if (r.field in fields) fail('fields', `"${r.field}" is both a constant field and a register`);
   return Object.freeze({
-    name: config.name,
+    name,
     unitId: config.unitId,
     sensorId: config.sensorId,
     topic: config.topic ?? defaultTopic,
@@ -108,6 +121,38 @@ export function resolveSlave(config: ModbusSlaveConfig, index: number, defaultTo
     breaker: Object.freeze({ ...(config.breaker ?? {}) }),
     keyField,
   });
+}
+
+/** The line-level facts `resolveSlaves` needs (a subset of ModbusAdapterConfig). */
+export interface SlaveLineConfig {
+  device: string;
+  topic: string;
+  keyField?: string;
+  transport: { kind: 'tcp' | 'rtu' };
+  slaves: readonly ModbusSlaveConfig[];
+}
+
+/**
+ * Validates every slave of a line: each as `resolveSlave` (unit ids up to
+ * 247 on RTU, 255 on TCP), plus names and unit ids unique on the line.
+ * Used by the adapter and by capture replay, so both see the same slaves.
+ */
+export function resolveSlaves(line: SlaveLineConfig): ResolvedSlave[] {
+  const fail = (key: string, message: string): never => {
+    throw new BridgeError('BRIDGE_CONFIG', `modbus ${line.device}: ${key}: ${message}`, { device: line.device, key });
+  };
+  if (!Array.isArray(line.slaves) || line.slaves.length === 0) fail('slaves', 'needs at least one slave');
+  const maxUnitId = line.transport.kind === 'rtu' ? 247 : 255;
+  const resolved = line.slaves.map((s, i) => resolveSlave(s, i, line.topic, maxUnitId, line.keyField ?? 'sensor_id', line.device));
+  const names = new Set<string>();
+  const units = new Set<number>();
+  resolved.forEach((s, i) => {
+    if (names.has(s.name)) fail(`slaves[${i}].name`, `duplicate slave name "${s.name}"`);
+    if (units.has(s.unitId)) fail(`slaves[${i}].unitId`, `unit id ${s.unitId} is used twice on this line`);
+    names.add(s.name);
+    units.add(s.unitId);
+  });
+  return resolved;
 }
 
 /**

@@ -16,32 +16,38 @@
  * `client.handleMessage(packet, cb)` and sends the PUBACK inside `cb` unless
  * `cb` gets an error; and it processes the next packet only once `cb` has run.
  * So `handleMessage` here queues the packet and calls `cb(deferred)`: no
- * PUBACK, and the client reads on. The PUBACK is written later through the
- * client's packet writer for the whole stored batch (corked into few socket
- * writes). Backpressure: while `maxPendingReadings` messages wait for the
+ * PUBACK, and the client reads on. The PUBACKs of a stored batch are written
+ * later by us, straight to the client's socket in one write (see
+ * `acknowledge`). Backpressure: while `maxPendingReadings` messages wait for the
  * sink, `cb` is held: the client stops parsing, the socket stops being read,
  * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
- * caps unacknowledged messages in flight.
+ * caps unacknowledged messages in flight. (With 3.1.1 a hold longer than
+ * 1.5 × keep-alive also holds back the PINGRESP, so MQTT.js drops the
+ * connection and we reconnect; the broker resends what was unacknowledged,
+ * so up to `maxPendingReadings` messages can be stored twice. With MQTT 5
+ * the broker's flow control keeps us under the mark and the parser is never
+ * held.)
  *
  * Batching: messages that arrive in one turn of the event loop are decoded
  * together and handed to the sink as one delivery; deliveries queued while
  * the sink is busy are merged by the base into one `write`. The sink is never
  * awaited per message.
  *
- * Payload mapping: the payload must be UTF-8 JSON holding an object. The
- * fields named in the subscription's topic pattern (`factory/+line/+sensor_id/reading`)
- * are added to it and win over payload fields of the same name (the topic
- * is what the broker routed on). Anything else (not UTF-8, not JSON, not an
- * object) is a decode error and goes to the dead-letter topic with the raw
- * payload. A topic matched by several subscriptions uses the first.
+ * Payload mapping (mqtt-payload.ts, shared with capture replay): the payload
+ * must be UTF-8 JSON holding an object. The fields named in the
+ * subscription's topic pattern (`factory/+line/+sensor_id/reading`) are
+ * added to it and win over payload fields of the same name. Anything else
+ * (not UTF-8, not JSON, not an object) is a decode error and goes to the
+ * dead-letter topic with the raw payload. A topic matched by several
+ * subscriptions uses the first.
  */
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
-import { BridgeError, hexPreview } from './errors.ts';
+import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
-import { rawPayload } from './reading-pipeline.ts';
+import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
 /** One subscription. */
@@ -129,12 +135,6 @@ interface Arrival {
   receivedAt: number;
 }
 
-/** The slice of MQTT.js internals we rely on (see the file comment); checked at construction. */
-interface PacketWriter {
-  _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void;
-  stream?: { cork?: () => void; uncork?: () => void; writable?: boolean };
-}
-
 function validate(config: MqttAdapterConfig): Subscription[] {
   const device = config?.device;
   const fail = (key: string, message: string): never => {
@@ -177,19 +177,28 @@ function validate(config: MqttAdapterConfig): Subscription[] {
 export class MqttAdapter extends AdapterBase {
   private readonly mqttConfig: Readonly<MqttAdapterConfig>;
   private readonly subscriptions: readonly Subscription[];
+  private readonly routes: MqttRoutes;
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
-  /** Strict: bytes that are not UTF-8 throw instead of becoming U+FFFD. */
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
   private conn: Connection | null = null;
   private arrivals: Arrival[] = [];
   private flushScheduled = false;
   /** Deliveries handed to the base and not yet settled. */
   private outstanding = 0;
 
+  /**
+   * Messages waiting for the sink at which the client's parser is held. MQTT
+   * 3.1.1: `maxPendingReadings`. MQTT 5: one more, a safety net only, since
+   * the broker sends at most `receiveMaximum` (= maxPendingReadings) unacked
+   * messages and the connection (keep-alive included) never stalls.
+   */
+  private readonly holdMark: number;
+
   constructor(config: MqttAdapterConfig, deps: AdapterDeps) {
     super('mqtt', config, deps);
+    this.holdMark = (config.protocolVersion ?? MQTT_DEFAULTS.protocolVersion) === 5 && this.maxPendingReadings < 65_535 ? this.maxPendingReadings + 1 : this.maxPendingReadings;
     this.subscriptions = validate(config);
+    this.routes = new MqttRoutes(this.subscriptions);
     this.mqttConfig = Object.freeze({ ...config });
   }
 
@@ -274,7 +283,25 @@ export class MqttAdapter extends AdapterBase {
 
     const map: Record<string, { qos: 0 | 1 }> = {};
     for (const s of this.subscriptions) map[s.pattern.filter] = { qos: Math.max(s.qos, map[s.pattern.filter]?.qos ?? 0) as 0 | 1 };
-    const granted = await client.subscribeAsync(map);
+    // The connection may drop (or stop() come) before the SUBACK: do not wait for it then.
+    let onGone: () => void = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      onGone = () => reject(conn.closeError ?? new BridgeError('BRIDGE_DEVICE_UNAVAILABLE', `mqtt ${this.device}: connection closed before SUBACK`, { device: this.device }));
+      client.once('close', onGone);
+      signal.addEventListener('abort', onGone, { once: true });
+    });
+    let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+    try {
+      granted = await Promise.race([client.subscribeAsync(map), gone]);
+    } catch (err) {
+      if (err instanceof BridgeError) throw err;
+      // MQTT.js itself rejects a SUBACK holding a failure code.
+      throw new BridgeError('BRIDGE_PROTOCOL', `mqtt ${this.device}: the broker refused subscribing to ${Object.keys(map).join(', ')}: ${(err as Error).message}`, { device: this.device }, err);
+    } finally {
+      client.off('close', onGone);
+      signal.removeEventListener('abort', onGone);
+      gone.catch(() => {});
+    }
     const refused = granted.filter((g) => g.qos === 0x80 || g.qos > 2);
     if (refused.length > 0) {
       throw new BridgeError(
@@ -322,7 +349,7 @@ export class MqttAdapter extends AdapterBase {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic: packet.topic, data: payload });
     this.arrivals.push({ conn, topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId, receivedAt });
-    if (this.pendingCount + this.arrivals.length >= this.maxPendingReadings) {
+    if (this.pendingCount + this.arrivals.length >= this.holdMark) {
       conn.held = cb;
     } else {
       cb(this.deferred);
@@ -361,52 +388,33 @@ export class MqttAdapter extends AdapterBase {
   }
 
   private decode(a: Arrival): Reading | DeadLetter {
-    let sub: Subscription | undefined;
-    let fields: Record<string, string> | null = null;
-    for (const s of this.subscriptions) {
-      fields = s.pattern.match(a.topic);
-      if (fields) {
-        sub = s;
-        break;
-      }
-    }
-    let raw: string;
-    try {
-      raw = this.utf8.decode(a.payload);
-    } catch {
-      raw = rawPayload(a.payload);
-      const error = new BridgeError('BRIDGE_INVALID_UTF8', `payload on ${a.topic} is not valid UTF-8: ${hexPreview(a.payload)}`, { device: this.device, topic: a.topic });
-      return this.reject(error, raw, a.receivedAt, sub?.logTopic);
-    }
-    if (!sub || !fields) {
-      // A subscription left in the persistent session by an earlier configuration.
-      return this.reject(new BridgeError('BRIDGE_DECODE', `topic ${a.topic} matches no configured subscription`, { device: this.device, topic: a.topic }), raw, a.receivedAt);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      return this.reject(new BridgeError('BRIDGE_DECODE', `payload on ${a.topic} is not JSON: ${(err as Error).message}`, { device: this.device, topic: a.topic }), raw, a.receivedAt, sub.logTopic);
-    }
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && sub.pattern.fields.length > 0) {
-      value = { ...(value as Record<string, unknown>), ...fields };
-    }
-    return this.accept(value, raw, a.receivedAt, sub.logTopic);
+    const out = decodeMqttMessage(this.routes, a.topic, a.payload);
+    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
   }
 
-  /** PUBACKs the stored QoS 1 messages still on the live connection (a dead connection's are redelivered instead). */
+  /**
+   * PUBACKs the stored QoS 1 messages that came on the live connection (a
+   * dead connection's are redelivered instead), as one socket write. Wire
+   * format, the same for 3.1.1 and 5 (5.0 §3.4.2.1 lets a success PUBACK
+   * omit reason code and properties): 0x40, remaining length 2, packet id
+   * big-endian.
+   */
   private acknowledge(batch: readonly Arrival[]): void {
     const conn = this.conn;
     if (!conn || !conn.connected) return;
-    const writer = conn.client as unknown as PacketWriter;
-    const stream = writer.stream;
-    stream?.cork?.();
+    let count = 0;
+    for (const a of batch) if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) count++;
+    if (count === 0) return;
+    const acks = Buffer.allocUnsafe(count * 4);
+    let at = 0;
     for (const a of batch) {
-      if (a.qos === 1 && a.conn === conn && a.messageId !== undefined) {
-        writer._sendPacket({ cmd: 'puback', messageId: a.messageId });
-      }
+      if (a.qos !== 1 || a.conn !== conn || a.messageId === undefined) continue;
+      acks[at] = 0x40;
+      acks[at + 1] = 0x02;
+      acks.writeUInt16BE(a.messageId, at + 2);
+      at += 4;
     }
-    if (stream?.uncork) process.nextTick(() => stream.uncork!());
+    conn.client.stream.write(acks);
   }
 
   /** Lets the client read on once the backlog is below half the mark. */

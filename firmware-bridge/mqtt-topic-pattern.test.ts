@@ -86,7 +86,8 @@ describe('parseTopicPattern: invalid patterns', () => {
     }
     expect(caught).toBeInstanceOf(TopicPatternError);
     expect((caught as TopicPatternError).message).toBe(message);
-    expect((caught as TopicPatternError).code).toBe('BRIDGE_MQTT_TOPIC_PATTERN');
+    expect((caught as TopicPatternError).code).toBe('BRIDGE_CONFIG');
+    expect((caught as TopicPatternError).retriable).toBe(false);
   });
 
   it('rejects a filter longer than MQTT allows', () => {

@@ -18,6 +18,7 @@
  * Invariant: `match(topic)` is non-null exactly when the broker would deliver
  * `topic` for `filter` (golden tests in mqtt-topic-pattern.test.ts).
  */
+import { BridgeError } from './errors.ts';
 
 /** A named level: `+name` (one level) or `#name` (the rest). */
 export interface TopicField {
@@ -40,15 +41,13 @@ export interface TopicPattern {
   match(topic: string): Record<string, string> | null;
 }
 
-/** Why a pattern is not a valid subscription; `position` is the level index at fault (-1: the whole pattern). */
-export class TopicPatternError extends Error {
-  readonly code = 'BRIDGE_MQTT_TOPIC_PATTERN';
-  readonly retriable = false;
+/** A pattern that is not a valid subscription: a BRIDGE_CONFIG error; `level` is the 0-based level at fault (-1: the whole pattern). */
+export class TopicPatternError extends BridgeError {
   readonly pattern: string;
   readonly level: number;
 
   constructor(pattern: string, level: number, reason: string) {
-    super(`invalid MQTT subscription ${JSON.stringify(pattern)}${level >= 0 ? ` at level ${level + 1}` : ''}: ${reason}`);
+    super('BRIDGE_CONFIG', `invalid MQTT subscription ${JSON.stringify(pattern)}${level >= 0 ? ` at level ${level + 1}` : ''}: ${reason}`, { pattern, level });
     this.name = 'TopicPatternError';
     this.pattern = pattern;
     this.level = level;

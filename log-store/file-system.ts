@@ -53,6 +53,8 @@ export interface LogFileSystem {
   /** Free bytes available to this (unprivileged) process on the file system holding `path`. */
   statfs(path: string): Promise<{ freeBytes: number }>;
   rename(from: string, to: string): Promise<void>;
+  /** link(2): a second name `to` for the file at `from`; fails with EEXIST if `to` exists (atomic). */
+  link(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   readFile(path: string): Promise<Buffer>;
   /** fsync of a directory, so that created, renamed and deleted entries are durable. */
@@ -119,6 +121,9 @@ export const nodeFileSystem: LogFileSystem = Object.freeze({
   },
   rename(from: string, to: string): Promise<void> {
     return fsp.rename(from, to);
+  },
+  link(from: string, to: string): Promise<void> {
+    return fsp.link(from, to);
   },
   unlink(path: string): Promise<void> {
     return fsp.unlink(path);

@@ -127,7 +127,7 @@ class LogStore implements LogStoreApi {
   }
 
   private deps(): PartitionDeps {
-    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool, onAppend: () => {} };
+    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool };
   }
 
   private async openTopic(name: string, config: Readonly<TopicConfig>): Promise<TopicState> {
@@ -308,7 +308,9 @@ class LogStore implements LogStoreApi {
         if (r.partition !== undefined && r.partition !== 0) this.pickPartition(t, r.key, r.partition, i);
         continue;
       }
-      const p = this.pickPartition(t, r.key, r.partition, i);
+      const key = r.key;
+      // Fast path for the common case, a keyed record: the cached partition of the key.
+      const p = (r.partition === undefined && typeof key === 'string' ? t.keyCache.get(key) : undefined) ?? this.pickPartition(t, key, r.partition, i);
       routes[i] = p;
       if (i === 0) single = p;
       else if (p !== single) mixed = true;
@@ -375,7 +377,14 @@ class LogStore implements LogStoreApi {
     let next = offset;
     while (!signal?.aborted && !p.isClosed) {
       if (next < p.endOffset) {
-        const r = await p.read(next, maxRecords, maxBytes);
+        let r: ReadResult;
+        try {
+          r = await p.read(next, maxRecords, maxBytes);
+        } catch (err) {
+          // The store closed under a read in flight: the iteration ends, as documented.
+          if (p.isClosed || signal?.aborted) return;
+          throw err;
+        }
         if (r.records.length > 0) {
           next = r.nextOffset;
           yield r.records;

@@ -15,11 +15,12 @@
  * partition refuses every call with LOG_FAILED until the store is reopened,
  * when recovery re-checks the tail.
  */
-import { LogError, fromFsError } from './errors.ts';
+import { LogError, fromFsError, isLogError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
 import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
-import { NO_TIMESTAMP, Segment, parseSegmentFile, type ScanProblem, type SegmentContext } from './segment.ts';
+import type { ScanProblem } from './log-scan.ts';
+import { NO_TIMESTAMP, Segment, parseSegmentFile, type SegmentContext } from './segment.ts';
 import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
 
 /** Settles one appendBatch call across the partitions it touched: one promise per call. */
@@ -66,9 +67,10 @@ export interface PartitionDeps {
   readOnly: boolean;
   /** Encode buffers go back here once written. */
   pool: BufferPool;
-  /** Called after new records became readable. */
-  onAppend: () => void;
 }
+
+/** Closed segments per partition that keep a read handle open. */
+const OPEN_CLOSED_READERS = 4;
 
 export class Partition {
   readonly dir: string;
@@ -96,6 +98,8 @@ export class Partition {
   private idleWaiters: Array<() => void> = [];
   /** Followers waiting for new records: woken after each group commit, and on close. */
   private waiters = new Set<() => void>();
+  /** Closed segments with an open read handle, most recently read first. */
+  private recentReaders: Segment[] = [];
 
   private constructor(
     readonly topic: string,
@@ -167,6 +171,7 @@ export class Partition {
       if (problem) logger.error({ topic, partition, file: segment.logPath, position: problem.position, problem: problem.message }, 'corrupt batch in a closed segment; readers of that range get LOG_CORRUPT');
       if (indexesRebuilt.length) logger.warn({ topic, partition, files: indexesRebuilt }, 'rebuilt missing or damaged indexes');
       report(segment.logPath, 0, indexesRebuilt, problem);
+      segment.releaseReadHandle();
       p.segments.push(segment);
     }
     const { segment, bytesTruncated, indexesRebuilt, problem } = await Segment.recoverActive(ctx, logs[logs.length - 1]!, config.indexIntervalBytes, now);
@@ -232,6 +237,8 @@ export class Partition {
     this.queue.push({ buf: batch.buf, backing: batch.backing, baseOffset, recordCount: batch.recordCount, maxTimestamp: batch.maxTimestamp, completion });
     this.queuedBytes += batch.buf.length;
     this.scheduleFlush();
+    // flushBytes waiting and the disk idle: start writing now, while the caller goes on encoding.
+    if (this.queuedBytes >= this.config.flushBytes && !this.writing) this.pump();
     return baseOffset;
   }
 
@@ -259,8 +266,10 @@ export class Partition {
       }, flushIntervalMs);
     }
     if (!this.pumpQueued) {
+      // process.nextTick runs once the microtask queue is empty: every append that callers make in
+      // reaction to the last acknowledgements (awaiting resolved promises) joins this write.
       this.pumpQueued = true;
-      queueMicrotask(() => {
+      process.nextTick(() => {
         this.pumpQueued = false;
         this.pump();
       });
@@ -376,7 +385,6 @@ export class Partition {
       }),
     );
     this.wakeFollowers();
-    this.deps.onAppend();
   }
 
   private needsRoll(seg: Segment, extraBytes: number, now: number): boolean {
@@ -462,6 +470,16 @@ export class Partition {
   }
 
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    try {
+      return await this.readInner(offset, maxRecords, maxBytes);
+    } catch (err) {
+      // Closed under a read in flight: say so, not whatever the closed file handle said.
+      if (this.closed && !isLogError(err, 'LOG_CLOSED')) this.checkUsable();
+      throw err;
+    }
+  }
+
+  private async readInner(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     this.checkUsable();
     if (!Number.isSafeInteger(offset) || offset < this.earliestOffset || offset > this.endOffset) throw this.outOfRange(offset);
     const records: LogRecord[] = [];
@@ -470,6 +488,7 @@ export class Partition {
     let bytes = 0;
     while (next < this.endOffset && records.length < maxRecords && bytes < maxBytes) {
       const seg = this.segmentFor(next);
+      if (seg !== this.active) this.touchClosedReader(seg);
       const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, records);
       if (r.corrupt) {
         if (records.length === 0) throw r.corrupt;
@@ -493,10 +512,20 @@ export class Partition {
     return { records, nextOffset: records.length > 0 ? records[records.length - 1]!.offset + 1 : offset };
   }
 
+  /** Keeps at most OPEN_CLOSED_READERS closed segments open for reading (least recently read closed first), so replaying a long history does not run out of file descriptors. */
+  private touchClosedReader(seg: Segment): void {
+    const i = this.recentReaders.indexOf(seg);
+    if (i === 0) return;
+    if (i > 0) this.recentReaders.splice(i, 1);
+    this.recentReaders.unshift(seg);
+    while (this.recentReaders.length > OPEN_CLOSED_READERS) this.recentReaders.pop()!.releaseReadHandle();
+  }
+
   async offsetForTimestamp(ts: number): Promise<number> {
     this.checkUsable();
     for (const seg of this.segments) {
       if (seg.maxTimestamp === NO_TIMESTAMP || seg.maxTimestamp < ts) continue;
+      if (seg !== this.active) this.touchClosedReader(seg);
       const found = await seg.offsetForTimestamp(ts, seg.size, this.config.indexIntervalBytes);
       if (found !== null) return found;
     }
@@ -535,6 +564,7 @@ export class Partition {
       else if (retentionBytes >= 0 && total > retentionBytes) reason = 'size';
       if (reason === null) break;
       this.segments.shift();
+      this.recentReaders = this.recentReaders.filter((s) => s !== oldest);
       total -= oldest.size;
       await oldest.delete();
       deleted.push({ file: oldest.logPath, reason, bytes: oldest.size, lastOffset: oldest.nextOffset - 1 });
@@ -548,6 +578,7 @@ export class Partition {
     const segments = [...this.segments];
     for (const seg of segments) {
       const r = await seg.verify(seg === segments[segments.length - 1]);
+      if (seg !== this.active && !this.recentReaders.includes(seg)) seg.releaseReadHandle();
       out.segments++;
       out.batches += r.batches;
       out.records += r.records;

@@ -116,6 +116,9 @@ const utf8Write: (this: Buffer, s: string, offset: number) => number =
         return this.write(s, offset);
       };
 
+/** Strings up to this many UTF-16 units are tried as ASCII in JS first. */
+const SHORT_STRING = 32;
+
 function putVarint(buf: Buffer, pos: number, n: number): number {
   if (n < 0x80) {
     buf[pos] = n;
@@ -131,6 +134,20 @@ function putVarint(buf: Buffer, pos: number, n: number): number {
  */
 function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: number): number {
   const start = pos + reserve;
+  const len = s.length;
+  if (len <= SHORT_STRING && len + bias < 0x80 && reserve === 1) {
+    // Short ASCII (keys, header names): a JS loop beats the call into C++.
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      buf[pos] = len + bias;
+      return start + len;
+    }
+  }
   const n = utf8Write.call(buf, s, start);
   const need = varintSize(n + bias);
   if (need !== reserve) buf.copyWithin(pos + need, start, start + n);
@@ -187,14 +204,17 @@ function invalid(message: string, index: number): never {
 export function encodeBatch(records: readonly RecordInput[], indices: readonly number[] | null, nowMs: number, pool: BufferPool | null = null): EncodedBatch {
   const count = indices === null ? records.length : indices.length;
   if (count === 0) throw new BatchFormatError('empty batch', 0);
-  let estimate = BATCH_HEADER_BYTES;
-  for (let i = 0; i < count; i++) {
+  // Size the buffer from a sample of the records (batches are usually alike); it grows if they are not.
+  const sample = Math.min(count, 8);
+  let sampled = 0;
+  for (let i = 0; i < sample; i++) {
     const r = records[indices === null ? i : indices[i]!]!;
     const v = r?.value;
     const k = r?.key;
-    estimate += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
+    sampled += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
   }
-  const enc = new Encoder(estimate + (estimate >>> 4), pool);
+  const estimate = BATCH_HEADER_BYTES + Math.ceil((sampled / sample) * count);
+  const enc = new Encoder(estimate + (estimate >>> 3), pool);
   let p = BATCH_HEADER_BYTES;
   let firstTs = 0;
   let maxTs = 0;
@@ -358,10 +378,17 @@ export function decodeRecords(
   fromOffset: number,
   out: LogRecord[],
   max: number,
-): void {
+  resume?: RecordCursor,
+): RecordCursor {
   const end = pos + header.totalBytes;
   let p = pos + BATCH_HEADER_BYTES;
-  for (let i = 0; i < header.recordCount && out.length < max; i++) {
+  let i = 0;
+  // A cursor from an earlier call on this batch skips the records before it without walking them again.
+  if (resume !== undefined && resume.offset <= fromOffset && resume.offset > header.baseOffset && resume.offset < header.baseOffset + header.recordCount && resume.position > p && resume.position < end) {
+    i = resume.offset - header.baseOffset;
+    p = resume.position;
+  }
+  for (; i < header.recordCount && out.length < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const len = buf.readUInt32BE(p);
     const recEnd = p + 4 + len;
@@ -395,6 +422,13 @@ export function decodeRecords(
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
   }
+  return { offset: header.baseOffset + i, position: p };
+}
+
+/** Where the next record of a batch starts: `offset` and its byte `position` in the buffer. */
+export interface RecordCursor {
+  offset: number;
+  position: number;
 }
 
 /** The timestamps of a batch's records, in order (used by time lookups without building records). */

@@ -18,6 +18,7 @@ import {
   BATCH_HEADER_BYTES,
   BatchFormatError,
   type BatchHeader,
+  type RecordCursor,
   batchCrcOk,
   decodeRecords,
   readBatchHeader,
@@ -25,12 +26,11 @@ import {
 } from './record-batch.ts';
 import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
 import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.ts';
+import { readFully, scanLog, type ScanProblem } from './log-scan.ts';
 import type { LogRecord } from './types.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
-
-const SCAN_CHUNK_BYTES = 1024 * 1024;
 
 export function segmentName(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
@@ -41,121 +41,6 @@ export function parseSegmentFile(name: string): { baseOffset: number; kind: 'log
   const m = /^(\d{20})\.(log|index|timeindex)$/.exec(name);
   if (!m) return null;
   return { baseOffset: Number(m[1]), kind: m[2] as 'log' | 'index' | 'timeindex' };
-}
-
-/** A problem found while scanning a `.log`: the first byte position that is not a valid batch. */
-export interface ScanProblem {
-  position: number;
-  message: string;
-  /** True when the file simply ends inside a batch (a torn write), false for a checksum or framing failure. */
-  torn: boolean;
-}
-
-export interface ScanResult {
-  validBytes: number;
-  nextOffset: number;
-  maxTimestamp: number;
-  batches: number;
-  records: number;
-  problem: ScanProblem | null;
-}
-
-export interface BatchVisit {
-  position: number;
-  header: BatchHeader;
-  /** The buffer holding the batch, which starts at `at`. */
-  buf: Buffer;
-  at: number;
-}
-
-/**
- * Reads batches from `startPos` to `fileSize`, checking framing, CRC and
- * offset continuity, and stops at the first problem. Never throws for bad
- * data; rejects only on I/O errors.
- */
-export async function scanLog(
-  fh: LogFileHandle,
-  file: string,
-  fileSize: number,
-  startPos: number,
-  startOffset: number,
-  startMaxTs: number,
-  onBatch?: (visit: BatchVisit) => void,
-): Promise<ScanResult> {
-  const result: ScanResult = { validBytes: startPos, nextOffset: startOffset, maxTimestamp: startMaxTs, batches: 0, records: 0, problem: null };
-  let chunk = Buffer.alloc(0);
-  let chunkPos = startPos;
-  let pos = startPos;
-  const load = async (need: number): Promise<void> => {
-    const len = Math.min(Math.max(need, SCAN_CHUNK_BYTES), fileSize - pos);
-    if (chunk.length < len) chunk = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) {
-      const n = await readAt(fh, file, chunk, got, len - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    chunk = chunk.subarray(0, got);
-    chunkPos = pos;
-  };
-  await load(BATCH_HEADER_BYTES);
-  while (pos < fileSize) {
-    const remaining = fileSize - pos;
-    if (remaining < BATCH_HEADER_BYTES) {
-      result.problem = { position: pos, message: `torn batch header: ${remaining} bytes at end of file`, torn: true };
-      break;
-    }
-    if (pos + BATCH_HEADER_BYTES > chunkPos + chunk.length) await load(BATCH_HEADER_BYTES);
-    let header: BatchHeader;
-    try {
-      header = readBatchHeader(chunk, pos - chunkPos);
-    } catch (err) {
-      result.problem = { position: pos, message: (err as Error).message, torn: false };
-      break;
-    }
-    if (header.totalBytes > remaining) {
-      result.problem = { position: pos, message: `torn batch: ${header.totalBytes} bytes announced, ${remaining} present`, torn: true };
-      break;
-    }
-    if (pos + header.totalBytes > chunkPos + chunk.length) await load(header.totalBytes);
-    const at = pos - chunkPos;
-    if (!batchCrcOk(chunk, at, header)) {
-      result.problem = { position: pos, message: `batch CRC mismatch at offset ${result.nextOffset}`, torn: false };
-      break;
-    }
-    if (header.baseOffset !== result.nextOffset) {
-      result.problem = { position: pos, message: `batch base offset ${header.baseOffset}, expected ${result.nextOffset}`, torn: false };
-      break;
-    }
-    onBatch?.({ position: pos, header, buf: chunk, at });
-    result.batches++;
-    result.records += header.recordCount;
-    result.nextOffset += header.recordCount;
-    if (header.maxTimestamp > result.maxTimestamp) result.maxTimestamp = header.maxTimestamp;
-    pos += header.totalBytes;
-    result.validBytes = pos;
-  }
-  return result;
-}
-
-async function readAt(fh: LogFileHandle, file: string, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-  try {
-    return await fh.read(buf, offset, length, position);
-  } catch (err) {
-    throw fromFsError(err, 'read', { file, position });
-  }
-}
-
-/** Reads exactly `length` bytes at `position`, or fewer at end of file. */
-async function readFully(fh: LogFileHandle, file: string, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = await readAt(fh, file, buf, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === length ? buf : buf.subarray(0, got);
 }
 
 export interface SegmentContext {
@@ -205,7 +90,10 @@ export class Segment {
   private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
+  /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
+  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor } | null = null;
   private readers = 0;
+  private closeWhenIdle = false;
   private deleted = false;
 
   constructor(
@@ -582,7 +470,17 @@ export class Segment {
 
   private releaseReader(): void {
     this.readers--;
-    if (this.deleted && this.readers === 0) void this.closeReader();
+    if ((this.deleted || this.closeWhenIdle) && this.readers === 0) {
+      this.closeWhenIdle = false;
+      void this.closeReader();
+    }
+  }
+
+  /** Closes the read handle (now, or when the reads in flight finish) and drops the cached chunk; reads reopen it. */
+  releaseReadHandle(): void {
+    this.lastChunk = null;
+    if (this.readers === 0) void this.closeReader();
+    else this.closeWhenIdle = true;
   }
 
   private async closeReader(): Promise<void> {
@@ -622,9 +520,19 @@ export class Segment {
     let expected = i >= 0 ? this.baseOffset + index.relOffset(i) : this.baseOffset;
     let bytes = 0;
     let next = offset;
-    const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
-    let chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
-    let chunkPos = pos;
+    // Consecutive small reads (followers asking for one record at a time) reuse the last chunk read.
+    const cached = this.lastChunk;
+    let chunk: Buffer;
+    let chunkPos: number;
+    if (cached !== null && pos >= cached.pos && pos + BATCH_HEADER_BYTES <= cached.pos + cached.buf.length && cached.pos + cached.buf.length <= limit) {
+      chunk = cached.buf;
+      chunkPos = cached.pos;
+    } else {
+      const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
+      chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
+      chunkPos = pos;
+      this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
+    }
     let first = true;
     while (pos < limit && out.length < maxRecords && (bytes < maxBytes || bytes === 0)) {
       let at = pos - chunkPos;
@@ -632,9 +540,10 @@ export class Segment {
       let problem: string | null = null;
       if (at + BATCH_HEADER_BYTES > chunk.length) {
         if (bytes > 0) break;
-        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, BATCH_HEADER_BYTES), pos);
+        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, Math.max(maxBytes, 64 * 1024)), pos);
         chunkPos = pos;
         at = 0;
+        this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
       }
       if (chunk.length - at < BATCH_HEADER_BYTES) problem = 'batch header runs past the end of the segment';
       else {
@@ -659,8 +568,16 @@ export class Segment {
           chunk = await readFully(fh, this.logPath, header.totalBytes, pos);
           chunkPos = pos;
           at = 0;
+          this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
         }
-        if (problem === null && !batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+        if (problem === null) {
+          // A batch of the cached chunk is CRC-checked once, not on every small read.
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk.crcChecked : null;
+          if (cache === null || !cache.has(pos)) {
+            if (!batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+            else cache?.add(pos);
+          }
+        }
       }
       if (problem !== null || header === null) {
         const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${problem}`, {
@@ -677,7 +594,9 @@ export class Segment {
       const end = header.baseOffset + header.recordCount;
       if (end > offset) {
         try {
-          decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords);
+          const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk : null;
+          const cursor = decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords, cache?.cursor);
+          if (cache !== null) cache.cursor = cursor;
         } catch (err) {
           const msg = err instanceof BatchFormatError ? err.message : String(err);
           const corrupt = new LogError('LOG_CORRUPT', `${this.logPath} position ${pos}: ${msg}`, {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Expr } from './ast.ts';
-import { compileExpr, compilePredicate, getField, likeToRegExp, type Scope } from './compile-expression.ts';
+import { compileExpr, compilePredicate, getField, likeMatcher, likeToRegExp, type Scope } from './compile-expression.ts';
 import { isRulesError } from './errors.ts';
 import { parseExpression } from './parser.ts';
 
@@ -283,5 +283,35 @@ describe('property: IN over literals (Set lookup) agrees with item-by-item compa
       }),
       { numRuns: 500, seed: 11 },
     );
+  });
+});
+
+describe('LIKE matching', () => {
+  it('agrees with the anchored RegExp translation on random patterns and strings', async () => {
+    const fc = (await import('fast-check')).default;
+    const alphabet = fc.constantFrom('a', 'b', '%', '_', '😀');
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 8 }), fc.array(fc.constantFrom('a', 'b', '😀'), { maxLength: 12 }), (p, s) => {
+        const pattern = p.join('');
+        const text = s.join('');
+        expect(likeMatcher(pattern, null)(text)).toBe(likeToRegExp(pattern, null).test(text));
+      }),
+      { numRuns: 2000, seed: 7 },
+    );
+  });
+
+  it('honours ESCAPE and matches whole strings only', () => {
+    expect(likeMatcher('10!%', '!')('10%')).toBe(true);
+    expect(likeMatcher('10!%', '!')('100')).toBe(false);
+    expect(likeMatcher('RED', null)('RED ')).toBe(false);
+    expect(likeMatcher('%', null)('')).toBe(true);
+    expect(likeMatcher('_', null)('')).toBe(false);
+  });
+
+  it('does not backtrack on a hostile pattern over a long device string', () => {
+    // A backtracking RegExp takes polynomial time here; the segment matcher scans once per segment.
+    const text = 'a'.repeat(65_536);
+    expect(likeMatcher('%a%a%a%a%a%a%a%a%a%a%b', null)(text)).toBe(false);
+    expect(likeMatcher('%a%a%a%a%a%a%a%a%a%a%', null)(text)).toBe(true);
   });
 });

@@ -321,6 +321,64 @@ export function likeToRegExp(pattern: string, escape: string | null): RegExp {
   return new RegExp(re + '$', 'u');
 }
 
+/** One unit of a LIKE segment: a literal character (code point) or `_` (any one character). */
+type LikeUnit = string | null;
+
+/**
+ * A LIKE matcher in linear-ish time: the pattern splits at `%` into
+ * segments; the first is anchored at the start, the last at the end, and
+ * each middle one is found leftmost after the previous one. Greedy leftmost
+ * matching is exact for patterns made only of `%` and `_`, and unlike a
+ * backtracking RegExp it cannot blow up on a hostile pattern such as
+ * `%a%a%a%a%b` over a 64 KB device string (O(length × pattern) at worst).
+ * Characters are code points, so `_` matches one emoji.
+ */
+export function likeMatcher(pattern: string, escape: string | null): (s: string) => boolean {
+  const segments: LikeUnit[][] = [[]];
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (escape !== null && c === escape && i + 1 < chars.length) segments[segments.length - 1]!.push(chars[++i]!);
+    else if (c === '%') segments.push([]);
+    else if (c === '_') segments[segments.length - 1]!.push(null);
+    else segments[segments.length - 1]!.push(c);
+  }
+  const at = (s: readonly string[], pos: number, seg: readonly LikeUnit[]): boolean => {
+    if (pos + seg.length > s.length) return false;
+    for (let k = 0; k < seg.length; k++) if (seg[k] !== null && seg[k] !== s[pos + k]) return false;
+    return true;
+  };
+  if (segments.length === 1) {
+    const only = segments[0]!;
+    return (str) => {
+      const s = Array.from(str);
+      return s.length === only.length && at(s, 0, only);
+    };
+  }
+  const first = segments[0]!;
+  const last = segments[segments.length - 1]!;
+  const middle = segments.slice(1, -1).filter((m) => m.length > 0);
+  return (str) => {
+    const s = Array.from(str);
+    if (first.length + last.length > s.length) return false;
+    if (!at(s, 0, first) || !at(s, s.length - last.length, last)) return false;
+    let pos = first.length;
+    const limit = s.length - last.length;
+    for (const seg of middle) {
+      let found = -1;
+      for (let p = pos; p + seg.length <= limit; p++) {
+        if (at(s, p, seg)) {
+          found = p;
+          break;
+        }
+      }
+      if (found < 0) return false;
+      pos = found + seg.length;
+    }
+    return true;
+  };
+}
+
 function compileLike<C>(e: Expr & { kind: 'Like' }, scope: Scope<C>): Compiled<C> {
   const x = compileExpr(e.expr, scope);
   const negated = e.negated;
@@ -329,24 +387,24 @@ function compileLike<C>(e: Expr & { kind: 'Like' }, scope: Scope<C>): Compiled<C
     throw rulesErrorAt('RULES_ANALYSIS', `ESCAPE must be a single character, got '${escapeText}'`, e.escape!.pos, { token: escapeText });
   }
   if (e.pattern.kind === 'StringLiteral') {
-    const re = likeToRegExp(e.pattern.value, escapeText);
+    const match = likeMatcher(e.pattern.value, escapeText);
     return (ctx) => {
       const v = x(ctx);
-      return typeof v === 'string' ? re.test(v) !== negated : null;
+      return typeof v === 'string' ? match(v) !== negated : null;
     };
   }
   const pattern = compileExpr(e.pattern, scope);
   // Patterns computed per row: remember the last one (closure-local, per rule).
   let lastPattern: string | null = null;
-  let lastRe: RegExp | null = null;
+  let lastMatch: ((s: string) => boolean) | null = null;
   return (ctx) => {
     const v = x(ctx);
     const p = pattern(ctx);
     if (typeof v !== 'string' || typeof p !== 'string') return null;
     if (p !== lastPattern) {
       lastPattern = p;
-      lastRe = likeToRegExp(p, escapeText);
+      lastMatch = likeMatcher(p, escapeText);
     }
-    return lastRe!.test(v) !== negated;
+    return lastMatch!(v) !== negated;
   };
 }

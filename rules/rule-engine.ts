@@ -122,13 +122,21 @@ export function createRuleEngine(options: RuleEngineOptions): RuleEngine {
     logger.info({ rule: name, file: r.plan.origin.file }, why);
   }
 
-  /** Brings the running rules of `file` in line with `plan` (a plan without diagnostics, or null: file gone). */
-  async function apply(file: string, plan: RuleFilePlan | null): Promise<void> {
+  /**
+   * Brings the running rules of `file` in line with `plan` (a plan without
+   * diagnostics, or null: file gone). Returns whether a rule went away (then
+   * files that failed on a duplicate name may load now).
+   */
+  async function apply(file: string, plan: RuleFilePlan | null): Promise<boolean> {
     const wanted = new Map((plan?.rules ?? []).map((p) => [p.name, p]));
+    let removed = false;
     for (const [name, r] of [...running]) {
       if (r.plan.origin.file !== file) continue;
       const next = wanted.get(name);
-      if (!next) await stopRule(name, 'rule removed from its file: stopped');
+      if (!next) {
+        await stopRule(name, 'rule removed from its file: stopped');
+        removed = true;
+      }
       else if (identityOf(next) !== r.identity) await stopRule(name, 'rule definition changed: restarting it');
     }
     for (const p of plan?.rules ?? []) {
@@ -141,9 +149,15 @@ export function createRuleEngine(options: RuleEngineOptions): RuleEngine {
     }
     if (plan) files.set(file, plan);
     else files.delete(file);
+    return removed;
   }
 
-  async function reloadFile(file: string): Promise<void> {
+  /** Retries the files that have problems (after a rule went away, e.g. moved to another file). */
+  async function retryProblemFiles(except: string): Promise<void> {
+    for (const f of [...problems.keys()]) if (f !== except) await reloadFile(f, false);
+  }
+
+  async function reloadFile(file: string, retryOthers = true): Promise<void> {
     const exists = await stat(file).then(
       (s) => s.isFile(),
       () => false,
@@ -152,7 +166,7 @@ export function createRuleEngine(options: RuleEngineOptions): RuleEngine {
       report(file, []);
       if (files.has(file)) {
         logger.info({ file }, 'rule file removed: stopping its rules');
-        await apply(file, null);
+        if ((await apply(file, null)) && retryOthers) await retryProblemFiles(file);
       }
       return;
     }
@@ -163,7 +177,7 @@ export function createRuleEngine(options: RuleEngineOptions): RuleEngine {
       return;
     }
     logger.info({ file, rules: plan.rules.map((r) => r.name) }, 'rule file loaded');
-    await apply(file, plan);
+    if ((await apply(file, plan)) && retryOthers) await retryProblemFiles(file);
   }
 
   function onWatch(_event: string, filename: string | Buffer | null): void {

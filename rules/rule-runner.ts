@@ -7,7 +7,10 @@
  * A batch, in order:
  *   1. read up to `batchRecords` records per input partition from the positions;
  *   2. decode and process them, merged across partitions by event time (ties:
- *      lower partition first; one partition keeps its offset order);
+ *      lower partition first; one partition keeps its offset order). The merge
+ *      spans one batch: a partition with nothing to read does not hold the
+ *      others back, so its records that arrive later may be late (as in Kafka
+ *      Streams without max.task.idle.ms);
  *   3. `appendBatch` the outputs and the late records (durable on resolve);
  *   4. commit to SQLite in one transaction: operator state, the new input
  *      positions, the output topics' end offsets, stream time, batch number.
@@ -76,6 +79,8 @@ export interface RuleStatus {
   recordsIn: number;
   recordsOut: number;
   recordsLate: number;
+  /** Wall-clock time (ms, from the injected clock) of the last batch that read input; null before the first. */
+  lastInputAt: number | null;
   lastError: string | null;
 }
 
@@ -155,6 +160,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let recordsIn = 0;
   let recordsOut = 0;
   let recordsLate = 0;
+  let lastInputAt: number | null = null;
 
   const emitter: Emitter = {
     emit(key, value, timestamp, inputPartition) {
@@ -478,6 +484,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const n = processLanes(operator!);
     await finishBatch(next);
     recordsIn += n;
+    if (n) lastInputAt = options.clock.now();
     return true;
   }
 
@@ -626,6 +633,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         recordsIn,
         recordsOut,
         recordsLate,
+        lastInputAt,
         lastError,
       };
     },

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseReadingLine } from '../agent/commands/log.ts';
+import { parseReadingLine, recordToJson } from '../agent/commands/log.ts';
 import { kafkaPartition } from '../log-store/index.ts';
 import type { TopicDescription } from '../log-store/index.ts';
 import { collectLines, createCliRunner, parseJsonLines } from './support/cli.ts';
@@ -77,6 +77,20 @@ describe('parseReadingLine', () => {
   ])('%s → reason', (line, reason) => {
     const r = parseReadingLine(line, opts);
     expect(r).toMatch(reason);
+  });
+});
+
+describe('recordToJson (tail output)', () => {
+  const base = { topic: 't', partition: 2, offset: 7, timestamp: 1581682767000, key: 'k', headers: { source: 'mqtt' } };
+  it.each([
+    ['{"colour":"RED","n":1}', { colour: 'RED', n: 1 }],
+    ['42', 42],
+    ['plain text, not JSON', 'plain text, not JSON'],
+    ['{"broken":', '{"broken":'],
+  ])('value %s', (stored, printed) => {
+    const line = recordToJson({ ...base, value: Buffer.from(stored) });
+    expect(JSON.parse(line)).toEqual({ ...base, value: printed });
+    expect(Object.keys(JSON.parse(line) as object)).toEqual(['topic', 'partition', 'offset', 'timestamp', 'key', 'value', 'headers']);
   });
 });
 
@@ -156,7 +170,7 @@ describe('millstream log (child processes)', () => {
     expect(r.stdout).toMatch(/^widgets\s+partitions=3 /);
   });
 
-  it('reads (describe, tail --follow) while a producer owns the data directory, and refuses a second writer', async () => {
+  it('reads (describe, verify, tail --follow) while a producer owns the data directory, and refuses a second writer', async () => {
     expect((await log('create', 'lines', '--partitions', '2')).code).toBe(0);
     const producer = cli.spawn(['log', 'produce', 'lines', '--key-field', 'sensor_id', '--report-acks', '--data-dir', dataDir]);
     const acks = collectLines(producer.stdout);
@@ -175,6 +189,10 @@ describe('millstream log (child processes)', () => {
     expect(r.code).toBe(0);
     const d = JSON.parse(r.stdout) as TopicDescription;
     expect(d.partitionsInfo.reduce((s, p) => s + p.endOffset, 0)).toBe(10);
+
+    r = await log('verify');
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/10 records: no damage/);
 
     r = await log('create', 'other', '--partitions', '1');
     expect(r.code).not.toBe(0);
@@ -226,5 +244,15 @@ describe('millstream log (child processes)', () => {
     r = await cli.run(['log', 'produce', 'nope', '--data-dir', dataDir], { input: '{"a":1}\n' });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^millstream: LOG_TOPIC_NOT_FOUND: topic nope /);
+
+    // Below the free-space floor nothing is appended and the error says why.
+    r = await cli.run(['log', 'produce', 'widgets', '--min-free-bytes', String(2 ** 52), '--report-acks', '--data-dir', dataDir], {
+      input: '{"a":1}\n{"a":2}\n',
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toMatch(/acked/);
+    expect(r.stderr).toMatch(/^millstream: LOG_DISK_FULL: .*free disk space/m);
+    r = await log('describe', 'widgets', '--json');
+    expect((JSON.parse(r.stdout) as TopicDescription).partitionsInfo[0]!.endOffset).toBe(0);
   });
 });

@@ -104,7 +104,7 @@ async function produceAndKill(dataDir: string, from: number, rand: () => number)
     lines.some((l) => l.startsWith('acked ') && Number(l.slice(6)) >= n);
   if (rand() < 0.15) {
     // Early: while the store opens, recovers the previous run's tail, or takes the first groups.
-    await new Promise((r) => setTimeout(r, Math.floor(rand() * 400)));
+    await new Promise((r) => setTimeout(r, Math.floor(rand() * 1500)));
   } else {
     await out.until(ackedAtLeast(1 + Math.floor(rand() * 4_000)));
     await new Promise((r) => setTimeout(r, Math.floor(rand() * 8)));

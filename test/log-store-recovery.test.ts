@@ -84,6 +84,28 @@ describe('log store recovery', () => {
     expect(statSync(active).size).toBeGreaterThan(1024 + 3 * biggest);
   });
 
+  it('keeps only a few closed segments open while reading a long history', async () => {
+    const dataDir = fx.tempDir();
+    const { total, dir } = await build(dataDir, 60, { segmentBytes: 4096, indexIntervalBytes: 1024 });
+    const logs = segmentLogs(dir);
+    expect(logs.length).toBeGreaterThan(10);
+    const fs = new FaultFileSystem();
+    const log = await fx.open({ dataDir, fs });
+    expect((await readAll(log, 't', 0)).length).toBe(total);
+    await new Promise((r) => setTimeout(r, 20));
+    const openClosed = logs.slice(0, -1).filter((f) => fs.openHandles.has(f));
+    expect(openClosed.length).toBeGreaterThan(0);
+    expect(openClosed.length).toBeLessThanOrEqual(4);
+    // verify and time lookups over every segment leave no more open.
+    expect((await log.verify()).problems).toEqual([]);
+    for (let o = 0; o < total; o += 17) expect(await log.offsetForTimestamp('t', 0, reading(o).timestamp)).toBe(o);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(logs.slice(0, -1).filter((f) => fs.openHandles.has(f)).length).toBeLessThanOrEqual(4);
+    // Reading an evicted segment again reopens it.
+    expect((await log.read('t', 0, 0, { maxRecords: 1 })).records[0]!.value.toString()).toBe(reading(0).value);
+    expect(fs.openHandles.has(logs[0]!)).toBe(true);
+  });
+
   it('cuts the first corrupt batch of the active segment and everything after it', async () => {
     const dataDir = fx.tempDir();
     const { dir } = await build(dataDir, 8, { segmentBytes: 1 << 20, indexIntervalBytes: 1 << 20 });

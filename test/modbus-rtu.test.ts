@@ -62,7 +62,7 @@ describe.skipIf(!socatAvailable())('Modbus RTU adapter over a pty pair', () => {
             unitId: 3,
             sensorId: 'aa-103',
             pollIntervalMs: 20,
-            timeoutMs: 100,
+            timeoutMs: 300,
             retries: 0,
             registers: [{ field: 'x', function: 'holding', address: 0 }],
             breaker: { failureThreshold: 2, backoff: { initialMs: 600_000, maxMs: 600_000 } },
@@ -117,7 +117,7 @@ describe.skipIf(!socatAvailable())('Modbus RTU adapter over a pty pair', () => {
         topic: 'widgets',
         transport: { kind: 'rtu', path: pty.devicePath, baudRate: 19200 },
         reconnect: { initialMs: 50, maxMs: 200 },
-        slaves: [{ name: 'counter', unitId: 9, sensorId: 'c-9', pollIntervalMs: 10, timeoutMs: 300, registers: [{ field: 'n', function: 'holding', address: 0 }] }],
+        slaves: [{ name: 'counter', unitId: 9, sensorId: 'c-9', pollIntervalMs: 10, timeoutMs: 1000, registers: [{ field: 'n', function: 'holding', address: 0 }] }],
       },
       { sink, gatewayId: 'gw-rtu' },
     );

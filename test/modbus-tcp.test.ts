@@ -217,7 +217,8 @@ describe('Modbus TCP adapter', () => {
           unitId: 5,
           sensorId: 'fl-5',
           pollIntervalMs: 100,
-          timeoutMs: 40,
+          // Real time (inside modbus-serial): generous, so the live probe answers in time on a loaded machine.
+          timeoutMs: 500,
           retries: 0,
           registers: [{ field: 'v', function: 'holding', address: 0, type: 'int16' }],
           breaker: { failureThreshold: 2, backoff: { initialMs: 1000, maxMs: 8000, jitter: 0.5 } },
@@ -229,7 +230,7 @@ describe('Modbus TCP adapter', () => {
     );
     const status = () => a.modbusStatus()[0]!;
     await a.start();
-    // Poll 1 at t0 times out (real 40 ms timeout); the next is due at t0 + 100.
+    // Poll 1 at t0 times out (real 500 ms timeout); the next is due at t0 + 100.
     await until(() => status().errors === 1 && status().nextPollAt === t0 + 100);
     expect(status().breaker).toBe('closed');
     time.advance(100);
@@ -371,6 +372,40 @@ describe('Modbus TCP adapter', () => {
     expect(sink.readings[0]!.value.v).toBe(5);
     expect(sim.requestsFor(1).length).toBeLessThanOrEqual(sink.readings.length + 2);
     expect(a.status()[0]!.lastError).toMatch(/refused/);
+  });
+
+  it('takes the event time from a device clock register and flags a skewed clock', async () => {
+    const sim = new SimulatedSlaves();
+    const deviceSeconds = Math.floor(Date.now() / 1000) - 3600; // an hour behind
+    const ts = Buffer.alloc(4);
+    ts.writeUInt32BE(deviceSeconds);
+    sim.setRegisters(1, 'input', 0, ts);
+    const server = await serve(sim);
+    const sink = new CollectingSink();
+    const a = adapter(
+      server.port,
+      [
+        {
+          name: 'clocked',
+          unitId: 1,
+          sensorId: 'ck-1',
+          pollIntervalMs: 10,
+          // Epoch seconds × 1000 = epoch ms: the reading builder's event time.
+          registers: [{ field: 'reading_ts', function: 'input', address: 0, type: 'uint32', scale: 1000 }],
+        },
+      ],
+      sink,
+      { maxClockSkewMs: 60_000 },
+    );
+    await a.start();
+    await until(() => sink.readings.length >= 1);
+    const status = a.status()[0]!;
+    await a.stop();
+    const r = sink.readings[0]!;
+    expect(r.timestamp).toBe(deviceSeconds * 1000);
+    expect(Number(r.headers.received_at)).toBeGreaterThan(r.timestamp);
+    expect(Number(r.headers.clock_skew_ms)).toBeLessThan(-3_000_000);
+    expect(status.clockSkewMs).toBeLessThan(-3_000_000);
   });
 
   it('refuses bad configuration with the key named', () => {

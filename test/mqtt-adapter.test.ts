@@ -150,7 +150,7 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     expect(sink.letters.map((l) => ({ ...l, receivedAt: typeof l.receivedAt }))).toEqual([
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: 'temp=23;colour=RED', reason: expect.stringMatching(/^BRIDGE_DECODE: payload on factory\/w01\/aa-101\/reading is not JSON/), receivedAt: 'number' },
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: 'hex:7bfffe7d', reason: 'BRIDGE_INVALID_UTF8: payload on factory/w01/aa-101/reading is not valid UTF-8: 7bfffe7d', receivedAt: 'number' },
-      { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: '[1,2,3]', reason: 'a reading must be a JSON object, got an array', receivedAt: 'number' },
+      { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: '[1,2,3]', reason: 'BRIDGE_DECODE: payload on factory/w01/aa-101/reading must be a JSON object, got an array', receivedAt: 'number' },
       { topic: 'widgets-dead', intendedTopic: 'widgets', device: 'broker-1', raw: JSON.stringify({ reading_ts: 'yesterday-ish', sensor_id: 'aa-101' }), reason: 'reading_ts "yesterday-ish" is neither ISO-8601 nor epoch ms', receivedAt: 'number' },
     ]);
     await waitFor(() => a.status()[0]!.deadLetters === 4);
@@ -187,6 +187,27 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     await pub.publishAsync('factory/w01/last/reading', JSON.stringify(reading('last', 99)), { qos: 1 });
     await waitFor(() => after.readings.length >= 1);
     expect(after.readings.map((r) => r.value.n)).toEqual([99]);
+  });
+
+  it.skipIf(!available || kind !== 'mosquitto')('MQTT 5: the session outlives the connection and receiveMaximum bounds what is in flight', async () => {
+    const clientId = `millstream-v5-${++seq}`;
+    const refusing = new MemorySink();
+    refusing.refuseNext = Number.MAX_SAFE_INTEGER;
+    const seen = new ArrayCapture();
+    const first = adapter(refusing, { clientId, protocolVersion: 5, maxPendingReadings: 5, stopTimeoutMs: 200 }, seen);
+    await first.start();
+    const pub = await connectPublisher();
+    const total = 50;
+    for (let n = 0; n < total; n++) await pub.publishAsync(`factory/w05/v-${n}/reading`, JSON.stringify(reading(`v-${n}`, n)), { qos: 1 });
+    await waitFor(() => seen.frames.length >= 5 && refusing.attempts.length > 2);
+    // Nothing acked: the broker sent receiveMaximum (= maxPendingReadings) messages and then waited (the adapter's own hold is one further).
+    expect(seen.frames.length).toBe(5);
+    await first.stop();
+
+    const sink = new MemorySink();
+    const second = adapter(sink, { clientId, protocolVersion: 5 });
+    await second.start();
+    await waitFor(() => new Set(sink.readings.map((r) => r.value.n)).size === total);
   });
 
   it.skipIf(!available)('a clean session does not get what was published while it was away', async () => {
@@ -274,6 +295,25 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     const stored = new Set(sink.readings.map((r) => r.value.n));
     expect(stored.size).toBe(total);
     expect(a.status()[0]!.state).toBe('connected');
+  });
+
+  // Mosquitto grants every SUBSCRIBE and applies its ACL when delivering, so only aedes refuses one.
+  it.skipIf(!available || kind !== 'aedes')('a subscription the broker refuses keeps the adapter out, with the refusal as its last error', async () => {
+    const guarded = await startBroker(kind, { allowedTopics: ['factory/#'] });
+    try {
+      const a = new MqttAdapter(
+        { device: 'guarded', topic: 'widgets', url: guarded.url, clientId: `guarded-${kind}`, subscriptions: [{ topic: 'factory/+line/+sensor_id/reading' }, { topic: 'secret/#' }], reconnect: fastRetry },
+        { sink: new MemorySink(), gatewayId: 'gw' },
+      );
+      adapters.push(a);
+      await a.start();
+      await waitFor(() => a.status()[0]!.errors >= 1);
+      expect(a.status()[0]!.connected).toBe(false);
+      expect(a.status()[0]!.lastError).toMatch(/^mqtt guarded: the broker refused subscribing to factory\/\+\/\+\/reading, secret\/#: /);
+    } finally {
+      for (const a of adapters.splice(0)) await a.stop();
+      await guarded.close();
+    }
   });
 
   it.skipIf(!available)('start and stop are idempotent', async () => {

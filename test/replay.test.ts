@@ -5,6 +5,7 @@
  * the live log (which it opens read-only, even while another process owns it).
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile, mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +165,16 @@ describe('replay', () => {
     expect(r.records).toBe(12);
     expect(r.deadLetters).toBe(1);
     expect(r.rows.filter((x) => x.topic === 'widgets_red')).toHaveLength(4);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('on a terminal the CLI draws a progress bar with rate and ETA', async () => {
+    // util-linux `script` runs the command on a real pseudo-terminal, as an operator's shell would.
+    const cmd = [process.execPath, bin, 'replay', '--topic', 'widgets', '--data-dir', dataDir, '--speed', 'max', '--out', join(dir, 'tty-out.jsonl')]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const { stdout } = await run('script', ['-qec', cmd, '/dev/null']);
+    expect(stdout).toMatch(/\r\[#+\.*\] 100\.0% 240\/240 records \d+\/s ETA 0s/);
+    expect(stdout).not.toMatch(/^replay: 240\/240 records \(100\.0%\)/m);
   });
 
   it('the CLI prints rows as JSON lines and plain progress lines when not on a terminal', async () => {

@@ -1,12 +1,14 @@
 /**
- * `millstream rules check` and `millstream rules test`, run as the real
- * command in child processes.
+ * `millstream rules check` and `millstream rules test`: the real command in
+ * child processes for the main paths, the command functions in-process for
+ * the rest (each child costs a tsx start-up).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { rulesCheck, rulesTest } from '../agent/commands/rules.ts';
 import { createCliRunner } from './support/cli.ts';
 
 const cli = createCliRunner();
@@ -41,11 +43,11 @@ const EXPECTED = [
 const jsonl = (rows: unknown[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
 
 describe('millstream rules check', () => {
-  it('exits 0 on a valid folder and 1 with file:line:col messages on a broken one', async () => {
+  it('exits 1 with file:line:col messages on a broken folder, 0 on a valid one', async () => {
     await mkdir(join(dir, 'rules'));
     await writeFile(join(dir, 'rules', 'good.sql'), GOOD);
-    const ok = await cli.run(['rules', 'check', join(dir, 'rules')]);
-    expect(ok.code).toBe(0);
+    const out: string[] = [];
+    expect(await rulesCheck(join(dir, 'rules'), (t) => out.push(t), (t) => out.push(t))).toBe(0);
     await writeFile(join(dir, 'rules', 'bad.sql'), BAD);
     const bad = await cli.run(['rules', 'check', join(dir, 'rules')]);
     expect(bad.code).toBe(1);
@@ -59,7 +61,7 @@ describe('millstream rules test', () => {
     await writeFile(join(dir, 'readings.jsonl'), jsonl(READINGS));
   });
 
-  it('prints the output rows (EMIT FINAL windows closed at the end of input; the late reading to _late) and never opens the live log', async () => {
+  it('prints the output rows (EMIT FINAL windows closed at the end of input, the late reading in _late), never opens the live log, and compares with --expect', async () => {
     const res = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl'], { cwd: dir });
     expect(res.code).toBe(0);
     const rows = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { topic: string });
@@ -69,27 +71,37 @@ describe('millstream rules test', () => {
       { reason: 'WINDOW_CLOSED', key: 'aa-103' },
     ]);
     expect(existsSync(join(dir, 'data'))).toBe(false);
-  });
 
-  it('compares with --expect: exit 0 when equal, 1 naming the first differing row', async () => {
-    const full = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl'], { cwd: dir });
-    await writeFile(join(dir, 'expected.jsonl'), full.stdout);
+    await writeFile(join(dir, 'expected.jsonl'), res.stdout);
     const same = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl', '--expect', 'expected.jsonl'], { cwd: dir });
     expect(same.code).toBe(0);
     expect(same.stdout).toBe('ok: 5 rows match expected.jsonl\n');
 
-    const wrong = full.stdout.replace('"temp":24', '"temp":25');
-    await writeFile(join(dir, 'expected.jsonl'), wrong);
+    await writeFile(join(dir, 'expected.jsonl'), res.stdout.replace('"temp":24', '"temp":25'));
     const diff = await cli.run(['rules', 'test', 'hot.sql', '--input', 'readings.jsonl', '--expect', 'expected.jsonl'], { cwd: dir });
     expect(diff.code).toBe(1);
     expect(diff.stderr).toContain('expected.jsonl: row 1 differs');
     expect(diff.stderr).toContain('"temp":25');
   });
 
-  it('a broken rule file exits non-zero with file:line:col', async () => {
+  it('a broken rule file fails with file:line:col', async () => {
     await writeFile(join(dir, 'bad.sql'), BAD);
-    const res = await cli.run(['rules', 'test', 'bad.sql', '--input', 'readings.jsonl'], { cwd: dir });
-    expect(res.code).toBe(1);
-    expect(res.stderr).toContain("bad.sql:2:70: expected BY but found ';'");
+    const err: string[] = [];
+    await expect(rulesTest(join(dir, 'bad.sql'), { input: join(dir, 'readings.jsonl') }, () => {}, (t) => err.push(t))).rejects.toThrow(
+      `${join(dir, 'bad.sql')}:2:70: expected BY but found ';'`,
+    );
+  });
+
+  it('plans the file within its folder: a source declared in another file (its TIMESTAMP field) applies', async () => {
+    await mkdir(join(dir, 'rules'));
+    await writeFile(join(dir, 'rules', 'sources.sql'), "CREATE STREAM gadgets (id VARCHAR, t_ms BIGINT) WITH (KAFKA_TOPIC='gadgets', VALUE_FORMAT='JSON', TIMESTAMP='t_ms');\n");
+    await writeFile(join(dir, 'rules', 'per_min.sql'), 'CREATE TABLE per_min AS SELECT id, COUNT(*) AS n FROM gadgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY id EMIT FINAL;\n');
+    await writeFile(join(dir, 'g.jsonl'), jsonl([{ id: 'g', t_ms: 1_000 }, { id: 'g', t_ms: 61_000 }, { id: 'g', t_ms: 62_000 }]));
+    const out: string[] = [];
+    expect(await rulesTest(join(dir, 'rules', 'per_min.sql'), { input: join(dir, 'g.jsonl') }, (t) => out.push(t), () => {})).toBe(0);
+    expect(out.join('').trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { topic: 'per_min', key: 'g@0', value: { id: 'g', n: 1 } },
+      { topic: 'per_min', key: 'g@60000', value: { id: 'g', n: 2 } },
+    ]);
   });
 });

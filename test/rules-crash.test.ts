@@ -132,7 +132,7 @@ function runChild(dataDir: string, stateDir: string, killAfterMs: number | null)
 describe('rules exactly-once output across SIGKILL', () => {
   it('output after random kills and restarts equals an uninterrupted run', async () => {
     const seed = Number(process.env.MILLSTREAM_SEED ?? 20261126);
-    const count = LONG ? 6000 : 1500;
+    const count = LONG ? 8000 : 1000;
     const kills = LONG ? 40 : 4;
     const ref = await mkdtemp(join(tmpdir(), 'millstream-rules-ref-'));
     const crash = await mkdtemp(join(tmpdir(), 'millstream-rules-crash-'));
@@ -149,7 +149,7 @@ describe('rules exactly-once output across SIGKILL', () => {
     let killed = 0;
     let finished = false;
     for (let i = 0; i < kills && !finished; i++) {
-      finished = await runChild(join(crash, 'log'), join(crash, 'state'), Math.floor(rand() * 1500));
+      finished = await runChild(join(crash, 'log'), join(crash, 'state'), Math.floor(rand() * (LONG ? 400 : 700)));
       if (!finished) killed++;
     }
     while (!finished) finished = await runChild(join(crash, 'log'), join(crash, 'state'), null);

@@ -96,6 +96,17 @@ describe('rule engine', () => {
     ]);
   });
 
+  it('a rule whose input topic does not exist yet waits for it', async () => {
+    const rules = join(dir, 'rules');
+    await mkdtempLike(rules);
+    await writeFile(join(rules, 'g.sql'), "SET 'auto.offset.reset'='earliest';\nCREATE STREAM gadgets_copy AS SELECT * FROM gadgets;\n");
+    await makeEngine(rules, { watch: false }).start();
+    expect(engine!.status().rules.map((r) => [r.name, r.state])).toEqual([['gadgets_copy', 'idle']]);
+    await log.createTopic('gadgets', { partitions: 1 });
+    await log.appendBatch('gadgets', [{ key: 'g1', value: '{"x":1}', timestamp: 1 }]);
+    await until(async () => (await count('gadgets_copy')) === 1, 'copied once the topic exists');
+  });
+
   it('reloads an edited file without restarting; a broken edit is reported file:line:col and the old rule keeps running', async () => {
     const rules = join(dir, 'rules');
     await mkdtempLike(rules);
@@ -128,6 +139,20 @@ describe('rule engine', () => {
     // deleting the file stops its rule
     await unlink(file);
     await until(() => engine!.status().rules.length === 0, 'rule stopped with its file gone');
+  });
+
+  it('a rule moved to another file runs from there once the old file is gone', async () => {
+    const rules = join(dir, 'rules');
+    await mkdtempLike(rules);
+    const stmt = "SET 'auto.offset.reset'='earliest';\nCREATE STREAM moved AS SELECT * FROM widgets;\n";
+    await writeFile(join(rules, 'a.sql'), stmt);
+    await makeEngine(rules).start();
+    await writeFile(join(rules, 'b.sql'), stmt);
+    await until(() => engine!.status().problems.some((p) => p.startsWith(`${join(rules, 'b.sql')}:2:15: `)), 'duplicate reported');
+    await unlink(join(rules, 'a.sql'));
+    await until(() => engine!.status().problems.length === 0 && engine!.status().rules.some((r) => r.file === join(rules, 'b.sql')), 'running from b.sql');
+    await produce({ sensor_id: 'm1' });
+    await until(async () => (await count('moved')) === 1, 'still copying');
   });
 
   it('an incompatible change (GROUP BY) starts fresh state and says so; a compatible one keeps the state', async () => {

@@ -13,7 +13,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { BridgeError, replayCapture, SchemaCheck, type FramingConfig, type ReplayOptions } from '../../firmware-bridge/index.ts';
+import type { FramingConfig, ReplayOptions } from '../../firmware-bridge/index.ts';
+// Only the light error module at load time: the decoders (and their device libraries) load when the command runs.
+import { BridgeError } from '../../firmware-bridge/errors.ts';
 
 export interface CaptureReplayFlags {
   topic: string;
@@ -28,6 +30,8 @@ export interface CaptureReplayFlags {
   gatewayId: string;
   schema: string[];
   strict?: boolean;
+  /** Agent config: Modbus register maps (decoders), gateway id, dead-letter topic and topic schemas come from it. */
+  config?: string;
 }
 
 export interface ReplaySummary {
@@ -80,16 +84,37 @@ async function loadSchemas(specs: readonly string[]): Promise<Record<string, obj
 
 /** The command's work, with output injected (tests call it directly). */
 export async function captureReplay(file: string, flags: CaptureReplayFlags, write: (line: string) => void): Promise<ReplaySummary> {
+  const [{ replayCapture, SchemaCheck }, { modbusReplayDecoders }] = await Promise.all([
+    import('../../firmware-bridge/index.ts'),
+    import('../../firmware-bridge/modbus-replay.ts'),
+  ]);
+  let fromConfig: Partial<ReplayOptions> = {};
+  if (flags.config) {
+    const [{ loadConfig }, { adapterConfig }] = await Promise.all([import('../config.ts'), import('../source-config.ts')]);
+    const cfg = await loadConfig(flags.config);
+    const modbus = cfg.sources.filter((s) => s.modbus).map((s) => adapterConfig(s, cfg) as Parameters<typeof modbusReplayDecoders>[0][number]);
+    const schemas: Record<string, object> = {};
+    for (const [topic, t] of Object.entries(cfg.topics)) {
+      if (t.schema) schemas[topic] = JSON.parse(await readFile(t.schema, 'utf8')) as object;
+    }
+    fromConfig = {
+      gatewayId: cfg.gateway.id,
+      deadLetterTopic: cfg.deadLetterTopic,
+      decoders: modbusReplayDecoders(modbus),
+      ...(Object.keys(schemas).length ? { schemaCheck: new SchemaCheck({ schemas }) } : {}),
+    };
+  }
   const options: ReplayOptions = {
+    ...fromConfig,
     topic: flags.topic,
-    gatewayId: flags.gatewayId,
+    gatewayId: fromConfig.gatewayId ?? flags.gatewayId,
     framing: framingOf(flags),
     maxLineBytes: intFlag('max-line-bytes', flags.maxLineBytes),
     keyField: flags.keyField,
     timestampField: flags.timestampField,
     maxClockSkewMs: intFlag('max-clock-skew-ms', flags.maxClockSkewMs),
-    deadLetterTopic: flags.deadLetterTopic,
-    schemaCheck: flags.schema.length ? new SchemaCheck({ schemas: await loadSchemas(flags.schema) }) : undefined,
+    deadLetterTopic: flags.deadLetterTopic ?? fromConfig.deadLetterTopic,
+    ...(flags.schema.length ? { schemaCheck: new SchemaCheck({ schemas: await loadSchemas(flags.schema) }) } : {}),
   };
   const summary: ReplaySummary = { readings: 0, deadLetters: 0, dropped: 0 };
   for await (const out of replayCapture(file, options)) {
@@ -124,6 +149,7 @@ export function register(program: Command): void {
     .option('--gateway-id <id>', 'gateway id header', 'replay')
     .option('--schema <topic=file.json>', 'JSON Schema for a topic (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--strict', 'exit with status 2 when any frame became a dead letter')
+    .option('-c, --config <file>', 'agent config: decode Modbus captures with its register maps; take gateway id, dead-letter topic and topic schemas from it')
     .action(async (file: string, flags: CaptureReplayFlags) => {
       const summary = await captureReplay(file, flags, (line) => process.stdout.write(`${line}\n`));
       process.stderr.write(`replayed ${file}: ${summary.readings} readings, ${summary.deadLetters} dead letters${summary.dropped ? `, ${summary.dropped} frames skipped at capture` : ''}\n`);

@@ -181,6 +181,8 @@ export function parseReadingLine(line: string, options: ReadingLineOptions): Rec
 interface ProduceOptions extends ReadingLineOptions {
   dataDir: string;
   reportAcks: boolean;
+  /** Appends are refused (LOG_DISK_FULL) below this much free space. Default: the store's (64 MiB). */
+  minFreeBytes?: number;
 }
 
 /**
@@ -191,7 +193,9 @@ interface ProduceOptions extends ReadingLineOptions {
  * well-formed lines are durable.
  */
 async function produce(topic: string, options: ProduceOptions): Promise<void> {
-  const store = await openLogStore({ dataDir: options.dataDir });
+  const store = await openLogStore(
+    options.minFreeBytes === undefined ? { dataDir: options.dataDir } : { dataDir: options.dataDir, minFreeBytes: options.minFreeBytes },
+  );
   let acked = 0;
   let skipped = 0;
   let lineNo = 0;
@@ -208,7 +212,8 @@ async function produce(topic: string, options: ProduceOptions): Promise<void> {
         if (options.reportAcks) process.stdout.write(`acked ${acked}\n`);
       });
       link.catch(() => {}); // awaited below; this only keeps a failure from being "unhandled" meanwhile
-      appended.catch(() => {});
+      // A failed append ends the input at once (the loop then surfaces the error through `last`).
+      appended.catch(() => process.stdin.destroy());
       links.push(link);
       last = link;
     };
@@ -463,9 +468,11 @@ export function register(program: Command): void {
     .option('-k, --key-field <field>', 'use this field of each line as the record key (e.g. sensor_id); default: no key, round-robin')
     .option('--timestamp-field <field>', 'event time field: ISO-8601 or epoch ms; missing: time of append', 'reading_ts')
     .option('--report-acks', 'print `acked <n>` (records durably stored so far) after each fsync group')
-    .action(async (topic: string, opts: { dataDir: string; keyField?: string; timestampField: string; reportAcks?: boolean }) => {
+    .option('--min-free-bytes <bytes>', 'refuse appends (LOG_DISK_FULL) while the disk has less free space than this (default 64 MiB)', nonNegativeInt)
+    .action(async (topic: string, opts: { dataDir: string; keyField?: string; timestampField: string; reportAcks?: boolean; minFreeBytes?: number }) => {
       const lineOptions: ProduceOptions = { dataDir: opts.dataDir, timestampField: opts.timestampField, reportAcks: !!opts.reportAcks };
       if (opts.keyField !== undefined) lineOptions.keyField = opts.keyField;
+      if (opts.minFreeBytes !== undefined) lineOptions.minFreeBytes = opts.minFreeBytes;
       await produce(topic, lineOptions);
     });
 

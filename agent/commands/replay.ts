@@ -16,6 +16,7 @@ interface ReplayCliOptions {
   into?: string;
   intoDataDir?: string;
   out: string;
+  config?: string;
 }
 
 /** `2020-02-14T12:00:00Z` → time; `1234` → offset (log input) ; anything else is an error naming the flag. */
@@ -71,6 +72,7 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'log data directory to read (read-only; the agent may be running)', './data')
     .option('--capture <file>', 'replay a raw capture file through the device decoders instead of the log')
     .option('--partitions <n>', 'with --capture: partitions of the sandbox topic', '1')
+    .option('-c, --config <file>', 'with --capture: decode Modbus frames with this agent config\'s register maps')
     .option('--from <offset|ISO>', 'first offset (per partition) or event time to replay')
     .option('--to <offset|ISO>', 'stop before this offset or event time')
     .option('--rules <folder|file>', 'rules folder or .sql file to run; without it the readings themselves are printed')
@@ -83,9 +85,20 @@ export function register(program: Command): void {
       const speed = parseSpeed(o.speed);
       const stepMs = Number(o.step);
       if (!Number.isInteger(stepMs) || stepMs <= 0) throw new AgentError('USAGE', `--step ${o.step}: expected a positive integer (ms)`);
+      let decoders;
+      if (o.capture && o.config) {
+        const [{ loadConfig }, { adapterConfig }, { modbusReplayDecoders }] = await Promise.all([
+          import('../config.ts'),
+          import('../source-config.ts'),
+          import('../../firmware-bridge/modbus-replay.ts'),
+        ]);
+        const cfg = await loadConfig(o.config);
+        decoders = modbusReplayDecoders(cfg.sources.filter((s) => s.modbus).map((s) => adapterConfig(s, cfg) as Parameters<typeof modbusReplayDecoders>[0][number]));
+      }
       const input = o.capture
         ? {
             kind: 'capture' as const,
+            ...(decoders ? { decoders } : {}),
             file: o.capture,
             topic: o.topic,
             partitions: Number(o.partitions ?? 1),

@@ -8,7 +8,8 @@
  *                                  JSON lines, or compare them with the expected file (exit 1 on
  *                                  any difference, naming the first differing line)
  *
- * `rules test` details: each input line is one reading (a JSON object). It
+ * `rules test` details: the file is planned within its folder, so sources
+ * declared in the other files apply (as live). Each input line is one reading (a JSON object). It
  * is appended to every source topic the file's rules read (topics the file's
  * own rules write are left to those rules), keyed by its `sensor_id` and
  * stamped with its `reading_ts` (ISO-8601 or epoch ms) or else its
@@ -20,13 +21,13 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
 import { openLogStore } from '../../log-store/index.ts';
 import type { LogStoreApi, Logger } from '../../log-store/index.ts';
 import { formatDiagnostic } from '../../rules/plan.ts';
-import { checkRules, loadRuleFile } from '../../rules/rule-file.ts';
+import { checkRules, loadRuleFile, loadRuleFolder } from '../../rules/rule-file.ts';
 import { createRuleRunner } from '../../rules/rule-runner.ts';
 
 type Write = (text: string) => void;
@@ -84,7 +85,9 @@ async function readAll(log: LogStoreApi, topic: string): Promise<Array<{ topic: 
 
 /** Runs the rules of `file` over the readings; returns the output rows. Throws on a broken file (message lists the problems). */
 export async function runRulesOverReadings(file: string, readings: unknown[]): Promise<Array<{ topic: string; key: string | null; value: unknown }>> {
-  const plan = await loadRuleFile(file);
+  // Planned within its folder, so sources declared in the other files (columns, TIMESTAMP) apply as they do live.
+  const folder = await loadRuleFolder(dirname(file)).catch(() => null);
+  const plan = folder?.find((f) => resolve(f.file) === resolve(file)) ?? (await loadRuleFile(file));
   if (plan.diagnostics.length) throw new Error(plan.diagnostics.map(formatDiagnostic).join('\n'));
   if (!plan.rules.length) throw new Error(`${file}: no CREATE STREAM/TABLE ... AS SELECT rule to test`);
   const dir = await mkdtemp(join(tmpdir(), 'millstream-rules-test-'));

@@ -37,19 +37,27 @@ export function register(program: Command): void {
     .action(async (opts: RunOptions) => {
       if (!opts.config && !opts.demo) throw new AgentError('USAGE', 'run: give --config <file> or --demo');
       // Loaded here, not at the top: every other command starts without the agent's modules.
-      const [{ pino }, { createAgent }, { loadConfig, parseConfig }, { demoConfigYaml, startDemoLine }, { createNotifier }] = await Promise.all([
+      const [{ pino }, { createAgent }, { loadConfig, parseConfig }, { createNotifier }] = await Promise.all([
         import('pino'),
         import('../agent.ts'),
         import('../config.ts'),
-        import('../demo-line.ts'),
         import('../systemd-notify.ts'),
       ]);
+      // The demo's simulated broker (aedes) is a development dependency: a production install (npm ci --omit=dev) never loads it.
+      const loadDemo = async () => {
+        try {
+          return await import('../demo-line.ts');
+        } catch (err) {
+          throw new AgentError('USAGE', `run --demo needs the development dependencies (run npm ci in the millstream folder): ${(err as Error).message}`, {}, err);
+        }
+      };
       let demo: DemoLine | null = null;
       let config: AgentConfig;
       const bootLogger = pino({ base: { pid: process.pid } });
       if (opts.demo) {
         const dataDir = resolve(opts.dataDir ?? './data');
         await mkdir(join(dataDir, 'run'), { recursive: true });
+        const { startDemoLine, demoConfigYaml } = await loadDemo();
         demo = await startDemoLine({ runDir: join(dataDir, 'run'), logger: bootLogger });
         config = parseConfig(
           demoConfigYaml(demo, {
@@ -66,36 +74,16 @@ export function register(program: Command): void {
       const logger = pino({ level: config.log.level, base: { pid: process.pid, gateway: config.gateway.id } });
       const notifier = createNotifier({ env: process.env, pid: process.pid, logger });
       let agent = createAgent(config, { logger });
-      try {
-        await agent.start();
-      } catch (err) {
-        if (opts.demo && (err as AgentError).code === 'HTTP_LISTEN' && config.http.port !== 0) {
-          logger.warn({ port: config.http.port }, 'demo: status port in use; using a free port');
-          config = parseConfig(demoConfigYaml(demo!, { dataDir: config.dataDir, rulesDir: repoFile('systemd/rules'), schemaFile: repoFile('systemd/schemas/widget.schema.json'), httpPort: 0 }), '<demo>');
-          agent = createAgent(config, { logger });
-          await agent.start();
-        } else {
-          await demo?.stop();
-          throw err;
-        }
-      }
-      if (demo) {
-        process.stdout.write(
-          `\nmillstream demo line running: MQTT sensors at ${demo.mqttUrl}, Modbus TCP PLC on 127.0.0.1:${demo.modbusPort}` +
-            `${demo.serialPath ? `, serial scale on ${demo.serialPath}` : ' (no serial scale: socat not installed)'}\n` +
-            `status page: ${agent.url}   log: ${config.dataDir}   stop with Ctrl-C\n\n`,
-        );
-      }
-      await notifier.ready(headline(agent));
-      notifier.startWatchdog();
-      const statusTimer = setInterval(() => void notifier.status(headline(agent)), 10_000);
-      statusTimer.unref();
-
+      let statusTimer: NodeJS.Timeout | undefined;
+      let starting: Promise<void> = Promise.resolve();
       let stopping = false;
+
+      // Signal handlers go in before start: a SIGTERM during a long start (log recovery, a slow device)
+      // waits for the start to settle, then stops cleanly, instead of killing the process mid-write.
       const shutdown = async (signal: string) => {
         if (stopping) return;
         stopping = true;
-        clearInterval(statusTimer);
+        if (statusTimer) clearInterval(statusTimer);
         logger.info({ signal }, 'stopping');
         await notifier.stopping(`stopping on ${signal}`);
         const budget = setTimeout(() => {
@@ -103,6 +91,7 @@ export function register(program: Command): void {
           process.exit(1);
         }, config.shutdown.timeoutMs);
         try {
+          await starting.catch(() => undefined);
           // The demo's devices stop first, so nothing they send is cut off half way; then the agent; then the simulated broker and PLC.
           await demo?.stopDevices();
           await agent.stop();
@@ -121,7 +110,9 @@ export function register(program: Command): void {
       process.on('SIGTERM', () => void shutdown('SIGTERM'));
       process.on('SIGINT', () => void shutdown('SIGINT'));
       process.on('SIGHUP', () => {
+        if (stopping) return;
         void (async () => {
+          await starting.catch(() => undefined);
           await notifier.reloading();
           try {
             const next = opts.config ? await loadConfig(opts.config) : undefined;
@@ -132,6 +123,37 @@ export function register(program: Command): void {
           }
         })();
       });
+
+      starting = (async () => {
+        try {
+          await agent.start();
+        } catch (err) {
+          if (opts.demo && (err as AgentError).code === 'HTTP_LISTEN' && config.http.port !== 0) {
+            logger.warn({ port: config.http.port }, 'demo: status port in use; using a free port');
+            const { demoConfigYaml } = await loadDemo();
+            config = parseConfig(demoConfigYaml(demo!, { dataDir: config.dataDir, rulesDir: repoFile('systemd/rules'), schemaFile: repoFile('systemd/schemas/widget.schema.json'), httpPort: 0 }), '<demo>');
+            agent = createAgent(config, { logger });
+            await agent.start();
+          } else {
+            await demo?.stop();
+            throw err;
+          }
+        }
+      })();
+      await starting;
+      if (stopping) return;
+      if (demo) {
+        process.stdout.write(
+          `\nmillstream demo line running: MQTT sensors at ${demo.mqttUrl}, Modbus TCP PLC on 127.0.0.1:${demo.modbusPort}` +
+            `${demo.serialPath ? `, serial scale on ${demo.serialPath}` : ' (no serial scale: socat not installed)'}\n` +
+            `status page: ${agent.url}   log: ${config.dataDir}   stop with Ctrl-C\n\n`,
+        );
+      }
+      await notifier.ready(headline(agent));
+      notifier.startWatchdog();
+      statusTimer = setInterval(() => void notifier.status(headline(agent)), 10_000);
+      statusTimer.unref();
+
       process.on('uncaughtException', (err) => {
         logger.fatal({ err }, 'uncaught exception; exiting (systemd restarts the service)');
         process.exit(1);

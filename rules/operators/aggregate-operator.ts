@@ -35,6 +35,10 @@ interface Win {
   start: number;
   end: number;
   states: AggState[];
+  /** In the `#dirty` list (changed since the last checkpoint delta). A flag, not a Set: checked per record. */
+  dirty: boolean;
+  /** Closed and deleted: a dirty entry for it is skipped. */
+  closed: boolean;
 }
 
 function compareWins(a: Win, b: Win): number {
@@ -63,7 +67,7 @@ export class AggregateOperator implements Operator {
   readonly #starts: number[] = [];
   #nextCloseAt = Infinity;
   // checkpoint tracking
-  readonly #dirty = new Set<Win>();
+  #dirty: Win[] = [];
   readonly #dirtySessions = new Set<string>();
   #deletes: string[] = [];
   // scratch, reused per record
@@ -98,7 +102,7 @@ export class AggregateOperator implements Operator {
     const seq = this.seq++;
     const keys = this.#keys;
     const groupBy = plan.groupBy;
-    keys.length = groupBy.length;
+    if (keys.length !== groupBy.length) keys.length = groupBy.length;
     for (let i = 0; i < groupBy.length; i++) keys[i] = groupBy[i]!(row);
     const text = plan.groupKeyText(keys);
     const args = this.#args;
@@ -116,13 +120,16 @@ export class AggregateOperator implements Operator {
         this.#groups.set(text, win);
       }
       this.#add(win, seq);
-      this.#dirty.add(win);
+      if (!win.dirty) {
+        win.dirty = true;
+        this.#dirty.push(win);
+      }
       if (!this.#final) this.#emitRow(win, ts, row.partition);
     }
   }
 
   #newWin(id: string, text: string, start: number, end: number): Win {
-    return { id, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()) };
+    return { id, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
   }
 
   #add(win: Win, seq: number): void {
@@ -155,7 +162,10 @@ export class AggregateOperator implements Operator {
         byGroup.set(text, win);
       }
       this.#add(win, seq);
-      this.#dirty.add(win);
+      if (!win.dirty) {
+        win.dirty = true;
+        this.#dirty.push(win);
+      }
       if (!this.#final) this.#emitRow(win, start, row.partition);
     }
     if (accepted === 0) {
@@ -190,7 +200,7 @@ export class AggregateOperator implements Operator {
     for (const w of closing) {
       if (this.#final) this.#emitRow(w, w.start, 0);
       if (this.#mode !== 'session') {
-        this.#dirty.delete(w);
+        w.closed = true;
         this.#deletes.push(w.id);
       }
     }
@@ -294,9 +304,11 @@ export class AggregateOperator implements Operator {
   takeDelta(): { upserts: Array<[string, string]>; deletes: string[] } {
     const upserts: Array<[string, string]> = [];
     for (const w of this.#dirty) {
+      w.dirty = false;
+      if (w.closed) continue;
       upserts.push([w.id, JSON.stringify(this.#mode === 'none' ? [w.keys, w.states] : [w.keys, w.start, w.end, w.states])]);
     }
-    this.#dirty.clear();
+    this.#dirty = [];
     const deletes = this.#deletes;
     this.#deletes = [];
     for (const text of this.#dirtySessions) {
@@ -317,7 +329,7 @@ export class AggregateOperator implements Operator {
       const keys = v[0] as unknown[];
       const text = plan.groupKeyText(keys);
       if (id.startsWith('g:')) {
-        this.#groups.set(text, { id, text, keys, start: NaN, end: NaN, states: v[1] as AggState[] });
+        this.#groups.set(text, { id, text, keys, start: NaN, end: NaN, states: v[1] as AggState[], dirty: false, closed: false });
       } else if (id.startsWith('t:')) {
         const start = v[1] as number;
         let byGroup = this.#byStart.get(start);
@@ -326,9 +338,9 @@ export class AggregateOperator implements Operator {
           this.#byStart.set(start, byGroup);
           this.#insertStart(start);
         }
-        byGroup.set(text, { id, text, keys, start, end: v[2] as number, states: v[3] as AggState[] });
+        byGroup.set(text, { id, text, keys, start, end: v[2] as number, states: v[3] as AggState[], dirty: false, closed: false });
       } else if (id.startsWith('s:')) {
-        const list = (v[1] as Array<[number, number, AggState[]]>).map(([start, end, states]) => ({ id, text, keys, start, end, states }));
+        const list = (v[1] as Array<[number, number, AggState[]]>).map(([start, end, states]) => ({ id, text, keys, start, end, states, dirty: false, closed: false }));
         this.#sessions.set(text, list);
         for (const w of list) this.#nextCloseAt = Math.min(this.#nextCloseAt, closeTime(plan.window!, w.end));
       }

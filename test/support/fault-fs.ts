@@ -8,7 +8,7 @@
  */
 import { nodeFileSystem, type LogFileHandle, type LogFileStat, type LogFileSystem } from '../../log-store/file-system.ts';
 
-export type FaultOp = 'open' | 'write' | 'read' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'fsyncDir' | 'statfs' | 'readFile' | 'mkdir';
+export type FaultOp = 'open' | 'write' | 'read' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'link' | 'unlink' | 'fsyncDir' | 'statfs' | 'readFile' | 'mkdir';
 
 export interface FaultRule {
   op: FaultOp;
@@ -34,6 +34,8 @@ export class FaultFileSystem implements LogFileSystem {
   /** When set, statfs reports this many free bytes. */
   freeBytes: number | null = null;
   readonly counts: Record<string, number> = {};
+  /** Handles open right now, per path. */
+  readonly openHandles = new Map<string, number>();
   /** Bytes read through open handles, per path. */
   readonly bytesRead = new Map<string, number>();
   private rules: Array<Required<Pick<FaultRule, 'op' | 'times'>> & FaultRule> = [];
@@ -71,7 +73,9 @@ export class FaultFileSystem implements LogFileSystem {
 
   async open(path: string, mode: 'read' | 'readwrite' | 'create' | 'createExclusive'): Promise<LogFileHandle> {
     this.check('open', path);
-    return new FaultHandle(this, path, await this.inner.open(path, mode));
+    const handle = new FaultHandle(this, path, await this.inner.open(path, mode));
+    this.openHandles.set(path, (this.openHandles.get(path) ?? 0) + 1);
+    return handle;
   }
   async mkdir(path: string): Promise<void> {
     this.check('mkdir', path);
@@ -91,6 +95,10 @@ export class FaultFileSystem implements LogFileSystem {
   async rename(from: string, to: string): Promise<void> {
     this.check('rename', to);
     return this.inner.rename(from, to);
+  }
+  async link(from: string, to: string): Promise<void> {
+    this.check('link', to);
+    return this.inner.link(from, to);
   }
   async unlink(path: string): Promise<void> {
     this.check('unlink', path);
@@ -153,7 +161,10 @@ class FaultHandle implements LogFileHandle {
   size(): Promise<number> {
     return this.inner.size();
   }
-  close(): Promise<void> {
-    return this.inner.close();
+  async close(): Promise<void> {
+    await this.inner.close();
+    const left = (this.fs.openHandles.get(this.path) ?? 1) - 1;
+    if (left > 0) this.fs.openHandles.set(this.path, left);
+    else this.fs.openHandles.delete(this.path);
   }
 }

@@ -60,7 +60,8 @@ export async function readAround(log: LogStoreApi, topic: string, partition: num
   let offset = log.earliestOffset(topic, partition);
   while (offset < log.endOffset(topic, partition)) {
     try {
-      const r = await log.read(topic, partition, offset, { maxRecords: 50 });
+      // Mix one-record reads (the chunk cache and record cursor) with larger ones.
+      const r = await log.read(topic, partition, offset, { maxRecords: offset % 3 === 0 ? 1 : 50 });
       records.push(...r.records.map((rec) => ({ ...rec, value: Buffer.from(rec.value) })));
       offset = r.nextOffset;
     } catch (err) {

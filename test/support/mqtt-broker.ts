@@ -13,12 +13,13 @@
  * Mosquitto suites are skipped (with `skipReason`) only when the binary is absent.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { createServer as createTlsServer } from 'node:tls';
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Aedes } from 'aedes';
 
 export type BrokerKind = 'aedes' | 'mosquitto';
 
@@ -40,7 +41,22 @@ export const brokerKinds: BrokerKindInfo[] = [
   },
 ];
 
+/** Broker-side TLS: PEM file paths. The URL becomes `mqtts://`. */
+export interface BrokerTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** Refuse clients without a certificate signed by `caFile`. Default false. */
+  requireClientCert?: boolean;
+}
+
 export interface BrokerOptions {
+  /** Serve MQTT over TLS. Default: plain TCP. */
+  tls?: BrokerTls;
+  /** ACL: the only topics (exact, or a `prefix/#`) clients may subscribe and publish to. Default: all. */
+  allowedTopics?: readonly string[];
+  /** user → password; when set, anonymous clients are refused (CONNACK "bad user name or password"). Default: anonymous allowed. */
+  users?: Readonly<Record<string, string>>;
   /** Mosquitto `max_inflight_messages` (outgoing QoS 1 messages in flight per client). Default: Mosquitto's own (20). */
   maxInflightMessages?: number;
   /** Mosquitto `max_queued_messages` per offline/busy client. Default 0 (no limit), so tests never lose messages to the queue cap. */
@@ -77,7 +93,7 @@ export async function freePort(): Promise<number> {
 
 export async function startBroker(kind: BrokerKind, options: BrokerOptions = {}): Promise<TestBroker> {
   const port = await freePort();
-  const broker = kind === 'aedes' ? new AedesBroker(port) : new MosquittoBroker(port, options);
+  const broker = kind === 'aedes' ? new AedesBroker(port, options) : new MosquittoBroker(port, options);
   await broker.start();
   return broker;
 }
@@ -98,25 +114,61 @@ async function canConnect(port: number): Promise<boolean> {
 class AedesBroker implements TestBroker {
   readonly kind = 'aedes' as const;
   readonly url: string;
-  private broker: Aedes | null = null;
+  private broker: import('aedes').Aedes | null = null;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   /** The in-memory persistence, carried across restarts. */
   private persistence: unknown = undefined;
 
-  constructor(readonly port: number) {
-    this.url = `mqtt://127.0.0.1:${port}`;
+  constructor(
+    readonly port: number,
+    private readonly options: BrokerOptions = {},
+  ) {
+    this.url = `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
   }
 
   async start(): Promise<void> {
     if (this.broker) return;
-    const broker = await Aedes.createBroker(this.persistence === undefined ? {} : { persistence: this.persistence });
+    const users = this.options.users;
+    const authenticate = users
+      ? (_client: unknown, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (err: (Error & { returnCode: number }) | null, ok: boolean | null) => void) => {
+          if (username !== undefined && Object.hasOwn(users, username) && password?.toString() === users[username]) return done(null, true);
+          done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), null);
+        }
+      : undefined;
+    // Imported on first use: benchmarks that run Mosquitto do not pay for aedes in their RSS.
+    const { Aedes } = await import('aedes');
+    const allowed = this.options.allowedTopics;
+    const permitted = (topic: string): boolean => !allowed || allowed.some((p) => topic === p || (p.endsWith('/#') && (topic === p.slice(0, -2) || topic.startsWith(p.slice(0, -1)))));
+    const authorizeSubscribe = allowed
+      ? (_client: unknown, sub: { topic: string }, done: (err: Error | null, sub: unknown) => void) => done(null, permitted(sub.topic) ? sub : null)
+      : undefined;
+    const broker = await Aedes.createBroker({
+      ...(this.persistence === undefined ? {} : { persistence: this.persistence }),
+      ...(authenticate ? { authenticate: authenticate as never } : {}),
+      ...(authorizeSubscribe ? { authorizeSubscribe: authorizeSubscribe as never } : {}),
+    });
     this.persistence = (broker as unknown as { persistence: unknown }).persistence;
-    const server = createServer((socket) => {
+    const onSocket = (socket: Socket): void => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       broker.handle(socket);
-    });
+    };
+    const tls = this.options.tls;
+    const server: Server = tls
+      ? createTlsServer(
+          {
+            ca: readFileSync(tls.caFile),
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            requestCert: tls.requireClientCert ?? false,
+            rejectUnauthorized: tls.requireClientCert ?? false,
+          },
+          onSocket,
+        )
+      : createServer(onSocket);
+    // A TLS handshake failure is the client's problem, not the test broker's.
+    server.on('tlsClientError', () => {});
     // A restart may find the port in TIME_WAIT-free but briefly busy: retry a little.
     for (let attempt = 0; ; attempt++) {
       try {
@@ -170,14 +222,24 @@ class MosquittoBroker implements TestBroker {
     readonly port: number,
     private readonly options: BrokerOptions,
   ) {
-    this.url = `mqtt://127.0.0.1:${port}`;
+    this.url = `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
   }
 
   private async config(): Promise<string> {
     if (!this.dir) this.dir = await mkdtemp(join(tmpdir(), 'millstream-mosquitto-'));
+    const { tls, users } = this.options;
+    const passwordFile = join(this.dir, 'passwords');
+    if (users) await writeFile(passwordFile, Object.entries(users).map(([user, password]) => mosquittoPasswordLine(user, password)).join(''));
+    const aclFile = join(this.dir, 'acl');
+    if (this.options.allowedTopics) await writeFile(aclFile, this.options.allowedTopics.map((t) => `topic readwrite ${t}\n`).join(''));
     const lines = [
       `listener ${this.port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(this.options.allowedTopics ? [`acl_file ${aclFile}`] : []),
+      `allow_anonymous ${users ? 'false' : 'true'}`,
+      ...(users ? [`password_file ${passwordFile}`] : []),
+      ...(tls
+        ? [`cafile ${tls.caFile}`, `certfile ${tls.certFile}`, `keyfile ${tls.keyFile}`, `require_certificate ${tls.requireClientCert ? 'true' : 'false'}`]
+        : []),
       'persistence true',
       `persistence_location ${this.dir}/`,
       'persistence_file mosquitto.db',
@@ -241,4 +303,11 @@ class MosquittoBroker implements TestBroker {
       this.dir = null;
     }
   }
+}
+
+/** A Mosquitto 2 password-file line: `$7$` is PBKDF2-HMAC-SHA512 with 101 rounds, base64 salt and hash (what mosquitto_passwd writes). */
+function mosquittoPasswordLine(user: string, password: string): string {
+  const salt = randomBytes(12);
+  const hash = pbkdf2Sync(password, salt, 101, 64, 'sha512');
+  return `${user}:$7$101$${salt.toString('base64')}$${hash.toString('base64')}\n`;
 }

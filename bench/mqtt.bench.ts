@@ -1,0 +1,202 @@
+/**
+ * MQTT → log end to end (issue 4). A real broker on loopback (Mosquitto as a
+ * child process when installed, so it does not share our event loop; else
+ * aedes in-process) holds N QoS 1 widget readings queued for two persistent
+ * sessions; then, one after the other, in this process:
+ *
+ * 1. baseline: a bare MQTT.js subscriber with no processing (it PUBACKs on
+ *    receipt) drains its session: messages/s received;
+ * 2. the MQTT adapter drains its session into a real log store (3
+ *    partitions, fsync 'always', group commit), acknowledging each batch
+ *    only after the log made it durable: readings/s stored durably.
+ *
+ * Both read the same messages from the same broker, so the ratio shows what
+ * decoding, the schema-free reading pipeline and durable storage cost over
+ * receiving alone. The publisher runs in a child process before either
+ * measurement, so its cost and memory are in neither figure.
+ *
+ * Targets: ≥ 100,000 readings/s, ≥ 0.8 × baseline, peak RSS ≤ 100 MB.
+ * MQTT 5 is used so the adapter's receiveMaximum (= maxPendingReadings)
+ * bounds what the broker sends ahead of the acks. `BENCH_SCALE` multiplies N
+ * (default 200,000).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { connect, connectAsync } from 'mqtt';
+import { MqttAdapter } from '../firmware-bridge/mqtt-adapter.ts';
+import type { DeadLetter, Reading, ReadingSink } from '../firmware-bridge/types.ts';
+import { openLogStore, type LogStoreApi, type RecordInput } from '../log-store/index.ts';
+import { brokerKinds, startBroker, type TestBroker } from '../test/support/mqtt-broker.ts';
+import type { BenchSuite } from './harness.ts';
+
+const SENSORS = 100;
+const TOPIC_PATTERN = 'factory/+line/+sensor_id/reading';
+/** Messages the publisher keeps unacknowledged at once. */
+const PUBLISH_WINDOW = 2000;
+/** The adapter's backlog mark, also its MQTT 5 receiveMaximum (the adapter default; larger marks only grow the heap, not the rate). */
+const MAX_PENDING = 1_000;
+
+/** Publishes `count` widget readings (QoS 1) from a child process and resolves when the broker acked all. */
+function publishInChild(url: string, count: number): Promise<void> {
+  const code = `
+    import { connect, connectAsync } from 'mqtt';
+    const [url, countText, sensorsText, windowText] = process.argv.slice(1);
+    const count = Number(countText), sensors = Number(sensorsText), window = Number(windowText);
+    const client = await connectAsync(url, { clientId: 'bench-publisher', protocolVersion: 5 });
+    const t0 = Date.parse('2020-02-14T12:19:27Z');
+    let sent = 0, acked = 0;
+    await new Promise((resolve, reject) => {
+      const pump = () => {
+        while (sent < count && sent - acked < window) {
+          const i = sent++;
+          const sensor = 'aa-' + (100 + (i % sensors));
+          const payload = JSON.stringify({ reading_ts: new Date(t0 + i * 250).toISOString(), sensor_id: sensor, production_line: 'w0' + (1 + (i % 4)),
+            widget_type: 'acme94', colour: ['RED', 'BLUE', 'GREEN'][i % 3], temp_celcius: 20 + (i % 9), widget_weight_g: 95 + (i % 40), seq: i });
+          client.publish('factory/w0' + (1 + (i % 4)) + '/' + sensor + '/reading', payload, { qos: 1 }, (err) => {
+            if (err) return reject(err);
+            acked++;
+            if (acked === count) resolve();
+            else pump();
+          });
+        }
+      };
+      pump();
+    });
+    await client.endAsync();
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code, url, String(count), String(SENSORS), String(PUBLISH_WINDOW)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher exited with ${code}`))));
+  });
+}
+
+/** Creates the persistent session (subscription) so the broker queues for it while it is away. */
+async function createSession(url: string, clientId: string): Promise<void> {
+  const client = await connectAsync(url, { clientId, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } });
+  await client.subscribeAsync('factory/+/+/reading', { qos: 1 });
+  await client.endAsync();
+}
+
+/** The bare subscriber: counts messages, nothing else. Returns messages/s. */
+async function baseline(url: string, count: number): Promise<number> {
+  let received = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const start = performance.now();
+  // connect(), not connectAsync(): the listener must be in place before the first queued message is parsed.
+  const client = connect(url, { clientId: 'bench-baseline', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } });
+  client.on('message', () => {
+    if (++received === count) done();
+  });
+  if (received < count) await finished;
+  const seconds = (performance.now() - start) / 1000;
+  await client.endAsync();
+  return count / seconds;
+}
+
+/** Readings → the log store, one appendBatch per write (what the agent's sink does). */
+class LogSink implements ReadingSink {
+  stored = 0;
+  private target = Number.POSITIVE_INFINITY;
+  private onTarget: (() => void) | null = null;
+  constructor(private readonly log: LogStoreApi) {}
+  whenStored(count: number): Promise<void> {
+    this.target = count;
+    return this.stored >= count ? Promise.resolve() : new Promise((resolve) => (this.onTarget = resolve));
+  }
+  async write(readings: readonly Reading[]): Promise<void> {
+    const records: RecordInput[] = new Array(readings.length);
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i]!;
+      records[i] = { key: r.key, value: JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers };
+    }
+    await this.log.appendBatch('widgets', records);
+    this.stored += readings.length;
+    if (this.stored >= this.target) this.onTarget?.();
+  }
+  async deadLetter(letters: readonly DeadLetter[]): Promise<void> {
+    throw new Error(`unexpected dead letters: ${letters[0]?.reason}`);
+  }
+}
+
+/** Rounds of publish → baseline drain → adapter drain; the best round of each is reported (shared, noisy machines). */
+const ROUNDS = 3;
+
+const suite: BenchSuite = {
+  name: 'mqtt',
+  description: 'MQTT → log end to end (QoS 1, durable before ack) vs a bare MQTT.js subscriber, real broker on loopback',
+  async run(report, ctx) {
+    const perRound = Math.max(1000, Math.round((200_000 * ctx.scale) / ROUNDS));
+    const kind = brokerKinds.find((k) => k.kind === 'mosquitto' && k.available) ? 'mosquitto' : 'aedes';
+    // Unlimited in flight and queued on the broker side: the clients' receiveMaximum is the only bound.
+    const broker: TestBroker = await startBroker(kind, { maxInflightMessages: 0, maxQueuedMessages: 0 });
+    const log = await openLogStore({ dataDir: join(ctx.tmpDir, 'data'), minFreeBytes: 0, retentionCheckIntervalMs: 0 });
+    const startRssMb = process.memoryUsage().rss / 2 ** 20;
+    let peakBeforeAdapterMb = 0;
+    try {
+      await log.ensureTopic('widgets', { partitions: 3 });
+      const adapterId = 'bench-adapter';
+      await createSession(broker.url, 'bench-baseline');
+      await createSession(broker.url, adapterId);
+      report.note(
+        `${kind} broker on loopback; ${ROUNDS} rounds of ${perRound.toLocaleString('en-US')} QoS 1 readings (~220 B JSON) queued for each session by a child publisher; MQTT 5; log: 3 partitions, fsync always; best round reported`,
+      );
+      const sink = new LogSink(log);
+      const adapterRates: number[] = [];
+      const baselineRates: number[] = [];
+      const adapterCpu: number[] = [];
+      const baselineCpu: number[] = [];
+      let errors = 0;
+      const cpuMicros = (since: NodeJS.CpuUsage) => {
+        const d = process.cpuUsage(since);
+        return d.user + d.system;
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        await publishInChild(broker.url, perRound);
+        let cpu = process.cpuUsage();
+        baselineRates.push(await baseline(broker.url, perRound));
+        baselineCpu.push(cpuMicros(cpu) / perRound);
+        if (round === 0) peakBeforeAdapterMb = report.peakRssMb();
+
+        const adapter = new MqttAdapter(
+          {
+            device: 'bench-broker',
+            topic: 'widgets',
+            url: broker.url,
+            clientId: adapterId,
+            protocolVersion: 5,
+            subscriptions: [{ topic: TOPIC_PATTERN, qos: 1 }],
+            maxPendingReadings: MAX_PENDING,
+          },
+          { sink, gatewayId: 'gw-bench' },
+        );
+        const stored = sink.whenStored(perRound * (round + 1));
+        cpu = process.cpuUsage();
+        const start = performance.now();
+        await adapter.start();
+        await stored;
+        adapterRates.push(perRound / ((performance.now() - start) / 1000));
+        adapterCpu.push(cpuMicros(cpu) / perRound);
+        await adapter.stop();
+        errors += adapter.status()[0]!.errors + adapter.status()[0]!.deadLetters;
+      }
+      const endOffsets = log.describe('widgets').partitionsInfo.reduce((n, p) => n + p.endOffset, 0);
+      const fmt = (rates: number[]) => rates.map((r) => Math.round(r).toLocaleString('en-US')).join(', ');
+      report.note(`rounds: adapter ${fmt(adapterRates)} readings/s; baseline ${fmt(baselineRates)} msg/s; stored ${endOffsets.toLocaleString('en-US')} records, ${errors} errors/dead letters`);
+      report.note(`CPU per message in this process (best round): adapter ${Math.min(...adapterCpu).toFixed(1)} µs, baseline ${Math.min(...baselineCpu).toFixed(1)} µs`);
+      report.note(`RSS at start (node + tsx loader thread + modules): ${startRssMb.toFixed(0)} MB; peak after the first baseline, before the adapter ran: ${peakBeforeAdapterMb.toFixed(0)} MB`);
+      report.compare('MQTT → log readings/s (durable, acked after fsync)', Math.max(...adapterRates), Math.max(...baselineRates), 'readings/s', { min: 100_000, minRatio: 0.8 });
+      report.figure('peak RSS (target)', report.peakRssMb(), 'MB', { max: 100 });
+    } finally {
+      await log.close();
+      await broker.close();
+    }
+  },
+};
+
+export default suite;

@@ -1,0 +1,90 @@
+/**
+ * SIGHUP: a running agent re-reads its config file and applies what can
+ * change live (rules, log level, topic retention), refuses a broken file
+ * with the problems named and keeps running on the previous config.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import type { AgentStatus } from '../agent/status.ts';
+
+const bin = new URL('../bin/millstream.js', import.meta.url).pathname;
+let dir = '';
+let child: ChildProcess | undefined;
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    child.kill('SIGKILL');
+    await new Promise((r) => child!.once('exit', r));
+  }
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const config = (level: string, retentionMs: number) => `gateway: { id: gw-reload }
+dataDir: data
+log: { level: ${level} }
+store: { minFreeBytes: 0 }
+topics:
+  widgets: { partitions: 2, retentionMs: ${retentionMs} }
+rules: { dir: rules }
+http: { port: 0 }
+`;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, lines: string[]): Promise<T> {
+  for (;;) {
+    if (child?.exitCode !== null && child?.exitCode !== undefined) throw new Error(`agent exited while waiting for ${what}:\n${lines.slice(-20).join('\n')}`);
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+it('SIGHUP reloads rules, log level and topic retention; a broken config is refused and the agent keeps running', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'millstream-reload-'));
+  await mkdir(join(dir, 'rules'));
+  await writeFile(join(dir, 'rules', 'a.sql'), "CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';\n");
+  const file = join(dir, 'millstream.yaml');
+  await writeFile(file, config('info', 86_400_000));
+  child = spawn(process.execPath, [bin, 'run', '--config', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buf = '';
+  const onData = (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const url = await until('the status URL', () => lines.map((l) => /status page at (http:\/\/[^"\s]+)/.exec(l)?.[1]).find(Boolean), lines);
+  const status = async () => (await (await fetch(new URL('/api/status', url))).json()) as AgentStatus;
+  await until('rule red running', async () => ((await status()).rules.some((r) => r.name === 'red') ? true : undefined), lines);
+
+  // A new rule file, a new log level and a new retention, then SIGHUP.
+  await writeFile(join(dir, 'rules', 'b.sql'), 'CREATE STREAM hot AS SELECT * FROM widgets WHERE temp_celcius > 30;\n');
+  await writeFile(file, config('debug', 3_600_000));
+  child.kill('SIGHUP');
+  const reloaded = await until('the reload line', () => lines.find((l) => l.includes('"msg":"reloaded on SIGHUP"')), lines);
+  const changes = (JSON.parse(reloaded) as { changes: string[] }).changes;
+  expect(changes).toContain('log.level info → debug');
+  expect(changes).toContain('topics.widgets');
+  expect(changes).toContain('rules reloaded');
+  await until('rule hot running', async () => ((await status()).rules.some((r) => r.name === 'hot') ? true : undefined), lines);
+  const describe = spawn(process.execPath, [bin, 'log', 'describe', 'widgets', '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  describe.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => describe.once('exit', r));
+  expect(out).toMatch(/retention\.ms=3600000/);
+
+  // A broken config: refused with the problem named; the agent keeps running on the previous one.
+  await writeFile(file, `${config('debug', 3_600_000)}bogus: 1\n`);
+  child.kill('SIGHUP');
+  const refused = await until('the refusal', () => lines.find((l) => l.includes('reload on SIGHUP refused')), lines);
+  expect(refused).toContain('bogus: unknown key');
+  expect((await status()).state).toBe('running');
+  expect((await fetch(new URL('/healthz', url))).status).toBe(200);
+
+  child.kill('SIGTERM');
+  expect(await new Promise((r) => child!.once('exit', (code) => r(code)))).toBe(0);
+});
