@@ -27,6 +27,8 @@ export const AGENT_ERRORS = Object.freeze({
   // Kafka (central cluster), translated from kafkajs in agent/kafka-client.ts.
   /** No connection to any broker, connection closed, request timed out. */
   KAFKA_CONNECTION: { retriable: true, meaning: 'cannot reach the Kafka cluster' },
+  /** The TLS handshake failed: certificate not trusted, expired or for another name. Retried (an operator may fix it); shown as the reason for being offline. */
+  KAFKA_TLS: { retriable: true, meaning: 'TLS handshake with the cluster failed' },
   /** Leadership moved, replicas missing, broker busy: the cluster recovers by itself. */
   KAFKA_UNAVAILABLE: { retriable: true, meaning: 'partition temporarily unavailable' },
   /** The central topic does not exist (and is not auto-created). Retried: an operator may create it. */

@@ -52,6 +52,8 @@ describe('translateKafkaError', () => {
     const conn = make(KafkaJSConnectionError, 'Connection error: connect ECONNREFUSED', { broker: 'b:1', code: 'ECONNREFUSED' });
     expect(translateKafkaError(make(KafkaJSNumberOfRetriesExceeded, conn, { retryCount: 2, retryTime: 10 }))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
     expect(translateKafkaError(make(KafkaJSRequestTimeoutError, 'Request Produce timed out'))).toMatchObject({ code: 'KAFKA_CONNECTION', retriable: true });
+    const tls = make(KafkaJSConnectionError, 'Connection error: self-signed certificate', { broker: 'b:1', code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(translateKafkaError(make(KafkaJSNumberOfRetriesExceeded, tls, { retryCount: 1, retryTime: 10 }))).toMatchObject({ code: 'KAFKA_TLS', retriable: true, context: { tlsCode: 'DEPTH_ZERO_SELF_SIGNED_CERT' } });
     expect(translateKafkaError(make(KafkaJSSASLAuthenticationError, 'SASL PLAIN authentication failed'))).toMatchObject({ code: 'KAFKA_AUTHENTICATION', retriable: false });
   });
 

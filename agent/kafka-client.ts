@@ -50,7 +50,7 @@ export interface KafkaClientOptions {
   connectionTimeoutMs?: number;
   /** Time the broker may take to answer a request, in ms. Default 30000. */
   requestTimeoutMs?: number;
-  /** Retries kafkajs makes inside one send before the error reaches the caller (who backs off itself). Default 2. */
+  /** Retries kafkajs makes inside one send before the error reaches the caller (who backs off itself). At least 1 (kafkajs's idempotent producer requires retries). Default 2. */
   retries?: number;
   /** First retry delay inside one send, in ms (doubles, with kafkajs's jitter). Default 100. */
   initialRetryTimeMs?: number;
@@ -146,6 +146,21 @@ export const KAFKAJS_CLASS_TABLE: Readonly<Record<string, AgentErrorCode>> = Obj
   KafkaJSServerDoesNotSupportApiKey: 'KAFKA_UNSUPPORTED',
 });
 
+/** Node TLS error codes (carried by kafkajs's connection errors) → KAFKA_TLS. */
+export const TLS_ERROR_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
 interface KafkajsErrorLike {
   name?: string;
   message?: string;
@@ -158,7 +173,8 @@ interface KafkajsErrorLike {
 /**
  * Translates whatever kafkajs threw into an AgentError. Walks the `cause`
  * chain (kafkajs wraps the broker's error in retry errors): the first
- * protocol error code decides, else the first known class, else KAFKA_OTHER.
+ * protocol error code decides, else a TLS error code, else the first known
+ * class, else KAFKA_OTHER.
  */
 export function translateKafkaError(err: unknown, context: { topic?: string; partition?: number } = {}): AgentError {
   if (err instanceof AgentError) return err;
@@ -174,6 +190,8 @@ export function translateKafkaError(err: unknown, context: { topic?: string; par
     const retriable = row ? row.retriable : protocol.retriable !== false;
     return new AgentError(code, `${protocol.type}: ${protocol.message ?? top.message}`, { ...context, kafkaCode: protocol.code as number, kafkaType: protocol.type }, err, retriable);
   }
+  const tls = chain.find((e) => typeof e.code === 'string' && TLS_ERROR_CODES.has(e.code));
+  if (tls) return new AgentError('KAFKA_TLS', `${tls.message ?? top.message} (${String(tls.code)})`, { ...context, tlsCode: tls.code }, err);
   for (const e of chain) {
     const code = e.name ? KAFKAJS_CLASS_TABLE[e.name] : undefined;
     if (code) return new AgentError(code, e.message ?? String(e), { ...context }, err);

@@ -133,6 +133,9 @@ export function resolveOptions(o: ReplicatorOptions): Readonly<ResolvedOptions> 
     if (!/^[^:\s]+:\d{1,5}$/.test(b)) throw configError(`kafka.brokers[${i}]`, `expected host:port, got ${JSON.stringify(b)}`);
   });
   if (typeof o.kafka.clientId !== 'string' || o.kafka.clientId.length === 0) throw configError('kafka.clientId', 'required');
+  if (o.kafka.retries !== undefined && (!Number.isInteger(o.kafka.retries) || o.kafka.retries < 1)) {
+    throw configError('kafka.retries', `must be an integer ≥ 1 (the idempotent producer needs retries), got ${String(o.kafka.retries)}`);
+  }
   if (o.kafka.tls?.cert && !o.kafka.tls.key) throw configError('kafka.tls.key', 'required with kafka.tls.cert');
   if (o.kafka.sasl) {
     if (!['plain', 'scram-sha-256', 'scram-sha-512'].includes(o.kafka.sasl.mechanism)) {

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startKafkaMock } from '../../test/support/kafka-mock.ts';
 import type { KafkaMock } from '../../test/support/kafka-mock.ts';
 import { readBack } from '../../test/support/kafka-read.ts';
+import { TEST_KAFKA_TLS_CERT, TEST_KAFKA_TLS_KEY } from '../../test/support/kafka-tls-fixture.ts';
 import { AgentError } from '../errors.ts';
 import type { KafkaProducer } from '../kafka-client.ts';
 import { createReplicator } from './index.ts';
@@ -69,6 +70,7 @@ describe('options', () => {
     [{ kafka: { brokers: ['nohost'], clientId: 'c' } }, /replication\.kafka\.brokers\[0\]: expected host:port/],
     [{ kafka: { brokers: ['k:1'], clientId: 'c', sasl: { mechanism: 'gssapi', username: 'u', password: 'p' } } }, /replication\.kafka\.sasl\.mechanism/],
     [{ kafka: { brokers: ['k:1'], clientId: 'c', tls: { cert: 'C' } } }, /replication\.kafka\.tls\.key: required/],
+    [{ kafka: { brokers: ['k:1'], clientId: 'c', retries: 0 } }, /replication\.kafka\.retries: must be an integer ≥ 1/],
     [{ topics: [] }, /replication\.topics: at least one/],
     [{ topics: [{ topic: 'a' }, { topic: 'a' }] }, /replication\.topics\[1\]\.topic: a is listed twice/],
     [{ topics: [{ topic: 'a', centralTopic: '{site}.{topic}' }] }, /replication\.topics\[0\]\.centralTopic: unknown placeholder \{site\}/],
@@ -532,5 +534,52 @@ describe('against the Kafka peer', () => {
     await until(() => r.status().topics[0].partitions[0].position === 25, 'resumed');
     const central = await readBack(kafka.bootstrap, `gw1.${topic}`);
     expect(central.get(0)!.map((c) => Number(c.headers['millstream.offset']))).toEqual(Array.from({ length: 25 }, (_, k) => k));
+  });
+});
+
+describe('TLS to the cluster (the peer behind a TLS listener)', () => {
+  let kafka: KafkaMock;
+  let replicator: Replicator | undefined;
+  beforeAll(async () => {
+    kafka = await startKafkaMock({ brokers: 1, tls: { key: TEST_KAFKA_TLS_KEY, cert: TEST_KAFKA_TLS_CERT } });
+  });
+  afterAll(async () => {
+    await kafka?.stop();
+  });
+  afterEach(async () => {
+    await replicator?.stop();
+    replicator = undefined;
+  });
+  const make = (log: MemoryLogStore, topic: string, tls: NonNullable<ReplicatorOptions['kafka']['tls']>) => {
+    replicator = createReplicator({
+      gatewayId: 'gw1', log, topics: [{ topic }], statusFile: null, backoffInitialMs: 20, backoffMaxMs: 200,
+      kafka: { brokers: kafka.bootstrap, clientId: 'gw1-tls', tls, retries: 1, initialRetryTimeMs: 20, connectionTimeoutMs: 1000 },
+    });
+    return replicator;
+  };
+
+  it('replicates over TLS when the private CA is configured', async () => {
+    const log = createMemoryLogStore();
+    await log.ensureTopic('t1', { partitions: 1 });
+    await kafka.createTopic('gw1.t1', 1);
+    await log.appendBatch('t1', Array.from({ length: 20 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    const r = make(log, 't1', { ca: [TEST_KAFKA_TLS_CERT] });
+    await r.start();
+    await until(() => r.status().topics[0].lagRecords === 0, 'replicated over TLS');
+    expect(r.status().state).toBe('online');
+    expect(kafka.shim.errors).toEqual([]);
+  });
+
+  it('refuses a broker whose certificate the configured CAs do not sign: offline, the reason shown, nothing acknowledged', async () => {
+    const log = createMemoryLogStore();
+    await log.ensureTopic('t2', { partitions: 1 });
+    await kafka.createTopic('gw1.t2', 1);
+    await log.appendBatch('t2', [{ ...reading(0), partition: 0 }]);
+    const r = make(log, 't2', {});
+    await r.start();
+    await until(() => r.status().state === 'offline', 'offline');
+    expect(r.status().lastError).toMatchObject({ code: 'KAFKA_TLS', retriable: true });
+    expect(r.status().lastError!.message).toMatch(/self-signed certificate/i);
+    expect(r.status().topics[0].partitions[0].position).toBe(0);
   });
 });

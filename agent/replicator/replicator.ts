@@ -51,7 +51,7 @@ export interface Replicator {
 }
 
 /** Errors that mean the cluster (not one topic) is out of reach: they make the replicator `offline`. */
-const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE']);
+const CONNECTIVITY_CODES = new Set(['KAFKA_CONNECTION', 'KAFKA_UNAVAILABLE', 'KAFKA_TLS']);
 
 class ReplicatorImpl implements Replicator {
   private readonly opts: Readonly<ResolvedOptions>;

@@ -36,6 +36,7 @@
  */
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import {
   API_KEY,
   Cursor,
@@ -53,6 +54,12 @@ import type { SequenceVerdict } from './kafka-sequence-tracker.ts';
 export interface ShimTarget {
   host: string;
   port: number;
+}
+
+/** PEM key and certificate the shim's listeners present (the mock behind it stays plaintext). */
+export interface ShimTlsOptions {
+  key: string;
+  cert: string;
 }
 
 /** How long a connection whose client went away waits for the mock's outstanding responses (so sequence state stays exact). */
@@ -84,11 +91,14 @@ export class MockShim {
   private readonly topicErrors = new Map<string, number>();
   private maxMessageBytes = Infinity;
 
-  private constructor(private readonly targets: readonly ShimTarget[]) {}
+  private constructor(
+    private readonly targets: readonly ShimTarget[],
+    private readonly tls: ShimTlsOptions | undefined,
+  ) {}
 
-  /** Starts one listener per target broker on 127.0.0.1 (ephemeral ports). */
-  static async start(targets: readonly ShimTarget[]): Promise<MockShim> {
-    const shim = new MockShim(targets);
+  /** Starts one listener per target broker on 127.0.0.1 (ephemeral ports); with `tls`, clients must speak TLS to it. */
+  static async start(targets: readonly ShimTarget[], tls?: ShimTlsOptions): Promise<MockShim> {
+    const shim = new MockShim(targets, tls);
     for (const t of targets) await shim.listen(t);
     return shim;
   }
@@ -133,7 +143,9 @@ export class MockShim {
   };
 
   private listen(target: ShimTarget): Promise<void> {
-    const server = createServer((client) => this.accept(client, target));
+    const server: Server = this.tls
+      ? createTlsServer({ key: this.tls.key, cert: this.tls.cert }, (client) => this.accept(client, target))
+      : createServer((client) => this.accept(client, target));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => {

@@ -1,0 +1,25 @@
+/**
+ * A self-signed certificate (its own CA) for TLS tests of the Kafka peer:
+ * CN millstream-test-kafka, subjectAltName IP:127.0.0.1 and DNS:localhost,
+ * valid 2000-01-01 to 2100-01-01 (so a CI clock anywhere in between works),
+ * EC P-256. Test material only: the key is public on purpose.
+ */
+export const TEST_KAFKA_TLS_CERT = `-----BEGIN CERTIFICATE-----
+MIIBkDCCATagAwIBAgICEAAwCgYIKoZIzj0EAwIwIDEeMBwGA1UEAwwVbWlsbHN0
+cmVhbS10ZXN0LWthZmthMCAXDTAwMDEwMTAwMDAwMFoYDzIxMDAwMTAxMDAwMDAw
+WjAgMR4wHAYDVQQDDBVtaWxsc3RyZWFtLXRlc3Qta2Fma2EwWTATBgcqhkjOPQIB
+BggqhkjOPQMBBwNCAATjkKleurdmHf16AwW0uA3JleUvYdE6+4bfstF2IazhZmB0
+vUvQeAJV3BpmzA+PjJAkS43Ujo6SNiyWxSM/V8GOo14wXDAPBgNVHRMBAf8EBTAD
+AQH/MBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAOBgNVHQ8BAf8EBAMCAoQw
+HQYDVR0OBBYEFEY7hVQ7mq0JW++XH0vMenUAHaZaMAoGCCqGSM49BAMCA0gAMEUC
+IFuzbGwupg+XD+uBLP7TkiIk8MjYQxt5LhooR3CP76eFAiEAz8zJCA1thDtGyJV6
+alL8OBJOgIrn4/fq3C6Q9IyLZU0=
+-----END CERTIFICATE-----
+`;
+
+export const TEST_KAFKA_TLS_KEY = `-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIOdlQnB+HAGamqA+ItBaMty1ZKmZgsBHK40qRDNRR1u7oAoGCCqGSM49
+AwEHoUQDQgAE45CpXrq3Zh39egMFtLgNyZXlL2HROvuG37LRdiGs4WZgdL1L0HgC
+VdwaZswPj4yQJEuN1I6OkjYslsUjP1fBjg==
+-----END EC PRIVATE KEY-----
+`;
