@@ -189,8 +189,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
         deadLetterTopic: current.deadLetterTopic,
         topicSettings,
         onStored: (readings: readonly Reading[]) => {
-          // A sample for the live chart: the last reading of each sensor in the batch is enough.
-          for (let i = readings.length - 1, seen = 0; i >= 0 && seen < 64; i--, seen++) {
+          // A sample for the live chart: the batch's last 64 readings, in order.
+          for (let i = Math.max(0, readings.length - 64); i < readings.length; i++) {
             const r = readings[i]!;
             recent.add(r.key, r.timestamp, r.value);
           }

@@ -167,6 +167,22 @@ describe('replay', () => {
     expect(r.rows.filter((x) => x.topic === 'widgets_red')).toHaveLength(4);
   });
 
+  it('--into appends the output rows to a sandbox topic of another log, leaving the live one alone', async () => {
+    const sandboxDir = join(dir, 'sandbox');
+    const { stderr } = await run(process.execPath, [bin, 'replay', '--topic', 'widgets', '--data-dir', dataDir, '--rules', rulesDir, '--into', 'try_red', '--into-data-dir', sandboxDir]);
+    expect(stderr).toMatch(/replay: 240 records in, \d+ rows appended to try_red/);
+    const sandbox = await openLogStore({ dataDir: sandboxDir, readOnly: true, minFreeBytes: 0 });
+    const live = await openLogStore({ dataDir, readOnly: true, minFreeBytes: 0 });
+    try {
+      const rows = (await sandbox.read('try_red', 0, 0, { maxRecords: 10_000 })).records;
+      expect(rows.filter((r) => r.headers['millstream.replay.topic'] === 'widgets_red')).toHaveLength(80);
+      expect(live.hasTopic('try_red')).toBe(false);
+    } finally {
+      await sandbox.close();
+      await live.close();
+    }
+  });
+
   it.skipIf(!existsSync('/usr/bin/script'))('on a terminal the CLI draws a progress bar with rate and ETA', async () => {
     // util-linux `script` runs the command on a real pseudo-terminal, as an operator's shell would.
     const cmd = [process.execPath, bin, 'replay', '--topic', 'widgets', '--data-dir', dataDir, '--speed', 'max', '--out', join(dir, 'tty-out.jsonl')]
