@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseReadingLine, recordToJson } from '../agent/commands/log.ts';
 import { kafkaPartition } from '../log-store/index.ts';
 import type { TopicDescription } from '../log-store/index.ts';
+import { PRODUCE_MAX_LINE_CHARS } from '../agent/commands/log.ts';
 import { collectLines, createCliRunner, parseJsonLines } from './support/cli.ts';
 
 interface TailedRecord {
@@ -233,6 +234,16 @@ describe('millstream log (child processes)', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(logs[0]);
     expect(r.stdout).toMatch(/[1-9]\d* problem/);
+  });
+
+  it('produce skips an overlong line (no newline in sight) with its line number instead of holding it in memory', async () => {
+    expect((await log('create', 'long')).code).toBe(0);
+    const input = `${JSON.stringify({ sensor_id: 'a1', n: 1 })}\n{"x":"${'y'.repeat(3 * PRODUCE_MAX_LINE_CHARS)}"}\n${JSON.stringify({ sensor_id: 'b2', n: 2 })}\n`;
+    const r = await cli.run(['log', 'produce', 'long', '--key-field', 'sensor_id', '--data-dir', dataDir], { input });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`line 2 skipped: longer than ${PRODUCE_MAX_LINE_CHARS} characters`);
+    const tail = parseJsonLines<{ key: string }>((await log('tail', 'long', '--from-beginning')).stdout);
+    expect(tail.map((t) => t.key)).toEqual(['a1', 'b2']);
   });
 
   it('names the topic or directory when it cannot do what was asked', async () => {

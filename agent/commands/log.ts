@@ -33,6 +33,8 @@ export const DEFAULT_DATA_DIR = './data';
 const PRODUCE_MAX_BATCHES_IN_FLIGHT = 32;
 /** `produce`: malformed lines reported one by one; past this only the total is reported. */
 const PRODUCE_MAX_LINE_REPORTS = 20;
+/** A longer input line is reported as malformed and skipped, not held in memory. */
+export const PRODUCE_MAX_LINE_CHARS = 1_048_576;
 /** `tail`: records fetched per read call. */
 const TAIL_READ_RECORDS = 1000;
 
@@ -220,7 +222,7 @@ async function produce(topic: string, options: ProduceOptions): Promise<void> {
     const take = (line: string, batch: RecordInput[]): void => {
       lineNo++;
       if (line.trim() === '') return;
-      const parsed = parseReadingLine(line, options);
+      const parsed = line.length > PRODUCE_MAX_LINE_CHARS ? `longer than ${PRODUCE_MAX_LINE_CHARS} characters` : parseReadingLine(line, options);
       if (typeof parsed === 'string') {
         skipped++;
         if (skipped <= PRODUCE_MAX_LINE_REPORTS) process.stderr.write(`millstream: produce ${topic}: line ${lineNo} skipped: ${parsed}\n`);
@@ -231,8 +233,19 @@ async function produce(topic: string, options: ProduceOptions): Promise<void> {
 
     const decoder = new StringDecoder('utf8');
     let rest = '';
+    // Set while skipping the remainder of an overlong line (up to its newline).
+    let discarding = false;
     for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-      const text = rest + decoder.write(chunk);
+      let text = rest + decoder.write(chunk);
+      if (discarding) {
+        const nl = text.indexOf('\n');
+        if (nl === -1) {
+          rest = '';
+          continue;
+        }
+        text = text.slice(nl + 1);
+        discarding = false;
+      }
       const batch: RecordInput[] = [];
       let start = 0;
       for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
@@ -240,12 +253,21 @@ async function produce(topic: string, options: ProduceOptions): Promise<void> {
         start = nl + 1;
       }
       rest = text.slice(start);
+      if (rest.length > PRODUCE_MAX_LINE_CHARS) {
+        lineNo++;
+        skipped++;
+        if (skipped <= PRODUCE_MAX_LINE_REPORTS) {
+          process.stderr.write(`millstream: produce ${topic}: line ${lineNo} skipped: longer than ${PRODUCE_MAX_LINE_CHARS} characters\n`);
+        }
+        rest = '';
+        discarding = true;
+      }
       submit(batch);
       while (links.length >= PRODUCE_MAX_BATCHES_IN_FLIGHT) await links.shift();
     }
     rest += decoder.end();
     const batch: RecordInput[] = [];
-    if (rest !== '') take(rest, batch);
+    if (rest !== '' && !discarding) take(rest, batch);
     submit(batch);
     await last;
   } finally {
