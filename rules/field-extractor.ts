@@ -80,8 +80,9 @@ export class FieldExtractor {
   #val: unknown = null;
   /** Container kinds while skipping nested values (1 object, 2 array). */
   readonly #stack = new Uint8Array(MAX_DEPTH);
-  /** Matching slots of the current key. */
-  readonly #hits: number[] = [];
+  /** Matching slots of the current key: `#hits[0..#hitCount)`. */
+  readonly #hits: Int32Array;
+  #hitCount = 0;
 
   /**
    * `fields`: distinct names; a name must not appear twice (once
@@ -90,6 +91,7 @@ export class FieldExtractor {
    */
   constructor(fields: readonly ValueField[]) {
     this.fields = fields;
+    this.#hits = new Int32Array(fields.length);
     this.#slots = fields.map((f) => {
       const upper = f.name.toUpperCase();
       const asciiUpper = !f.caseSensitive && /^[\x00-\x7f]*$/.test(upper);
@@ -163,8 +165,7 @@ export class FieldExtractor {
         if (p >= n || buf[p] !== COLON) return false;
         p++;
         while (p < n && isWs(buf[p]!)) p++;
-        const hits = this.#hits;
-        if (hits.length === 0) {
+        if (this.#hitCount === 0) {
           p = this.#skip(buf, p);
           if (p === FAIL) return false;
         } else {
@@ -188,15 +189,16 @@ export class FieldExtractor {
   /** Sets `#hits` to the slots the key matches (exactly or ignoring case). */
   #match(buf: Buffer, start: number, end: number, plain: boolean): boolean {
     const hits = this.#hits;
-    hits.length = 0;
+    let count = 0;
     const slots = this.#slots;
     const len = end - start;
     if (plain) {
       for (let i = 0; i < slots.length; i++) {
         const s = slots[i]!;
-        if (s.exact.length === len && equalBytes(buf, start, s.exact)) hits.push(i);
-        else if (s.upperAscii !== null && s.upperAscii.length === len && equalUpper(buf, start, s.upperAscii)) hits.push(i);
+        if (s.exact.length === len && equalBytes(buf, start, s.exact)) hits[count++] = i;
+        else if (s.upperAscii !== null && s.upperAscii.length === len && equalUpper(buf, start, s.upperAscii)) hits[count++] = i;
       }
+      this.#hitCount = count;
       return true;
     }
     let key: string;
@@ -207,8 +209,9 @@ export class FieldExtractor {
     }
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
-      if (key === s.name || (!s.caseSensitive && key.toUpperCase() === s.upper)) hits.push(i);
+      if (key === s.name || (!s.caseSensitive && key.toUpperCase() === s.upper)) hits[count++] = i;
     }
+    this.#hitCount = count;
     return true;
   }
 
@@ -217,7 +220,7 @@ export class FieldExtractor {
     const hits = this.#hits;
     const slots = this.#slots;
     const len = end - start;
-    for (let h = 0; h < hits.length; h++) {
+    for (let h = 0; h < this.#hitCount; h++) {
       const s = slots[hits[h]!]!;
       const exact = plain ? s.exact.length === len && equalBytes(buf, start, s.exact) : JSON.parse(buf.toString('utf8', start - 1, end + 1)) === s.name;
       if (exact) {

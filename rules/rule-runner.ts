@@ -41,6 +41,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
 import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
+import { FieldExtractor } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
 import type { DerivedPlan, Row, SourceRow } from './plan.ts';
@@ -123,6 +124,8 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
+  /** The row object the field extractor fills (reused record after record); null without one. */
+  fields: Row | null;
 }
 
 function stateSignature(plan: DerivedPlan): string {
@@ -141,6 +144,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const lateTopic = `${outputTopic}_late`;
   const signature = stateSignature(plan);
   const stateFile = join(options.stateDir, `${name}.sqlite`);
+  /** Decodes only the fields the plan reads (null: the plan needs whole values). */
+  const extractor = plan.valueFields ? new FieldExtractor(plan.valueFields) : null;
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -184,7 +189,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         eventTime: reason === 'WINDOW_CLOSED' ? row.timestamp : null,
         streamTime: Number.isFinite(streamTime) ? streamTime : null,
         key: row.key,
-        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : row.value,
+        // with the extractor, row.value holds only some fields: the late record carries the whole value
+        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : extractor ? JSON.parse(Buffer.from(raw).toString('utf8')) : row.value,
       });
       pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
     },
@@ -278,7 +284,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, records: [], i: 0, value: {}, time: 0, bad: null };
+    return { partition, records: [], i: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
   }
   const lanes = new Map<number, Lane>();
 
@@ -290,10 +296,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   function decodeHead(lane: Lane): void {
     const r = lane.records[lane.i]!;
     let value: unknown;
-    try {
-      value = JSON.parse(r.value.toString('utf8'));
-    } catch {
-      value = undefined;
+    if (lane.fields !== null && extractor!.extract(r.value, lane.fields)) value = lane.fields;
+    else {
+      try {
+        value = JSON.parse(r.value.toString('utf8'));
+      } catch {
+        value = undefined;
+      }
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       lane.value = {};
