@@ -76,6 +76,24 @@ describe('FieldExtractor', () => {
     );
   });
 
+  it('one extractor reused record after record (its string cache) still returns each record\'s own values', () => {
+    // 'Aa' and 'BB' (and their concatenations) hash alike: they share a cache entry
+    const short = fc.oneof(fc.constantFrom('Aa', 'BB', 'AaBB', 'BBAa', 'RED', 'RED ', 'BLUE', 'aa-101', 'aa-110', '', 'x'.repeat(48), 'x'.repeat(49)), fc.string({ maxLength: 6 }));
+    const fields: ValueField[] = [{ name: 'colour', caseSensitive: false }, { name: 'id', caseSensitive: false }];
+    fc.assert(
+      fc.property(fc.array(fc.record({ colour: short, id: fc.oneof(short, fc.integer()) }), { minLength: 2, maxLength: 40 }), (records) => {
+        const x = new FieldExtractor(fields);
+        const row = x.newRow();
+        for (const r of records) {
+          const text = JSON.stringify(r);
+          expect(x.extract(Buffer.from(text, 'utf8'), row)).toBe(true);
+          expect([row.colour, row.id]).toEqual(viaParse(text, fields));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('never accepts what JSON.parse rejects (random corruption of valid texts)', () => {
     fc.assert(
       fc.property(objectText, fieldsArb, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('replace', 'cut', 'insert'), (text, fields, at, byte, how) => {

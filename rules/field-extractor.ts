@@ -61,6 +61,8 @@ interface Slot {
   upperAscii: Uint8Array | null;
   /** `name.toUpperCase()`. */
   upper: string;
+  /** String intern cache (see `StringCache`), created on the first string value. */
+  cache: StringCache | null;
   // per record:
   exactSeen: boolean;
   foldSeen: boolean;
@@ -76,6 +78,8 @@ const FAIL = -1;
 export class FieldExtractor {
   readonly fields: readonly ValueField[];
   readonly #slots: Slot[];
+  /** String cache of the slot whose value is being scanned (null: none). */
+  #cache: StringCache | null = null;
   /** Value of the last scanned literal/number/string (set by #value). */
   #val: unknown = null;
   /** Container kinds while skipping nested values (1 object, 2 array). */
@@ -101,6 +105,7 @@ export class FieldExtractor {
         exact: Buffer.from(f.name, 'utf8'),
         upperAscii: asciiUpper ? Buffer.from(upper, 'latin1') : null,
         upper,
+        cache: null,
         exactSeen: false,
         foldSeen: false,
         exactValue: null,
@@ -169,6 +174,8 @@ export class FieldExtractor {
           p = this.#skip(buf, p);
           if (p === FAIL) return false;
         } else {
+          const slot = this.#slots[this.#hits[0]!]!;
+          this.#cache = slot.cache ??= new StringCache();
           p = this.#value(buf, p);
           if (p === FAIL) return false;
           if (!this.#assign(buf, keyStart, keyEnd, plain)) return false;
@@ -245,11 +252,13 @@ export class FieldExtractor {
       let q = p + 1;
       let ascii = true;
       let escaped = false;
+      let hash = 0;
       for (;;) {
         if (q >= n) return FAIL;
         const c = buf[q]!;
         if (c === QUOTE) break;
         if (c < 0x20) return FAIL;
+        hash = (hash * 31 + c) | 0;
         if (c >= 0x80) ascii = false;
         else if (c === BACKSLASH) {
           escaped = true;
@@ -260,6 +269,7 @@ export class FieldExtractor {
         q++;
       }
       if (escaped) this.#val = JSON.parse(buf.toString('utf8', p, q + 1));
+      else if (ascii && this.#cache !== null) this.#val = this.#cache.get(buf, p + 1, q, hash);
       else this.#val = buf.toString(ascii ? 'latin1' : 'utf8', p + 1, q);
       return q + 1;
     }
@@ -405,6 +415,39 @@ function skipString(buf: Buffer, p: number): number {
       q = escapeEnd(buf, q);
       if (q === FAIL) return FAIL;
     } else q++;
+  }
+}
+
+/**
+ * Recently seen short ASCII strings of one field, direct-mapped by a hash of
+ * their bytes: readings repeat their ids, colours and timestamp texts, so
+ * most values come back as the same string without copying bytes out of the
+ * buffer. A hit compares the bytes, so the string is always the exact text.
+ */
+class StringCache {
+  static readonly ENTRIES = 4096;
+  static readonly MAX_BYTES = 48;
+  readonly #bytes = new Uint8Array(StringCache.ENTRIES * StringCache.MAX_BYTES);
+  readonly #lengths = new Int16Array(StringCache.ENTRIES).fill(-1);
+  readonly #strings: string[] = new Array<string>(StringCache.ENTRIES).fill('');
+
+  /** The ASCII text of `buf[start, end)`, whose bytes hash to `hash`. */
+  get(buf: Buffer, start: number, end: number, hash: number): string {
+    const len = end - start;
+    if (len > StringCache.MAX_BYTES) return buf.toString('latin1', start, end);
+    const i = hash & (StringCache.ENTRIES - 1);
+    const bytes = this.#bytes;
+    const at = i * StringCache.MAX_BYTES;
+    if (this.#lengths[i] === len) {
+      let k = 0;
+      while (k < len && bytes[at + k] === buf[start + k]) k++;
+      if (k === len) return this.#strings[i]!;
+    }
+    const text = buf.toString('latin1', start, end);
+    for (let k = 0; k < len; k++) bytes[at + k] = buf[start + k]!;
+    this.#lengths[i] = len;
+    this.#strings[i] = text;
+    return text;
   }
 }
 
