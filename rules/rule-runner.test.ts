@@ -183,3 +183,24 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     }
   });
 });
+
+describe('rule runner in scratch mode (durable: false)', () => {
+  it('creates its output topics without fsync and still checkpoints: a second runner resumes without repeating output', async () => {
+    await setup();
+    const plan = planRuleText(SQL, 'r.sql').rules[0]!;
+    const make = () =>
+      createRuleRunner({ plan, log, stateDir: join(dir, 'scratch'), clock: { now: () => 0 }, timers: { setTimeout: () => 0, clearTimeout: () => {} }, logger: silentLogger, idleCloseMs: 0, batchRecords: 50, durable: false });
+    const first = make();
+    await first.drain();
+    await first.stop();
+    expect(log.describe('per_sensor').config.fsync).toBe('never');
+    expect(log.describe('per_sensor_late').config.fsync).toBe('never');
+    const out = await readTopic(log, 'per_sensor');
+    expect(out.length).toBeGreaterThan(0);
+    const second = make();
+    await second.drain();
+    await second.stop();
+    expect(second.status().recordsIn).toBe(0);
+    expect(await readTopic(log, 'per_sensor')).toEqual(out);
+  });
+});

@@ -61,6 +61,13 @@ export interface RuleRunnerOptions {
   batchRecords?: number;
   /** Wait before reopening after a failed batch, and between checks for a missing input topic (ms). Default 1000. */
   retryMs?: number;
+  /**
+   * Default true. false: scratch mode for throw-away sandboxes (replays,
+   * `rules test`): the checkpoint is written with SQLite `synchronous=OFF`
+   * and the output/late topics this runner creates get `fsync: 'never'`, so
+   * nothing is fsynced and a crash may lose or duplicate output.
+   */
+  durable?: boolean;
   /** `stop` waits at most this long for the batch in flight (ms); past it the state file is closed anyway and the next start recovers. Default 10000. */
   stopTimeoutMs?: number;
 }
@@ -138,6 +145,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const batchRecords = options.batchRecords ?? 5000;
   const retryMs = options.retryMs ?? 1000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  const durable = options.durable ?? true;
   const name = plan.name;
   const inputTopic = plan.source.topic;
   const outputTopic = plan.outputTopic;
@@ -204,8 +212,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     inPartitions = log.describe(inputTopic).partitionsInfo.length;
     const wanted = plan.partitions ?? inPartitions;
     if (log.hasTopic(outputTopic)) outPartitions = log.describe(outputTopic).config.partitions;
-    else outPartitions = (await log.createTopic(outputTopic, { partitions: wanted })).config.partitions;
-    if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, { partitions: 1 });
+    else outPartitions = (await log.createTopic(outputTopic, durable ? { partitions: wanted } : { partitions: wanted, fsync: 'never' })).config.partitions;
+    if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, durable ? { partitions: 1 } : { partitions: 1, fsync: 'never' });
   }
 
   function outputEnds(): Array<[string, number, number]> {
@@ -220,7 +228,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     if (store) return;
     await ensureTopics();
     await mkdir(options.stateDir, { recursive: true });
-    store = await openStateStore(stateFile);
+    store = await openStateStore(stateFile, { durable });
     operator = newOperator();
     let cp = await store.load();
     if (cp && cp.signature !== signature) {
