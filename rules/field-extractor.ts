@@ -49,6 +49,12 @@ const NINE = 0x39;
 /** Bytes allowed after a backslash in a JSON string. */
 const ESCAPES = new Uint8Array(128);
 for (const c of '"\\/bfnrtu') ESCAPES[c.charCodeAt(0)] = 1;
+/** Byte classes inside a JSON string: 0 plain ASCII, 1 quote, 2 backslash, 3 control (invalid), 4 non-ASCII. */
+const STRING_CLASS = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) STRING_CLASS[b] = 3;
+STRING_CLASS[0x22] = 1;
+STRING_CLASS[0x5c] = 2;
+for (let b = 0x80; b < 0x100; b++) STRING_CLASS[b] = 4;
 const HEX = new Uint8Array(128);
 for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 
@@ -151,12 +157,15 @@ export class FieldExtractor {
         let plain = true;
         for (;;) {
           if (q >= n) return false;
-          const b = buf[q]!;
-          if (b === QUOTE) break;
-          if (b < 0x20) return false;
-          if (b >= 0x80) plain = false;
-          else if (b === BACKSLASH) {
-            plain = false;
+          const k = STRING_CLASS[buf[q]!]!;
+          if (k === 0) {
+            q++;
+            continue;
+          }
+          if (k === 1) break;
+          if (k === 3) return false;
+          plain = false;
+          if (k === 2) {
             q = escapeEnd(buf, q);
             if (q === FAIL) return false;
             continue;
@@ -408,13 +417,14 @@ function skipString(buf: Buffer, p: number): number {
   let q = p + 1;
   for (;;) {
     if (q >= n) return FAIL;
-    const c = buf[q]!;
-    if (c === QUOTE) return q + 1;
-    if (c < 0x20) return FAIL;
-    if (c === BACKSLASH) {
+    const k = STRING_CLASS[buf[q]!]!;
+    if (k === 0 || k === 4) q++;
+    else if (k === 1) return q + 1;
+    else if (k === 3) return FAIL;
+    else {
       q = escapeEnd(buf, q);
       if (q === FAIL) return FAIL;
-    } else q++;
+    }
   }
 }
 
