@@ -56,7 +56,7 @@ describe('FieldExtractor', () => {
         if (got === 'fallback') return;
         expect(got).toEqual(viaParse(text, fields));
       }),
-      { numRuns: 3000 },
+      { numRuns: 2000 },
     );
   });
 
@@ -117,7 +117,7 @@ describe('FieldExtractor', () => {
         expect(parsed).not.toBe('invalid');
         expect(got).toEqual(parsed);
       }),
-      { numRuns: 5000 },
+      { numRuns: 3000 },
     );
   });
 

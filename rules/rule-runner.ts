@@ -6,7 +6,10 @@
  *
  * A batch, in order:
  *   1. read up to `batchRecords` records per input partition from the positions;
- *   2. decode and process them, merged across partitions by event time (ties:
+ *   2. decode and process them (decoding only the top-level fields the plan
+ *      reads, `plan.valueFields`, with field-extractor.ts; JSON.parse of the
+ *      whole value when the plan needs it or the extractor declines), merged
+ *      across partitions by event time (ties:
  *      lower partition first; one partition keeps its offset order). The merge
  *      spans one batch: a partition with nothing to read does not hold the
  *      others back, so its records that arrive later may be late (as in Kafka
