@@ -127,6 +127,26 @@ describe('planner: the DESIGN.md rule file', () => {
   });
 });
 
+describe('planner: the value fields a rule reads', () => {
+  it('lists the fields of WHERE, projection, PARTITION BY, GROUP BY, aggregates and the event time; none for SELECT * with extras', () => {
+    const p = planOk(`${DESIGN}
+      CREATE STREAM loose WITH (KAFKA_TOPIC='loose', VALUE_FORMAT='JSON', TIMESTAMP='reading_ts');
+      CREATE STREAM picked AS SELECT sensor_id, \`Widget_Type\` AS wt, ROWKEY AS k, extra->x AS x FROM loose WHERE colour = 'RED' PARTITION BY production_line;
+      CREATE STREAM starred AS SELECT *, UCASE(colour) AS shout FROM widgets;
+      CREATE STREAM clash AS SELECT \`reading_ts\` AS ts FROM loose;
+      CREATE STREAM proto AS SELECT constructor FROM loose;`);
+    const names = (r: DerivedPlan) => r.valueFields?.map((f) => `${f.name}${f.caseSensitive ? '!' : ''}`).sort() ?? null;
+    expect(names(rule(p, 'widgets_red', 'stream'))).toEqual(['colour', 'reading_ts']);
+    expect(names(rule(p, 'hot_sensors', 'table'))).toEqual(['reading_ts', 'sensor_id', 'temp_celcius']);
+    expect(names(rule(p, 'heavy_by_line', 'table'))).toEqual(['production_line', 'reading_ts', 'widget_weight_g']);
+    expect(names(rule(p, 'picked', 'stream'))).toEqual(['Widget_Type!', 'colour', 'extra', 'production_line', 'reading_ts', 'sensor_id']);
+    expect(names(rule(p, 'starred', 'stream'))).toBeNull();
+    // one name read both case-sensitively and not (here with the event time), or a name of Object.prototype: whole values
+    expect(names(rule(p, 'clash', 'stream'))).toBeNull();
+    expect(names(rule(p, 'proto', 'stream'))).toBeNull();
+  });
+});
+
 describe('planner: stream details', () => {
   it('projects expressions, star plus extras, and keys by PARTITION BY', () => {
     const p = planOk(`CREATE STREAM hot WITH (KAFKA_TOPIC='hot_out', PARTITIONS=4) AS

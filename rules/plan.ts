@@ -63,6 +63,7 @@ import {
 } from './analyzer.ts';
 import { compileExpr, compilePredicate, getField, type Compiled, type Scope } from './compile-expression.ts';
 import { isRulesError, rulesErrorAt } from './errors.ts';
+import type { ValueField } from './field-extractor.ts';
 import { parseRulesRecovering } from './parser.ts';
 import { sqlTypeOf, toEpochMs, valueToString, type SqlType } from './types.ts';
 
@@ -160,6 +161,15 @@ interface DerivedPlanBase {
   where(row: SourceRow): boolean;
   /** Output column names in select-list order (for `SELECT *`: empty, the value passes through). */
   readonly outputColumns: readonly string[];
+  /**
+   * The top-level value fields the rule's closures and event time read (each
+   * with its case rule), so the runtime may decode only these
+   * (field-extractor.ts) into `SourceRow.value`; null (or absent) when a
+   * closure needs the whole value (`SELECT *, expr`), or the fields cannot
+   * share one row object (one name both case-sensitive and not, or a name
+   * of Object.prototype).
+   */
+  readonly valueFields?: readonly ValueField[] | null;
   readonly origin: PlanOrigin;
 }
 
@@ -537,8 +547,8 @@ function resolveInput(from: Identifier, catalog: ReadonlyMap<string, Plan>): Sou
   };
 }
 
-/** Reads a column of a SourceRow. */
-function rowColumn(ref: ColumnRef, schema: SourceSchema): Compiled<SourceRow> {
+/** Reads a column of a SourceRow; records the value fields it reads in `used`. */
+function rowColumn(ref: ColumnRef, schema: SourceSchema, used: ValueField[]): Compiled<SourceRow> {
   const r = resolveColumn(ref, schema);
   if (r.kind === 'pseudo') {
     switch (r.which) {
@@ -556,6 +566,7 @@ function rowColumn(ref: ColumnRef, schema: SourceSchema): Compiled<SourceRow> {
   }
   const name = r.name;
   const cs = r.caseSensitive;
+  used.push({ name, caseSensitive: cs });
   if (r.key) {
     return (row) => {
       const v = getField(row.value, name, cs);
@@ -569,8 +580,21 @@ function rowColumn(ref: ColumnRef, schema: SourceSchema): Compiled<SourceRow> {
   };
 }
 
-function rowScope(schema: SourceSchema): Scope<SourceRow> {
-  return { column: (ref) => rowColumn(ref, schema), typeOf: (e) => staticTypeOf(e, schema) };
+function rowScope(schema: SourceSchema, used: ValueField[]): Scope<SourceRow> {
+  return { column: (ref) => rowColumn(ref, schema, used), typeOf: (e) => staticTypeOf(e, schema) };
+}
+
+/** The distinct fields of `used` plus the event-time field; null when they cannot share one row object (see `valueFields`). */
+function valueFieldsOf(used: readonly ValueField[], source: SourcePlan): ValueField[] | null {
+  const all = source.timestampField === null ? used : [...used, { name: source.timestampField, caseSensitive: false }];
+  const byName = new Map<string, ValueField>();
+  for (const f of all) {
+    if (f.name in Object.prototype) return null;
+    const seen = byName.get(f.name);
+    if (seen !== undefined && seen.caseSensitive !== f.caseSensitive) return null;
+    byName.set(f.name, f);
+  }
+  return [...byName.values()];
 }
 
 /** Scope of table-level closures: GROUP BY expressions read keys, aggregate calls read results. */
@@ -639,7 +663,8 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
   const reset = settings['auto.offset.reset'];
   const offsetReset: OffsetReset = reset === 'earliest' ? 'earliest' : 'latest';
   const q = optimize(analyzeQuery(s, schema));
-  const scope = rowScope(schema);
+  const used: ValueField[] = [];
+  const scope = rowScope(schema, used);
   const whereFn = q.where ? compilePredicate(q.where, scope) : () => true;
   const names = q.outputs.map((o) => o.name);
   const base = { name, source, outputTopic, partitions, settings, offsetReset, where: whereFn, outputColumns: names, origin: origin(file, parsed) };
@@ -656,7 +681,9 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
       : plain;
     const pk = q.partitionBy ? compileExpr(q.partitionBy, scope) : null;
     const outputKey = pk ? (row: SourceRow) => valueToString(pk(row)) : (row: SourceRow) => row.key;
-    return { kind: 'stream', ...base, project, outputKey };
+    // `SELECT *, expr` copies the whole value; `SELECT *` alone passes the payload bytes through.
+    const valueFields = q.star && fns.length > 0 ? null : valueFieldsOf(used, source);
+    return { kind: 'stream', ...base, valueFields, project, outputKey };
   }
 
   const gscope = groupScope(q, schema);
@@ -664,6 +691,7 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
   const fns = q.outputs.map((o) => compileExpr(o.expr, gscope));
   const havingFn = q.having ? compilePredicate(q.having, gscope) : () => true;
   const aggregates: AggregateCall[] = q.aggregates.map((a) => ({ fn: a.fn, arg: a.arg ? compileExpr(a.arg, scope) : null, text: a.text }));
+  const groupBy = q.groupBy.map((g) => compileExpr(g, scope));
   const groupByNames = q.groupBy.map((g) => (g.kind === 'ColumnRef' ? outputNameOfRef(g, schema) : formatExpr(g)));
   // The grace period only decides when windows close, not what they hold: changing it keeps the state.
   const windowShape = window === null ? null : window.kind === 'session' ? { kind: window.kind, gapMs: window.gapMs } : { kind: window.kind, sizeMs: window.sizeMs, advanceMs: window.advanceMs };
@@ -677,7 +705,8 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
     kind: 'table',
     ...base,
     window,
-    groupBy: q.groupBy.map((g) => compileExpr(g, scope)),
+    groupBy,
+    valueFields: valueFieldsOf(used, source),
     groupByNames,
     groupKeyText,
     aggregates,

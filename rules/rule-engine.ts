@@ -42,6 +42,8 @@ export interface RuleEngineOptions {
   debounceMs?: number;
   /** Records read per input partition per batch (see RuleRunnerOptions). Default 5000. */
   batchRecords?: number;
+  /** Default true; false: scratch checkpoints and outputs without fsync, for throw-away sandboxes (see RuleRunnerOptions.durable). */
+  durable?: boolean;
 }
 
 export interface RuleEngineStatus {
@@ -108,6 +110,7 @@ export function createRuleEngine(options: RuleEngineOptions): RuleEngine {
       logger,
       idleCloseMs: options.idleCloseMs ?? 60_000,
       batchRecords: options.batchRecords ?? 5000,
+      durable: options.durable ?? true,
     });
     running.set(plan.name, { runner, plan, identity: identityOf(plan) });
     await runner.start();

@@ -115,3 +115,92 @@ describe('rule runner recovery', () => {
     }
   });
 });
+
+describe('rule runner decoding only the fields a rule reads', () => {
+  const FIELDS_SQL = `
+CREATE STREAM widgets WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+SET 'auto.offset.reset'='earliest';
+CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';
+CREATE STREAM shaped AS SELECT sensor_id, temp_celcius * 2 AS t2, \`Colour\` AS exact_colour, extra->x AS ex FROM widgets WHERE colour <> 'BLUE' PARTITION BY sensor_id;
+CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS n FROM widgets
+  WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY sensor_id HAVING COUNT(*) > 0 EMIT CHANGES;
+`;
+  // payloads the extractor handles, and ones it leaves to JSON.parse (duplicate keys, case variants, invalid JSON)
+  const PAYLOADS = [
+    '{"colour":"RED","sensor_id":"a","temp_celcius":20.5,"ts":1000000,"extra":{"x":[1,"}"]}}',
+    '{ "COLOUR" : "RED" , "sensor_id":"b","temp_celcius":-1e1,"ts":1000500}',
+    '{"colour":"RED","Colour":"blue","sensor_id":"a","temp_celcius":3,"ts":1001000}',
+    '{"colour":"RED","colour":"GREEN","sensor_id":"c","temp_celcius":4,"ts":1001500}',
+    '{"COLOUR":"RED","sensor_id":"c","COLOUR":"GREEN","temp_celcius":4,"ts":1001600}',
+    '{"c\\u006flour":"R\\u0045D","sensor_\\u0069d":"d\\"q","temp_celcius":5,"ts":1002000}',
+    '{"colour":"RED","sensor_id":"a","temp_celcius":6}',
+    '{"colour":"RED","sensor_id":"a","temp_celcius":6,"ts":1002000,}',
+    '[1,2]',
+    '{"colour":"BLUE","sensor_id":"e","temp_celcius":"7","ts":1003000}',
+    '{"colour":"RED","sensor_id":"a","temp_celcius":8,"ts":900000}',
+  ];
+
+  async function outputs(target: LogStoreApi, whole: boolean): Promise<Record<string, unknown[]>> {
+    await target.createTopic('widgets', { partitions: 2 });
+    await target.appendBatch('widgets', PAYLOADS.map((value, i) => ({ key: `k${i}`, value, timestamp: 5_000 + i, partition: i % 2 })));
+    const result: Record<string, unknown[]> = {};
+    const file = planRuleText(FIELDS_SQL, "f.sql");
+    expect(file.diagnostics).toEqual([]);
+    for (const planned of file.rules) {
+      if (!whole) expect(planned.valueFields).not.toBeNull();
+      const plan = whole ? { ...planned, valueFields: null } : planned;
+      const runner = createRuleRunner({
+        plan,
+        log: target,
+        stateDir: join(dir, whole ? 'whole' : 'fields'),
+        clock: { now: () => 0 },
+        timers: { setTimeout: () => 0, clearTimeout: () => {} },
+        logger: silentLogger,
+        idleCloseMs: 0,
+        batchRecords: 4,
+      });
+      await runner.drain();
+      await runner.stop();
+      result[plan.outputTopic] = await readTopic(target, plan.outputTopic);
+      result[`${plan.outputTopic}_late`] = await readTopic(target, `${plan.outputTopic}_late`);
+    }
+    return result;
+  }
+
+  it('writes exactly what decoding whole values writes, late records included', async () => {
+    const fields = await outputs(log, false);
+    const other = await openTestLog(join(dir, 'log2'));
+    try {
+      const whole = await outputs(other, true);
+      expect(fields).toEqual(whole);
+      // the cases are exercised: passthrough, late records with whole values, invalid JSON
+      expect(fields.red!.length).toBeGreaterThanOrEqual(4);
+      expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
+      expect(JSON.stringify(fields.red_late)).toContain('INVALID_JSON');
+      expect(JSON.stringify(fields.per_sensor_late)).toContain('WINDOW_CLOSED');
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('rule runner in scratch mode (durable: false)', () => {
+  it('creates its output topics without fsync and still checkpoints: a second runner resumes without repeating output', async () => {
+    await setup();
+    const plan = planRuleText(SQL, 'r.sql').rules[0]!;
+    const make = () =>
+      createRuleRunner({ plan, log, stateDir: join(dir, 'scratch'), clock: { now: () => 0 }, timers: { setTimeout: () => 0, clearTimeout: () => {} }, logger: silentLogger, idleCloseMs: 0, batchRecords: 50, durable: false });
+    const first = make();
+    await first.drain();
+    await first.stop();
+    expect(log.describe('per_sensor').config.fsync).toBe('never');
+    expect(log.describe('per_sensor_late').config.fsync).toBe('never');
+    const out = await readTopic(log, 'per_sensor');
+    expect(out.length).toBeGreaterThan(0);
+    const second = make();
+    await second.drain();
+    await second.stop();
+    expect(second.status().recordsIn).toBe(0);
+    expect(await readTopic(log, 'per_sensor')).toEqual(out);
+  });
+});

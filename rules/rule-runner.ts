@@ -6,7 +6,10 @@
  *
  * A batch, in order:
  *   1. read up to `batchRecords` records per input partition from the positions;
- *   2. decode and process them, merged across partitions by event time (ties:
+ *   2. decode and process them (decoding only the top-level fields the plan
+ *      reads, `plan.valueFields`, with field-extractor.ts; JSON.parse of the
+ *      whole value when the plan needs it or the extractor declines), merged
+ *      across partitions by event time (ties:
  *      lower partition first; one partition keeps its offset order). The merge
  *      spans one batch: a partition with nothing to read does not hold the
  *      others back, so its records that arrive later may be late (as in Kafka
@@ -41,6 +44,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
 import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
+import { FieldExtractor } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
 import type { DerivedPlan, Row, SourceRow } from './plan.ts';
@@ -60,6 +64,13 @@ export interface RuleRunnerOptions {
   batchRecords?: number;
   /** Wait before reopening after a failed batch, and between checks for a missing input topic (ms). Default 1000. */
   retryMs?: number;
+  /**
+   * Default true. false: scratch mode for throw-away sandboxes (replays,
+   * `rules test`): the checkpoint is written with SQLite `synchronous=OFF`
+   * and the output/late topics this runner creates get `fsync: 'never'`, so
+   * nothing is fsynced and a crash may lose or duplicate output.
+   */
+  durable?: boolean;
   /** `stop` waits at most this long for the batch in flight (ms); past it the state file is closed anyway and the next start recovers. Default 10000. */
   stopTimeoutMs?: number;
 }
@@ -123,6 +134,8 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
+  /** The row object the field extractor fills (reused record after record); null without one. */
+  fields: Row | null;
 }
 
 function stateSignature(plan: DerivedPlan): string {
@@ -135,12 +148,15 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const batchRecords = options.batchRecords ?? 5000;
   const retryMs = options.retryMs ?? 1000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  const durable = options.durable ?? true;
   const name = plan.name;
   const inputTopic = plan.source.topic;
   const outputTopic = plan.outputTopic;
   const lateTopic = `${outputTopic}_late`;
   const signature = stateSignature(plan);
   const stateFile = join(options.stateDir, `${name}.sqlite`);
+  /** Decodes only the fields the plan reads (null: the plan needs whole values). */
+  const extractor = plan.valueFields ? new FieldExtractor(plan.valueFields) : null;
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -184,7 +200,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         eventTime: reason === 'WINDOW_CLOSED' ? row.timestamp : null,
         streamTime: Number.isFinite(streamTime) ? streamTime : null,
         key: row.key,
-        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : row.value,
+        // with the extractor, row.value holds only some fields: the late record carries the whole value
+        value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : extractor ? JSON.parse(Buffer.from(raw).toString('utf8')) : row.value,
       });
       pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
     },
@@ -198,8 +215,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     inPartitions = log.describe(inputTopic).partitionsInfo.length;
     const wanted = plan.partitions ?? inPartitions;
     if (log.hasTopic(outputTopic)) outPartitions = log.describe(outputTopic).config.partitions;
-    else outPartitions = (await log.createTopic(outputTopic, { partitions: wanted })).config.partitions;
-    if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, { partitions: 1 });
+    else outPartitions = (await log.createTopic(outputTopic, durable ? { partitions: wanted } : { partitions: wanted, fsync: 'never' })).config.partitions;
+    if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, durable ? { partitions: 1 } : { partitions: 1, fsync: 'never' });
   }
 
   function outputEnds(): Array<[string, number, number]> {
@@ -214,7 +231,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     if (store) return;
     await ensureTopics();
     await mkdir(options.stateDir, { recursive: true });
-    store = await openStateStore(stateFile);
+    store = await openStateStore(stateFile, { durable });
     operator = newOperator();
     let cp = await store.load();
     if (cp && cp.signature !== signature) {
@@ -278,7 +295,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, records: [], i: 0, value: {}, time: 0, bad: null };
+    return { partition, records: [], i: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
   }
   const lanes = new Map<number, Lane>();
 
@@ -290,10 +307,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   function decodeHead(lane: Lane): void {
     const r = lane.records[lane.i]!;
     let value: unknown;
-    try {
-      value = JSON.parse(r.value.toString('utf8'));
-    } catch {
-      value = undefined;
+    if (lane.fields !== null && extractor!.extract(r.value, lane.fields)) value = lane.fields;
+    else {
+      try {
+        value = JSON.parse(r.value.toString('utf8'));
+      } catch {
+        value = undefined;
+      }
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       lane.value = {};

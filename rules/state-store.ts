@@ -5,7 +5,8 @@
  * crash leaves either the old checkpoint or the new one, never a mix.
  *
  * File: `<stateDir>/<rule>.sqlite` (WAL journal, `synchronous=FULL`: a commit
- * that resolved survives power loss). Tables:
+ * that resolved survives power loss; `durable: false` → `synchronous=OFF`,
+ * no fsync, for throw-away sandboxes). Tables:
  *   meta(k PRIMARY KEY, v)             'signature', 'streamTime', 'seq', 'batch' (JSON values)
  *   positions(partition PK, offset)    next input offset to read per input partition
  *   outputs(topic, partition, end_offset)  end offset of each output/late topic partition
@@ -63,9 +64,17 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
+export interface StateStoreOptions {
+  /**
+   * true (default): `synchronous=FULL`, a resolved commit survives power loss.
+   * false: `synchronous=OFF`, nothing is fsynced; only for scratch state
+   * (replays, `rules test`) that is thrown away after the run.
+   */
+  durable?: boolean;
+}
+
 const SCHEMA = [
   'PRAGMA journal_mode=WAL',
-  'PRAGMA synchronous=FULL',
   'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)',
   'CREATE TABLE IF NOT EXISTS positions (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL)',
   'CREATE TABLE IF NOT EXISTS outputs (topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition))',
@@ -77,7 +86,7 @@ function stateError(message: string, file: string, cause: unknown): RulesError {
 }
 
 /** Opens (creating if missing) the checkpoint file. */
-export async function openStateStore(file: string): Promise<StateStore> {
+export async function openStateStore(file: string, options: StateStoreOptions = {}): Promise<StateStore> {
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
     const d = new sqlite3.Database(file, (err) => (err ? reject(stateError('cannot open state file', file, err)) : resolve(d)));
   });
@@ -86,6 +95,7 @@ export async function openStateStore(file: string): Promise<StateStore> {
   const all = <T>(sql: string) =>
     new Promise<T[]>((resolve, reject) => db.all(sql, (err, rows) => (err ? reject(stateError('state read failed', file, err)) : resolve(rows as T[]))));
   for (const sql of SCHEMA) await run(sql);
+  await run(options.durable === false ? 'PRAGMA synchronous=OFF' : 'PRAGMA synchronous=FULL');
   let closed = false;
   // One transaction at a time: sqlite3 queues statements, but a BEGIN while another transaction is open fails.
   let tail: Promise<unknown> = Promise.resolve();

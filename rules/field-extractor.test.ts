@@ -1,0 +1,155 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { getField } from './compile-expression.ts';
+import { FieldExtractor, type ValueField } from './field-extractor.ts';
+
+/** What the runner computed before: getField over the fully parsed value. */
+function viaParse(text: string, fields: readonly ValueField[]): unknown[] {
+  const v = JSON.parse(text) as unknown;
+  return fields.map((f) => getField(v, f.name, f.caseSensitive));
+}
+
+/** Extracted values, or 'fallback'. */
+function viaExtract(bytes: Buffer, fields: readonly ValueField[]): unknown[] | 'fallback' {
+  const x = new FieldExtractor(fields);
+  const row = x.newRow();
+  if (!x.extract(bytes, row)) return 'fallback';
+  return fields.map((f) => row[f.name]);
+}
+
+const NAMES = ['colour', 'Colour', 'COLOUR', 'temp', 'tEmp', 'sensor_id', 'a', 'é', 'É', 'ß', 'ı', 'i', 'I', 'x"y', 'k\\', '1', ''];
+
+const nameArb = fc.oneof(fc.constantFrom(...NAMES), fc.string({ maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 3 }));
+const fieldsArb = fc.uniqueArray(fc.record({ name: fc.constantFrom(...NAMES), caseSensitive: fc.boolean() }), { selector: (f) => f.name, minLength: 1, maxLength: 4 });
+const trickyString = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.constantFrom('', '"', '\\', '\\"', '\u0000', '\n\t', '\u2028', '\ud83d\ude00', '\ud800', 'RED', 'a"b\\c'),
+);
+const numberArb = fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(-0, 1e21, 1e-7, 123456789012345678, 0.1, -1.5e300));
+const leaf = fc.oneof(trickyString, numberArb, fc.boolean(), fc.constant(null));
+const valueArb = fc.oneof({ weight: 4, arbitrary: leaf }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) }, { weight: 1, arbitrary: fc.array(leaf, { maxLength: 3 }) });
+
+/** A JSON object text built by hand: keys may repeat, be \u-escaped, numbers may carry exponents, whitespace anywhere. */
+const objectText = fc
+  .record({
+    entries: fc.array(fc.tuple(nameArb, valueArb, fc.boolean()), { maxLength: 8 }),
+    ws: fc.array(fc.constantFrom('', ' ', '\n', '\t', '\r\n  '), { minLength: 8, maxLength: 8 }),
+    expNumbers: fc.boolean(),
+  })
+  .map(({ entries, ws, expNumbers }) => {
+    const w = (i: number): string => ws[i % ws.length]!;
+    const parts = entries.map(([k, v, escapeKey], i) => {
+      const key = escapeKey ? `"${[...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(k);
+      let value = JSON.stringify(v);
+      if (expNumbers && typeof v === 'number' && Number.isFinite(v) && v !== 0) value = v.toExponential().replace('e+', i % 2 ? 'E' : 'e+');
+      return `${w(i)}${key}${w(i + 1)}:${w(i + 2)}${value}${w(i + 3)}`;
+    });
+    return `${w(5)}{${parts.join(',')}}${w(6)}`;
+  });
+
+describe('FieldExtractor', () => {
+  it('returns exactly what getField(JSON.parse(text)) returns, or falls back', () => {
+    fc.assert(
+      fc.property(objectText, fieldsArb, (text, fields) => {
+        const got = viaExtract(Buffer.from(text, 'utf8'), fields);
+        if (got === 'fallback') return;
+        expect(got).toEqual(viaParse(text, fields));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('handles every object JSON.stringify writes (no fallback without duplicate keys)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(nameArb, valueArb, { maxKeys: 8 }), fieldsArb, fc.constantFrom(undefined, 2, '\t'), (obj, fields, indent) => {
+        const text = JSON.stringify(obj, null, indent);
+        const clash = fields.some((f) => !f.caseSensitive && Object.keys(obj).filter((k) => k !== f.name && k.toUpperCase() === f.name.toUpperCase()).length > 1);
+        const got = viaExtract(Buffer.from(text, 'utf8'), fields);
+        if (clash) {
+          if (got !== 'fallback') expect(got).toEqual(viaParse(text, fields));
+          return;
+        }
+        expect(got).toEqual(viaParse(text, fields));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('one extractor reused record after record (its string cache) still returns each record\'s own values', () => {
+    // 'Aa' and 'BB' (and their concatenations) hash alike: they share a cache entry
+    const short = fc.oneof(fc.constantFrom('Aa', 'BB', 'AaBB', 'BBAa', 'RED', 'RED ', 'BLUE', 'aa-101', 'aa-110', '', 'x'.repeat(48), 'x'.repeat(49)), fc.string({ maxLength: 6 }));
+    const fields: ValueField[] = [{ name: 'colour', caseSensitive: false }, { name: 'id', caseSensitive: false }];
+    fc.assert(
+      fc.property(fc.array(fc.record({ colour: short, id: fc.oneof(short, fc.integer()) }), { minLength: 2, maxLength: 40 }), (records) => {
+        const x = new FieldExtractor(fields);
+        const row = x.newRow();
+        for (const r of records) {
+          const text = JSON.stringify(r);
+          expect(x.extract(Buffer.from(text, 'utf8'), row)).toBe(true);
+          expect([row.colour, row.id]).toEqual(viaParse(text, fields));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never accepts what JSON.parse rejects (random corruption of valid texts)', () => {
+    fc.assert(
+      fc.property(objectText, fieldsArb, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('replace', 'cut', 'insert'), (text, fields, at, byte, how) => {
+        const good = Buffer.from(text, 'utf8');
+        const i = at % (good.length + 1);
+        const bad =
+          how === 'cut'
+            ? good.subarray(0, i)
+            : how === 'insert'
+              ? Buffer.concat([good.subarray(0, i), Buffer.from([byte]), good.subarray(i)])
+              : Buffer.concat([good.subarray(0, i), Buffer.from([byte]), good.subarray(i + 1)]);
+        const decoded = bad.toString('utf8');
+        const got = viaExtract(bad, fields);
+        let parsed: unknown[] | 'invalid';
+        try {
+          parsed = viaParse(decoded, fields);
+        } catch {
+          parsed = 'invalid';
+        }
+        if (got === 'fallback') return;
+        expect(parsed).not.toBe('invalid');
+        expect(got).toEqual(parsed);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  const golden: Array<[string, string, ValueField[], unknown[] | 'fallback']> = [
+    ['the bench reading', '{"reading_ts":"2020-02-14T12:00:00Z","sensor_id":"aa-101","colour":"RED","temp_celcius":15.5}', [{ name: 'colour', caseSensitive: false }, { name: 'temp_celcius', caseSensitive: false }], ['RED', 15.5]],
+    ['missing field is null', '{"a":1}', [{ name: 'b', caseSensitive: false }], [null]],
+    ['case-insensitive variant', '{"COLOUR":"x","b":"y"}', [{ name: 'colour', caseSensitive: false }], ['x']],
+    ['two variants of one field: JSON.parse decides', '{"COLOUR":"x","Colour":"y"}', [{ name: 'colour', caseSensitive: false }], 'fallback'],
+    ['exact key wins over an earlier variant', '{"COLOUR":"x","colour":"y"}', [{ name: 'colour', caseSensitive: false }], ['y']],
+    ['case-sensitive ignores variants', '{"COLOUR":"x"}', [{ name: 'colour', caseSensitive: true }], [null]],
+    ['escaped key and value', '{"c\\u006flour":"R\\"E\\\\D\\u00e9"}', [{ name: 'colour', caseSensitive: false }], ['R"E\\Dé']],
+    ['non-ASCII case folding (ı → I)', '{"ıd":7}', [{ name: 'ID', caseSensitive: false }], [7]],
+    ['numbers', '{"a":-0,"b":1E3,"c":-12.5e-1,"d":12345678901234567890}', ['a', 'b', 'c', 'd'].map((name) => ({ name, caseSensitive: true })), [-0, 1000, -1.25, 12345678901234567890]],
+    ['nested values come whole; others are skipped', '{"n":{"x":[1,{"y":"}"}]},"m":[],"o":{"p":null}}', [{ name: 'n', caseSensitive: false }], [{ x: [1, { y: '}' }] }]],
+    ['literals', '{"t":true,"f":false,"z":null}', ['t', 'f', 'z'].map((name) => ({ name, caseSensitive: false })), [true, false, null]],
+    ['duplicate key: JSON.parse decides', '{"a":1,"a":2}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['not an object', '[1,2]', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['trailing garbage', '{"a":1} x', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['trailing comma', '{"a":1,}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['leading zero', '{"b":01}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['raw control character in a skipped string', '{"b":"x\ny","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['bad escape in a skipped string', '{"b":"\\x","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['unclosed nested value', '{"b":[1,{"c":2]}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+  ];
+  it.each(golden)('%s', (_label, text, fields, want) => {
+    expect(viaExtract(Buffer.from(text, 'utf8'), fields)).toEqual(want);
+    if (want !== 'fallback') expect(viaParse(text, fields)).toEqual(want);
+  });
+
+  it('reads from a Uint8Array that is not a Buffer, at an offset', () => {
+    const whole = Buffer.from('xx{"a":"b"}', 'utf8');
+    const view = new Uint8Array(whole.buffer, whole.byteOffset + 2, whole.length - 2);
+    expect(viaExtract(view as Buffer, [{ name: 'a', caseSensitive: false }])).toEqual(['b']);
+  });
+});
