@@ -248,6 +248,8 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
           logger,
           // Windows close by event time only: wall-clock idle closing would make the output depend on timing.
           idleCloseMs: 0,
+          // A throw-away sandbox: no fsync for its checkpoints or topics.
+          durable: false,
         }),
       );
     }

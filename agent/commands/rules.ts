@@ -115,6 +115,8 @@ export async function runRulesOverReadings(file: string, readings: unknown[]): P
         timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
         logger: quiet,
         idleCloseMs: 0,
+        // A scratch log in a temporary folder: no fsync.
+        durable: false,
       });
       if (!log.hasTopic(rule.source.topic)) await log.createTopic(rule.source.topic, { partitions: 1 });
       await runner.drain();
