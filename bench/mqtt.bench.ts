@@ -113,7 +113,7 @@ class LogSink implements ReadingSink {
     const records: RecordInput[] = new Array(readings.length);
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
-      records[i] = { key: r.key, value: JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers };
+      records[i] = { key: r.key, value: r.valueJson ?? JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers };
     }
     await this.log.appendBatch('widgets', records);
     this.stored += readings.length;
@@ -123,6 +123,15 @@ class LogSink implements ReadingSink {
     throw new Error(`unexpected dead letters: ${letters[0]?.reason}`);
   }
 }
+
+/**
+ * With BENCH_PHASES set, prints `phase <name> <start|end> <µs>` (the
+ * monotonic clock `--cpu-prof` stamps samples with) to stderr, so a CPU
+ * profile of the run can be split into baseline and adapter time.
+ */
+const markPhase = process.env.BENCH_PHASES
+  ? (name: string, edge: 'start' | 'end') => process.stderr.write(`phase ${name} ${edge} ${process.hrtime.bigint() / 1000n}\n`)
+  : () => {};
 
 /** Rounds of publish → baseline drain → adapter drain; the best round of each is reported (shared, noisy machines). */
 const ROUNDS = 3;
@@ -159,7 +168,9 @@ const suite: BenchSuite = {
       for (let round = 0; round < ROUNDS; round++) {
         await publishInChild(broker.url, perRound);
         let cpu = process.cpuUsage();
+        markPhase('baseline', 'start');
         baselineRates.push(await baseline(broker.url, perRound));
+        markPhase('baseline', 'end');
         baselineCpu.push(cpuMicros(cpu) / perRound);
         if (round === 0) peakBeforeAdapterMb = report.peakRssMb();
 
@@ -178,8 +189,10 @@ const suite: BenchSuite = {
         const stored = sink.whenStored(perRound * (round + 1));
         cpu = process.cpuUsage();
         const start = performance.now();
+        markPhase('adapter', 'start');
         await adapter.start();
         await stored;
+        markPhase('adapter', 'end');
         adapterRates.push(perRound / ((performance.now() - start) / 1000));
         adapterCpu.push(cpuMicros(cpu) / perRound);
         await adapter.stop();

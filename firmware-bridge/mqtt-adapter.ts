@@ -389,7 +389,7 @@ export class MqttAdapter extends AdapterBase {
 
   private decode(a: Arrival): Reading | DeadLetter {
     const out = decodeMqttMessage(this.routes, a.topic, a.payload);
-    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
+    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
   }
 
   /**
