@@ -16,7 +16,8 @@
  * MAX_PENDING (the adapter's maxPendingReadings), and the broker's own
  * in-flight and queue caps off (Mosquitto's max_inflight_messages default,
  * 20, would otherwise cap QoS 1 delivery to a client whose acks wait for an
- * fsync); so the ratio shows what decoding, the schema-free reading
+ * fsync), and both skip MQTT.js's per-packet `debug` trace calls while
+ * tracing is off; so the ratio shows what decoding, the schema-free reading
  * pipeline and durable storage cost over receiving alone. The publisher
  * runs in a child process before either measurement, so its cost and
  * memory are in neither figure; the baseline runs in a child too, so this
@@ -116,6 +117,8 @@ function baselineInChild(url: string, count: number, receiveMaximum: number): Pr
     // connect(), not connectAsync(): the listener must be in place before the first queued message is parsed.
     const client = connect(url, { clientId: 'bench-baseline', clean: false, protocolVersion: 5,
       properties: { sessionExpiryInterval: 3600, receiveMaximum: Number(receiveMaximumText) } });
+    // As the adapter does: no per-packet trace call while DEBUG=mqttjs* is off.
+    if (client.log.enabled !== true) client.log = () => {};
     client.on('message', () => {
       if (++received === count) done();
     });
