@@ -103,11 +103,11 @@ interface BaselineRun {
  * messages; MQTT.js PUBACKs each on receipt. Same session kind, protocol
  * and receiveMaximum as the adapter, so the broker paces both alike.
  */
-function baselineInChild(url: string, count: number, receiveMaximum: number): Promise<BaselineRun> {
+function baselineInChild(url: string, clientId: string, count: number, receiveMaximum: number): Promise<BaselineRun> {
   const code = `
     import { performance } from 'node:perf_hooks';
     import { connect } from 'mqtt';
-    const [url, countText, receiveMaximumText] = process.argv.slice(1);
+    const [url, clientId, countText, receiveMaximumText] = process.argv.slice(1);
     const count = Number(countText);
     let received = 0;
     let done;
@@ -115,7 +115,7 @@ function baselineInChild(url: string, count: number, receiveMaximum: number): Pr
     const cpu = process.cpuUsage();
     const start = performance.now();
     // connect(), not connectAsync(): the listener must be in place before the first queued message is parsed.
-    const client = connect(url, { clientId: 'bench-baseline', clean: false, protocolVersion: 5,
+    const client = connect(url, { clientId, clean: false, protocolVersion: 5,
       properties: { sessionExpiryInterval: 3600, receiveMaximum: Number(receiveMaximumText) } });
     // As the adapter does: no per-packet trace call while DEBUG=mqttjs* is off.
     if (client.log.enabled !== true) client.log = () => {};
@@ -129,7 +129,7 @@ function baselineInChild(url: string, count: number, receiveMaximum: number): Pr
     process.stdout.write(JSON.stringify({ rate: count / seconds, cpuMicros: (used.user + used.system) / count, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
   `;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code, url, String(count), String(receiveMaximum)], {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code, url, clientId, String(count), String(receiveMaximum)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -219,6 +219,7 @@ const suite: BenchSuite = {
       await log.ensureTopic('widgets', { partitions: 3 });
       const adapterId = 'bench-adapter';
       await createSession(broker.url, 'bench-baseline');
+      await createSession(broker.url, 'bench-baseline-unbounded');
       await createSession(broker.url, adapterId);
       report.note(
         `${kind} broker on loopback; ${ROUNDS} rounds of ${perRound.toLocaleString('en-US')} QoS 1 readings (~220 B JSON) queued for each session by a child publisher; MQTT 5, receiveMaximum ${MAX_PENDING} for both, broker max_inflight_messages unlimited; baseline in a child process; log: 3 partitions, fsync always; best round reported`,
@@ -230,6 +231,7 @@ const suite: BenchSuite = {
       const baselineCpu: number[] = [];
       let errors = 0;
       let baselinePeakRssMb = 0;
+      const unboundedRates: number[] = [];
       const adapterMemory = new MemoryPeaks();
       const cpuMicros = (since: NodeJS.CpuUsage) => {
         const d = process.cpuUsage(since);
@@ -237,7 +239,9 @@ const suite: BenchSuite = {
       };
       for (let round = 0; round < ROUNDS; round++) {
         await publishInChild(broker.url, perRound);
-        const base = await baselineInChild(broker.url, perRound, MAX_PENDING);
+        // For reference only: the same bare subscriber with MQTT 5's largest receiveMaximum (no flow control to speak of).
+        unboundedRates.push((await baselineInChild(broker.url, 'bench-baseline-unbounded', perRound, 65_535)).rate);
+        const base = await baselineInChild(broker.url, 'bench-baseline', perRound, MAX_PENDING);
         baselineRates.push(base.rate);
         baselineCpu.push(base.cpuMicros);
         baselinePeakRssMb = Math.max(baselinePeakRssMb, base.peakRssMb);
@@ -271,7 +275,7 @@ const suite: BenchSuite = {
       }
       const endOffsets = log.describe('widgets').partitionsInfo.reduce((n, p) => n + p.endOffset, 0);
       const fmt = (rates: number[]) => rates.map((r) => Math.round(r).toLocaleString('en-US')).join(', ');
-      report.note(`rounds: adapter ${fmt(adapterRates)} readings/s; baseline ${fmt(baselineRates)} msg/s; stored ${endOffsets.toLocaleString('en-US')} records, ${errors} errors/dead letters`);
+      report.note(`rounds: adapter ${fmt(adapterRates)} readings/s; baseline ${fmt(baselineRates)} msg/s; reference: bare subscriber with receiveMaximum 65535 ${fmt(unboundedRates)} msg/s; stored ${endOffsets.toLocaleString('en-US')} records, ${errors} errors/dead letters`);
       report.note(`CPU per message (best round): adapter ${Math.min(...adapterCpu).toFixed(1)} µs in this process, baseline ${Math.min(...baselineCpu).toFixed(1)} µs in its child`);
       report.note(`RSS at start (node + tsx loader thread + modules): ${startRssMb.toFixed(0)} MB; peak before the adapter first ran: ${peakBeforeAdapterMb.toFixed(0)} MB; the baseline child's peak (plain node): ${baselinePeakRssMb.toFixed(0)} MB`);
       report.note(`memory peaks (10 ms samples) while the adapter ran: ${adapterMemory}`);
