@@ -44,6 +44,17 @@ describe('log sink', () => {
     await log.close();
   });
 
+  it('stores a reading\'s valueJson as its value when it has one (no re-serialisation)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'millstream-sink-'));
+    dirs.push(dir);
+    const log = await openLogStore({ dataDir: dir, minFreeBytes: 0 });
+    const sink = createLogSink({ log, deadLetterTopic: 'dead', topicSettings: () => ({}) });
+    await sink.write([{ ...reading('widgets', 'aa-1', 1), valueJson: '{"sensor_id": "aa-1", "n": 1.0}' }, reading('widgets', 'aa-1', 2)]);
+    const records = (await log.read('widgets', 0, 0)).records;
+    expect(records.map((r) => r.value.toString())).toEqual(['{"sensor_id": "aa-1", "n": 1.0}', '{"sensor_id":"aa-1","n":2}']);
+    await log.close();
+  });
+
   it('a retry of a batch that failed on one topic does not store the other topic twice', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'millstream-sink-'));
     dirs.push(dir);

@@ -312,9 +312,13 @@ export abstract class AdapterBase implements DeviceAdapter {
 
   // ── readings ─────────────────────────────────────────────────────────────
 
-  /** A decoded value → reading, or dead letter (bad timestamp, schema). Counts decode errors; records the clock-skew verdict. */
-  protected accept(value: unknown, raw: string, receivedAt: number, topic?: string): Reading | DeadLetter {
-    const result = this.pipeline.fromValue(value, raw, receivedAt, topic);
+  /**
+   * A decoded value → reading, or dead letter (bad timestamp, schema). Counts
+   * decode errors; records the clock-skew verdict. `valueJson`: the value's
+   * JSON text when the decoder has it (see `Reading.valueJson`).
+   */
+  protected accept(value: unknown, raw: string, receivedAt: number, topic?: string, valueJson?: string): Reading | DeadLetter {
+    const result = this.pipeline.fromValue(value, raw, receivedAt, topic, valueJson);
     if (result.ok) {
       this.lastReadingAt = receivedAt;
       return result.reading;

@@ -136,6 +136,7 @@ export async function* replayCapture(path: string, options: ReplayOptions = {}):
     const { decoder, pipeline } = deviceState(frame);
     for (const out of decoder.decode(frame)) {
       if (out.ok) {
+        // `out.valueJson` is left off: replayed readings print and re-serialise from `value` (same keys and values as live).
         const result = pipeline.fromValue(out.value, out.raw, frame.receivedAt, out.topic);
         yield result.ok ? { type: 'reading', reading: result.reading, line } : { type: 'dead-letter', letter: result.letter, line };
       } else {

@@ -9,7 +9,11 @@ import { createLineDecoder, type FramingConfig, type LineDecoder } from './line-
 import { LineFramer } from './line-framer.ts';
 import { rawPayload } from './reading-pipeline.ts';
 
-export type LineOutput = { ok: true; value: Record<string, unknown>; raw: string } | { ok: false; error: BridgeError; raw: string };
+/**
+ * One decoded frame. `valueJson`, when set, is a JSON text of `value` the
+ * decoder already had at hand (see `Reading.valueJson` for its invariant).
+ */
+export type LineOutput = { ok: true; value: Record<string, unknown>; raw: string; valueJson?: string } | { ok: false; error: BridgeError; raw: string };
 
 export interface LineProcessorOptions {
   framing: FramingConfig;

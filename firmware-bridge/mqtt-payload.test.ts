@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeMqttMessage, mqttRoutes } from './mqtt-payload.ts';
+import { decodeMqttMessage, mqttRoutes, spliceTopicFields } from './mqtt-payload.ts';
 
 const routes = mqttRoutes([
   { topic: 'factory/+line/+sensor_id/reading' },
@@ -45,5 +46,90 @@ describe('decodeMqttMessage', () => {
     }
     expect(decodeMqttMessage(r, 'dev/d0/reading', Buffer.from('{}'))).toMatchObject({ ok: true, value: { id: 'd0' } });
     expect(decodeMqttMessage(r, 'dev/d0/other', Buffer.from('{}'))).toMatchObject({ ok: false });
+  });
+
+  it('carries the payload text as valueJson: spliced with the topic fields, or as is without any', () => {
+    const out = decodeMqttMessage(routes, 'factory/w01/aa-101/reading', Buffer.from(' { "t" : 1.50 }\n'));
+    expect(out).toMatchObject({ ok: true, valueJson: ' { "t" : 1.50 ,"line":"w01","sensor_id":"aa-101"}\n' });
+    expect(decodeMqttMessage(routes, 'factory/w01/aa-101/reading', Buffer.from('{}'))).toMatchObject({ valueJson: '{"line":"w01","sensor_id":"aa-101"}' });
+    expect(decodeMqttMessage(routes, 'plain/q/x', Buffer.from('{"v": 2}'))).toMatchObject({ valueJson: '{"v": 2}' });
+    // A payload key equal to its topic level: nothing to add for it.
+    expect(decodeMqttMessage(routes, 'factory/w01/aa-101/reading', Buffer.from('{"sensor_id":"aa-101","t":1}'))).toMatchObject({ valueJson: '{"sensor_id":"aa-101","t":1,"line":"w01"}' });
+    expect(decodeMqttMessage(routes, 'factory/w01/aa-101/reading', Buffer.from('{"line":"w01","sensor_id":"aa-101"}'))).toMatchObject({ valueJson: '{"line":"w01","sensor_id":"aa-101"}' });
+    // A payload key that a topic level overrides: no splice, the sink serialises the merged value.
+    const spoofed = decodeMqttMessage(routes, 'factory/w01/aa-101/reading', Buffer.from('{"sensor_id":"spoofed"}'));
+    expect(spoofed).toMatchObject({ ok: true, value: { sensor_id: 'aa-101' } });
+    expect(spoofed.ok && spoofed.valueJson).toBeUndefined();
+    // `__proto__` as a field name never becomes a key (of fields or value): valueJson agrees with the value.
+    const proto = decodeMqttMessage(mqttRoutes([{ topic: 'p/+__proto__' }]), 'p/x', Buffer.from('{"v":1}'));
+    expect(proto.ok && JSON.parse(proto.valueJson!)).toStrictEqual(proto.ok && proto.value);
+  });
+});
+
+/** A JSON object to publish, with keys that collide with the topic fields now and then (and array-index keys, which objects order first). */
+const payloadObject = fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('line', 'sensor_id', '0', '7', '__proto__', 'ü€', '"', '\\')), fc.jsonValue(), { maxKeys: 8 });
+/** Topic level values as MQTT allows them in a `+` level (no `/`, `+`, `#`, not empty). */
+const level = fc.string({ minLength: 1, maxLength: 12 }).filter((s) => !/[/+#\u0000]/.test(s));
+/** Re-spells JSON text with insignificant whitespace (RFC 8259 §2) between tokens, the way a device might. */
+function respace(json: string, spaces: string[]): string {
+  let out = '';
+  let inString = false;
+  let k = 0;
+  for (let i = 0; i < json.length; i++) {
+    const ch = json[i]!;
+    out += ch;
+    if (inString) {
+      if (ch === '\\') out += json[++i]!;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if ('{}[],:'.includes(ch)) out += spaces[k++ % spaces.length]!;
+  }
+  return spaces[0]! + out + spaces[spaces.length - 1]!;
+}
+
+describe('valueJson equals the merged value (property)', () => {
+  const pattern = mqttRoutes([{ topic: 'factory/+line/+sensor_id/reading' }]);
+
+  it('for JSON.stringify payloads it is byte for byte JSON.stringify of the merged object; else the sink falls back', () => {
+    fc.assert(
+      fc.property(payloadObject, level, level, fc.boolean(), (obj, line, sensor, echoSensor) => {
+        // Devices often repeat the topic's sensor id in the payload.
+        if (echoSensor) obj.sensor_id = sensor;
+        const payload = JSON.stringify(obj);
+        const out = decodeMqttMessage(pattern, `factory/${line}/${sensor}/reading`, Buffer.from(payload));
+        if (!out.ok) throw out.error;
+        const merged = Object.assign(JSON.parse(payload) as object, { line, sensor_id: sensor });
+        const collides = (Object.hasOwn(obj, 'line') && obj.line !== line) || (Object.hasOwn(obj, 'sensor_id') && obj.sensor_id !== sensor);
+        expect(out.value).toStrictEqual(merged);
+        if (collides) expect(out.valueJson).toBeUndefined();
+        else expect(out.valueJson).toBe(JSON.stringify(merged));
+        // What a sink stores either way.
+        expect(out.valueJson ?? JSON.stringify(out.value)).toBe(JSON.stringify(merged));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('for payloads spelled with whitespace it parses to exactly the merged object', () => {
+    const space = fc.constantFrom('', ' ', '\n', '\t', '\r\n', '  ');
+    fc.assert(
+      fc.property(payloadObject, level, level, fc.boolean(), fc.array(space, { minLength: 1, maxLength: 5 }), (obj, line, sensor, echoSensor, spaces) => {
+        if (echoSensor) obj.sensor_id = sensor;
+        const payload = respace(JSON.stringify(obj), spaces);
+        const out = decodeMqttMessage(pattern, `factory/${line}/${sensor}/reading`, Buffer.from(payload));
+        if (!out.ok) throw out.error;
+        const merged = Object.assign(JSON.parse(payload) as object, { line, sensor_id: sensor });
+        if (out.valueJson !== undefined) expect(JSON.parse(out.valueJson)).toStrictEqual(merged);
+        else expect((Object.hasOwn(obj, 'line') && obj.line !== line) || (Object.hasOwn(obj, 'sensor_id') && obj.sensor_id !== sensor)).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('spliceTopicFields handles the empty object and trailing whitespace', () => {
+    expect(spliceTopicFields('{}', '"a":"b"')).toBe('{"a":"b"}');
+    expect(spliceTopicFields(' { \n } \r\n', '"a":"b"')).toBe(' { \n "a":"b"} \r\n');
+    expect(spliceTopicFields('{"x":{}}', '"a":"b"')).toBe('{"x":{},"a":"b"}');
+    expect(spliceTopicFields('{"x":1}', '')).toBe('{"x":1}');
   });
 });

@@ -26,6 +26,8 @@ describe('parseEventTime', () => {
     ['2020-02-14T12:19:27', TS],
     [TS, TS],
     [String(TS), TS],
+    // Shaped like toISOString output but no such date: NaN, as on the general path.
+    ['2020-13-45T12:19:27.250Z', Number.NaN],
   ])('%j → %d', (input, expected) => {
     expect(parseEventTime(input)).toBe(expected);
   });
@@ -95,5 +97,24 @@ describe('ReadingBuilder', () => {
   it('refuses missing required options at construction', () => {
     expect(() => builder({ gatewayId: '' })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));
     expect(() => builder({ maxClockSkewMs: -1 })).toThrow(expect.objectContaining({ code: 'BRIDGE_CONFIG' }));
+  });
+
+  it('readings received in the same ms share one frozen headers object; a skewed one gets its own', () => {
+    const b = builder({ maxClockSkewMs: 1000 });
+    const r1 = b.build({ ...FIELD }, TS);
+    const r2 = b.build({ ...FIELD, reading_ts: TS + 5 }, TS);
+    const skewed = b.build({ ...FIELD, reading_ts: TS + 5000 }, TS);
+    const later = b.build({ ...FIELD }, TS + 1);
+    expect(r2.headers).toBe(r1.headers);
+    expect(Object.isFrozen(r1.headers)).toBe(true);
+    expect(skewed.headers).toEqual({ ...r1.headers, [HEADERS.clockSkewMs]: '5000' });
+    expect(r1.headers).not.toHaveProperty(HEADERS.clockSkewMs);
+    expect(later.headers[HEADERS.receivedAt]).toBe(String(TS + 1));
+    expect(r1.headers[HEADERS.receivedAt]).toBe(String(TS));
+  });
+
+  it('carries a given valueJson onto the reading, and none when not given', () => {
+    expect(builder().build({ ...FIELD }, TS, 'widgets', '{"x":1}').valueJson).toBe('{"x":1}');
+    expect(builder().build({ ...FIELD }, TS)).not.toHaveProperty('valueJson');
   });
 });

@@ -48,11 +48,14 @@ export const READING_BUILDER_DEFAULTS = Object.freeze({ keyField: 'sensor_id', t
 /** ISO-8601 date-time: date, 'T' or space, time with optional fraction, optional zone. Date-only strings are refused (no time of day). */
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/i;
 const EPOCH_MS = /^\d{1,16}$/;
+/** `Date.prototype.toISOString` output, what most devices send: parsed by Date.parse as is, no trimming or rewriting. */
+const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Parses an ISO-8601 string or epoch ms; returns NaN for anything else. Zone-less ISO times are read as UTC. */
 export function parseEventTime(value: unknown): number {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value) : Number.NaN;
   if (typeof value !== 'string') return Number.NaN;
+  if (value.length === 24 && ISO_UTC_MS.test(value)) return Date.parse(value);
   const s = value.trim();
   if (EPOCH_MS.test(s)) return Number(s);
   if (!ISO_8601.test(s)) return Number.NaN;
@@ -69,6 +72,9 @@ export class ReadingBuilder {
   readonly timestampField: string;
   readonly maxClockSkewMs: number;
   private skew: number | null = null;
+  /** The headers of the last reading built without a clock-skew flag, shared (frozen) by readings received in the same ms. */
+  private lastHeaders: Readonly<Record<string, string>> | null = null;
+  private lastHeadersAt = Number.NaN;
 
   constructor(options: ReadingBuilderOptions) {
     for (const name of ['topic', 'device', 'gatewayId'] as const) {
@@ -97,21 +103,19 @@ export class ReadingBuilder {
    * Builds the reading. Throws BRIDGE_DECODE when `value` is not a JSON
    * object and BRIDGE_BAD_TIMESTAMP when the timestamp field is present but
    * unreadable. `topic` overrides the configured topic (MQTT topic maps).
+   * `valueJson`, when given, is carried onto the reading as is (see
+   * `Reading.valueJson`). Readings received in the same ms without a
+   * clock-skew flag share one frozen headers object.
    */
-  build(value: unknown, receivedAt: number, topic: string = this.topic): Reading {
+  build(value: unknown, receivedAt: number, topic: string = this.topic, valueJson?: string): Reading {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new BridgeError('BRIDGE_DECODE', `a reading must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, {
         device: this.device,
       });
     }
     const obj = value as Record<string, unknown>;
-    const headers: Record<string, string> = {
-      [HEADERS.source]: this.kind,
-      [HEADERS.device]: this.device,
-      [HEADERS.gatewayId]: this.gatewayId,
-      [HEADERS.receivedAt]: String(receivedAt),
-    };
     let timestamp = receivedAt;
+    let skewed: number | null = null;
     const rawTs = obj[this.timestampField];
     if (rawTs !== undefined && rawTs !== null) {
       const eventTime = parseEventTime(rawTs);
@@ -124,14 +128,28 @@ export class ReadingBuilder {
       timestamp = eventTime;
       const offset = eventTime - receivedAt;
       if (this.maxClockSkewMs > 0 && Math.abs(offset) > this.maxClockSkewMs) {
-        this.skew = offset;
-        headers[HEADERS.clockSkewMs] = String(offset);
+        this.skew = skewed = offset;
       } else {
         this.skew = null;
       }
     }
+    const headers = skewed === null ? this.sharedHeaders(receivedAt) : { ...this.sharedHeaders(receivedAt), [HEADERS.clockSkewMs]: String(skewed) };
     const rawKey = obj[this.keyField];
     const key = rawKey === undefined || rawKey === null ? null : typeof rawKey === 'string' ? rawKey : String(rawKey);
-    return { topic, key, value: obj, timestamp, headers };
+    return valueJson === undefined ? { topic, key, value: obj, timestamp, headers } : { topic, key, value: obj, timestamp, headers, valueJson };
+  }
+
+  /** The headers every reading received at `receivedAt` carries (one frozen object per distinct ms in a row). */
+  private sharedHeaders(receivedAt: number): Readonly<Record<string, string>> {
+    if (this.lastHeaders !== null && this.lastHeadersAt === receivedAt) return this.lastHeaders;
+    const headers = Object.freeze({
+      [HEADERS.source]: this.kind,
+      [HEADERS.device]: this.device,
+      [HEADERS.gatewayId]: this.gatewayId,
+      [HEADERS.receivedAt]: String(receivedAt),
+    });
+    this.lastHeaders = headers;
+    this.lastHeadersAt = receivedAt;
+    return headers;
   }
 }

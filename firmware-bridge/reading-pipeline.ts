@@ -47,11 +47,15 @@ export class ReadingPipeline {
     this.deadLetterTopic = options.deadLetterTopic ?? DEFAULT_DEAD_LETTER_TOPIC;
   }
 
-  /** A decoded value → a reading, or a dead letter when it has a bad timestamp, is not an object, or fails the schema. */
-  fromValue(value: unknown, raw: string, receivedAt: number, topic?: string): PipelineResult {
+  /**
+   * A decoded value → a reading, or a dead letter when it has a bad
+   * timestamp, is not an object, or fails the schema. `valueJson` (optional)
+   * is carried onto the reading (see `Reading.valueJson`).
+   */
+  fromValue(value: unknown, raw: string, receivedAt: number, topic?: string, valueJson?: string): PipelineResult {
     let reading: Reading;
     try {
-      reading = this.builder.build(value, receivedAt, topic);
+      reading = this.builder.build(value, receivedAt, topic, valueJson);
     } catch (err) {
       const error = isBridgeError(err) ? err : new BridgeError('BRIDGE_DECODE', String(err), { device: this.builder.device }, err);
       return { ok: false, error, letter: this.letter(error.message, raw, receivedAt, topic) };

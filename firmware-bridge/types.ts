@@ -12,6 +12,19 @@ export interface Reading {
   key: string | null;
   /** The reading as a JSON object (e.g. {reading_ts, sensor_id, colour, temp_celcius, ...}). */
   value: Record<string, unknown>;
+  /**
+   * Optional: `value` already encoded as JSON text, so a sink stores it
+   * without serialising again (`r.valueJson ?? JSON.stringify(r.value)`).
+   * Invariant: `JSON.parse(valueJson)` has exactly the keys and values of
+   * `value` (so it is a faithful encoding of it), and `value` is not changed
+   * after the reading is built. It may differ from `JSON.stringify(value)`
+   * only in spelling the device chose: insignificant whitespace, number and
+   * string-escape forms, key order, duplicate keys (the last wins, as in
+   * `value`). Sources set it when they hold the device's JSON text (MQTT:
+   * the payload with the topic-level fields spliced in); absent, sinks
+   * serialise `value`.
+   */
+  valueJson?: string;
   /** Event time in ms: the device's own time (`reading_ts`) when it sends one, else receive time. */
   timestamp: number;
   /** Source kind, device, gateway id, receive time, clock-skew flag. */
