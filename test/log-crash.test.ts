@@ -23,6 +23,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kafkaPartition, openLogStore } from '../log-store/index.ts';
 import type { LogStoreApi } from '../log-store/index.ts';
 import { collectLines, createCliRunner } from './support/cli.ts';
+import { seededRandom } from './support/seeded-random.ts';
 
 const LONG = process.env.MILLSTREAM_LONG === '1';
 const CRASH_CYCLES = Number(process.env.MILLSTREAM_CRASH_CYCLES ?? (LONG ? 300 : 10));
@@ -34,17 +35,6 @@ const TS0 = Date.UTC(2020, 1, 14, 12, 19, 27);
 /** Lines written to the child's stdin per write. */
 const FEED_LINES = 500;
 
-/** mulberry32: a small seeded PRNG, so a failing schedule can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const keyOf = (seq: number): string => `aa-${100 + ((seq * 7919) % SENSORS)}`;
 const partitionOf = (seq: number): number => kafkaPartition(keyOf(seq), PARTITIONS);
@@ -176,7 +166,7 @@ it(`every acknowledged record survives SIGKILL of the producer, exactly once and
   await setup.createTopic(TOPIC, { partitions: PARTITIONS, segmentBytes: 256 * 1024, retentionMs: -1 });
   await setup.close();
 
-  const rand = prng(SEED);
+  const rand = seededRandom(SEED);
   const runs: Run[] = [];
   let next = 0;
   let totalAcked = 0;

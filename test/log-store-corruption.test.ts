@@ -15,21 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogError, type LogRecord } from '../log-store/index.ts';
 import { readBatchHeader } from '../log-store/record-batch.ts';
 import { Fixtures, readAround } from './support/log-store-fixtures.ts';
+import { seededRandom } from './support/seeded-random.ts';
 
 const SEED = Number(process.env.MILLSTREAM_SEED ?? 20_260_226);
 const CASES = process.env.MILLSTREAM_LONG ? 400 : 40;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Batch {
   pos: number;
@@ -45,7 +35,7 @@ let files: Array<{ name: string; kind: 'log' | 'index' | 'timeindex'; active: bo
 
 beforeAll(async () => {
   template = fx.tempDir();
-  const rand = prng(SEED ^ 0x5eed);
+  const rand = seededRandom(SEED ^ 0x5eed);
   const log = await fx.open({ dataDir: template });
   await log.createTopic('t', { segmentBytes: 4096, indexIntervalBytes: 400 });
   let offset = 0;
@@ -116,7 +106,7 @@ function same(r: LogRecord): boolean {
 
 describe('log store corruption', () => {
   it(`keeps the valid prefix under ${CASES} random truncations, flips and overwrites (seed ${SEED})`, async () => {
-    const rand = prng(SEED);
+    const rand = seededRandom(SEED);
     for (let c = 0; c < CASES; c++) {
       const d = pickDamage(rand);
       const label = `seed ${SEED} case ${c}: ${d.how} ${d.file.name}${d.file.active ? ' (active)' : ''} at ${d.pos}`;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLogStore } from '../log-store/index.ts';
+import { seededRandom } from './support/seeded-random.ts';
 
 const CHILD = fileURLToPath(new URL('./support/rules-crash-child.ts', import.meta.url));
 const LONG = process.env.MILLSTREAM_LONG === '1';
@@ -35,20 +36,9 @@ CREATE STREAM hot AS SELECT sensor_id, temp_celcius * 2 AS t2 FROM widgets WHERE
 `;
 const TOPICS = ['hop', 'hop_late', 'sess', 'sess_late', 'hot', 'hot_late'];
 
-/** Seeded PRNG (mulberry32), so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function writeInput(dataDir: string, seed: number, count: number): Promise<void> {
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   const log = await openLogStore({ dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0 });
   await log.createTopic('widgets', { partitions: 3 });
   let t = 1_600_000_000_000;
@@ -145,7 +135,7 @@ describe('rules exactly-once output across SIGKILL', () => {
     // the input really exercises every output: rows, late rows
     for (const t of TOPICS) expect(expected[t]!.flat().length, t).toBeGreaterThan(0);
 
-    const rand = rng(seed ^ 0x5eed);
+    const rand = seededRandom(seed ^ 0x5eed);
     let killed = 0;
     let finished = false;
     for (let i = 0; i < kills && !finished; i++) {
