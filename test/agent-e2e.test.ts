@@ -8,16 +8,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import type { Browser } from 'playwright-core';
 import { openLogStore, type LogStoreApi } from '../log-store/index.ts';
 import type { AgentStatus } from '../agent/status.ts';
 import { launchBrowser } from './support/browser.ts';
+import { startBroker, type TestBroker } from './support/mqtt-broker.ts';
 import { openNotifySocket, type NotifySocket } from './support/notify-socket.ts';
 
 const bin = new URL('../bin/millstream.js', import.meta.url).pathname;
@@ -205,20 +204,16 @@ describe('millstream run --demo', () => {
 });
 
 describe('millstream run --config (MQTT source, external broker)', () => {
-  let broker: Awaited<ReturnType<typeof Aedes.createBroker>> | undefined;
-  let server: Server | undefined;
+  let broker: TestBroker | undefined;
   afterAll(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    await new Promise<void>((r) => (broker ? broker.close(() => r()) : r()));
+    await broker?.close();
   });
 
   it('stores every published reading exactly once across a SIGTERM mid-stream and a restart', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'millstream-e2e-'));
     dirs.push(dir);
-    broker = await Aedes.createBroker();
-    server = createServer(broker.handle);
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
+    broker = await startBroker('aedes');
+    const port = broker.port;
     const config = join(dir, 'millstream.yaml');
     await writeFile(
       config,

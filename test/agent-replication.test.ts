@@ -5,29 +5,26 @@
  * agent's status and metrics report the replication position and lag.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { createAgent, type Agent } from '../agent/agent.ts';
 import { loadConfig } from '../agent/config.ts';
 import { startKafkaMock, type KafkaMock } from './support/kafka-mock.ts';
 import { readBack } from './support/kafka-read.ts';
+import { startBroker, type TestBroker } from './support/mqtt-broker.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, trace() {} };
 let dir = '';
 let kafka: KafkaMock | undefined;
-let broker: Awaited<ReturnType<typeof Aedes.createBroker>> | undefined;
-let server: Server | undefined;
+let broker: TestBroker | undefined;
 let agent: Agent | undefined;
 
 afterAll(async () => {
   await agent?.stop();
   await kafka?.stop();
-  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  await new Promise<void>((r) => (broker ? broker.close(() => r()) : r()));
+  await broker?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -43,10 +40,8 @@ it('replicates what an MQTT device sends, keyed, with the gateway headers, and r
   dir = await mkdtemp(join(tmpdir(), 'millstream-agent-repl-'));
   kafka = await startKafkaMock({ brokers: 3 });
   await kafka.createTopic('gw-r.widgets', 3);
-  broker = await Aedes.createBroker();
-  server = createServer(broker.handle);
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
+  broker = await startBroker('aedes');
+  const port = broker.port;
   const file = join(dir, 'millstream.yaml');
   await writeFile(
     file,

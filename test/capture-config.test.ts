@@ -5,7 +5,6 @@
  * back exactly the readings the agent stored.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ModbusRTU from 'modbus-serial';
@@ -13,20 +12,13 @@ import { afterAll, expect, it } from 'vitest';
 import { createAgent } from '../agent/agent.ts';
 import { captureReplay } from '../agent/commands/capture.ts';
 import { loadConfig } from '../agent/config.ts';
+import { freePort } from './support/mqtt-broker.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, trace() {} };
 let dir = '';
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 it('capture replay --config decodes a captured Modbus session into the readings the agent stored', async () => {
   dir = await mkdtemp(join(tmpdir(), 'millstream-capture-'));
