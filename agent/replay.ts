@@ -91,6 +91,8 @@ const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 interface InputRecord {
   partition: number;
+  /** Offset in the input log (for a capture: the reading's position in the capture). */
+  offset: number;
   record: RecordInput & { timestamp: number };
 }
 
@@ -116,7 +118,7 @@ async function readLogInput(input: ReplayInputLog): Promise<{ partitions: number
         for (const r of res.records) {
           if (r.offset >= stop) break;
           if (input.to && 'time' in input.to && r.timestamp >= input.to.time) continue;
-          list.push({ partition: p, record: { key: r.key, value: Buffer.from(r.value), timestamp: r.timestamp, headers: r.headers, partition: p } });
+          list.push({ partition: p, offset: r.offset, record: { key: r.key, value: Buffer.from(r.value), timestamp: r.timestamp, headers: r.headers, partition: p } });
         }
         offset = res.nextOffset;
       }
@@ -144,7 +146,7 @@ async function readCaptureInput(input: ReplayInputCapture, sandbox: LogStoreApi)
     if (input.from && r.timestamp < input.from.time) continue;
     if (input.to && r.timestamp >= input.to.time) continue;
     const p = sandbox.partitionFor(input.topic, r.key);
-    out[p]!.push({ partition: p, record: { key: r.key, value: JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers, partition: p } });
+    out[p]!.push({ partition: p, offset: out[p]!.length, record: { key: r.key, value: JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers, partition: p } });
   }
   for (const list of out) list.sort((a, b) => a.record.timestamp - b.record.timestamp);
   return { partitions, records: out, deadLetters };
@@ -282,7 +284,21 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     for (const r of runners) await r.closeAllWindows();
     await drainAll();
     const rows: ReplayRow[] = [];
-    if (plans.length === 0) rows.push(...(await readTopic(sandbox, topic)));
+    // Without rules the output is the input itself, with its own offsets, partition by partition in event-time order.
+    if (plans.length === 0) {
+      for (const list of input.records) {
+        for (const r of list) {
+          const text = typeof r.record.value === 'string' ? r.record.value : Buffer.from(r.record.value).toString('utf8');
+          let value: unknown = text;
+          try {
+            value = JSON.parse(text);
+          } catch {
+            // Not JSON: keep the text.
+          }
+          rows.push({ topic, partition: r.partition, offset: r.offset, timestamp: r.record.timestamp, key: r.record.key, value });
+        }
+      }
+    }
     for (const plan of plans) rows.push(...(await readTopic(sandbox, plan.outputTopic)));
     for (const plan of plans) rows.push(...(await readTopic(sandbox, `${plan.outputTopic}_late`)));
     return { records: total, rules: plans.map((p) => p.name), rows, deadLetters: input.deadLetters };

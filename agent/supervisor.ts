@@ -173,6 +173,7 @@ export class Supervisor {
           this.o.logger.error({ component: slot.component.name, err }, `${slot.component.name} did not stop cleanly`);
         }
         slot.state = 'stopped';
+        this.o.logger.info({ component: slot.component.name }, `${slot.component.name} stopped`);
       }
     })();
     return this.stopping;

@@ -4,11 +4,15 @@
  * systemd restarts the service), STATUS= lines, STOPPING=1.
  *
  * Node cannot send AF_UNIX datagrams, so each message goes through
- * `systemd-notify --no-block` (shipped with systemd wherever NOTIFY_SOCKET is
- * set; the unit says NotifyAccess=all because the sender is our child). The
- * transport is a port (`send`) so a native one can replace it in one place.
- * Messages are sent one at a time, in order; a failing transport is logged
- * once and then disabled, never fatal.
+ * `systemd-notify` (shipped with systemd wherever NOTIFY_SOCKET is set; the
+ * unit says NotifyAccess=all because the sender is our child). It runs
+ * without --no-block on purpose: it then waits on a barrier until systemd has
+ * processed the message, so systemd can still attribute it to our unit (a
+ * sender that exits first may have its message dropped). The transport is a
+ * port (`send`) so a native one can replace it in one place. Messages are
+ * sent one at a time, in order. Failures are never fatal: a missing
+ * systemd-notify disables the notifier (logged once); any other failure is
+ * logged once per distinct error and the next message is tried as usual.
  */
 import { execFile } from 'node:child_process';
 import type { Logger } from '../log-store/index.ts';
@@ -45,7 +49,7 @@ export interface Notifier {
 
 function systemdNotify(socket: string, pid: number, assignments: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('systemd-notify', ['--no-block', `--pid=${pid}`, ...assignments], { env: { ...process.env, NOTIFY_SOCKET: socket }, timeout: 5000 }, (err) =>
+    execFile('systemd-notify', [`--pid=${pid}`, ...assignments], { env: { ...process.env, NOTIFY_SOCKET: socket }, timeout: 10_000 }, (err) =>
       err ? reject(err) : resolve(),
     );
   });
@@ -61,16 +65,29 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const clearIntervalFn = options.clearInterval ?? ((h: unknown) => clearInterval(h as NodeJS.Timeout));
   let chain: Promise<void> = Promise.resolve();
   let broken = false;
+  let lastFailure: string | null = null;
   let timer: { unref?(): void } | undefined;
   let watchdogInFlight = false;
 
   const post = (assignments: string[]): Promise<void> => {
     if (!socket || broken) return Promise.resolve();
     chain = chain.then(() =>
-      send(socket, options.pid, assignments).catch((err: unknown) => {
-        broken = true;
-        options.logger.warn({ err, socket }, 'systemd notify failed; no further notifications will be sent');
-      }),
+      send(socket, options.pid, assignments).then(
+        () => {
+          lastFailure = null;
+        },
+        (err: unknown) => {
+          const e = err as NodeJS.ErrnoException;
+          if (e?.code === 'ENOENT') {
+            broken = true;
+            options.logger.warn({ err, socket }, 'systemd-notify not found; no notifications will be sent');
+            return;
+          }
+          const what = String(e?.message ?? err);
+          if (what !== lastFailure) options.logger.warn({ err, socket, assignments }, 'systemd notify failed; later messages are still sent');
+          lastFailure = what;
+        },
+      ),
     );
     return chain;
   };

@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
     --prefix) PREFIX="$2"; shift 2 ;;
     --purge) PURGE=1; shift ;;
     --no-systemctl) SYSTEMCTL=0; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "uninstall.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

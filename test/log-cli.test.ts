@@ -2,14 +2,14 @@
  * `millstream log ...` driven as an operator would: the real command in
  * child processes, over a real data directory.
  */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseReadingLine, recordToJson } from '../agent/commands/log.ts';
+import { parseReadingLine, PRODUCE_MAX_LINE_CHARS, recordToJson } from '../agent/commands/log.ts';
 import { kafkaPartition } from '../log-store/index.ts';
 import type { TopicDescription } from '../log-store/index.ts';
-import { PRODUCE_MAX_LINE_CHARS } from '../agent/commands/log.ts';
 import { collectLines, createCliRunner, parseJsonLines } from './support/cli.ts';
 
 interface TailedRecord {
@@ -244,6 +244,19 @@ describe('millstream log (child processes)', () => {
     expect(r.stderr).toContain(`line 2 skipped: longer than ${PRODUCE_MAX_LINE_CHARS} characters`);
     const tail = parseJsonLines<{ key: string }>((await log('tail', 'long', '--from-beginning')).stdout);
     expect(tail.map((t) => t.key)).toEqual(['a1', 'b2']);
+  });
+
+  it('takes the data directory from the agent config with --config, unless --data-dir is given', async () => {
+    const cfgDir = join(dir, 'cfg');
+    mkdirSync(cfgDir, { recursive: true });
+    writeFileSync(join(cfgDir, 'millstream.yaml'), 'gateway: { id: g }\ndataDir: agent-data\n');
+    const created = await cli.run(['log', 'create', 'fromcfg', '--config', join(cfgDir, 'millstream.yaml')]);
+    expect(created.code).toBe(0);
+    expect(existsSync(join(cfgDir, 'agent-data', 'fromcfg-0'))).toBe(true);
+    const listed = await cli.run(['log', 'topics', '-c', join(cfgDir, 'millstream.yaml')]);
+    expect(listed.stdout).toMatch(/^fromcfg /m);
+    const explicit = await cli.run(['log', 'topics', '-c', join(cfgDir, 'millstream.yaml'), '--data-dir', dataDir]);
+    expect(explicit.stdout).not.toMatch(/^fromcfg /m);
   });
 
   it('names the topic or directory when it cannot do what was asked', async () => {

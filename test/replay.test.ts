@@ -131,6 +131,8 @@ describe('replay', () => {
     expect(byTime.rows.every((r) => r.timestamp >= T0 + 60_000 && r.timestamp < T0 + 120_000)).toBe(true);
     const byOffset = await replay({ input: { kind: 'log', dataDir, topic: 'widgets', from: { offset: 10 }, to: { offset: 20 } }, speed: 'max' });
     expect(byOffset.records).toBe(30);
+    // Without rules the rows keep their offsets in the input log.
+    expect(byOffset.rows.every((r) => r.offset >= 10 && r.offset < 20)).toBe(true);
     // The same records as the live log holds at offsets 10..19 of each partition.
     const live = await openLogStore({ dataDir, readOnly: true, minFreeBytes: 0 });
     const expected: string[] = [];
@@ -203,5 +205,8 @@ describe('replay', () => {
     const bad = await run(process.execPath, [bin, 'replay', '--topic', 'widgets', '--data-dir', dataDir, '--speed', 'fast']).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(1);
     expect((bad as { stderr: string }).stderr).toContain('--speed "fast": expected 1x, 10x, ... or max');
+    const both = await run(process.execPath, [bin, 'replay', '--topic', 'widgets', '--data-dir', dataDir, '--into', 'x', '--out', 'stdout']).catch((e: { code: number; stderr: string }) => e);
+    expect((both as { code: number }).code).toBe(1);
+    expect((both as { stderr: string }).stderr).toContain('give either --into <topic> or --out <stdout|file>, not both');
   });
 });

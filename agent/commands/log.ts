@@ -8,7 +8,8 @@
  *   tail <topic>      print records as JSON lines, optionally following the end
  *   verify            check every batch's CRC and every index; non-zero exit on damage
  *
- * Every command takes `--data-dir` (default `./data`). `create` and `produce`
+ * Every command takes `--data-dir` (default: the dataDir of the agent config
+ * named by `--config`, else `./data`). `create` and `produce`
  * own the data directory while they run (the store's lock file); `topics`,
  * `describe`, `tail` and `verify` open it read-only, so they work while the
  * agent or a producer owns it.
@@ -66,7 +67,22 @@ function isoTimeOption(raw: string): number {
 }
 
 function dataDirOption(): Option {
-  return new Option('-d, --data-dir <dir>', 'data directory of the log').default(DEFAULT_DATA_DIR);
+  return new Option('-d, --data-dir <dir>', 'data directory of the log (default: the config\'s dataDir with --config, else ./data)').default(DEFAULT_DATA_DIR);
+}
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'take the data directory from this agent config (millstream.yaml)');
+}
+
+/**
+ * Before any `log` command runs: an explicit --data-dir wins; else --config
+ * names the agent config whose dataDir the agent's log lives in; else ./data.
+ */
+async function resolveDataDir(command: Command): Promise<void> {
+  const opts = command.opts<{ config?: string }>();
+  if (!opts.config || command.getOptionValueSource('dataDir') === 'cli') return;
+  const { loadConfig } = await import('../config.ts');
+  command.setOptionValueWithSource('dataDir', (await loadConfig(opts.config)).dataDir, 'config');
 }
 
 // ---------------------------------------------------------------- store opening
@@ -450,12 +466,14 @@ function configLine(config: Readonly<TopicConfig>): string {
 
 export function register(program: Command): void {
   const log = program.command('log').description('the durable partitioned log: topics, produce, tail, verify');
+  log.hook('preAction', (_log, action) => resolveDataDir(action));
 
   log
     .command('create')
     .description('create a topic (its partition count is fixed from then on)')
     .argument('<topic>', 'topic name')
     .addOption(dataDirOption())
+    .addOption(configOption())
     .option('-p, --partitions <n>', 'number of partitions', positiveInt, 1)
     .option('--retention-ms <ms>', 'delete closed segments older than this (-1: keep forever; default 7 days)', retentionOption)
     .option('--retention-bytes <bytes>', 'keep at most this many bytes per partition (-1: no limit, the default)', retentionOption)
@@ -487,6 +505,7 @@ export function register(program: Command): void {
     .description('append JSON lines from stdin (one record per line, the line is the value)')
     .argument('<topic>', 'topic name')
     .addOption(dataDirOption())
+    .addOption(configOption())
     .option('-k, --key-field <field>', 'use this field of each line as the record key (e.g. sensor_id); default: no key, round-robin')
     .option('--timestamp-field <field>', 'event time field: ISO-8601 or epoch ms; missing: time of append', 'reading_ts')
     .option('--report-acks', 'print `acked <n>` (records durably stored so far) after each fsync group')
@@ -502,6 +521,7 @@ export function register(program: Command): void {
     .command('topics')
     .description('list topics (read-only)')
     .addOption(dataDirOption())
+    .addOption(configOption())
     .option('--json', 'one JSON object per topic')
     .action(async (opts: { dataDir: string; json?: boolean }) => {
       await withStore(await openReadOnly(opts.dataDir), async (store) => {
@@ -516,6 +536,7 @@ export function register(program: Command): void {
     .description('partitions of a topic: earliest and end offsets, bytes, segments (read-only)')
     .argument('<topic>', 'topic name')
     .addOption(dataDirOption())
+    .addOption(configOption())
     .option('--json', 'print the description as JSON')
     .action(async (topic: string, opts: { dataDir: string; json?: boolean }) => {
       await withStore(await openReadOnly(opts.dataDir), async (store) => {
@@ -536,6 +557,7 @@ export function register(program: Command): void {
     .description('print records as JSON lines {"topic","partition","offset","timestamp","key","value","headers"} (read-only)')
     .argument('<topic>', 'topic name')
     .addOption(dataDirOption())
+    .addOption(configOption())
     .option('-p, --partition <n>', 'only this partition (default: all)', nonNegativeInt)
     .addOption(new Option('--from-beginning', 'start at the earliest retained offset').conflicts(['offset', 'since']))
     .addOption(new Option('--offset <n>', 'start at this offset (needs --partition)').argParser(nonNegativeInt).conflicts(['since']))
@@ -552,6 +574,7 @@ export function register(program: Command): void {
     .command('verify')
     .description("check every batch's CRC and every index entry; exits 1 on damage (read-only)")
     .addOption(dataDirOption())
+    .addOption(configOption())
     .action(async (opts: { dataDir: string }) => {
       await withStore(await openReadOnly(opts.dataDir), async (store) => {
         const report = await store.verify();

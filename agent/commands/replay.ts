@@ -69,10 +69,10 @@ export function register(program: Command): void {
     .command('replay')
     .description('feed recorded readings through rules in a sandbox, deterministically (the live log, rules state and positions are not touched)')
     .requiredOption('--topic <topic>', 'topic to replay (the rules\' source topic)')
-    .option('--data-dir <dir>', 'log data directory to read (read-only; the agent may be running)', './data')
+    .option('--data-dir <dir>', 'log data directory to read (read-only; the agent may be running); default: the config\'s dataDir with --config, else ./data', './data')
     .option('--capture <file>', 'replay a raw capture file through the device decoders instead of the log')
     .option('--partitions <n>', 'with --capture: partitions of the sandbox topic', '1')
-    .option('-c, --config <file>', 'with --capture: decode Modbus frames with this agent config\'s register maps')
+    .option('-c, --config <file>', 'agent config: its dataDir is the default --data-dir; with --capture, its register maps decode Modbus frames')
     .option('--from <offset|ISO>', 'first offset (per partition) or event time to replay')
     .option('--to <offset|ISO>', 'stop before this offset or event time')
     .option('--rules <folder|file>', 'rules folder or .sql file to run; without it the readings themselves are printed')
@@ -81,7 +81,12 @@ export function register(program: Command): void {
     .option('--into <topic>', 'append the output rows to this topic (in --into-data-dir) instead of printing them')
     .option('--into-data-dir <dir>', 'log data directory for --into (must not be owned by a running agent)')
     .option('--out <stdout|file>', 'where output rows go as JSON lines', 'stdout')
-    .action(async (o: ReplayCliOptions) => {
+    .action(async (o: ReplayCliOptions, command: Command) => {
+      if (o.into && command.getOptionValueSource('out') === 'cli') throw new AgentError('USAGE', 'replay: give either --into <topic> or --out <stdout|file>, not both');
+      if (o.config && command.getOptionValueSource('dataDir') !== 'cli') {
+        const { loadConfig } = await import('../config.ts');
+        o.dataDir = (await loadConfig(o.config)).dataDir;
+      }
       const speed = parseSpeed(o.speed);
       const stepMs = Number(o.step);
       if (!Number.isInteger(stepMs) || stepMs <= 0) throw new AgentError('USAGE', `--step ${o.step}: expected a positive integer (ms)`);
