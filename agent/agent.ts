@@ -150,6 +150,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
       sources,
       topics,
       rules: ruleStatus,
+      ruleProblems: rules ? rules.status().problems : [],
       replication: { enabled: current.replication.enabled, partitions: replicationPartitions },
       recent: recent.snapshot(),
       rssBytes: process.memoryUsage.rss(),

@@ -20,6 +20,7 @@ function movingStatus() {
       sources: [{ source: 'line1', device: 'line1', kind: 'mqtt', state: degraded ? 'backoff' : 'connected', connected: !degraded,
         lastReadingAt: now - 1000, readings: stored, decodeErrors: 1, deadLetters: 2, errors: 0, lastError: degraded ? 'ECONNREFUSED' : null, clockSkewMs: null }],
       topics: [{ name: 'widgets', partitions: [{ partition: 0, earliestOffset: 0, endOffset: stored, bytes: stored * 150 }], ratePerS: 7, endOffsetTotal: stored, bytes: stored * 150 }],
+      ruleProblems: [],
       rules: [{ name: 'widgets_red', file: 'widgets.sql', state: 'running', lag: 3, recordsIn: stored, recordsOut: 2, recordsLate: 0, lastError: null }],
       replication: { enabled: true, partitions: [{ topic: 'widgets', partition: 0, position: stored - 5, endOffset: stored, lagRecords: 5, lagSeconds: 0.4, state: 'running', lastError: null }] },
       recent: recent.snapshot(),

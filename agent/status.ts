@@ -70,6 +70,8 @@ export interface AgentStatus {
   sources: SourceStatus[];
   topics: TopicStatus[];
   rules: RuleStatus[];
+  /** Problems of the rule files now (`file:line:col: message`); the rules that were running keep running. */
+  ruleProblems: string[];
   replication: { enabled: boolean; partitions: ReplicationPartitionStatus[] };
   /** Recent numeric values per sensor for the live chart: field → sensor → [timestampMs, value][]. */
   recent: Record<string, Record<string, Array<[number, number]>>>;
@@ -90,6 +92,7 @@ export function computeHealth(s: Omit<AgentStatus, 'health'>): { status: 'ok' | 
   for (const r of s.rules) {
     if (r.state === 'failed' || r.state === 'error') reasons.push(`rule ${r.name} ${r.state}${r.lastError ? `: ${r.lastError}` : ''}`);
   }
+  for (const p of s.ruleProblems) reasons.push(`rule file ${p}`);
   for (const p of s.replication.partitions) {
     if (!HEALTHY_REPLICATION_STATES.has(p.state)) {
       reasons.push(`replication ${p.topic}[${p.partition}] ${p.state}${p.lastError ? `: ${p.lastError}` : ''}`);

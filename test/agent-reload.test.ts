@@ -40,7 +40,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
-it('SIGHUP reloads rules, log level and topic retention; a broken config is refused and the agent keeps running', async () => {
+it('SIGHUP reloads rules, log level and topic retention; a broken rule file degrades /healthz naming file:line:col; a broken config is refused and the agent keeps running', async () => {
   dir = await mkdtemp(join(tmpdir(), 'millstream-reload-'));
   await mkdir(join(dir, 'rules'));
   await writeFile(join(dir, 'rules', 'a.sql'), "CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';\n");
@@ -76,6 +76,18 @@ it('SIGHUP reloads rules, log level and topic retention; a broken config is refu
   describe.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise((r) => describe.once('exit', r));
   expect(out).toMatch(/retention\.ms=3600000/);
+
+  // A broken rule file: reported with file:line:col in /healthz; the rules already running keep running.
+  await writeFile(join(dir, 'rules', 'b.sql'), 'CREATE STREAM hot AS SELECT * FROM widgets WHERE temp_celcius > ;\n');
+  const degraded = await until('the rule problem in /healthz', async () => {
+    const res = await fetch(new URL('/healthz', url));
+    const text = await res.text();
+    return res.status === 503 && text.includes('b.sql:1:') ? text : undefined;
+  }, lines);
+  expect(degraded).toMatch(/^- rule file .*b\.sql:1:\d+: /m);
+  expect((await status()).rules.map((r) => r.name).sort()).toEqual(['hot', 'red']);
+  await writeFile(join(dir, 'rules', 'b.sql'), 'CREATE STREAM hot AS SELECT * FROM widgets WHERE temp_celcius > 30;\n');
+  await until('healthy again', async () => ((await fetch(new URL('/healthz', url))).status === 200 ? true : undefined), lines);
 
   // A broken config: refused with the problem named; the agent keeps running on the previous one.
   await writeFile(file, `${config('debug', 3_600_000)}bogus: 1\n`);
