@@ -11,24 +11,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialAdapter } from '../firmware-bridge/serial-adapter.ts';
 import type { ReadingSink } from '../firmware-bridge/types.ts';
-import { kafkaPartition, openLogStore, type LogRecord, type LogStoreApi } from '../log-store/index.ts';
+import { kafkaPartition, openLogStore, type LogStoreApi } from '../log-store/index.ts';
 import { until } from './support/adapter-contract.ts';
 import { LogStoreSink } from './support/bridge-log-sink.ts';
 import { openPtyPair, type PtyPair } from './support/pty.ts';
-
-async function readAll(log: LogStoreApi, topic: string): Promise<LogRecord[]> {
-  const out: LogRecord[] = [];
-  for (let p = 0; p < log.describe(topic).partitionsInfo.length; p++) {
-    let offset = log.earliestOffset(topic, p);
-    for (;;) {
-      const { records, nextOffset } = await log.read(topic, p, offset);
-      if (records.length === 0) break;
-      out.push(...records.map((r) => ({ ...r, value: Buffer.from(r.value) })));
-      offset = nextOffset;
-    }
-  }
-  return out;
-}
+import { readAllRecords } from './support/log-read.ts';
 
 describe('serial → log store', () => {
   let dir: string;
@@ -65,7 +52,7 @@ describe('serial → log store', () => {
     await pty.write(text);
     await until(() => adapter!.status()[0]!.readings === 40 && adapter!.status()[0]!.deadLetters === 1);
 
-    const stored = await readAll(log, 'widgets');
+    const stored = await readAllRecords(log, 'widgets');
     expect(stored).toHaveLength(40);
     for (const r of stored) {
       expect(r.partition).toBe(kafkaPartition(r.key!, 3));
@@ -80,7 +67,7 @@ describe('serial → log store', () => {
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
       expect(seqs).toHaveLength(10);
     }
-    const dead = await readAll(log, 'dead-letters');
+    const dead = await readAllRecords(log, 'dead-letters');
     expect(dead).toHaveLength(1);
     expect(dead[0]!.key).toBe('line-1');
     expect(JSON.parse(dead[0]!.value.toString())).toMatchObject({ intendedTopic: 'widgets', device: 'line-1', raw: 'this is not json', reason: expect.stringContaining('BRIDGE_DECODE') });
@@ -116,7 +103,7 @@ describe('serial → log store', () => {
     current = new LogStoreSink(log);
     await sending;
     await until(() => adapter!.status()[0]!.readings === 100);
-    const stored = await readAll(log, 'widgets');
+    const stored = await readAllRecords(log, 'widgets');
     expect(stored.map((r) => JSON.parse(r.value.toString()).seq).sort((a: number, b: number) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 });

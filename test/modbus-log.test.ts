@@ -11,23 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModbusAdapter } from '../firmware-bridge/modbus-adapter.ts';
-import { kafkaPartition, openLogStore, type LogRecord, type LogStoreApi } from '../log-store/index.ts';
+import { kafkaPartition, openLogStore, type LogStoreApi } from '../log-store/index.ts';
 import { LogStoreSink } from './support/bridge-log-sink.ts';
 import { SimulatedSlaves, startTcpServer, until, type RunningServer } from './support/modbus-sim.ts';
-
-async function readAll(log: LogStoreApi, topic: string): Promise<LogRecord[]> {
-  const out: LogRecord[] = [];
-  for (let p = 0; p < log.describe(topic).partitionsInfo.length; p++) {
-    let offset = log.earliestOffset(topic, p);
-    for (;;) {
-      const { records, nextOffset } = await log.read(topic, p, offset);
-      if (records.length === 0) break;
-      out.push(...records.map((r) => ({ ...r, value: Buffer.from(r.value) })));
-      offset = nextOffset;
-    }
-  }
-  return out;
-}
+import { readAllRecords } from './support/log-read.ts';
 
 describe('Modbus → log store', () => {
   let dir: string;
@@ -84,7 +71,7 @@ describe('Modbus → log store', () => {
     await adapter.stop();
     const status = adapter.status();
 
-    const stored = await readAll(log, 'widgets');
+    const stored = await readAllRecords(log, 'widgets');
     const counted = status.slice(0, 3).reduce((n, s) => n + s.readings, 0);
     expect(stored).toHaveLength(counted);
     for (const r of stored) {
@@ -98,7 +85,7 @@ describe('Modbus → log store', () => {
     }
     expect(new Set(stored.map((r) => r.key))).toEqual(new Set(['aa-101', 'aa-102', 'aa-103']));
 
-    const letters = await readAll(log, 'dead-letters');
+    const letters = await readAllRecords(log, 'dead-letters');
     expect(letters).toHaveLength(status[2]!.deadLetters);
     expect(letters.length).toBeGreaterThanOrEqual(1);
     const letter = JSON.parse(letters[0]!.value.toString()) as { device: string; reason: string; raw: string; intendedTopic: string };

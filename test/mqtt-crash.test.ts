@@ -17,6 +17,7 @@ import { kafkaPartition, openLogStore, type LogRecord, type LogStoreApi } from '
 import { LogStoreSink } from './support/bridge-log-sink.ts';
 import { brokerKinds, startBroker, type TestBroker } from './support/mqtt-broker.ts';
 import { waitFor } from './support/mqtt-sink.ts';
+import { readAllRecords } from './support/log-read.ts';
 
 const CHILD = fileURLToPath(new URL('./support/mqtt-crash-child.ts', import.meta.url));
 
@@ -52,21 +53,6 @@ async function kill(child: Child): Promise<void> {
   const gone = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
   child.proc.kill('SIGKILL');
   await gone;
-}
-
-async function readAll(log: LogStoreApi, topic: string): Promise<LogRecord[]> {
-  const out: LogRecord[] = [];
-  if (!log.hasTopic(topic)) return out;
-  for (let p = 0; p < log.describe(topic).partitionsInfo.length; p++) {
-    let offset = log.earliestOffset(topic, p);
-    for (;;) {
-      const { records, nextOffset } = await log.read(topic, p, offset, { maxRecords: 10_000 });
-      if (records.length === 0) break;
-      out.push(...records.map((r) => ({ ...r, value: Buffer.from(r.value) })));
-      offset = nextOffset;
-    }
-  }
-  return out;
 }
 
 const payload = (n: number): string =>
@@ -107,7 +93,7 @@ describe.each(brokerKinds)('MQTT crash safety against $kind', ({ kind, available
     await adapter.start();
     let stored: LogRecord[] = [];
     await waitFor(async () => {
-      stored = await readAll(log!, 'widgets');
+      stored = await readAllRecords(log!, 'widgets');
       return new Set(stored.map((r) => JSON.parse(r.value.toString()).n)).size === total;
     });
     return stored;

@@ -11,26 +11,12 @@ import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MqttAdapter } from '../firmware-bridge/mqtt-adapter.ts';
-import { kafkaPartition, openLogStore, type LogRecord, type LogStoreApi } from '../log-store/index.ts';
+import { kafkaPartition, openLogStore, type LogStoreApi } from '../log-store/index.ts';
 import { LogStoreSink } from './support/bridge-log-sink.ts';
 import { FaultFileSystem } from './support/fault-fs.ts';
 import { brokerKinds, startBroker, type TestBroker } from './support/mqtt-broker.ts';
 import { waitFor } from './support/mqtt-sink.ts';
-
-async function readAll(log: LogStoreApi, topic: string): Promise<LogRecord[]> {
-  const out: LogRecord[] = [];
-  if (!log.hasTopic(topic)) return out;
-  for (let p = 0; p < log.describe(topic).partitionsInfo.length; p++) {
-    let offset = log.earliestOffset(topic, p);
-    for (;;) {
-      const { records, nextOffset } = await log.read(topic, p, offset);
-      if (records.length === 0) break;
-      out.push(...records.map((r) => ({ ...r, value: Buffer.from(r.value) })));
-      offset = nextOffset;
-    }
-  }
-  return out;
-}
+import { readAllRecords } from './support/log-read.ts';
 
 describe.each(brokerKinds)('MQTT → log store against $kind', ({ kind, available, skipReason }) => {
   let broker: TestBroker;
@@ -73,7 +59,7 @@ describe.each(brokerKinds)('MQTT → log store against $kind', ({ kind, availabl
     }
     await waitFor(() => adapter!.status()[0]!.readings === 40 && adapter!.status()[0]!.deadLetters === 1);
 
-    const stored = await readAll(log, 'widgets');
+    const stored = await readAllRecords(log, 'widgets');
     expect(stored).toHaveLength(40);
     for (const r of stored) {
       const value = JSON.parse(r.value.toString()) as { seq: number; sensor_id: string; line: string };
@@ -87,7 +73,7 @@ describe.each(brokerKinds)('MQTT → log store against $kind', ({ kind, availabl
       const seqs = stored.filter((r) => r.key === s).sort((a, b) => a.offset - b.offset).map((r) => JSON.parse(r.value.toString()).seq as number);
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     }
-    const dead = await readAll(log, 'widgets-dlq');
+    const dead = await readAllRecords(log, 'widgets-dlq');
     expect(dead).toHaveLength(1);
     expect(JSON.parse(dead[0]!.value.toString())).toMatchObject({ intendedTopic: 'widgets', device: 'plant-broker', raw: '<xml>not json</xml>', reason: expect.stringContaining('BRIDGE_DECODE') });
   });
@@ -118,15 +104,15 @@ describe.each(brokerKinds)('MQTT → log store against $kind', ({ kind, availabl
     await Promise.all(Array.from({ length: total }, (_, i) => publisher!.publishAsync(`factory/w01/bp-${i % 3}/reading`, JSON.stringify({ seq: i }), { qos: 1 })));
     await waitFor(() => adapter!.status()[0]!.state === 'paused' && codes.length >= 3);
     expect(codes).toContain('LOG_DISK_FULL');
-    expect(await readAll(log, 'widgets')).toEqual([]);
+    expect(await readAllRecords(log, 'widgets')).toEqual([]);
     // Stopped while refused: whatever it had received was never acknowledged, so the broker still has everything.
     await adapter.stop();
     // Space is freed; the next session of the same client id stores it all.
     fs.freeBytes = null;
     adapter = make();
     await adapter.start();
-    await waitFor(async () => (await readAll(log, 'widgets')).length >= total);
-    const seqs = (await readAll(log, 'widgets')).map((r) => JSON.parse(r.value.toString()).seq as number).sort((a, b) => a - b);
+    await waitFor(async () => (await readAllRecords(log, 'widgets')).length >= total);
+    const seqs = (await readAllRecords(log, 'widgets')).map((r) => JSON.parse(r.value.toString()).seq as number).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i));
   });
 });
