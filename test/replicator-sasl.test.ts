@@ -4,6 +4,7 @@
  * authenticate to the shim before any other request.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,8 @@ import { openLogStore } from '../log-store/index.ts';
 import type { LogStoreApi } from '../log-store/index.ts';
 import { startKafkaMock } from './support/kafka-mock.ts';
 import type { KafkaMock } from './support/kafka-mock.ts';
-import { RawKafkaConnection, kafkajsProtocol } from './support/kafka-raw-client.ts';
+import { RawKafkaConnection, encodeRequestFrame, kafkajsProtocol } from './support/kafka-raw-client.ts';
+import { FrameReader } from './support/kafka-shim-codec.ts';
 import { endOffsets, readBack } from './support/kafka-read.ts';
 
 const CREDENTIALS = { username: 'gw1', password: 's3cret' };
@@ -119,6 +121,33 @@ describe('replicator with SASL/PLAIN', () => {
     await r.stop();
     expect([...(await endOffsets(kafka.bootstrap, `gw1.${topic}`, CREDENTIALS)).values()]).toEqual([0, 0]);
     expect((await l.consumer('replicator')).all()[topic] ?? {}).toEqual({});
+    expect(kafka.shim.errors).toEqual([]);
+  });
+
+  it('ApiVersions advertises SaslHandshake and SaslAuthenticate v0–v1; a mechanism other than PLAIN is refused (33) and the connection closed', async () => {
+    const conn = await RawKafkaConnection.open(kafka.bootstrap[1]);
+    const av = kafkajsProtocol('apiVersions', 2);
+    const versions = await conn.send<{ errorCode: number; apiVersions: Array<{ apiKey: number; minVersion: number; maxVersion: number }> }>(av.request({}), av.response);
+    expect(versions.errorCode).toBe(0);
+    expect(versions.apiVersions.filter((v) => v.apiKey === 17 || v.apiKey === 36)).toEqual([
+      { apiKey: 17, minVersion: 0, maxVersion: 1 },
+      { apiKey: 36, minVersion: 0, maxVersion: 1 },
+    ]);
+    expect(versions.apiVersions.some((v) => v.apiKey === 0)).toBe(true); // the mock's own APIs are still listed
+    conn.close();
+    // A plain socket, to see both the answer and the shim closing the connection after it.
+    const hs = kafkajsProtocol('saslHandshake', 1);
+    const socket = connect({ host: '127.0.0.1', port: Number(kafka.bootstrap[1].split(':')[1]) });
+    const frames = new FrameReader();
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(...frames.push(chunk)));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.on('error', () => undefined);
+    socket.write(await encodeRequestFrame(hs.request({ mechanism: 'SCRAM-SHA-256' }), 1));
+    await closed;
+    expect(received).toHaveLength(1);
+    expect(await hs.response.decode(received[0].subarray(8))).toEqual({ errorCode: 33, enabledMechanisms: ['PLAIN'] });
+    expect(kafka.shim.authFailures.at(-1)).toMatch(/mechanism SCRAM-SHA-256 refused/);
     expect(kafka.shim.errors).toEqual([]);
   });
 
