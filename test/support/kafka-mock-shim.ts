@@ -25,6 +25,20 @@
  * correlation id, or a Produce request mixing new and duplicate batches ends
  * the connection and is recorded in `errors` (tests assert it stays empty).
  *
+ * SASL/PLAIN (the mock has no SASL APIs): with `sasl`, every client
+ * connection must authenticate to the shim before anything else, as a
+ * broker's SASL_PLAINTEXT/SASL_SSL listener demands. ApiVersions (v0–v2) is
+ * forwarded and its answer advertises SaslHandshake v0–v1 and
+ * SaslAuthenticate v0–v1; SaslHandshake is answered by the shim (mechanisms
+ * ['PLAIN']; any other mechanism: UNSUPPORTED_SASL_MECHANISM 33), then
+ * SaslAuthenticate checks `authzid\0username\0password` (authzid empty or
+ * the username): wrong credentials are answered SASL_AUTHENTICATION_FAILED
+ * (58) with a message, recorded in `authFailures`, and the connection is
+ * closed. Any other request before authentication succeeded (including the
+ * raw-token flow after SaslHandshake v0 without SaslAuthenticate, which
+ * kafkajs does not use) ends the connection and is recorded in `errors`.
+ * After authentication, requests are handled as without SASL.
+ *
  * Faults for tests: `dropNextProduceResponse(n)` lets the mock store a batch
  * and cuts the connection before the client sees the acknowledgement (the
  * producer must retry a batch the broker already has); `dropConnections()`
@@ -44,6 +58,10 @@ import {
   decodeProduceRequest,
   decodeProduceResponse,
   encodeProduceResponse,
+  encodeSaslAuthenticateResponse,
+  encodeSaslHandshakeResponse,
+  requestBodyStart,
+  rewriteApiVersionsResponse,
   rewriteMetadataResponse,
 } from './kafka-shim-codec.ts';
 import type { MetadataBroker, ProducePartitionResult, ProduceRequest } from './kafka-shim-codec.ts';
@@ -62,6 +80,21 @@ export interface ShimTlsOptions {
   cert: string;
 }
 
+/** Credentials every client must present with SASL/PLAIN. */
+export interface ShimSaslOptions {
+  username: string;
+  password: string;
+}
+
+/** Kafka error codes the SASL exchange answers with. */
+const UNSUPPORTED_SASL_MECHANISM = 33;
+const SASL_AUTHENTICATION_FAILED = 58;
+/** Versions the shim answers itself, advertised in ApiVersions when SASL is on. */
+const SASL_API_RANGES: ReadonlyMap<number, readonly [number, number]> = new Map([
+  [API_KEY.SASL_HANDSHAKE, [0, 1]],
+  [API_KEY.SASL_AUTHENTICATE, [0, 1]],
+]);
+
 /** How long a connection whose client went away waits for the mock's outstanding responses (so sequence state stays exact). */
 const DRAIN_TIMEOUT_MS = 30_000;
 
@@ -75,10 +108,16 @@ interface Pending {
   settle?: () => void;
   /** The frame to send the client once every earlier response went out; null: cut the connection instead. */
   ready?: Buffer | null;
+  /** Close the client connection once `ready` is written (failed authentication). */
+  endAfter?: boolean;
 }
 
 export class MockShim {
   readonly errors: string[] = [];
+  /** One line per rejected SASL authentication (wrong credentials or mechanism); not an error of the shim. */
+  readonly authFailures: string[] = [];
+  /** Connections that authenticated successfully (SASL only). */
+  authenticated = 0;
   readonly sequences = new SequenceTracker();
   /** Keyed by the fronted broker's `host:port`. */
   private readonly servers = new Map<string, Server>();
@@ -94,11 +133,15 @@ export class MockShim {
   private constructor(
     private readonly targets: readonly ShimTarget[],
     private readonly tls: ShimTlsOptions | undefined,
+    private readonly sasl: ShimSaslOptions | undefined,
   ) {}
 
-  /** Starts one listener per target broker on 127.0.0.1 (ephemeral ports); with `tls`, clients must speak TLS to it. */
-  static async start(targets: readonly ShimTarget[], tls?: ShimTlsOptions): Promise<MockShim> {
-    const shim = new MockShim(targets, tls);
+  /**
+   * Starts one listener per target broker on 127.0.0.1 (ephemeral ports); with `tls`, clients must speak TLS to it;
+   * with `sasl`, they must authenticate with SASL/PLAIN and these credentials first.
+   */
+  static async start(targets: readonly ShimTarget[], tls?: ShimTlsOptions, sasl?: ShimSaslOptions): Promise<MockShim> {
+    const shim = new MockShim(targets, tls, sasl);
     for (const t of targets) await shim.listen(t);
     return shim;
   }
@@ -142,6 +185,58 @@ export class MockShim {
     return { host: '127.0.0.1', port };
   };
 
+  /**
+   * One step of the SASL/PLAIN exchange: sets `pending.ready` to the shim's answer (and `endAfter` on failure) or
+   * throws (the caller ends the connection and records the error) for anything out of order.
+   */
+  private saslStep(
+    requestFrame: Buffer,
+    pending: Pending,
+    auth: 'start' | 'handshake' | 'done' | 'rejected',
+    where: string,
+    setAuth: (next: 'handshake' | 'done' | 'rejected') => void,
+  ): void {
+    const sasl = this.sasl!;
+    const { apiKey, apiVersion, correlationId } = pending;
+    if (auth === 'done') throw new Error(`api key ${apiKey} v${apiVersion} after SASL authentication (re-authentication is not supported)`);
+    if (apiKey === API_KEY.SASL_HANDSHAKE && auth === 'start') {
+      if (apiVersion > 1) throw new Error(`SaslHandshake v${apiVersion} not supported`);
+      const c = requestBodyStart(requestFrame);
+      const mechanism = c.string();
+      c.end();
+      if (mechanism !== 'PLAIN') {
+        this.authFailures.push(`${where}: mechanism ${mechanism} refused`);
+        pending.ready = encodeSaslHandshakeResponse(correlationId, UNSUPPORTED_SASL_MECHANISM, ['PLAIN']);
+        pending.endAfter = true;
+        setAuth('rejected');
+        return;
+      }
+      pending.ready = encodeSaslHandshakeResponse(correlationId, 0, ['PLAIN']);
+      setAuth('handshake');
+      return;
+    }
+    if (apiKey === API_KEY.SASL_AUTHENTICATE && auth === 'handshake') {
+      if (apiVersion > 1) throw new Error(`SaslAuthenticate v${apiVersion} not supported`);
+      const c = requestBodyStart(requestFrame);
+      const token = c.nullableBytes();
+      c.end();
+      const parts = (token ?? Buffer.alloc(0)).toString('utf8').split('\u0000');
+      const ok = parts.length === 3 && (parts[0] === '' || parts[0] === parts[1]) && parts[1] === sasl.username && parts[2] === sasl.password;
+      if (!ok) {
+        this.authFailures.push(`${where}: PLAIN authentication failed for ${JSON.stringify(parts.length === 3 ? parts[1] : '?')}`);
+        pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, SASL_AUTHENTICATION_FAILED, 'Authentication failed: Invalid username or password');
+        pending.endAfter = true;
+        setAuth('rejected');
+        return;
+      }
+      this.authenticated++;
+      pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, 0, null);
+      setAuth('done');
+      return;
+    }
+    throw new Error(`api key ${apiKey} v${apiVersion} before SASL authentication completed (state ${auth})`);
+  }
+
   private listen(target: ShimTarget): Promise<void> {
     const server: Server = this.tls
       ? createTlsServer({ key: this.tls.key, cert: this.tls.cert }, (client) => this.accept(client, target))
@@ -168,6 +263,8 @@ export class MockShim {
     const responses = new FrameReader();
     let chain: Promise<void> = Promise.resolve();
     let drainTimer: NodeJS.Timeout | undefined;
+    /** SASL progress of this connection: `rejected` ignores everything until the close. */
+    let auth: 'start' | 'handshake' | 'done' | 'rejected' = this.sasl ? 'start' : 'done';
 
     const settleAll = (): void => {
       for (const p of order.splice(0)) p.settle?.();
@@ -192,9 +289,13 @@ export class MockShim {
     };
     const flush = (): void => {
       while (order.length > 0 && order[0].ready !== undefined) {
-        const ready = order.shift()!.ready;
+        const p = order.shift()!;
+        const ready = p.ready;
         if (ready === null) closeClient();
-        else if (ready !== undefined && !client.destroyed) client.write(ready);
+        else if (ready !== undefined && !client.destroyed) {
+          client.write(ready);
+          if (p.endAfter) client.end(() => closeClient());
+        }
       }
       if (client.destroyed && !order.some((p) => p.produce)) closeUpstream();
     };
@@ -216,6 +317,15 @@ export class MockShim {
       const apiVersion = c.int16();
       const correlationId = c.int32();
       const pending: Pending = { correlationId, apiKey, apiVersion };
+      if (auth === 'rejected') return;
+      if (this.sasl && apiKey !== API_KEY.API_VERSIONS && (auth !== 'done' || apiKey === API_KEY.SASL_HANDSHAKE || apiKey === API_KEY.SASL_AUTHENTICATE)) {
+        this.saslStep(requestFrame, pending, auth, where, (next) => {
+          auth = next;
+        });
+        order.push(pending);
+        flush();
+        return;
+      }
       if (apiKey !== API_KEY.PRODUCE) {
         order.push(pending);
         upstream.write(requestFrame);
@@ -276,7 +386,9 @@ export class MockShim {
       const correlationId = new Cursor(responseFrame, 4).int32();
       const pending = order.find((p) => p.correlationId === correlationId && p.ready === undefined);
       if (!pending) throw new Error(`response with unknown correlation id ${correlationId}`);
-      if (pending.apiKey === API_KEY.METADATA) {
+      if (pending.apiKey === API_KEY.API_VERSIONS && this.sasl) {
+        pending.ready = rewriteApiVersionsResponse(responseFrame, pending.apiVersion, SASL_API_RANGES);
+      } else if (pending.apiKey === API_KEY.METADATA) {
         pending.ready = rewriteMetadataResponse(responseFrame, pending.apiVersion, this.advertise);
       } else if (pending.produce) {
         const response = decodeProduceResponse(responseFrame, pending.apiVersion);

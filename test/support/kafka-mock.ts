@@ -17,7 +17,7 @@ import type { ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { MockShim } from './kafka-mock-shim.ts';
-import type { ShimTlsOptions } from './kafka-mock-shim.ts';
+import type { ShimSaslOptions, ShimTlsOptions } from './kafka-mock-shim.ts';
 import { requireLauncher } from './kafka-mock-build.ts';
 
 /** Kafka api keys used with `pushErrors`. */
@@ -50,8 +50,11 @@ export interface KafkaMock {
   stop(): Promise<void>;
 }
 
-/** `tls`: the shim listeners speak TLS with this key and certificate (see kafka-tls-fixture.ts). */
-export async function startKafkaMock(options: { brokers?: number; tls?: ShimTlsOptions } = {}): Promise<KafkaMock> {
+/**
+ * `tls`: the shim listeners speak TLS with this key and certificate (see kafka-tls-fixture.ts).
+ * `sasl`: every client connection must authenticate with SASL/PLAIN and these credentials first (default: no SASL).
+ */
+export async function startKafkaMock(options: { brokers?: number; tls?: ShimTlsOptions; sasl?: ShimSaslOptions } = {}): Promise<KafkaMock> {
   const launcher = requireLauncher();
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(launcher, [String(options.brokers ?? 3)], {
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -85,7 +88,7 @@ export async function startKafkaMock(options: { brokers?: number; tls?: ShimTlsO
     const i = hp.lastIndexOf(':');
     return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
   });
-  const shim = await MockShim.start(targets, options.tls);
+  const shim = await MockShim.start(targets, options.tls, options.sasl);
   // Commands are answered in order; serialise them so answers match.
   let queue: Promise<unknown> = Promise.resolve();
   const command = (line: string): Promise<void> => {

@@ -4,9 +4,36 @@
  * watermark. Requests and record batches (gzip included) are encoded and
  * decoded by kafkajs's own protocol modules over plain connections (no
  * consumer group, so no rebalance wait). Used by tests to check what the
- * replicator delivered.
+ * replicator delivered. With `sasl`, each connection first authenticates
+ * with SASL/PLAIN (SaslHandshake v1, SaslAuthenticate v1).
  */
 import { RawKafkaConnection, kafkajsProtocol } from './kafka-raw-client.ts';
+
+/** SASL/PLAIN credentials for a peer started with `sasl` (kafka-mock.ts). */
+export interface ReadBackSasl {
+  username: string;
+  password: string;
+}
+
+async function open(address: string, sasl: ReadBackSasl | undefined): Promise<RawKafkaConnection> {
+  const conn = await RawKafkaConnection.open(address);
+  if (!sasl) return conn;
+  try {
+    const hs = kafkajsProtocol('saslHandshake', 1);
+    const h = await conn.send<{ errorCode: number }>(hs.request({ mechanism: 'PLAIN' }), hs.response);
+    if (h.errorCode !== 0) throw new Error(`SaslHandshake: error ${h.errorCode}`);
+    const au = kafkajsProtocol('saslAuthenticate', 1);
+    const token = Buffer.from(`\u0000${sasl.username}\u0000${sasl.password}`, 'utf8');
+    const bytes = Buffer.concat([Buffer.alloc(4), token]);
+    bytes.writeInt32BE(token.length, 0);
+    const a = await conn.send<{ errorCode: number; errorMessage: string | null }>(au.request({ authBytes: bytes }), au.response);
+    if (a.errorCode !== 0) throw new Error(`SaslAuthenticate: error ${a.errorCode} ${a.errorMessage ?? ''}`);
+    return conn;
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
 
 export interface ReadBackRecord {
   partition: number;
@@ -33,8 +60,13 @@ interface FetchV4 {
   responses: Array<{ partitions: Array<{ partition: number; errorCode: number; highWatermark: string; messages: FetchMessage[] }> }>;
 }
 
-async function withLeaders<T>(bootstrap: string[], topic: string, fn: (leaders: Map<number, RawKafkaConnection>) => Promise<T>): Promise<T> {
-  const any = await RawKafkaConnection.open(bootstrap[0]);
+async function withLeaders<T>(
+  bootstrap: string[],
+  topic: string,
+  sasl: ReadBackSasl | undefined,
+  fn: (leaders: Map<number, RawKafkaConnection>) => Promise<T>,
+): Promise<T> {
+  const any = await open(bootstrap[0], sasl);
   const conns = new Map<string, RawKafkaConnection>();
   try {
     const md = kafkajsProtocol('metadata', 1);
@@ -46,7 +78,7 @@ async function withLeaders<T>(bootstrap: string[], topic: string, fn: (leaders: 
       const b = meta.brokers.find((x) => x.nodeId === p.leader);
       if (!b) throw new Error(`partition ${p.partitionId} has no leader`);
       const addr = `${b.host}:${b.port}`;
-      if (!conns.has(addr)) conns.set(addr, await RawKafkaConnection.open(addr));
+      if (!conns.has(addr)) conns.set(addr, await open(addr, sasl));
       leaders.set(p.partitionId, conns.get(addr)!);
     }
     return await fn(leaders);
@@ -68,8 +100,8 @@ async function fetchOnce(conn: RawKafkaConnection, topic: string, partition: num
 }
 
 /** High watermark (end offset) per partition. */
-export async function endOffsets(bootstrap: string[], topic: string): Promise<Map<number, number>> {
-  return withLeaders(bootstrap, topic, async (leaders) => {
+export async function endOffsets(bootstrap: string[], topic: string, sasl?: ReadBackSasl): Promise<Map<number, number>> {
+  return withLeaders(bootstrap, topic, sasl, async (leaders) => {
     const out = new Map<number, number>();
     for (const [partition, conn] of leaders) out.set(partition, Number((await fetchOnce(conn, topic, partition, 0)).highWatermark));
     return out;
@@ -77,8 +109,8 @@ export async function endOffsets(bootstrap: string[], topic: string): Promise<Ma
 }
 
 /** Every record of `topic`, per partition in offset order. */
-export async function readBack(bootstrap: string[], topic: string): Promise<Map<number, ReadBackRecord[]>> {
-  return withLeaders(bootstrap, topic, async (leaders) => {
+export async function readBack(bootstrap: string[], topic: string, sasl?: ReadBackSasl): Promise<Map<number, ReadBackRecord[]>> {
+  return withLeaders(bootstrap, topic, sasl, async (leaders) => {
     const out = new Map<number, ReadBackRecord[]>();
     for (const [partition, conn] of leaders) {
       const list: ReadBackRecord[] = [];

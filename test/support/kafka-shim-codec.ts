@@ -9,7 +9,7 @@
  */
 
 /** Kafka api keys the shim names. */
-export const API_KEY = Object.freeze({ PRODUCE: 0, METADATA: 3 });
+export const API_KEY = Object.freeze({ PRODUCE: 0, METADATA: 3, SASL_HANDSHAKE: 17, API_VERSIONS: 18, SASL_AUTHENTICATE: 36 });
 
 /** Highest Metadata version decoded (v9 on is flexible). */
 export const MAX_METADATA_VERSION = 8;
@@ -359,5 +359,49 @@ export function encodeProduceResponse(response: ProduceResponse, apiVersion: num
     }
   }
   parts.push(int32(response.throttleTimeMs));
+  return frame(Buffer.concat(parts));
+}
+
+/** Offset of a request's body: after size, api key, version, correlation id and client id (request header v1, non-flexible). */
+export function requestBodyStart(requestFrame: Buffer): Cursor {
+  const c = new Cursor(requestFrame, 12);
+  c.nullableString();
+  return c;
+}
+
+/** Highest ApiVersions version rewritten (v3 on is flexible). */
+export const MAX_API_VERSIONS_VERSION = 2;
+
+/**
+ * ApiVersions response v0–v2 with `overrides` (api key → [min, max])
+ * replacing or adding those keys' ranges; an error response is returned as is.
+ */
+export function rewriteApiVersionsResponse(responseFrame: Buffer, apiVersion: number, overrides: ReadonlyMap<number, readonly [number, number]>): Buffer {
+  if (apiVersion > MAX_API_VERSIONS_VERSION) throw new Error(`ApiVersions v${apiVersion} response not decoded`);
+  const c = new Cursor(responseFrame, 4);
+  const correlationId = c.int32();
+  const errorCode = c.int16();
+  if (errorCode !== 0) return responseFrame;
+  const n = c.arrayLength();
+  const ranges = new Map<number, [number, number]>();
+  for (let i = 0; i < n; i++) {
+    const key = c.int16();
+    ranges.set(key, [c.int16(), c.int16()]);
+  }
+  const rest = responseFrame.subarray(c.pos); // throttle_time_ms (v1+)
+  for (const [key, range] of overrides) ranges.set(key, [range[0], range[1]]);
+  const entries = [...ranges].map(([key, [min, max]]) => Buffer.concat([int16(key), int16(min), int16(max)]));
+  return frame(Buffer.concat([int32(correlationId), int16(0), int32(entries.length), ...entries, rest]));
+}
+
+/** SaslHandshake response v0/v1: error code and the enabled mechanisms. */
+export function encodeSaslHandshakeResponse(correlationId: number, errorCode: number, mechanisms: readonly string[]): Buffer {
+  return frame(Buffer.concat([int32(correlationId), int16(errorCode), int32(mechanisms.length), ...mechanisms.map((m) => nullableString(m))]));
+}
+
+/** SaslAuthenticate response v0/v1 (v1 adds session_lifetime_ms, 0: unlimited). */
+export function encodeSaslAuthenticateResponse(correlationId: number, apiVersion: number, errorCode: number, errorMessage: string | null, authBytes: Buffer = Buffer.alloc(0)): Buffer {
+  const parts = [int32(correlationId), int16(errorCode), nullableString(errorMessage), int32(authBytes.length), authBytes];
+  if (apiVersion >= 1) parts.push(int64(0n));
   return frame(Buffer.concat(parts));
 }
