@@ -5,7 +5,7 @@
  * PLC, serial scale on a pty), the status endpoints, the status page in
  * headless Chromium, and SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,62 +15,34 @@ import mqtt from 'mqtt';
 import type { Browser } from 'playwright-core';
 import { openLogStore, type LogStoreApi } from '../log-store/index.ts';
 import type { AgentStatus } from '../agent/status.ts';
+import { startAgentProcess, type AgentProcess } from './support/agent-process.ts';
 import { launchBrowser } from './support/browser.ts';
 import { startBroker, type TestBroker } from './support/mqtt-broker.ts';
 import { openNotifySocket, type NotifySocket } from './support/notify-socket.ts';
 
 const bin = new URL('../bin/millstream.js', import.meta.url).pathname;
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
+const agents: AgentProcess[] = [];
 
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGKILL');
-      await new Promise((r) => c.once('exit', r));
-    }
-  }
+  for (const a of agents.splice(0)) await a.kill();
 });
+
+function startAgent(args: string[], env: Record<string, string> = {}): AgentProcess {
+  const agent = startAgentProcess(args, { env });
+  agents.push(agent);
+  return agent;
+}
 afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-interface Agent {
-  child: ChildProcess;
-  lines: string[];
-  url: () => string | undefined;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startAgent(args: string[], env: Record<string, string> = {}): Agent {
-  const child = spawn(process.execPath, [bin, 'run', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines: string[] = [];
-  let buf = '';
-  const onData = (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    lines.push(...parts);
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const url = () => {
-    for (const l of lines) {
-      const m = /status page at (http:\/\/\S+)"/.exec(l) ?? /status page: (http:\/\/\S+)/.exec(l);
-      if (m) return m[1];
-    }
-    return undefined;
-  };
-  return { child, lines, url, exit };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, agent?: Agent): Promise<T> {
+/** Polls `fn` until it returns a value (for waits not tied to one agent process). */
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, agent?: AgentProcess): Promise<T> {
+  if (agent) return agent.until(what, fn);
   for (;;) {
-    if (agent && agent.child.exitCode !== null) throw new Error(`agent exited (${agent.child.exitCode}) while waiting for ${what}:\n${agent.lines.slice(-30).join('\n')}`);
     const v = await fn();
-    if (v) return v;
+    if (v !== undefined && v !== false) return v;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
