@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultFileSystem } from '../test/support/fault-fs.ts';
-import { isLogError, kafkaPartition, openLogStore, type LogRecord, type LogStoreApi, type LogStoreOptions, type Timers } from './index.ts';
+import { ManualTimers, readAll, reading } from '../test/support/log-store-fixtures.ts';
+import { isLogError, kafkaPartition, openLogStore, type LogStoreApi, type LogStoreOptions } from './index.ts';
 
 const dirs: string[] = [];
 const stores: LogStoreApi[] = [];
@@ -23,45 +24,6 @@ async function open(options: Partial<LogStoreOptions> & { dataDir: string }): Pr
   const s = await openLogStore({ minFreeBytes: 0, retentionCheckIntervalMs: 0, ...options });
   stores.push(s);
   return s;
-}
-
-async function readAll(log: LogStoreApi, topic: string, partition: number, from = log.earliestOffset(topic, partition)): Promise<LogRecord[]> {
-  const out: LogRecord[] = [];
-  let offset = from;
-  while (offset < log.endOffset(topic, partition)) {
-    const r = await log.read(topic, partition, offset, { maxRecords: 37 });
-    out.push(...r.records.map((rec) => ({ ...rec, value: Buffer.from(rec.value) })));
-    offset = r.nextOffset;
-  }
-  return out;
-}
-
-function reading(i: number, ts = 1_581_682_767_000 + i * 1000) {
-  const sensor = `aa-${100 + (i % 7)}`;
-  return {
-    key: sensor,
-    value: JSON.stringify({ reading_ts: new Date(ts).toISOString(), sensor_id: sensor, production_line: 'w01', widget_type: 'acme94', colour: 'RED', temp_celcius: 20 + (i % 9), widget_weight_g: 100 + i }),
-    timestamp: ts,
-    headers: { source: 'mqtt', gateway: 'gw-1' },
-  };
-}
-
-class ManualTimers implements Timers {
-  pending = new Map<number, { fn: () => void; ms: number }>();
-  private next = 1;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.pending.set(id, { fn, ms });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  fireAll(): void {
-    const fns = [...this.pending.values()];
-    this.pending.clear();
-    for (const t of fns) t.fn();
-  }
 }
 
 describe('log store: append and read', () => {
