@@ -26,6 +26,7 @@ import { formatDiagnostic, type DerivedPlan } from '../rules/plan.ts';
 import { loadRuleFolder, loadRuleFile } from '../rules/rule-file.ts';
 import { createRuleRunner, type RuleRunner } from '../rules/rule-runner.ts';
 import { AgentError } from './errors.ts';
+import { recordValue } from './record-value.ts';
 
 /** A position in the input: an offset (per partition) or a time (ms since the epoch). */
 export type ReplayBound = { offset: number } | { time: number };
@@ -193,14 +194,7 @@ async function readTopic(log: LogStoreApi, topic: string): Promise<ReplayRow[]> 
 }
 
 function toRow(r: LogRecord): ReplayRow {
-  const text = r.value.toString('utf8');
-  let value: unknown = text;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // Not JSON: keep the text.
-  }
-  return { topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value };
+  return { topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: recordValue(r.value) };
 }
 
 export interface ReplayResult {
@@ -288,14 +282,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     if (plans.length === 0) {
       for (const list of input.records) {
         for (const r of list) {
-          const text = typeof r.record.value === 'string' ? r.record.value : Buffer.from(r.record.value).toString('utf8');
-          let value: unknown = text;
-          try {
-            value = JSON.parse(text);
-          } catch {
-            // Not JSON: keep the text.
-          }
-          rows.push({ topic, partition: r.partition, offset: r.offset, timestamp: r.record.timestamp, key: r.record.key, value });
+          rows.push({ topic, partition: r.partition, offset: r.offset, timestamp: r.record.timestamp, key: r.record.key, value: recordValue(r.record.value) });
         }
       }
     }

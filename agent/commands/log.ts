@@ -25,6 +25,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { LogError, isLogError, openLogStore } from '../../log-store/index.ts';
+import { recordValue } from '../record-value.ts';
 import type { BatchAck, LogRecord, LogStoreApi, RecordInput, TopicConfig } from '../../log-store/index.ts';
 
 /** Default data directory, relative to the working directory. */
@@ -133,20 +134,13 @@ function exitQuietlyOnBrokenPipe(): void {
 
 /** The record as `tail` prints it; `value` is parsed when it is JSON, else the UTF-8 string. */
 export function recordToJson(record: LogRecord): string {
-  const text = record.value.toString('utf8');
-  let value: unknown = text;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // not JSON: printed as a string
-  }
   return JSON.stringify({
     topic: record.topic,
     partition: record.partition,
     offset: record.offset,
     timestamp: record.timestamp,
     key: record.key,
-    value,
+    value: recordValue(record.value),
     headers: record.headers,
   });
 }
