@@ -125,8 +125,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
         }
       }
     }
-    const ruleStatus: RuleStatus[] = rules
-      ? rules.status().rules.map((r) => ({
+    const engine = rules?.status();
+    const ruleStatus: RuleStatus[] = engine
+      ? engine.rules.map((r) => ({
           name: r.name,
           file: r.file,
           state: r.state,
@@ -150,7 +151,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
       sources,
       topics,
       rules: ruleStatus,
-      ruleProblems: rules ? rules.status().problems : [],
+      ruleProblems: engine?.problems ?? [],
       replication: { enabled: current.replication.enabled, partitions: replicationPartitions },
       recent: recent.snapshot(),
       rssBytes: process.memoryUsage.rss(),
