@@ -11,28 +11,39 @@
  * PUBACK was lost is stored twice. QoS 0 messages are acknowledged by nobody
  * and are lost if the process dies before they are stored.
  *
+ * Receive path: MQTT.js keeps the connection (CONNECT, TLS, SUBSCRIBE,
+ * keep-alive, DISCONNECT), but PUBLISH packets of QoS 0/1 are read ahead of
+ * it by `MqttPublishReader` (see `tapStream`): MQTT.js's own path (a
+ * BufferList parser, a packet object, a trace call, a process.nextTick and
+ * a handler chain per packet) cost more CPU per message than everything
+ * else in the bridge. Every other packet is fed, whole and in order, to
+ * MQTT.js's parser. PUBLISH packets that MQTT.js still parses (QoS 2, an
+ * MQTT 5 Topic Alias, malformed ones, or all of them should the tap not be
+ * possible) come to `receive` through `client.handleMessage`.
+ *
  * How acks are held back (verified against MQTT.js 5.16,
- * `build/lib/handlers/publish.js`): for QoS 1 the client calls
+ * `build/lib/handlers/publish.js`): neither path lets MQTT.js send a
+ * PUBACK. For packets MQTT.js parses, the client calls
  * `client.handleMessage(packet, cb)` and sends the PUBACK inside `cb` unless
- * `cb` gets an error; and it processes the next packet only once `cb` has run.
- * So `handleMessage` here queues the packet and calls `cb(deferred)`: no
- * PUBACK, and the client reads on. The PUBACKs of a stored batch are written
- * later by us, straight to the client's socket in one write (see
- * `acknowledge`). Backpressure: while `maxPendingReadings` messages wait for the
- * sink, `cb` is held: the client stops parsing, the socket stops being read,
+ * `cb` gets an error; `receive` calls `cb(deferred)`. The PUBACKs of a
+ * stored batch are written later by us, straight to the client's socket in
+ * one write (see `acknowledge`). Backpressure: while `maxPendingReadings`
+ * messages wait for the sink, the lean reader stops and the socket is
+ * paused (or, for MQTT.js's path, `cb` is held: the client stops parsing);
  * TCP pushes back and the broker keeps the rest. With MQTT 5 the CONNECT
  * also advertises `receiveMaximum = maxPendingReadings`, so the broker itself
  * caps unacknowledged messages in flight. (With 3.1.1 a hold longer than
  * 1.5 × keep-alive also holds back the PINGRESP, so MQTT.js drops the
  * connection and we reconnect; the broker resends what was unacknowledged,
  * so up to `maxPendingReadings` messages can be stored twice. With MQTT 5
- * the broker's flow control keeps us under the mark and the parser is never
+ * the broker's flow control keeps us under the mark and reading is never
  * held.)
  *
- * Batching: messages that arrive in one turn of the event loop are decoded
- * together and handed to the sink as one delivery; deliveries queued while
- * the sink is busy are merged by the base into one `write`. The sink is never
- * awaited per message.
+ * Batching: each message is decoded as it arrives (its payload, a view of
+ * the socket's read buffer, is not kept); what arrives in one turn of the
+ * event loop is handed to the sink as one delivery; deliveries queued while
+ * the sink is busy are merged by the base into one `write`. The sink is
+ * never awaited per message.
  *
  * Payload mapping (mqtt-payload.ts, shared with capture replay): the payload
  * must be UTF-8 JSON holding an object. The fields named in the
@@ -42,12 +53,14 @@
  * dead-letter topic with the raw payload. A topic matched by several
  * subscriptions uses the first.
  */
+import type { Duplex } from 'node:stream';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { AdapterBase, type AdapterDeps, type CommonAdapterConfig } from './adapter-base.ts';
 import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
 import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
+import { MqttPublishReader } from './mqtt-publish-reader.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
 /** One subscription. */
@@ -123,22 +136,19 @@ interface Connection {
   connected: boolean;
   /** The client's parser callback held for backpressure (at most one: the client waits for it). */
   held: ((err?: Error) => void) | null;
+  /** The socket, once MQTT.js built it through `tapStream`; null: MQTT.js reads every packet itself. */
+  stream: Duplex | null;
+  /** Reads this connection's PUBLISH packets ahead of MQTT.js (see `tapStream`); null with `stream`. */
+  reader: MqttPublishReader | null;
   closeError: Error | null;
 }
 
-/** Packet ids of QoS 1 messages of one connection, in arrival order, to PUBACK once stored. */
-interface PendingAcks {
+/** Messages of one connection decoded since the last flush, and the packet ids of its QoS 1 ones, in arrival order, to PUBACK once stored. */
+interface Batch {
   conn: Connection;
-  ids: number[];
-}
-
-interface Arrival {
-  conn: Connection;
-  topic: string;
-  payload: Buffer;
-  qos: number;
-  messageId: number | undefined;
-  receivedAt: number;
+  readings: Reading[];
+  letters: DeadLetter[];
+  ackIds: number[];
 }
 
 function validate(config: MqttAdapterConfig): Subscription[] {
@@ -187,7 +197,9 @@ export class MqttAdapter extends AdapterBase {
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
   private conn: Connection | null = null;
-  private arrivals: Arrival[] = [];
+  private batch: Batch | null = null;
+  /** Readings + dead letters in `batch`. */
+  private batchSize = 0;
   private flushScheduled = false;
   /** Deliveries handed to the base and not yet settled. */
   private outstanding = 0;
@@ -243,12 +255,13 @@ export class MqttAdapter extends AdapterBase {
   }
 
   protected override async openDevice(signal: AbortSignal): Promise<void> {
-    const client = connect(this.mqttConfig.url, this.clientOptions());
+    const client = connect(this.mqttConfig.url, { ...this.clientOptions(), manualConnect: true });
     // MQTT.js traces each packet through a \`debug\` logger (DEBUG=mqttjs*); its enabled check alone was
     // ~4% of the per-message CPU. When tracing is off, skip the call altogether (on, it is kept).
     if ((client.log as { enabled?: unknown }).enabled !== true) client.log = skipTrace;
-    const conn: Connection = { client, connected: false, held: null, closeError: null };
+    const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, closeError: null };
     this.conn = conn;
+    this.tapStream(conn);
     client.handleMessage = (packet, cb) => this.receive(conn, packet, cb);
     client.on('error', (err) => {
       conn.closeError = translate(err, this.mqttConfig.protocolVersion ?? 4, this.device);
@@ -259,6 +272,7 @@ export class MqttAdapter extends AdapterBase {
       const code = packet.reasonCode ?? 0;
       if (code !== 0) conn.closeError = protocolError(code, 5, this.device, 'broker disconnected');
     });
+    client.connect();
 
     await new Promise<void>((resolve, reject) => {
       const onConnect = (): void => {
@@ -347,57 +361,110 @@ export class MqttAdapter extends AdapterBase {
     this.release();
   }
 
-  /** MQTT.js hands each PUBLISH here; see the file comment for the callback contract. */
+  /**
+   * Puts a `MqttPublishReader` between the socket and MQTT.js's parser: the
+   * client builds its socket through `streamBuilder` and pipes it into its
+   * parser; we wrap the builder and, on that socket only, replace the pipe
+   * by a 'data' listener that reads PUBLISH packets of QoS 0/1 itself
+   * (`receiveLean`) and writes every other packet, whole and in order, into
+   * MQTT.js's parser, which handles it as before (CONNACK, SUBACK,
+   * PINGRESP, DISCONNECT, and QoS 2 or protocol errors). Verified against
+   * MQTT.js 5.16 (`build/lib/client.js` `connect()`: `this.stream =
+   * this.streamBuilder(this)` then `this.stream.pipe(writable)`, and nothing
+   * else reads the stream). Should a later MQTT.js not have a
+   * `streamBuilder`, nothing is tapped and MQTT.js reads every packet
+   * (`receive`): slower, the same behaviour.
+   */
+  private tapStream(conn: Connection): void {
+    const internals = conn.client as unknown as { streamBuilder?: (client: MqttClient) => Duplex };
+    const build = internals.streamBuilder;
+    if (typeof build !== 'function') return;
+    const protocolVersion = this.mqttConfig.protocolVersion ?? MQTT_DEFAULTS.protocolVersion;
+    internals.streamBuilder = (client) => {
+      const stream = build.call(client, client);
+      stream.pipe = <T extends NodeJS.WritableStream>(parser: T): T => {
+        const reader = new MqttPublishReader(protocolVersion, {
+          publish: (topic, payload, qos, messageId) => this.receiveLean(conn, topic, payload, qos, messageId),
+          other: (bytes) => {
+            parser.write(bytes);
+          },
+        });
+        conn.stream = stream;
+        conn.reader = reader;
+        stream.on('data', (chunk: Buffer) => reader.push(chunk));
+        return parser;
+      };
+      return stream;
+    };
+  }
+
+  /** MQTT.js hands each PUBLISH it parsed here (`tapStream` off, or QoS 2); see the file comment for the callback contract. */
   private receive(conn: Connection, packet: IPublishPacket, cb: (err?: Error) => void): void {
     if (conn !== this.conn || !this.isRunning) {
       // A closing connection: do not ack; QoS 1 comes back with the next session.
       cb(this.deferred);
       return;
     }
-    const receivedAt = this.clock.now();
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic: packet.topic, data: payload });
-    this.arrivals.push({ conn, topic: packet.topic, payload, qos: packet.qos, messageId: packet.messageId, receivedAt });
-    if (this.pendingCount + this.arrivals.length >= this.holdMark) {
+    this.take(conn, packet.topic, payload, packet.qos, packet.messageId);
+    if (this.pendingCount + this.batchSize >= this.holdMark) {
       conn.held = cb;
     } else {
       cb(this.deferred);
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
+  }
+
+  /** `MqttPublishReader` hands each PUBLISH of QoS 0/1 here; false (held for backpressure) stops it and pauses the socket until `release`. */
+  private receiveLean(conn: Connection, topic: string, payload: Buffer, qos: 0 | 1, messageId: number): boolean {
+    // A closing connection: do not ack; QoS 1 comes back with the next session.
+    if (conn !== this.conn || !this.isRunning) return true;
+    this.take(conn, topic, payload, qos, messageId);
+    if (this.pendingCount + this.batchSize < this.holdMark) return true;
+    conn.stream?.pause();
+    return false;
   }
 
   /**
-   * Decodes what arrived since the last flush and hands it to the sink as
-   * one delivery; acks on success. Only the packet ids to ack are kept
-   * past decoding: payload buffers (slices of MQTT.js's read buffers) and
-   * arrival records become garbage at once instead of living, and being
-   * promoted by the GC, until the fsync.
+   * Decodes one message into the current batch at once (the payload, a
+   * view of the socket's read buffer, is not kept), notes its packet id to
+   * ack, and schedules the batch's delivery for the end of this turn of
+   * the event loop, so what arrives together is stored together.
    */
-  private flush(): void {
-    if (this.arrivals.length === 0) return;
-    const batch = this.arrivals;
-    this.arrivals = [];
-    const readings: Reading[] = [];
-    const letters: DeadLetter[] = [];
-    const acks: PendingAcks[] = [];
-    let current: PendingAcks | null = null;
-    for (const a of batch) {
-      const item = this.decode(a);
-      if ('intendedTopic' in item) letters.push(item);
-      else readings.push(item);
-      if (a.qos !== 1 || a.messageId === undefined) continue;
-      if (current === null || current.conn !== a.conn) acks.push((current = { conn: a.conn, ids: [] }));
-      current.ids.push(a.messageId);
+  private take(conn: Connection, topic: string, payload: Buffer, qos: number, messageId: number | undefined): void {
+    const receivedAt = this.clock.now();
+    this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic, data: payload });
+    let batch = this.batch;
+    if (batch !== null && batch.conn !== conn) {
+      this.flush();
+      batch = null;
     }
+    if (batch === null) {
+      batch = this.batch = { conn, readings: [], letters: [], ackIds: [] };
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    }
+    const out = decodeMqttMessage(this.routes, topic, payload);
+    const item = out.ok ? this.accept(out.value, out.raw, receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, receivedAt, out.topic);
+    if ('intendedTopic' in item) batch.letters.push(item);
+    else batch.readings.push(item);
+    this.batchSize++;
+    if (qos === 1 && messageId !== undefined) batch.ackIds.push(messageId);
+  }
+
+  /** Hands the current batch to the sink as one delivery; acks its QoS 1 messages once stored. */
+  private flush(): void {
+    const batch = this.batch;
+    if (batch === null) return;
+    this.batch = null;
+    this.batchSize = 0;
     this.outstanding++;
-    this.deliver(readings, letters).then(
-      () => this.acknowledge(acks),
+    this.deliver(batch.readings, batch.letters).then(
+      () => this.acknowledge(batch.conn, batch.ackIds),
       () => {
         // Abandoned at stop: unacknowledged, so the broker redelivers QoS 1 to the next session.
       },
@@ -407,51 +474,47 @@ export class MqttAdapter extends AdapterBase {
     });
   }
 
-  private decode(a: Arrival): Reading | DeadLetter {
-    const out = decodeMqttMessage(this.routes, a.topic, a.payload);
-    return out.ok ? this.accept(out.value, out.raw, a.receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, a.receivedAt, out.topic);
-  }
-
   /**
-   * PUBACKs the stored QoS 1 messages that came on the live connection (a
+   * PUBACKs stored QoS 1 messages when they came on the live connection (a
    * dead connection's are redelivered instead), as one socket write. Wire
    * format, the same for 3.1.1 and 5 (5.0 §3.4.2.1 lets a success PUBACK
    * omit reason code and properties): 0x40, remaining length 2, packet id
    * big-endian.
    */
-  private acknowledge(acks: readonly PendingAcks[]): void {
-    const conn = this.conn;
-    if (!conn || !conn.connected) return;
-    let count = 0;
-    for (const run of acks) if (run.conn === conn) count += run.ids.length;
-    if (count === 0) return;
-    const out = Buffer.allocUnsafe(count * 4);
+  private acknowledge(conn: Connection, ids: readonly number[]): void {
+    if (conn !== this.conn || !conn.connected || ids.length === 0) return;
+    const out = Buffer.allocUnsafe(ids.length * 4);
     let at = 0;
-    for (const run of acks) {
-      if (run.conn !== conn) continue;
-      for (const id of run.ids) {
-        out[at] = 0x40;
-        out[at + 1] = 0x02;
-        out.writeUInt16BE(id, at + 2);
-        at += 4;
-      }
+    for (const id of ids) {
+      out[at] = 0x40;
+      out[at + 1] = 0x02;
+      out[at + 2] = id >> 8;
+      out[at + 3] = id & 0xff;
+      at += 4;
     }
     conn.client.stream.write(out);
   }
 
-  /** Lets the client read on once the backlog is below half the mark. */
+  /** Lets the client (or the lean reader and the socket) read on once the backlog is below half the mark. */
   private release(): void {
     const conn = this.conn;
-    if (!conn?.held) return;
-    if (this.pendingCount + this.arrivals.length > this.maxPendingReadings / 2) return;
-    const cb = conn.held;
-    conn.held = null;
-    cb(this.deferred);
+    if (!conn) return;
+    if (this.pendingCount + this.batchSize > this.maxPendingReadings / 2) return;
+    if (conn.held) {
+      const cb = conn.held;
+      conn.held = null;
+      cb(this.deferred);
+    }
+    const reader = conn.reader;
+    if (reader?.paused) {
+      reader.resume();
+      if (!reader.paused) conn.stream?.resume();
+    }
   }
 
   /** Resolves once nothing is waiting for the sink. */
   private async whenIdle(): Promise<void> {
-    while (this.outstanding > 0 || this.arrivals.length > 0) {
+    while (this.outstanding > 0 || this.batch !== null) {
       this.flush();
       await new Promise((resolve) => setImmediate(resolve));
     }
