@@ -19,7 +19,8 @@
  * else in the bridge. Every other packet is fed, whole and in order, to
  * MQTT.js's parser. PUBLISH packets that MQTT.js still parses (QoS 2, an
  * MQTT 5 Topic Alias, malformed ones, or all of them should the tap not be
- * possible) come to `receive` through `client.handleMessage`.
+ * possible, or with `leanPublishReader: false`) come to `receive` through
+ * `client.handleMessage`.
  *
  * How acks are held back (verified against MQTT.js 5.16,
  * `build/lib/handlers/publish.js`): neither path lets MQTT.js send a
@@ -113,6 +114,12 @@ export interface MqttAdapterConfig extends CommonAdapterConfig {
   connectTimeoutMs?: number;
   /** What to subscribe to. Required, at least one. */
   subscriptions: MqttSubscriptionConfig[];
+  /**
+   * Read PUBLISH packets of QoS 0/1 with the adapter's own lean reader
+   * ahead of MQTT.js (see the file comment); false: MQTT.js parses every
+   * packet (slower; the same readings, acks and backpressure). Default true.
+   */
+  leanPublishReader?: boolean;
 }
 
 export const MQTT_DEFAULTS = Object.freeze({
@@ -122,6 +129,7 @@ export const MQTT_DEFAULTS = Object.freeze({
   sessionExpiryNeverSec: 0xffff_ffff,
   keepaliveSec: 30,
   connectTimeoutMs: 10_000,
+  leanPublishReader: true,
 });
 
 interface Subscription {
@@ -175,6 +183,7 @@ function validate(config: MqttAdapterConfig): Subscription[] {
     fail('keepaliveSec', 'must be an integer 0..65535');
   }
   if (config.connectTimeoutMs !== undefined && !(config.connectTimeoutMs > 0)) fail('connectTimeoutMs', 'must be > 0');
+  if (config.leanPublishReader !== undefined && typeof config.leanPublishReader !== 'boolean') fail('leanPublishReader', 'must be true or false');
   if (!Array.isArray(config.subscriptions) || config.subscriptions.length === 0) fail('subscriptions', 'must list at least one subscription');
   return config.subscriptions.map((sub, i) => {
     const qos = sub.qos ?? MQTT_DEFAULTS.qos;
@@ -261,7 +270,7 @@ export class MqttAdapter extends AdapterBase {
     if ((client.log as { enabled?: unknown }).enabled !== true) client.log = skipTrace;
     const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, closeError: null };
     this.conn = conn;
-    this.tapStream(conn);
+    if (this.mqttConfig.leanPublishReader ?? MQTT_DEFAULTS.leanPublishReader) this.tapStream(conn);
     client.handleMessage = (packet, cb) => this.receive(conn, packet, cb);
     client.on('error', (err) => {
       conn.closeError = translate(err, this.mqttConfig.protocolVersion ?? 4, this.device);
