@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isBridgeError } from './errors.ts';
 import { HEADERS, parseEventTime, ReadingBuilder } from './reading-builder.ts';
@@ -35,6 +36,23 @@ describe('parseEventTime', () => {
   it.each(['yesterday', '2020-02-14', '14/02/2020 12:19', '', -5, Number.NaN, true, {}])('%j is not a time', (input) => {
     expect(parseEventTime(input)).toBeNaN();
   });
+
+  it('toISOString-shaped text, in range or not (any digits in any field), reads as Date.parse reads it', () => {
+    const digits = (n: number) => fc.integer({ min: 0, max: 10 ** n - 1 }).map((v) => String(v).padStart(n, '0'));
+    const near = (n: number, values: number[]) => fc.oneof(digits(n), fc.constantFrom(...values.map((v) => String(v).padStart(n, '0'))));
+    const iso = fc
+      .tuple(near(4, [0, 99, 100, 1970, 2020, 9999]), near(2, [0, 1, 2, 12, 13]), near(2, [0, 1, 28, 29, 30, 31, 32]), near(2, [0, 23, 24, 25]), near(2, [0, 59, 60]), near(2, [0, 59, 60]), near(3, [0, 1, 999]))
+      .map(([y, mo, d, h, mi, sec, ms]) => `${y}-${mo}-${d}T${h}:${mi}:${sec}.${ms}Z`);
+    fc.assert(
+      fc.property(iso, (text) => {
+        expect(parseEventTime(text)).toBe(Date.parse(text));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const text of ['2020-02-30T00:00:00.000Z', '2020-01-01T24:00:00.000Z', '2020-01-01T24:00:00.001Z', '0099-12-31T23:59:59.999Z', '2020-02-14T12:19:27.250z', '2020-02-14T12:19:27,250Z', '2020-02-14T12:19:2a.250Z']) {
+      expect(parseEventTime(text)).toBe(Date.parse(text));
+    }
+  });
 });
 
 describe('ReadingBuilder', () => {
@@ -65,6 +83,8 @@ describe('ReadingBuilder', () => {
     const b = builder({ maxClockSkewMs: 60_000 });
     const late = b.build(FIELD, TS + 120_000);
     expect(late.headers[HEADERS.clockSkewMs]).toBe('-120000');
+    expect(late.headers).toEqual({ source: 'serial', device: 'line-1', gateway_id: 'gw-7', received_at: String(TS + 120_000), clock_skew_ms: '-120000' });
+    expect(Object.keys(late.headers)).toEqual(Object.values(HEADERS));
     expect(late.timestamp).toBe(TS);
     expect(b.clockSkewMs).toBe(-120_000);
     const ahead = b.build(FIELD, TS - 61_000);
@@ -72,6 +92,18 @@ describe('ReadingBuilder', () => {
     const fine = b.build(FIELD, TS + 59_000);
     expect(fine.headers[HEADERS.clockSkewMs]).toBeUndefined();
     expect(b.clockSkewMs).toBeNull();
+  });
+
+  it('writes any skew, however large, as String() would', () => {
+    const b = builder({ maxClockSkewMs: 1 });
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: -(2 ** 45), max: 2 ** 45 }), fc.constantFrom(-(2 ** 31) - 1, -(2 ** 31), 2 ** 31 - 1, 2 ** 31, 1e9, -1e9, 999_999_999_999, -213_979_556_274)), (skew) => {
+        fc.pre(Math.abs(skew) > 1);
+        const receivedAt = 2 ** 46;
+        expect(b.build({ reading_ts: receivedAt + skew }, receivedAt).headers[HEADERS.clockSkewMs]).toBe(String(skew));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('does not flag skew when the check is disabled', () => {
