@@ -1,10 +1,13 @@
 /**
  * MQTT adapter units that need no broker: reconnect back-off driven by
  * injected timers and randomness (a port nobody listens on refuses every
- * attempt), and config defaults.
+ * attempt), config defaults, and a scripted MQTT 5 broker that ignores our
+ * receiveMaximum.
  */
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
+import { MemorySink, waitFor } from '../test/support/mqtt-sink.ts';
 import { MQTT_DEFAULTS, MqttAdapter } from './mqtt-adapter.ts';
 import type { DeadLetter, Reading, ReadingSink, Timers } from './types.ts';
 
@@ -81,6 +84,83 @@ describe('MqttAdapter reconnect back-off', () => {
     expect(timers.live).toBe(0);
     expect(adapter.status()[0]!.state).toBe('stopped');
   });
+});
+
+/**
+ * A scripted MQTT 5 broker on a real socket: CONNACK, SUBACK, then `count`
+ * QoS 1 PUBLISHes in one write, whatever receiveMaximum the client asked
+ * for; records the packet ids the client PUBACKs.
+ */
+async function floodingBroker(count: number): Promise<{ port: number; acked: number[]; close(): Promise<void> }> {
+  const acked: number[] = [];
+  const sockets = new Set<Socket>();
+  const opts = { protocolVersion: 5 as const };
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const parser = mqttPacket.parser(opts);
+    parser.on('packet', (packet) => {
+      if (packet.cmd === 'connect') socket.write(mqttPacket.generate({ cmd: 'connack', sessionPresent: false, reasonCode: 0 }, opts));
+      else if (packet.cmd === 'subscribe') {
+        socket.write(mqttPacket.generate({ cmd: 'suback', messageId: packet.messageId, granted: [1] }, opts));
+        const publishes = Array.from({ length: count }, (_, i) =>
+          mqttPacket.generate({ cmd: 'publish', topic: `f/w01/s-${i}/reading`, payload: Buffer.from(JSON.stringify({ n: i })), qos: 1, messageId: i + 1, dup: false, retain: false }, opts),
+        );
+        socket.write(Buffer.concat(publishes));
+      } else if (packet.cmd === 'puback') acked.push(packet.messageId!);
+      else if (packet.cmd === 'disconnect') socket.end();
+    });
+    socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    acked,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('MqttAdapter against a broker that ignores receiveMaximum (MQTT 5)', () => {
+  for (const leanPublishReader of [true, false]) {
+    it(`stops reading at twice receiveMaximum until half is stored, then takes and acks every message once${leanPublishReader ? '' : ' (MQTT.js parses every PUBLISH)'}`, async () => {
+      const total = 300;
+      const broker = await floodingBroker(total);
+      const sink = new MemorySink();
+      sink.hold();
+      let received = 0;
+      const adapter = new MqttAdapter(
+        {
+          device: 'flood',
+          topic: 'widgets',
+          url: `mqtt://127.0.0.1:${broker.port}`,
+          clientId: 'flood-1',
+          protocolVersion: 5,
+          subscriptions: [{ topic: 'f/+line/+sensor_id/reading' }],
+          maxPendingReadings: 10,
+          leanPublishReader,
+        },
+        { sink, gatewayId: 'gw', capture: { dropped: 0, write: () => void received++, close: async () => {} } },
+      );
+      try {
+        await adapter.start();
+        await waitFor(() => received >= 20);
+        // Give the socket every chance to deliver more: nothing more is read while the sink holds.
+        for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+        expect(received).toBe(20);
+        expect(broker.acked).toEqual([]);
+        sink.release();
+        await waitFor(() => broker.acked.length === total);
+        expect(sink.readings.map((r) => r.value.n)).toEqual(Array.from({ length: total }, (_, n) => n));
+        expect([...broker.acked].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      } finally {
+        await adapter.stop();
+        await broker.close();
+      }
+    });
+  }
 });
 
 describe('MqttAdapter config', () => {
