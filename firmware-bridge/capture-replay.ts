@@ -66,7 +66,8 @@ function serialDecoder(framing: FramingConfig, maxLineBytes: number | undefined)
         const partial = processor.disconnect();
         return partial ? [partial] : [];
       }
-      return frame.data ? processor.push(Buffer.from(frame.data)) : [];
+      // A view, not a copy: the framer copies what it keeps.
+      return frame.data ? processor.push(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength)) : [];
     },
   };
 }

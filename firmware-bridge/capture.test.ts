@@ -78,4 +78,45 @@ describe('capture files', () => {
     expect(() => parseCaptureLine('not json', 2)).toThrow(/capture:2: not JSON/);
     expect(() => parseCaptureLine('{"t":1,"kind":"serial","device":"d","data":"@@"}', 2)).toThrow(/base64/);
   });
+
+  it('reads lines ended by LF, CR LF or a lone CR, lines longer than a read chunk, and a last line without an end, numbering them as readline does', async () => {
+    const path = join(dir, 'ends');
+    const frame = (t: number, data: Buffer) => JSON.stringify({ t, kind: 'serial', device: 'd', data: data.toString('base64') });
+    const big = Buffer.alloc(300_000, 0x61);
+    await writeFile(path, `{"format":"millstream-capture","version":1}\r\n${frame(1, Buffer.from('é'))}\r${frame(2, big)}\n\n${frame(3, Buffer.from('x'))}\r\n${frame(4, Buffer.from('y'))}`);
+    const entries = await all(path);
+    expect(entries.map((e) => [e.line, e.type === 'frame' ? e.frame.receivedAt : -1])).toEqual([
+      [2, 1],
+      [3, 2],
+      [5, 3],
+      [6, 4],
+    ]);
+    const frames = entries.map((e) => (e.type === 'frame' ? Buffer.from(e.frame.data!) : null));
+    expect(frames[0]!.toString()).toBe('é');
+    expect(frames[1]!.equals(big)).toBe(true);
+  });
+
+  it('hands out the good entries before a bad line throws', async () => {
+    const path = join(dir, 'half-bad');
+    await writeFile(path, '{"format":"millstream-capture","version":1}\n{"t":1,"kind":"serial","device":"d","data":"eA=="}\n{"t":2,"kind":"serial","device":"d","data":"!!"}\n');
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const e of readCapture(path)) seen.push(e.line);
+      })(),
+    ).rejects.toMatchObject({ code: 'BRIDGE_CAPTURE_FORMAT', message: `${path}:3: "data" must be base64` });
+    expect(seen).toEqual([2]);
+  });
+
+  it('takes base64 with or without padding; refuses other characters and padding in the middle', () => {
+    const data = (text: string) => {
+      const entry = parseCaptureLine(JSON.stringify({ t: 1, kind: 'serial', device: 'd', data: text }), 1);
+      return entry?.type === 'frame' ? Buffer.from(entry.frame.data!).toString() : null;
+    };
+    expect(data('eA==')).toBe('x');
+    expect(data('eA')).toBe('x');
+    expect(data('eHk=')).toBe('xy');
+    expect(data('')).toBe('');
+    for (const bad of ['eA=x', 'e A=', 'eA===', 'eA-_', 'ü']) expect(() => data(bad)).toThrow(/"data" must be base64/);
+  });
 });
