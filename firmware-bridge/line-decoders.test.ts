@@ -15,6 +15,13 @@ describe('json lines', () => {
   it('decodes an object', () => {
     expect(ok(d.decode(Buffer.from('{"sensor_id":"aa-101","temp_celcius":23}')))).toEqual({ sensor_id: 'aa-101', temp_celcius: 23 });
   });
+  it('hands on the line itself as the value\'s JSON text; other formats have none', () => {
+    const line = ' {"sensor_id":"aa-101", "temp_celcius":23.0} ';
+    const result = d.decode(Buffer.from(line));
+    expect(result).toMatchObject({ ok: true, valueJson: line });
+    expect(JSON.parse((result as { valueJson: string }).valueJson)).toEqual((result as { value: object }).value);
+    expect(createLineDecoder({ format: 'kv' }).decode(Buffer.from('a=1'))).not.toHaveProperty('valueJson');
+  });
   it.each([
     ['{"a":', 'not JSON'],
     ['[1,2]', 'an array'],

@@ -30,7 +30,7 @@ export type FramingConfig =
   | { format: 'kv' };
 
 /** What a decoder returns for one line: a value, nothing (a header line), or an error. `text` is the line as decoded (UTF-8), when it was valid. */
-export type DecodeResult = { ok: true; value: Record<string, unknown> | null; text: string } | { ok: false; error: BridgeError; text?: string };
+export type DecodeResult = { ok: true; value: Record<string, unknown> | null; text: string; valueJson?: string } | { ok: false; error: BridgeError; text?: string };
 
 export interface LineDecoder {
   decode(line: Buffer): DecodeResult;
@@ -71,7 +71,8 @@ class JsonLineDecoder implements LineDecoder {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       return decodeError(`a JSON line must hold an object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, text);
     }
-    return { ok: true, value: value as Record<string, unknown>, text };
+    // The line is the JSON text of the value (see Reading.valueJson): the log stores it without serialising it again.
+    return { ok: true, value: value as Record<string, unknown>, text, valueJson: text };
   }
 }
 

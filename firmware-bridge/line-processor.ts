@@ -44,7 +44,7 @@ export class LineProcessor {
       }
       const result = this.decoder.decode(framed.bytes);
       if (!result.ok) out.push({ ok: false, error: result.error, raw: result.text ?? rawPayload(framed.bytes) });
-      else if (result.value !== null) out.push({ ok: true, value: result.value, raw: result.text });
+      else if (result.value !== null) out.push(result.valueJson === undefined ? { ok: true, value: result.value, raw: result.text } : { ok: true, value: result.value, raw: result.text, valueJson: result.valueJson });
     }
     return out;
   }

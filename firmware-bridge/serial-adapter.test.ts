@@ -76,6 +76,10 @@ describe('serial adapter on a real pty', () => {
       value: { colour: 'RED', temp_celcius: 23, widget_weight_g: 100 },
       headers: { source: 'serial', device: 'line-1', gateway_id: 'gw-1', clock_skew_ms: expect.stringMatching(/^-\d+$/) },
     });
+    // The line (its CR LF off) is the value's JSON text, stored as is.
+    expect(sink.readings[0]!.valueJson).toBe(
+      '{"reading_ts":"2020-02-14T12:19:27Z","sensor_id":"aa-101","production_line":"w01","widget_type":"acme94","colour":"RED","temp_celcius":23,"widget_weight_g":100}',
+    );
     expect(adapter!.status()[0]!.clockSkewMs).toBeLessThan(0);
   });
 

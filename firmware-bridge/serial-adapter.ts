@@ -145,7 +145,7 @@ export class SerialAdapter extends AdapterBase {
     const readings: Reading[] = [];
     const letters: DeadLetter[] = [];
     for (const out of outputs) {
-      const item = out.ok ? this.accept(out.value, out.raw, receivedAt) : this.reject(out.error, out.raw, receivedAt);
+      const item = out.ok ? this.accept(out.value, out.raw, receivedAt, undefined, out.valueJson) : this.reject(out.error, out.raw, receivedAt);
       if ('intendedTopic' in item) letters.push(item);
       else readings.push(item);
     }
