@@ -37,8 +37,8 @@
  * 1.5 × keep-alive also holds back the PINGRESP, so MQTT.js drops the
  * connection and we reconnect; the broker resends what was unacknowledged,
  * so up to `maxPendingReadings` messages can be stored twice. With MQTT 5
- * the broker's flow control keeps us under the mark and reading is never
- * held.)
+ * the broker's flow control should keep us under the mark; the hold, at
+ * twice receiveMaximum, bounds a broker that sends past it: see `holdMark`.)
  *
  * Batching: each message is decoded as it arrives (its payload, a view of
  * the socket's read buffer, is not kept); what arrives in one turn of the
@@ -214,14 +214,16 @@ export class MqttAdapter extends AdapterBase {
   private outstanding = 0;
 
   /**
-   * Messages waiting for the sink at which reading is held. MQTT 3.1.1:
-   * `maxPendingReadings`. MQTT 5: twice the receiveMaximum we advertise
-   * (= maxPendingReadings), a safety net only: the broker's flow control
-   * keeps us at about receiveMaximum unacked messages and reading, keep-alive
-   * included, never stalls. Not receiveMaximum + 1: Mosquitto 2 (persistent
-   * session, `max_inflight_messages 0`) was seen to send one message over
-   * it now and then, and each hold at that one stalled reading until half
-   * the backlog was stored (about an fsync): 126 stalls per 100,000 messages.
+   * Messages waiting for the sink at which reading is held (and resumed
+   * at half of it). MQTT 3.1.1: `maxPendingReadings`. MQTT 5: twice the
+   * receiveMaximum we advertise (= maxPendingReadings): the broker's flow
+   * control should keep us at receiveMaximum unacked messages, so this is a
+   * safety net. Not receiveMaximum + 1: Mosquitto 2.0 (persistent session
+   * with queued messages, `max_inflight_messages 0`) sends exactly
+   * receiveMaximum while nothing is acked, but past it once PUBACKs flow
+   * (measured: up to 2,000 unacked with receiveMaximum 1,000), and holding
+   * at receiveMaximum + 1 stalled reading 126 times per 100,000 messages,
+   * each time until half the backlog was stored.
    */
   private readonly holdMark: number;
 
