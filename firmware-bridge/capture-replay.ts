@@ -12,7 +12,7 @@
  * dead letter saying so, never a silent skip. Modbus requests (`dir: tx`) are
  * not readings and are passed over.
  */
-import { readCapture, type CaptureFrame } from './capture.ts';
+import { readCaptureBatches, type CaptureFrame } from './capture.ts';
 import { BridgeError } from './errors.ts';
 import type { FramingConfig } from './line-decoders.ts';
 import { LineProcessor, type LineOutput } from './line-processor.ts';
@@ -128,20 +128,22 @@ export async function* replayCapture(path: string, options: ReplayOptions = {}):
     return state;
   };
 
-  for await (const entry of readCapture(path)) {
-    if (entry.type === 'dropped') {
-      yield { type: 'dropped', count: entry.count, line: entry.line };
-      continue;
-    }
-    const { frame, line } = entry;
-    const { decoder, pipeline } = deviceState(frame);
-    for (const out of decoder.decode(frame)) {
-      if (out.ok) {
-        // `out.valueJson` is left off: replayed readings print and re-serialise from `value` (same keys and values as live).
-        const result = pipeline.fromValue(out.value, out.raw, frame.receivedAt, out.topic);
-        yield result.ok ? { type: 'reading', reading: result.reading, line } : { type: 'dead-letter', letter: result.letter, line };
-      } else {
-        yield { type: 'dead-letter', letter: pipeline.fromError(out.error, out.raw, frame.receivedAt, out.topic), line };
+  for await (const entries of readCaptureBatches(path)) {
+    for (const entry of entries) {
+      if (entry.type === 'dropped') {
+        yield { type: 'dropped', count: entry.count, line: entry.line };
+        continue;
+      }
+      const { frame, line } = entry;
+      const { decoder, pipeline } = deviceState(frame);
+      for (const out of decoder.decode(frame)) {
+        if (out.ok) {
+          // `out.valueJson` is left off: replayed readings print and re-serialise from `value` (same keys and values as live).
+          const result = pipeline.fromValue(out.value, out.raw, frame.receivedAt, out.topic);
+          yield result.ok ? { type: 'reading', reading: result.reading, line } : { type: 'dead-letter', letter: result.letter, line };
+        } else {
+          yield { type: 'dead-letter', letter: pipeline.fromError(out.error, out.raw, frame.receivedAt, out.topic), line };
+        }
       }
     }
   }

@@ -174,18 +174,27 @@ function formatError(file: string, line: number, why: string): never {
 /**
  * Reads a capture file in order, streaming (constant memory: one read
  * chunk and one partial line). Throws BRIDGE_CAPTURE_FORMAT at the first
- * bad line. Lines end at LF, CR LF or a lone CR (as node:readline splits
- * them); they are cut from the bytes at LF, which never occurs inside a
- * UTF-8 sequence, and decoded whole (bytes that are not UTF-8 become
- * U+FFFD, as a string decoder makes them).
+ * bad line, after handing out the entries before it. Lines end at LF,
+ * CR LF or a lone CR (as node:readline splits them); they are cut from the
+ * bytes at LF, which never occurs inside a UTF-8 sequence, and decoded
+ * whole (bytes that are not UTF-8 become U+FFFD, as a string decoder makes
+ * them).
  */
 export async function* readCapture(path: string): AsyncGenerator<CaptureEntry> {
+  for await (const entries of readCaptureBatches(path)) yield* entries;
+}
+
+/**
+ * `readCapture`, the entries of one read chunk at a time (what replay
+ * reads: one asynchronous step per chunk instead of per entry).
+ */
+export async function* readCaptureBatches(path: string): AsyncGenerator<CaptureEntry[]> {
   const input = createReadStream(path);
   let n = 0;
   /** The line begun at the end of the last chunk(s). */
   let partial: Buffer[] = [];
-  /** Lines of the current chunk, parsed one by one as they are handed out (so a bad line throws after the good ones before it). */
-  const lines: string[] = [];
+  /** Lines cut from the current chunk. */
+  let lines: string[] = [];
   const cut = (bytes: Buffer): void => {
     const text = bytes.toString('utf8');
     if (!text.includes('\r')) {
@@ -195,6 +204,22 @@ export async function* readCapture(path: string): AsyncGenerator<CaptureEntry> {
     // CR LF, or a lone CR: readline's line ends too.
     for (const piece of (text.endsWith('\r') ? text.slice(0, -1) : text).split('\r')) lines.push(piece);
   };
+  /** Parses the cut lines; a bad one throws after the entries before it are handed out. */
+  async function* parsed(): AsyncGenerator<CaptureEntry[]> {
+    const entries: CaptureEntry[] = [];
+    const cutLines = lines;
+    lines = [];
+    try {
+      for (const text of cutLines) {
+        const entry = parseCaptureLine(text, ++n, path);
+        if (entry) entries.push(entry);
+      }
+    } catch (err) {
+      if (entries.length > 0) yield entries;
+      throw err;
+    }
+    if (entries.length > 0) yield entries;
+  }
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       let start = 0;
@@ -205,17 +230,10 @@ export async function* readCapture(path: string): AsyncGenerator<CaptureEntry> {
         start = nl + 1;
       }
       if (start < chunk.length) partial.push(chunk.subarray(start));
-      for (const text of lines) {
-        const entry = parseCaptureLine(text, ++n, path);
-        if (entry) yield entry;
-      }
-      lines.length = 0;
+      yield* parsed();
     }
     if (partial.length > 0) cut(Buffer.concat(partial));
-    for (const text of lines) {
-      const entry = parseCaptureLine(text, ++n, path);
-      if (entry) yield entry;
-    }
+    yield* parsed();
   } finally {
     input.destroy();
   }
