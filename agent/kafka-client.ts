@@ -10,12 +10,14 @@
  * creation unless asked, and Kafka's default (murmur2) partitioner so a key
  * lands on the same partition number as in the local log.
  */
+import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
-import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
-import type { Admin, KafkaConfig, Message, Producer, SASLOptions } from 'kafkajs';
+import { Partitioners, logLevel } from 'kafkajs';
+import type { KafkaConfig, PartitionMetadata, SASLOptions } from 'kafkajs';
 import type { Logger } from '../log-store/index.ts';
 import { AgentError } from './errors.ts';
 import type { AgentErrorCode } from './errors.ts';
+import { MAX_SEQUENCE, encodeProduceBody } from './kafka-produce-encoder.ts';
 
 /** TLS to the brokers. PEM contents, not file names (the agent reads the files). */
 export interface KafkaTlsOptions {
@@ -60,13 +62,16 @@ export interface KafkaClientOptions {
   logger: Logger;
 }
 
-/** One record on its way to Kafka. */
+/** One record on its way to Kafka. A log store `LogRecord` is one as it is. */
 export interface OutboundRecord {
   key: string | Buffer | null;
   value: Buffer;
   /** Milliseconds since the epoch. */
   timestamp: number;
-  headers: Record<string, string>;
+  /** The record's own headers. */
+  headers: Readonly<Record<string, string>>;
+  /** Headers added after `headers`; a header of `headers` with the same name is left out (these win). Default: none. */
+  extraHeaders?: Readonly<Record<string, string>>;
 }
 
 export interface ProduceRequest {
@@ -182,6 +187,8 @@ export function translateKafkaError(err: unknown, context: { topic?: string; par
   for (let e: unknown = err; e !== null && typeof e === 'object' && chain.length < 8; e = (e as KafkajsErrorLike).cause) {
     chain.push(e as KafkajsErrorLike);
   }
+  const ours = chain.find((e): e is AgentError => e instanceof AgentError);
+  if (ours) return ours;
   const top = chain[0] ?? { message: String(err) };
   const protocol = chain.find((e) => typeof e.code === 'number' && typeof e.type === 'string');
   if (protocol) {
@@ -242,78 +249,277 @@ export function kafkajsConfig(options: KafkaClientOptions): KafkaConfig {
   return config;
 }
 
-/** Creates an idempotent producer (not connected). */
-export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer {
-  const kafka = new Kafka(kafkajsConfig(options));
-  let producer: Producer | undefined;
-  let admin: Admin | undefined;
-  const allowAutoTopicCreation = options.allowAutoTopicCreation ?? false;
+/** The kafkajs internals the producer drives (kafkajs 2.2.4, pinned; it has no `exports` map, so these paths are stable for that version). */
+interface KafkajsBroker {
+  nodeId: number;
+  connectionPool: { send(protocolRequest: ProtocolRequest): Promise<unknown> };
+  lookupRequest(apiKey: number, definition: ProtocolDefinition): ((body: Buffer) => ProtocolRequest) | undefined;
+  initProducerId(args: { transactionTimeout: number }): Promise<{ producerId: string; producerEpoch: number }>;
+  disconnect(): Promise<void>;
+}
+interface KafkajsCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  isConnected(): boolean;
+  refreshMetadata(): Promise<void>;
+  refreshMetadataIfNecessary(): Promise<void>;
+  addTargetTopic(topic: string): Promise<void>;
+  findTopicPartitionMetadata(topic: string): PartitionMetadata[];
+  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
+  findBroker(args: { nodeId: string | number }): Promise<KafkajsBroker>;
+  findControllerBroker(): Promise<KafkajsBroker>;
+  removeBroker(args: { host: string; port: number }): void;
+}
+interface ProduceResponseData {
+  topics: Array<{ topicName: string; partitions: Array<{ partition: number; errorCode: number }> }>;
+}
+interface ProtocolRequest {
+  request: { apiKey: number; apiVersion: number; apiName: string; expectResponse(): boolean; encode(): Promise<unknown> };
+  response: { decode(raw: Buffer): Promise<ProduceResponseData>; parse(data: ProduceResponseData): Promise<ProduceResponseData> };
+}
+interface ProtocolDefinition {
+  versions: string[];
+  protocol(args: { version: number }): ((body: Buffer) => ProtocolRequest) | undefined;
+}
+type KafkaError = Error & { type?: string; code?: unknown; retriable?: boolean; host?: string; port?: number };
+type Retrier = <T>(fn: (bail: (e: Error) => void, retryCount: number, retryTime: number) => Promise<T>) => Promise<T>;
 
-  const ensureProducer = (): Producer => {
-    producer ??= kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: options.retries ?? 2, initialRetryTime: options.initialRetryTimeMs ?? 100, maxRetryTime: 5000 },
+const require = createRequire(import.meta.url);
+const KafkajsClusterClass = require('kafkajs/src/cluster/index.js') as new (options: object) => KafkajsCluster;
+const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger(options: { level: number; logCreator: KafkaConfig['logCreator'] }): unknown };
+const defaultSocketFactory = require('kafkajs/src/network/socketFactory.js') as () => unknown;
+const createRetry = require('kafkajs/src/retry/index.js') as (options: object) => Retrier;
+const { createErrorFromCode, staleMetadata } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): KafkaError; staleMetadata(e: KafkaError): boolean };
+const KafkajsEncoder = require('kafkajs/src/protocol/encoder.js') as new (initialSize?: number) => { buf: Buffer; offset: number };
+const PRODUCE_API_KEY = 0;
+/** Produce versions we encode: v3 (record batch v2, idempotence) up to kafkajs's newest response decoder. The request bodies are identical on the wire. */
+const PRODUCE_RESPONSE_DECODERS: Readonly<Record<number, { decode(raw: Buffer): Promise<ProduceResponseData> }>> = Object.freeze({
+  3: require('kafkajs/src/protocol/requests/produce/v3/response.js'),
+  4: require('kafkajs/src/protocol/requests/produce/v4/response.js'),
+  5: require('kafkajs/src/protocol/requests/produce/v5/response.js'),
+  6: require('kafkajs/src/protocol/requests/produce/v6/response.js'),
+  7: require('kafkajs/src/protocol/requests/produce/v7/response.js'),
+});
+
+/** Hands an encoded body to kafkajs's framing (request.js calls `encode()` and copies `.buffer` of what it returns). */
+function encoderOf(body: Buffer): unknown {
+  const e = new KafkajsEncoder(0);
+  e.buf = body;
+  e.offset = body.length;
+  return e;
+}
+
+/** kafkajs's request definition of Produce with our encoding; `lookupRequest` picks min(v7, the broker's newest). */
+const PRODUCE_DEFINITION: ProtocolDefinition = {
+  versions: Object.keys(PRODUCE_RESPONSE_DECODERS),
+  protocol: ({ version }) => {
+    const decoder = PRODUCE_RESPONSE_DECODERS[version];
+    if (!decoder) return undefined;
+    return (body) => ({
+      request: { apiKey: PRODUCE_API_KEY, apiVersion: version, apiName: 'Produce', expectResponse: () => true, encode: async () => encoderOf(body) },
+      // Per-partition error codes are turned into errors by the caller, which knows the partition.
+      response: { decode: (raw) => decoder.decode(raw), parse: async (data) => data },
     });
-    return producer;
+  },
+};
+
+/** Producer id, epoch and the next sequence per partition; replaced as a whole when the producer id is re-initialised. */
+interface ProducerIdentity {
+  producerId: string;
+  producerEpoch: number;
+  /** `topic\0partition` → sequence of the next batch's first record. Advances only when a batch is acknowledged. */
+  sequences: Map<string, number>;
+}
+
+/** Sequence after `count` records from `sequence` (int32, wrapping to 0 as Kafka does). */
+export function nextSequence(sequence: number, count: number): number {
+  return (sequence + count) % (MAX_SEQUENCE + 1);
+}
+
+/**
+ * Creates an idempotent producer (not connected). kafkajs does what it does
+ * well: connections, TLS, SASL, ApiVersions, metadata, leader lookup,
+ * InitProducerId and retries; the Produce request body is ours
+ * (kafka-produce-encoder.ts: one Buffer per request, no per-record objects),
+ * as is the sequence bookkeeping: one batch per (topic, partition) in flight;
+ * its sequence advances only when the cluster acknowledged it; a retry,
+ * inside `send` or by the caller, resends the same records with the same
+ * sequence, so the broker drops a copy it already stored. A producer-state
+ * error (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, ...) makes the
+ * next `send` fetch a new producer id and restart sequences at 0; the caller
+ * resends (duplicates across producer ids carry the dedup headers).
+ */
+export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer {
+  const config = kafkajsConfig(options);
+  const retryOptions = { ...config.retry };
+  const allowAutoTopicCreation = options.allowAutoTopicCreation ?? false;
+  const timeoutMs = options.requestTimeoutMs ?? 30000;
+  let cluster: KafkajsCluster | undefined;
+  let identity: ProducerIdentity | undefined;
+  let initialising: Promise<ProducerIdentity> | undefined;
+  /** Tail of the chain of sends per `topic\0partition`: one batch per partition in flight. */
+  const partitionTails = new Map<string, Promise<void>>();
+  const defaultPartitioner = Partitioners.DefaultPartitioner();
+
+  const newCluster = (): KafkajsCluster =>
+    new KafkajsClusterClass({
+      logger: createLogger({ level: config.logLevel ?? logLevel.INFO, logCreator: config.logCreator }),
+      socketFactory: defaultSocketFactory(),
+      brokers: config.brokers,
+      ssl: config.ssl,
+      sasl: config.sasl,
+      clientId: config.clientId,
+      connectionTimeout: config.connectionTimeout,
+      requestTimeout: config.requestTimeout,
+      enforceRequestTimeout: true,
+      retry: retryOptions,
+      metadataMaxAge: 300000,
+      allowAutoTopicCreation,
+      maxInFlightRequests: 1,
+      instrumentationEmitter: null,
+      offsets: new Map(),
+    });
+
+  const connected = (): KafkajsCluster => {
+    if (!cluster) throw new AgentError('KAFKA_CONNECTION', 'the Kafka producer is not connected', {});
+    return cluster;
+  };
+
+  /** InitProducerId from the controller (as kafkajs's idempotent producer asks it), with kafkajs's retries. */
+  const initIdentity = (): Promise<ProducerIdentity> => {
+    initialising ??= createRetry(retryOptions)(async (bail) => {
+      const c = connected();
+      try {
+        await c.refreshMetadataIfNecessary();
+        const broker = await c.findControllerBroker();
+        const { producerId, producerEpoch } = await broker.initProducerId({ transactionTimeout: 60000 });
+        identity = { producerId, producerEpoch, sequences: new Map() };
+        return identity;
+      } catch (err) {
+        const e = err as KafkaError;
+        if (e.retriable === false) bail(e);
+        throw e;
+      }
+    }).finally(() => {
+      initialising = undefined;
+    });
+    return initialising;
+  };
+
+  const ensureTopic = async (c: KafkajsCluster, topic: string): Promise<PartitionMetadata[]> => {
+    await c.addTargetTopic(topic);
+    return c.findTopicPartitionMetadata(topic);
+  };
+
+  /** Sends one batch to one partition: encoded once, resent unchanged on retries. */
+  const sendBatch = async (topic: string, partition: number, records: readonly OutboundRecord[], compression: 'none' | 'gzip'): Promise<void> => {
+    const id = identity ?? (await initIdentity());
+    const key = `${topic}\0${partition}`;
+    const baseSequence = id.sequences.get(key) ?? 0;
+    const body = await encodeProduceBody(records, { topic, partition, acks: -1, timeoutMs, producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence, compression });
+    await createRetry(retryOptions)(async (bail) => {
+      const c = connected();
+      try {
+        await c.refreshMetadataIfNecessary();
+        const leaders = Object.keys(c.findLeaderForPartitions(topic, [partition]));
+        if (leaders.length === 0) throw Object.assign(createErrorFromCode(3), { message: `no leader known for ${topic}[${partition}]` });
+        const broker = await c.findBroker({ nodeId: leaders[0] });
+        const makeRequest = broker.lookupRequest(PRODUCE_API_KEY, PRODUCE_DEFINITION);
+        if (!makeRequest) {
+          bail(new AgentError('KAFKA_UNSUPPORTED', 'the broker does not support Produce v3 (Kafka 0.11) or later', { topic, partition }, undefined, false));
+          return;
+        }
+        let data: ProduceResponseData;
+        try {
+          data = (await broker.connectionPool.send(makeRequest(body))) as ProduceResponseData;
+        } catch (err) {
+          if ((err as KafkaError).name === 'KafkaJSConnectionClosedError') await broker.disconnect();
+          throw err;
+        }
+        const result = data.topics.find((t) => t.topicName === topic)?.partitions.find((p) => p.partition === partition);
+        if (!result) throw new AgentError('KAFKA_OTHER', `the Produce response has no result for ${topic}[${partition}]`, { topic, partition });
+        if (result.errorCode !== 0) throw createErrorFromCode(result.errorCode);
+      } catch (err) {
+        const e = err as KafkaError;
+        if (typeof e.code === 'number' && KAFKA_ERROR_TABLE[e.code]?.code === 'KAFKA_PRODUCER_STATE') {
+          if (identity === id) identity = undefined; // the next send asks for a new producer id
+          bail(e);
+          return;
+        }
+        if (e.name === 'KafkaJSConnectionClosedError' && e.host !== undefined && e.port !== undefined) c.removeBroker({ host: e.host, port: e.port });
+        if (!c.isConnected()) {
+          await c.connect();
+          await c.refreshMetadata();
+          throw e;
+        }
+        if (staleMetadata(e) || e.name === 'KafkaJSMetadataNotLoaded' || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError' || (e.name === 'KafkaJSProtocolError' && e.retriable)) {
+          await c.refreshMetadata().catch(() => undefined);
+          throw e;
+        }
+        if (e instanceof AgentError || e.retriable === false) bail(e);
+        throw e;
+      }
+    });
+    id.sequences.set(key, nextSequence(baseSequence, records.length));
+  };
+
+  /** Runs `fn` after every earlier send to the same partition settled. */
+  const serialised = (key: string, fn: () => Promise<void>): Promise<void> => {
+    const previous = partitionTails.get(key) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    partitionTails.set(key, tail);
+    void tail.then(() => {
+      if (partitionTails.get(key) === tail) partitionTails.delete(key);
+    });
+    return run;
   };
 
   return {
     async connect() {
       try {
-        await ensureProducer().connect();
+        cluster ??= newCluster();
+        await cluster.connect();
+        if (!identity) await initIdentity();
       } catch (err) {
         throw translateKafkaError(err);
       }
     },
     async send({ topic, partition, records, compression }) {
-      const messages: Message[] = records.map((r) => ({
-        key: r.key,
-        value: r.value,
-        timestamp: String(r.timestamp),
-        headers: r.headers,
-        ...(partition === undefined ? {} : { partition }),
-      }));
+      if (records.length === 0) return;
       try {
-        await ensureProducer().send({
-          topic,
-          acks: -1,
-          timeout: options.requestTimeoutMs ?? 30000,
-          compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-          messages,
-        });
+        const partitionMetadata = await ensureTopic(connected(), topic);
+        const groups = new Map<number, OutboundRecord[]>();
+        if (partition !== undefined) groups.set(partition, records as OutboundRecord[]);
+        else {
+          for (const r of records) {
+            const p = defaultPartitioner({ topic, partitionMetadata, message: { key: r.key, value: r.value } });
+            const group = groups.get(p);
+            if (group) group.push(r);
+            else groups.set(p, [r]);
+          }
+        }
+        const results = await Promise.allSettled([...groups].map(([p, group]) => serialised(`${topic}\0${p}`, () => sendBatch(topic, p, group, compression))));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       } catch (err) {
         throw translateKafkaError(err, { topic, partition });
       }
     },
     async partitionCount(topic) {
       try {
-        if (!admin) {
-          admin = kafka.admin({ retry: { retries: options.retries ?? 2, initialRetryTime: options.initialRetryTimeMs ?? 100 } });
-          await admin.connect();
-        }
-        const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-        const t = meta.topics.find((x) => x.name === topic);
-        if (!t || t.partitions.length === 0) throw new AgentError('KAFKA_UNKNOWN_TOPIC', `central topic ${topic} has no partitions`, { topic });
-        return t.partitions.length;
+        const partitions = await ensureTopic(connected(), topic);
+        if (partitions.length === 0) throw new AgentError('KAFKA_UNKNOWN_TOPIC', `central topic ${topic} has no partitions`, { topic });
+        return partitions.length;
       } catch (err) {
-        const e = translateKafkaError(err, { topic });
-        if (e.code === 'KAFKA_CONNECTION' && admin) {
-          const a = admin;
-          admin = undefined;
-          await a.disconnect().catch(() => undefined);
-        }
-        throw e;
+        throw translateKafkaError(err, { topic });
       }
     },
     async disconnect() {
-      const p = producer;
-      const a = admin;
-      producer = undefined;
-      admin = undefined;
-      await Promise.all([p?.disconnect().catch(() => undefined), a?.disconnect().catch(() => undefined)]);
+      const c = cluster;
+      cluster = undefined;
+      identity = undefined;
+      await c?.disconnect().catch(() => undefined);
     },
   };
 }

@@ -17,7 +17,8 @@
  * Both paths pay kafkajs's encoding and the same peer, so the ratio is the
  * replicator's own overhead (log reads, headers, position commits).
  * Targets (issue 5): ≥ 200,000 records/s, ≥ 0.8 × baseline, peak RSS ≤ 150 MB.
- * `BENCH_SCALE` multiplies the record count.
+ * `BENCH_SCALE` multiplies the record count; `BENCH_CHILD_NODE_ARGS` adds
+ * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -125,7 +126,8 @@ interface ChildResult {
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const p = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
     let out = '';
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();

@@ -69,6 +69,21 @@ export function toStatusError(e: AgentError, at: number): StatusError {
   };
 }
 
+/** Re-points every record's value at one fresh Buffer holding copies of them all (one allocation per read, not one per record). */
+export function ownValues(records: LogRecord[]): LogRecord[] {
+  let bytes = 0;
+  for (const r of records) bytes += r.value.length;
+  const copy = Buffer.allocUnsafeSlow(bytes);
+  let pos = 0;
+  for (const r of records) {
+    const n = r.value.length;
+    copy.set(r.value, pos);
+    r.value = copy.subarray(pos, pos + n);
+    pos += n;
+  }
+  return records;
+}
+
 function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): AgentError {
   if (err instanceof AgentError) return err;
   return new AgentError(code, (err as Error)?.message ?? String(err), {}, err);
@@ -131,18 +146,18 @@ export class PartitionWorker {
     }
   }
 
+  /** The dedup headers of `r` (one object of one shape per record: the literal keys are the MILLSTREAM_HEADERS values). */
+  private dedupHeaders(r: LogRecord): Record<string, string> {
+    return { 'millstream.gateway': this.opts.gatewayId, 'millstream.topic': this.rt.topic, 'millstream.partition': String(r.partition), 'millstream.offset': String(r.offset) };
+  }
+
+  /** The record's own headers, then ours (ours win over same-named own headers). */
   private headersOf(r: LogRecord): Record<string, string> {
-    return {
-      ...r.headers,
-      [MILLSTREAM_HEADERS.gateway]: this.opts.gatewayId,
-      [MILLSTREAM_HEADERS.topic]: this.rt.topic,
-      [MILLSTREAM_HEADERS.partition]: String(r.partition),
-      [MILLSTREAM_HEADERS.offset]: String(r.offset),
-    };
+    return { ...r.headers, ...this.dedupHeaders(r) };
   }
 
   private toOutbound(r: LogRecord): OutboundRecord {
-    return { key: r.key, value: r.value, timestamp: r.timestamp, headers: this.headersOf(r) };
+    return { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, extraHeaders: this.dedupHeaders(r) };
   }
 
   private advance(position: number): void {
@@ -198,9 +213,8 @@ export class PartitionWorker {
     let pending: LogRecord[] = [];
     /** The batch after `pending`, read while `pending` is produced; used only if the position reaches `offset`. */
     let readAhead: { offset: number; records: Promise<LogRecord[] | undefined> } | undefined;
-    // Values may share the read buffer: copy what outlives this read.
-    const readAt = (offset: number): Promise<LogRecord[]> =>
-      log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => r.records.map((x) => ({ ...x, value: Buffer.from(x.value) })));
+    // Values may share the read buffer: what outlives this read is copied, all values of a read into one Buffer.
+    const readAt = (offset: number): Promise<LogRecord[]> => log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => ownValues(r.records));
     let sendCount = batchRecords;
     let attempt = 0;
     const backoff = async (e: AgentError): Promise<void> => {

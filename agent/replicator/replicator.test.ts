@@ -137,7 +137,7 @@ describe('offline: back-off with jitter, one log line per state change, position
       },
       async send(req) {
         if (failures-- > 0) throw new AgentError('KAFKA_CONNECTION', 'Connection error: connect ECONNREFUSED');
-        sent.push({ offsets: req.records.map((r) => r.headers['millstream.offset']) });
+        sent.push({ offsets: req.records.map((r) => ({ ...r.headers, ...r.extraHeaders })['millstream.offset']) });
       },
       async disconnect() {},
     };

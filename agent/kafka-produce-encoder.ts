@@ -1,0 +1,362 @@
+/**
+ * Encodes Kafka Produce request bodies (v3–v7, the non-flexible versions that
+ * carry record batch v2) straight into one Buffer: no object per record, no
+ * intermediate Buffer per field. The kafkajs-based client
+ * (kafka-client.ts) hands the body to kafkajs's connection, which frames it.
+ *
+ * Produce request body (v3–v7 are identical on the wire), big-endian:
+ *
+ *     transactional_id  int16 -1 (null string: not transactional)
+ *     acks              int16
+ *     timeout_ms        int32
+ *     topic_data        int32 count = 1
+ *       topic           int16 length, UTF-8
+ *       partition_data  int32 count = 1
+ *         partition     int32
+ *         records       int32 size, then one record batch
+ *
+ * Record batch v2 (61-byte header, KIP-98):
+ *
+ * | offset | size | field                | value |
+ * |-------:|-----:|----------------------|-------|
+ * | 0      | 8    | baseOffset           | 0 (the broker assigns offsets) |
+ * | 8      | 4    | batchLength          | bytes after this field |
+ * | 12     | 4    | partitionLeaderEpoch | -1 (producers send none) |
+ * | 16     | 1    | magic                | 2 |
+ * | 17     | 4    | crc                  | CRC-32C of bytes [21, end) |
+ * | 21     | 2    | attributes           | bits 0–2 compression (0 none, 1 gzip); create time; not transactional |
+ * | 23     | 4    | lastOffsetDelta      | records − 1 |
+ * | 27     | 8    | baseTimestamp        | smallest record timestamp (ms) |
+ * | 35     | 8    | maxTimestamp         | largest record timestamp (ms) |
+ * | 43     | 8    | producerId           | from InitProducerId |
+ * | 51     | 2    | producerEpoch        | from InitProducerId |
+ * | 53     | 4    | baseSequence         | sequence of the first record |
+ * | 57     | 4    | recordCount          | records |
+ * | 61     |      | records              | gzip: the records section compressed as one gzip stream |
+ *
+ * Record: length varint (of what follows), attributes int8 0,
+ * timestampDelta varlong, offsetDelta varint, key (varint length, −1 for
+ * null, bytes), value (same), header count varint, per header key (varint
+ * length, UTF-8) and value (varint length, UTF-8). Varints are zigzag LEB128.
+ * A record's `extraHeaders` follow its own headers and replace own headers
+ * of the same name.
+ */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+
+const gzip = promisify(gzipCallback);
+
+/** Bytes of a record batch v2 header before the first record. */
+export const RECORD_BATCH_HEADER_BYTES = 61;
+/** Record batch v2 magic byte. */
+export const RECORD_BATCH_MAGIC = 2;
+/** Attribute bits of the compression codec. */
+export const COMPRESSION_CODEC = Object.freeze({ none: 0, gzip: 1 });
+/** Sequence numbers are int32 and wrap from this to 0 (as Kafka's producer and broker do). */
+export const MAX_SEQUENCE = 0x7fffffff;
+
+/** One record as the encoder takes it. Header values are UTF-8 strings. */
+export interface EncodableRecord {
+  key: string | Uint8Array | null;
+  value: Uint8Array | null;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  headers: Readonly<Record<string, string>>;
+  /** Written after `headers`; a header of `headers` with the same name is left out. */
+  extraHeaders?: Readonly<Record<string, string>>;
+}
+
+export interface ProduceBodyOptions {
+  topic: string;
+  partition: number;
+  /** -1: all in-sync replicas. */
+  acks: number;
+  /** How long the broker may wait for the acks, in ms. */
+  timeoutMs: number;
+  /** Idempotent producer id (int64) as a decimal string; '-1' when not idempotent. */
+  producerId: string;
+  producerEpoch: number;
+  /** Sequence of the first record (int32); -1 when not idempotent. */
+  baseSequence: number;
+  compression: 'none' | 'gzip';
+  /** Written into the batch header; producers send -1. Default -1. */
+  partitionLeaderEpoch?: number;
+}
+
+// ---------------------------------------------------------------- CRC-32C
+
+/** Slice-by-8 tables of CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): table k at [k*256, k*256+256). Built once; never written after. */
+const CRC32C_TABLES: Int32Array = (() => {
+  const t = new Int32Array(8 * 256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t[n];
+    for (let k = 1; k < 8; k++) {
+      c = t[c & 0xff] ^ (c >>> 8);
+      t[k * 256 + n] = c;
+    }
+  }
+  return t;
+})();
+
+/** CRC-32C of bytes [start, end) of `buf` (unsigned 32-bit). Pass a previous result as `crc` to continue it. */
+export function crc32c(buf: Uint8Array, start = 0, end = buf.length, crc = 0): number {
+  const t = CRC32C_TABLES;
+  let c = ~crc;
+  let i = start;
+  for (const last8 = end - 8; i <= last8; i += 8) {
+    c ^= buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
+    c =
+      t[1792 + (c & 0xff)] ^
+      t[1536 + ((c >>> 8) & 0xff)] ^
+      t[1280 + ((c >>> 16) & 0xff)] ^
+      t[1024 + (c >>> 24)] ^
+      t[768 + buf[i + 4]] ^
+      t[512 + buf[i + 5]] ^
+      t[256 + buf[i + 6]] ^
+      t[buf[i + 7]];
+  }
+  for (; i < end; i++) c = t[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// ---------------------------------------------------------------- varints
+
+/** Bytes of `v` (a non-negative integer below 2^53) as unsigned LEB128. */
+export function uvarintSize(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Zigzag of an integer within ±2^52 (exact in doubles): 0,-1,1,-2 → 0,1,2,3. */
+export function zigzag(v: number): number {
+  return v >= 0 ? v * 2 : -v * 2 - 1;
+}
+
+/** Writes `v` (non-negative integer below 2^53) as unsigned LEB128 at `pos`; returns the position after it. */
+export function writeUvarint(buf: Uint8Array, pos: number, v: number): number {
+  while (v > 0x7fffffff) {
+    buf[pos++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  while (v >= 128) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** Writes a signed integer (within ±2^52) zigzag-encoded; returns the position after it. */
+export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
+  return writeUvarint(buf, pos, zigzag(v));
+}
+
+// ---------------------------------------------------------------- writer
+
+/** A growable byte buffer: `buf` may be replaced as it grows; `pos` is the end of what was written. */
+export class ByteWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialBytes: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, initialBytes));
+  }
+
+  /** Makes room for `n` more bytes after `pos`. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.pos + n, this.buf.length * 2));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** Writes a varint-length-prefixed UTF-8 string (Kafka record key, header key or value). */
+  varintString(s: string): void {
+    const n = s.length;
+    // ASCII of at most 63 bytes (the common case): one length byte, characters copied in place.
+    if (n <= 63) {
+      this.ensure(n + 1);
+      const buf = this.buf;
+      const p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[p + i] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n << 1;
+        this.pos = p + n;
+        return;
+      }
+    }
+    const bytes = Buffer.byteLength(s, 'utf8');
+    this.ensure(bytes + 10);
+    this.pos = writeVarint(this.buf, this.pos, bytes);
+    this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
+  }
+
+  /** Writes varint-length-prefixed bytes; null is length -1. */
+  varintBytes(b: Uint8Array | null): void {
+    if (b === null) {
+      this.ensure(1);
+      this.buf[this.pos++] = 1; // zigzag(-1)
+      return;
+    }
+    this.ensure(b.length + 10);
+    this.pos = writeVarint(this.buf, this.pos, b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+// ---------------------------------------------------------------- records
+
+/**
+ * Writes the records section (no count) for a batch whose base timestamp
+ * is `baseTimestamp`. Each record's length prefix is reserved at the size
+ * the previous record needed and moved only when this one differs.
+ */
+export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[], baseTimestamp: number): void {
+  let lengthBytes = 2;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    const start = w.pos;
+    w.ensure(lengthBytes + 1 + 10 + 5);
+    let p = start + lengthBytes;
+    w.buf[p++] = 0; // attributes
+    p = writeVarint(w.buf, p, r.timestamp - baseTimestamp);
+    p = writeVarint(w.buf, p, i);
+    w.pos = p;
+    if (typeof r.key === 'string') w.varintString(r.key);
+    else w.varintBytes(r.key);
+    w.varintBytes(r.value);
+    const h = r.headers;
+    const extra = r.extraHeaders;
+    let count = 0;
+    for (const k in h) if (extra === undefined || !(k in extra)) count++;
+    if (extra !== undefined) for (const _k in extra) count++;
+    w.ensure(5);
+    w.pos = writeVarint(w.buf, w.pos, count);
+    for (const k in h) {
+      if (extra !== undefined && k in extra) continue;
+      w.varintString(k);
+      w.varintString(h[k]);
+    }
+    if (extra !== undefined) {
+      for (const k in extra) {
+        w.varintString(k);
+        w.varintString(extra[k]);
+      }
+    }
+    const bodyBytes = w.pos - start - lengthBytes;
+    const needed = uvarintSize(zigzag(bodyBytes));
+    if (needed !== lengthBytes) {
+      w.ensure(needed - lengthBytes);
+      w.buf.copyWithin(start + needed, start + lengthBytes, w.pos);
+      w.pos += needed - lengthBytes;
+      lengthBytes = needed;
+    }
+    writeVarint(w.buf, start, bodyBytes);
+  }
+}
+
+/** Smallest and largest timestamp of `records` (non-empty). */
+function timestampRange(records: readonly EncodableRecord[]): [number, number] {
+  let min = records[0].timestamp;
+  let max = min;
+  for (let i = 1; i < records.length; i++) {
+    const t = records[i].timestamp;
+    if (t < min) min = t;
+    else if (t > max) max = t;
+  }
+  return [min, max];
+}
+
+/** Rough bytes of the encoded records, so the buffer rarely grows. */
+function estimateBytes(records: readonly EncodableRecord[]): number {
+  const r0 = records[0];
+  let headerChars = 0;
+  for (const k in r0.headers) headerChars += k.length + r0.headers[k].length + 2;
+  if (r0.extraHeaders) for (const k in r0.extraHeaders) headerChars += k.length + r0.extraHeaders[k].length + 2;
+  const keyBytes = r0.key === null ? 0 : r0.key.length;
+  let valueBytes = 0;
+  for (let i = 0; i < records.length; i++) valueBytes += records[i].value?.length ?? 0;
+  return valueBytes + records.length * (keyBytes + headerChars + 24) + 256;
+}
+
+/** Writes the 61-byte batch header at `start` (records already follow it, ending at `end`) and its CRC. */
+function writeBatchHeader(buf: Buffer, start: number, end: number, records: readonly EncodableRecord[], o: ProduceBodyOptions, timestamps: [number, number]): void {
+  buf.writeBigInt64BE(0n, start);
+  buf.writeInt32BE(end - start - 12, start + 8);
+  buf.writeInt32BE(o.partitionLeaderEpoch ?? -1, start + 12);
+  buf[start + 16] = RECORD_BATCH_MAGIC;
+  buf.writeInt16BE(COMPRESSION_CODEC[o.compression], start + 21);
+  buf.writeInt32BE(records.length - 1, start + 23);
+  buf.writeBigInt64BE(BigInt(timestamps[0]), start + 27);
+  buf.writeBigInt64BE(BigInt(timestamps[1]), start + 35);
+  buf.writeBigInt64BE(BigInt(o.producerId), start + 43);
+  buf.writeInt16BE(o.producerEpoch, start + 51);
+  buf.writeInt32BE(o.baseSequence, start + 53);
+  buf.writeInt32BE(records.length, start + 57);
+  buf.writeUInt32BE(crc32c(buf, start + 21, end), start + 17);
+}
+
+/**
+ * Encodes one record batch v2 of `records` (at least one) at the writer's
+ * position. With gzip the records section is compressed (asynchronously, on
+ * libuv's pool).
+ */
+export async function writeRecordBatch(w: ByteWriter, records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<void> {
+  if (records.length === 0) throw new RangeError('a record batch needs at least one record');
+  const timestamps = timestampRange(records);
+  if (o.compression === 'none') {
+    w.ensure(RECORD_BATCH_HEADER_BYTES);
+    const start = w.pos;
+    w.pos += RECORD_BATCH_HEADER_BYTES;
+    writeRecords(w, records, timestamps[0]);
+    writeBatchHeader(w.buf, start, w.pos, records, o, timestamps);
+    return;
+  }
+  const plain = new ByteWriter(estimateBytes(records));
+  writeRecords(plain, records, timestamps[0]);
+  const compressed = await gzip(plain.buf.subarray(0, plain.pos));
+  w.ensure(RECORD_BATCH_HEADER_BYTES + compressed.length);
+  const start = w.pos;
+  w.buf.set(compressed, start + RECORD_BATCH_HEADER_BYTES);
+  w.pos += RECORD_BATCH_HEADER_BYTES + compressed.length;
+  writeBatchHeader(w.buf, start, w.pos, records, o, timestamps);
+}
+
+/**
+ * The body of a Produce request (v3–v7) carrying one record batch for one
+ * partition. The returned Buffer is a view of a buffer allocated for this
+ * request only.
+ */
+export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<Buffer> {
+  const topicBytes = Buffer.byteLength(o.topic, 'utf8');
+  const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
+  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records));
+  const b = w.buf;
+  let p = b.writeInt16BE(-1, 0);
+  p = b.writeInt16BE(o.acks, p);
+  p = b.writeInt32BE(o.timeoutMs, p);
+  p = b.writeInt32BE(1, p);
+  p = b.writeInt16BE(topicBytes, p);
+  p += b.write(o.topic, p, topicBytes, 'utf8');
+  p = b.writeInt32BE(1, p);
+  p = b.writeInt32BE(o.partition, p);
+  w.pos = p + 4;
+  await writeRecordBatch(w, records, o);
+  w.buf.writeInt32BE(w.pos - p - 4, p);
+  return w.buf.subarray(0, w.pos);
+}
