@@ -17,7 +17,8 @@ import type { KafkaConfig, PartitionMetadata, SASLOptions } from 'kafkajs';
 import type { Logger } from '../log-store/index.ts';
 import { AgentError } from './errors.ts';
 import type { AgentErrorCode } from './errors.ts';
-import { MAX_SEQUENCE, encodeProduceBody } from './kafka-produce-encoder.ts';
+import { MAX_SEQUENCE, encodeProduceBody, sealBatch } from './kafka-produce-encoder.ts';
+import type { ProduceBody } from './kafka-produce-encoder.ts';
 
 /** TLS to the brokers. PEM contents, not file names (the agent reads the files). */
 export interface KafkaTlsOptions {
@@ -70,23 +71,84 @@ export interface OutboundRecord {
   timestamp: number;
   /** The record's own headers. */
   headers: Readonly<Record<string, string>>;
-  /** Headers added after `headers`; a header of `headers` with the same name is left out (these win). Default: none. */
-  extraHeaders?: Readonly<Record<string, string>>;
+  /** Its offset where it comes from; required with `ProduceRequest.offsetHeader`. */
+  offset?: number;
 }
 
 export interface ProduceRequest {
   topic: string;
-  /** Target partition; undefined: the default partitioner decides by key. */
+  /** Target partition; undefined: Kafka's default partitioner decides by key among `partitionCount` partitions. */
   partition?: number;
+  /** Partitions of the topic; required when `partition` is undefined. */
+  partitionCount?: number;
   records: readonly OutboundRecord[];
   compression: 'none' | 'gzip';
+  /** How long the broker may wait for the acks (acks -1), in ms. Default 30000. */
+  timeoutMs?: number;
+  /** Headers added to every record after its own, the same for all records (an own header of the same name is left out). Default: none. */
+  addHeaders?: Readonly<Record<string, string>>;
+  /** Name of a header added last to every record, its value the record's `offset` in decimal (an own header of that name is left out). Default: none. */
+  offsetHeader?: string;
+}
+
+/**
+ * A Produce request encoded once (`encodeProduce`), then sent, and resent
+ * after a failure, as it is: the same records in the same batches, so the
+ * broker recognises a batch it already stored by its sequence. Holds only
+ * the encoded bytes, none of the records; not tied to a producer instance
+ * (the producer id and sequences are filled in by `send`).
+ */
+export interface EncodedProduce {
+  readonly topic: string;
+  /** Records in all batches. */
+  readonly recordCount: number;
+  /** Encoded bytes of all batches. */
+  readonly bytes: number;
+  /** One batch per target partition. */
+  readonly batches: readonly EncodedBatch[];
+}
+
+export interface EncodedBatch extends ProduceBody {
+  readonly partition: number;
+  readonly recordCount: number;
+}
+
+/**
+ * Encodes a request's records into one Produce body per target partition.
+ * Reads `request.records` only synchronously, before its first await: the
+ * caller may reuse the records (e.g. values sharing a log read buffer) as
+ * soon as it returns.
+ */
+export function encodeProduce(request: ProduceRequest): Promise<EncodedProduce> {
+  const { topic, partition, records, compression } = request;
+  const groups = new Map<number, OutboundRecord[]>();
+  if (partition !== undefined) groups.set(partition, records as OutboundRecord[]);
+  else {
+    const n = request.partitionCount;
+    if (n === undefined || n < 1) throw new AgentError('KAFKA_OTHER', `encodeProduce to ${topic} without a partition needs the partition count`, { topic }, undefined, false);
+    const partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+    const partitioner = Partitioners.DefaultPartitioner();
+    for (const r of records) {
+      const p = partitioner({ topic, partitionMetadata, message: { key: r.key, value: r.value } });
+      const group = groups.get(p);
+      if (group) group.push(r);
+      else groups.set(p, [r]);
+    }
+  }
+  const timeoutMs = request.timeoutMs ?? 30000;
+  const addedHeaders = { fixed: request.addHeaders, offsetName: request.offsetHeader };
+  // Every encodeProduceBody call writes its records synchronously, so all records are read before the first await.
+  const pending = [...groups].map(([p, group]) =>
+    encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length })),
+  );
+  return Promise.all(pending).then((batches) => ({ topic, recordCount: records.length, bytes: batches.reduce((n, b) => n + b.body.length, 0), batches }));
 }
 
 /** What the replicator needs from a Kafka producer. Every method rejects only with `AgentError`. */
 export interface KafkaProducer {
   connect(): Promise<void>;
-  /** Resolves once the cluster acknowledged every record (acks -1). */
-  send(request: ProduceRequest): Promise<void>;
+  /** Resolves once the cluster acknowledged every batch (acks -1). Rejected: some batches may have been stored; resend the same `EncodedProduce`. */
+  send(request: EncodedProduce): Promise<void>;
   /** Number of partitions of a central topic. */
   partitionCount(topic: string): Promise<number>;
   /** Idempotent. */
@@ -353,13 +415,11 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
   const config = kafkajsConfig(options);
   const retryOptions = { ...config.retry };
   const allowAutoTopicCreation = options.allowAutoTopicCreation ?? false;
-  const timeoutMs = options.requestTimeoutMs ?? 30000;
   let cluster: KafkajsCluster | undefined;
   let identity: ProducerIdentity | undefined;
   let initialising: Promise<ProducerIdentity> | undefined;
   /** Tail of the chain of sends per `topic\0partition`: one batch per partition in flight. */
   const partitionTails = new Map<string, Promise<void>>();
-  const defaultPartitioner = Partitioners.DefaultPartitioner();
 
   const newCluster = (): KafkajsCluster =>
     new KafkajsClusterClass({
@@ -411,12 +471,14 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
     return c.findTopicPartitionMetadata(topic);
   };
 
-  /** Sends one batch to one partition: encoded once, resent unchanged on retries. */
-  const sendBatch = async (topic: string, partition: number, records: readonly OutboundRecord[], compression: 'none' | 'gzip'): Promise<void> => {
+  /** Sends one encoded batch: sealed with the producer id and the partition's next sequence, resent unchanged on retries. */
+  const sendBatch = async (topic: string, batch: EncodedBatch): Promise<void> => {
+    const { partition } = batch;
     const id = identity ?? (await initIdentity());
     const key = `${topic}\0${partition}`;
     const baseSequence = id.sequences.get(key) ?? 0;
-    const body = await encodeProduceBody(records, { topic, partition, acks: -1, timeoutMs, producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence, compression });
+    sealBatch(batch.body, batch, { producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence });
+    const body = batch.body;
     await createRetry(retryOptions)(async (bail) => {
       const c = connected();
       try {
@@ -460,7 +522,7 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
         throw e;
       }
     });
-    id.sequences.set(key, nextSequence(baseSequence, records.length));
+    id.sequences.set(key, nextSequence(baseSequence, batch.recordCount));
   };
 
   /** Runs `fn` after every earlier send to the same partition settled. */
@@ -485,25 +547,15 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
         throw translateKafkaError(err);
       }
     },
-    async send({ topic, partition, records, compression }) {
-      if (records.length === 0) return;
+    async send(request) {
+      const { topic, batches } = request;
       try {
-        const partitionMetadata = await ensureTopic(connected(), topic);
-        const groups = new Map<number, OutboundRecord[]>();
-        if (partition !== undefined) groups.set(partition, records as OutboundRecord[]);
-        else {
-          for (const r of records) {
-            const p = defaultPartitioner({ topic, partitionMetadata, message: { key: r.key, value: r.value } });
-            const group = groups.get(p);
-            if (group) group.push(r);
-            else groups.set(p, [r]);
-          }
-        }
-        const results = await Promise.allSettled([...groups].map(([p, group]) => serialised(`${topic}\0${p}`, () => sendBatch(topic, p, group, compression))));
+        await ensureTopic(connected(), topic);
+        const results = await Promise.allSettled(batches.map((b) => serialised(`${topic}\0${b.partition}`, () => sendBatch(topic, b))));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
       } catch (err) {
-        throw translateKafkaError(err, { topic, partition });
+        throw translateKafkaError(err, { topic, ...(batches.length === 1 ? { partition: batches[0].partition } : {}) });
       }
     },
     async partitionCount(topic) {

@@ -38,8 +38,8 @@
  * timestampDelta varlong, offsetDelta varint, key (varint length, −1 for
  * null, bytes), value (same), header count varint, per header key (varint
  * length, UTF-8) and value (varint length, UTF-8). Varints are zigzag LEB128.
- * A record's `extraHeaders` follow its own headers and replace own headers
- * of the same name.
+ * `AddedHeaders` follow a record's own headers and replace own headers of
+ * the same name.
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -62,25 +62,19 @@ export interface EncodableRecord {
   /** Milliseconds since the epoch. */
   timestamp: number;
   headers: Readonly<Record<string, string>>;
-  /** Written after `headers`; a header of `headers` with the same name is left out. */
-  extraHeaders?: Readonly<Record<string, string>>;
+  /** Where the record comes from (a local log offset); needed with `AddedHeaders.offsetName`. */
+  offset?: number;
 }
 
-export interface ProduceBodyOptions {
-  topic: string;
-  partition: number;
-  /** -1: all in-sync replicas. */
-  acks: number;
-  /** How long the broker may wait for the acks, in ms. */
-  timeoutMs: number;
-  /** Idempotent producer id (int64) as a decimal string; '-1' when not idempotent. */
-  producerId: string;
-  producerEpoch: number;
-  /** Sequence of the first record (int32); -1 when not idempotent. */
-  baseSequence: number;
-  compression: 'none' | 'gzip';
-  /** Written into the batch header; producers send -1. Default -1. */
-  partitionLeaderEpoch?: number;
+/**
+ * Headers the encoder adds to every record of a batch, after the record's
+ * own; an own header with one of these names is left out (these win).
+ */
+export interface AddedHeaders {
+  /** The same for every record: encoded once per batch, copied into each. Default: none. */
+  fixed?: Readonly<Record<string, string>>;
+  /** Name of a header written last whose value is the record's `offset` in decimal. Default: none. */
+  offsetName?: string;
 }
 
 // ---------------------------------------------------------------- CRC-32C
@@ -221,12 +215,58 @@ export class ByteWriter {
 
 // ---------------------------------------------------------------- records
 
+/** Writes `v` (a non-negative integer below 2^53) as a varint-length-prefixed decimal string; returns the position after it. */
+export function writeDecimalString(buf: Uint8Array, pos: number, v: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  buf[pos] = digits << 1; // zigzag length: at most 16 digits, one byte
+  let q = v;
+  for (let i = digits; i >= 1; i--) {
+    const d = q % 10;
+    buf[pos + i] = 48 + d;
+    q = (q - d) / 10;
+  }
+  return pos + 1 + digits;
+}
+
+/** `AddedHeaders` prepared once per batch. */
+interface PreparedHeaders {
+  fixedBytes: Buffer;
+  fixedCount: number;
+  offsetNameBytes: Buffer | undefined;
+  /** Names an own header must not have. */
+  reserved: Set<string>;
+}
+
+function prepareHeaders(added: AddedHeaders | undefined): PreparedHeaders | undefined {
+  if (added === undefined || (added.fixed === undefined && added.offsetName === undefined)) return undefined;
+  const fixed = new ByteWriter(256);
+  const reserved = new Set<string>();
+  let fixedCount = 0;
+  for (const k in added.fixed) {
+    fixed.varintString(k);
+    fixed.varintString(added.fixed[k]);
+    reserved.add(k);
+    fixedCount++;
+  }
+  let offsetNameBytes: Buffer | undefined;
+  if (added.offsetName !== undefined) {
+    const w = new ByteWriter(64);
+    w.varintString(added.offsetName);
+    offsetNameBytes = w.buf.subarray(0, w.pos);
+    reserved.add(added.offsetName);
+  }
+  return { fixedBytes: fixed.buf.subarray(0, fixed.pos), fixedCount, offsetNameBytes, reserved };
+}
+
 /**
  * Writes the records section (no count) for a batch whose base timestamp
- * is `baseTimestamp`. Each record's length prefix is reserved at the size
- * the previous record needed and moved only when this one differs.
+ * is `baseTimestamp`. Each record's length prefix (and its header count) is
+ * reserved at the size the previous record needed and moved only when this
+ * one differs.
  */
-export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[], baseTimestamp: number): void {
+export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[], baseTimestamp: number, added?: AddedHeaders): void {
+  const ph = prepareHeaders(added);
   let lengthBytes = 2;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
@@ -240,23 +280,39 @@ export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[],
     if (typeof r.key === 'string') w.varintString(r.key);
     else w.varintBytes(r.key);
     w.varintBytes(r.value);
-    const h = r.headers;
-    const extra = r.extraHeaders;
+    // Header count: one byte reserved (up to 63 headers), widened afterwards if needed.
+    w.ensure(1);
+    const countAt = w.pos++;
     let count = 0;
-    for (const k in h) if (extra === undefined || !(k in extra)) count++;
-    if (extra !== undefined) for (const _k in extra) count++;
-    w.ensure(5);
-    w.pos = writeVarint(w.buf, w.pos, count);
+    const h = r.headers;
     for (const k in h) {
-      if (extra !== undefined && k in extra) continue;
+      if (ph !== undefined && ph.reserved.has(k)) continue;
       w.varintString(k);
       w.varintString(h[k]);
+      count++;
     }
-    if (extra !== undefined) {
-      for (const k in extra) {
-        w.varintString(k);
-        w.varintString(extra[k]);
+    if (ph !== undefined) {
+      if (ph.fixedCount > 0) {
+        w.ensure(ph.fixedBytes.length);
+        w.buf.set(ph.fixedBytes, w.pos);
+        w.pos += ph.fixedBytes.length;
+        count += ph.fixedCount;
       }
+      if (ph.offsetNameBytes !== undefined) {
+        if (r.offset === undefined) throw new TypeError('AddedHeaders.offsetName needs every record to carry its offset');
+        w.ensure(ph.offsetNameBytes.length + 17);
+        w.buf.set(ph.offsetNameBytes, w.pos);
+        w.pos = writeDecimalString(w.buf, w.pos + ph.offsetNameBytes.length, r.offset);
+        count++;
+      }
+    }
+    if (count < 64) w.buf[countAt] = count << 1;
+    else {
+      const extra = uvarintSize(zigzag(count)) - 1;
+      w.ensure(extra);
+      w.buf.copyWithin(countAt + 1 + extra, countAt + 1, w.pos);
+      w.pos += extra;
+      writeVarint(w.buf, countAt, count);
     }
     const bodyBytes = w.pos - start - lengthBytes;
     const needed = uvarintSize(zigzag(bodyBytes));
@@ -283,69 +339,115 @@ function timestampRange(records: readonly EncodableRecord[]): [number, number] {
 }
 
 /** Rough bytes of the encoded records, so the buffer rarely grows. */
-function estimateBytes(records: readonly EncodableRecord[]): number {
+function estimateBytes(records: readonly EncodableRecord[], added?: AddedHeaders): number {
   const r0 = records[0];
   let headerChars = 0;
   for (const k in r0.headers) headerChars += k.length + r0.headers[k].length + 2;
-  if (r0.extraHeaders) for (const k in r0.extraHeaders) headerChars += k.length + r0.extraHeaders[k].length + 2;
+  if (added?.fixed) for (const k in added.fixed) headerChars += k.length + added.fixed[k].length + 2;
+  if (added?.offsetName !== undefined) headerChars += added.offsetName.length + 18;
   const keyBytes = r0.key === null ? 0 : r0.key.length;
   let valueBytes = 0;
   for (let i = 0; i < records.length; i++) valueBytes += records[i].value?.length ?? 0;
   return valueBytes + records.length * (keyBytes + headerChars + 24) + 256;
 }
 
-/** Writes the 61-byte batch header at `start` (records already follow it, ending at `end`) and its CRC. */
-function writeBatchHeader(buf: Buffer, start: number, end: number, records: readonly EncodableRecord[], o: ProduceBodyOptions, timestamps: [number, number]): void {
+/** Where a batch's producer fields and CRC go, and what they were last sealed with. */
+export interface BatchSeal {
+  /** Offset of the record batch in the body. */
+  readonly batchStart: number;
+  /** `producerId/epoch/sequence` the CRC was computed for; '' before the first seal. */
+  sealedFor: string;
+}
+
+export interface ProducerFields {
+  /** int64 as a decimal string; '-1' when not idempotent. */
+  producerId: string;
+  producerEpoch: number;
+  /** Sequence of the first record (int32); -1 when not idempotent. */
+  baseSequence: number;
+}
+
+/** Writes the 61-byte batch header at `start` (records already follow it, ending at `end`), producer fields left for `sealBatch`. */
+function writeBatchHeader(buf: Buffer, start: number, end: number, count: number, compression: 'none' | 'gzip', partitionLeaderEpoch: number, timestamps: [number, number]): void {
   buf.writeBigInt64BE(0n, start);
   buf.writeInt32BE(end - start - 12, start + 8);
-  buf.writeInt32BE(o.partitionLeaderEpoch ?? -1, start + 12);
+  buf.writeInt32BE(partitionLeaderEpoch, start + 12);
   buf[start + 16] = RECORD_BATCH_MAGIC;
-  buf.writeInt16BE(COMPRESSION_CODEC[o.compression], start + 21);
-  buf.writeInt32BE(records.length - 1, start + 23);
+  buf.writeInt16BE(COMPRESSION_CODEC[compression], start + 21);
+  buf.writeInt32BE(count - 1, start + 23);
   buf.writeBigInt64BE(BigInt(timestamps[0]), start + 27);
   buf.writeBigInt64BE(BigInt(timestamps[1]), start + 35);
-  buf.writeBigInt64BE(BigInt(o.producerId), start + 43);
-  buf.writeInt16BE(o.producerEpoch, start + 51);
-  buf.writeInt32BE(o.baseSequence, start + 53);
-  buf.writeInt32BE(records.length, start + 57);
-  buf.writeUInt32BE(crc32c(buf, start + 21, end), start + 17);
+  buf.writeInt32BE(count, start + 57);
+}
+
+/**
+ * Fills in the producer id, epoch and base sequence of the batch at
+ * `seal.batchStart` of `body` and its CRC-32C (which covers them). A no-op
+ * when the batch is already sealed with the same fields (a resend).
+ */
+export function sealBatch(body: Buffer, seal: BatchSeal, f: ProducerFields): void {
+  const key = `${f.producerId}/${f.producerEpoch}/${f.baseSequence}`;
+  if (seal.sealedFor === key) return;
+  const start = seal.batchStart;
+  body.writeBigInt64BE(BigInt(f.producerId), start + 43);
+  body.writeInt16BE(f.producerEpoch, start + 51);
+  body.writeInt32BE(f.baseSequence, start + 53);
+  body.writeUInt32BE(crc32c(body, start + 21, start + 12 + body.readInt32BE(start + 8)), start + 17);
+  seal.sealedFor = key;
 }
 
 /**
  * Encodes one record batch v2 of `records` (at least one) at the writer's
- * position. With gzip the records section is compressed (asynchronously, on
- * libuv's pool).
+ * position, unsealed (see `sealBatch`). Reads `records` only synchronously,
+ * before its first await; with gzip the records section is then compressed
+ * on libuv's pool.
  */
-export async function writeRecordBatch(w: ByteWriter, records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<void> {
+export async function writeRecordBatch(w: ByteWriter, records: readonly EncodableRecord[], compression: 'none' | 'gzip', added?: AddedHeaders, partitionLeaderEpoch = -1): Promise<void> {
   if (records.length === 0) throw new RangeError('a record batch needs at least one record');
   const timestamps = timestampRange(records);
-  if (o.compression === 'none') {
+  if (compression === 'none') {
     w.ensure(RECORD_BATCH_HEADER_BYTES);
     const start = w.pos;
     w.pos += RECORD_BATCH_HEADER_BYTES;
-    writeRecords(w, records, timestamps[0]);
-    writeBatchHeader(w.buf, start, w.pos, records, o, timestamps);
+    writeRecords(w, records, timestamps[0], added);
+    writeBatchHeader(w.buf, start, w.pos, records.length, compression, partitionLeaderEpoch, timestamps);
     return;
   }
-  const plain = new ByteWriter(estimateBytes(records));
-  writeRecords(plain, records, timestamps[0]);
+  const plain = new ByteWriter(estimateBytes(records, added));
+  writeRecords(plain, records, timestamps[0], added);
   const compressed = await gzip(plain.buf.subarray(0, plain.pos));
   w.ensure(RECORD_BATCH_HEADER_BYTES + compressed.length);
   const start = w.pos;
   w.buf.set(compressed, start + RECORD_BATCH_HEADER_BYTES);
   w.pos += RECORD_BATCH_HEADER_BYTES + compressed.length;
-  writeBatchHeader(w.buf, start, w.pos, records, o, timestamps);
+  writeBatchHeader(w.buf, start, w.pos, records.length, compression, partitionLeaderEpoch, timestamps);
 }
 
-/**
- * The body of a Produce request (v3–v7) carrying one record batch for one
- * partition. The returned Buffer is a view of a buffer allocated for this
- * request only.
- */
-export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<Buffer> {
+export interface ProduceBodyOptions {
+  topic: string;
+  partition: number;
+  /** -1: all in-sync replicas. */
+  acks: number;
+  /** How long the broker may wait for the acks, in ms. */
+  timeoutMs: number;
+  compression: 'none' | 'gzip';
+  /** Headers added to every record. Default: none. */
+  addedHeaders?: AddedHeaders;
+  /** Written into the batch header; producers send -1. Default -1. */
+  partitionLeaderEpoch?: number;
+}
+
+/** A Produce request body (v3–v7) carrying one record batch for one partition, to be sealed before it is sent. */
+export interface ProduceBody extends BatchSeal {
+  /** A buffer allocated for this request only. */
+  readonly body: Buffer;
+}
+
+/** Encodes the body of a Produce request for one partition (unsealed: `sealBatch(body.body, body, fields)` before sending). Reads `records` only synchronously. */
+export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<ProduceBody> {
   const topicBytes = Buffer.byteLength(o.topic, 'utf8');
   const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
-  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records));
+  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders));
   const b = w.buf;
   let p = b.writeInt16BE(-1, 0);
   p = b.writeInt16BE(o.acks, p);
@@ -356,7 +458,7 @@ export async function encodeProduceBody(records: readonly EncodableRecord[], o: 
   p = b.writeInt32BE(1, p);
   p = b.writeInt32BE(o.partition, p);
   w.pos = p + 4;
-  await writeRecordBatch(w, records, o);
+  await writeRecordBatch(w, records, o.compression, o.addedHeaders, o.partitionLeaderEpoch);
   w.buf.writeInt32BE(w.pos - p - 4, p);
-  return w.buf.subarray(0, w.pos);
+  return { body: w.buf.subarray(0, w.pos), batchStart: p + 4, sealedFor: '' };
 }

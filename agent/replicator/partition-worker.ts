@@ -13,7 +13,8 @@
 import { isLogError } from '../../log-store/index.ts';
 import type { LogRecord } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
-import type { OutboundRecord } from '../kafka-client.ts';
+import { encodeProduce } from '../kafka-client.ts';
+import type { EncodedProduce, KafkaProducer } from '../kafka-client.ts';
 import type { KafkaSession } from './kafka-session.ts';
 import { backoffMs } from './options.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -69,19 +70,15 @@ export function toStatusError(e: AgentError, at: number): StatusError {
   };
 }
 
-/** Re-points every record's value at one fresh Buffer holding copies of them all (one allocation per read, not one per record). */
-export function ownValues(records: LogRecord[]): LogRecord[] {
-  let bytes = 0;
-  for (const r of records) bytes += r.value.length;
-  const copy = Buffer.allocUnsafeSlow(bytes);
-  let pos = 0;
-  for (const r of records) {
-    const n = r.value.length;
-    copy.set(r.value, pos);
-    r.value = copy.subarray(pos, pos + n);
-    pos += n;
-  }
-  return records;
+/** A batch read from the log and encoded: only the bytes are kept, with where it starts and ends. */
+interface PreparedBatch {
+  encoded: EncodedProduce;
+  /** Local offset of its first record. */
+  offset: number;
+  /** One past its last record: the position once it is acknowledged. */
+  nextOffset: number;
+  /** Event time of its first record (lag in seconds). */
+  firstTimestamp: number;
 }
 
 function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): AgentError {
@@ -92,6 +89,8 @@ function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): Age
 export class PartitionWorker {
   /** Event time of the oldest record not yet acknowledged, when known. */
   private oldestUnsent: number | undefined;
+  /** The dedup headers every record of this partition gets (the offset header is added per record). */
+  private readonly sourceHeaders: Readonly<Record<string, string>>;
 
   constructor(
     private readonly opts: Readonly<ResolvedOptions>,
@@ -100,7 +99,13 @@ export class PartitionWorker {
     private readonly session: KafkaSession,
     private readonly committer: PositionCommitter,
     private readonly hooks: WorkerHooks,
-  ) {}
+  ) {
+    this.sourceHeaders = Object.freeze({
+      [MILLSTREAM_HEADERS.gateway]: opts.gatewayId,
+      [MILLSTREAM_HEADERS.topic]: rt.topic,
+      [MILLSTREAM_HEADERS.partition]: String(status.partition),
+    });
+  }
 
   get topic(): string {
     return this.rt.topic;
@@ -146,18 +151,9 @@ export class PartitionWorker {
     }
   }
 
-  /** The dedup headers of `r` (one object of one shape per record: the literal keys are the MILLSTREAM_HEADERS values). */
-  private dedupHeaders(r: LogRecord): Record<string, string> {
-    return { 'millstream.gateway': this.opts.gatewayId, 'millstream.topic': this.rt.topic, 'millstream.partition': String(r.partition), 'millstream.offset': String(r.offset) };
-  }
-
-  /** The record's own headers, then ours (ours win over same-named own headers). */
+  /** The record's own headers, then the dedup headers (ours win over same-named own headers). */
   private headersOf(r: LogRecord): Record<string, string> {
-    return { ...r.headers, ...this.dedupHeaders(r) };
-  }
-
-  private toOutbound(r: LogRecord): OutboundRecord {
-    return { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, extraHeaders: this.dedupHeaders(r) };
+    return { ...r.headers, ...this.sourceHeaders, [MILLSTREAM_HEADERS.offset]: String(r.offset) };
   }
 
   private advance(position: number): void {
@@ -205,16 +201,43 @@ export class PartitionWorker {
     this.opts.logger.warn({ code: e.code, topic: this.rt.topic, partition: r.partition, offset: r.offset, deadLetterTopic: this.opts.deadLetterTopic }, 'replicator: record refused by the cluster, moved to the dead-letter topic');
   }
 
+  /** Reads up to `maxRecords` from `offset` and encodes them at once (nothing of the read is kept). Undefined: nothing to read there. */
+  private async readBatch(offset: number, maxRecords: number): Promise<PreparedBatch | undefined> {
+    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes: this.opts.batchBytes });
+    if (records.length === 0) return undefined;
+    const local = this.rt.centralPartitions === this.rt.localPartitions;
+    const encoded = await encodeProduce({
+      topic: this.rt.centralTopic,
+      partition: local ? this.status.partition : undefined,
+      partitionCount: this.rt.centralPartitions,
+      records,
+      addHeaders: this.sourceHeaders,
+      offsetHeader: MILLSTREAM_HEADERS.offset,
+      compression: this.opts.compression,
+      timeoutMs: this.opts.kafka.requestTimeoutMs,
+    });
+    const last = records[records.length - 1];
+    return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
+  }
+
+  /** Connects and learns the central partition count (encoding depends on it). */
+  private async target(): Promise<KafkaProducer> {
+    const producer = await this.session.get();
+    this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
+    this.rt.status.centralPartitions = this.rt.centralPartitions;
+    return producer;
+  }
+
   async run(stopSignal: AbortSignal): Promise<void> {
-    const { log, batchRecords, batchBytes } = this.opts;
+    const { log, batchRecords } = this.opts;
     const { topic } = this.rt;
     const st = this.status;
     const signal = AbortSignal.any([stopSignal, this.rt.abort.signal]);
-    let pending: LogRecord[] = [];
-    /** The batch after `pending`, read while `pending` is produced; used only if the position reaches `offset`. */
-    let readAhead: { offset: number; records: Promise<LogRecord[] | undefined> } | undefined;
-    // Values may share the read buffer: what outlives this read is copied, all values of a read into one Buffer.
-    const readAt = (offset: number): Promise<LogRecord[]> => log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => ownValues(r.records));
+    /** The batch being sent (encoded); undefined when the next one must be read. */
+    let pending: PreparedBatch | undefined;
+    /** The batch after `pending`, read and encoded while `pending` is produced; used only if the position reaches `offset`. */
+    let readAhead: { offset: number; batch: Promise<PreparedBatch | undefined> } | undefined;
+    /** Records per batch: `batchRecords`, halved while the cluster answers MESSAGE_TOO_LARGE. */
     let sendCount = batchRecords;
     let attempt = 0;
     const backoff = async (e: AgentError): Promise<void> => {
@@ -222,9 +245,23 @@ export class PartitionWorker {
       this.setState('backoff');
       await this.sleep(backoffMs(attempt++, this.opts.backoffInitialMs, this.opts.backoffMaxMs, this.opts.random), signal);
     };
+    /** A Kafka error: stops the topic (non-retriable) or backs off. Returns false when the worker must stop. */
+    const kafkaFailed = async (e: AgentError, producer: KafkaProducer | undefined, successesAtStart: number): Promise<boolean> => {
+      if (!e.retriable) {
+        st.lastError = toStatusError(e, this.opts.clock.now());
+        this.rt.stop(e);
+        return false;
+      }
+      this.hooks.failed(e, successesAtStart);
+      if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
+      await backoff(e);
+      return true;
+    };
 
     while (!signal.aborted) {
-      if (pending.length === 0) {
+      if (pending === undefined) {
+        let producer: KafkaProducer | undefined;
+        const successesAtStart = this.hooks.successes();
         try {
           const earliest = log.earliestOffset(topic, st.partition);
           st.endOffset = log.endOffset(topic, st.partition);
@@ -241,73 +278,71 @@ export class PartitionWorker {
             continue;
           }
           this.setState('sending');
-          const ahead = readAhead?.offset === st.position ? await readAhead.records : undefined;
-          readAhead = undefined;
-          pending = ahead && ahead.length > 0 ? ahead : await readAt(st.position);
-          if (pending.length === 0) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
-          this.oldestUnsent = pending[0].timestamp;
+          if (this.rt.centralPartitions === undefined) producer = await this.target();
         } catch (err) {
+          if (err instanceof AgentError && err.code.startsWith('KAFKA_')) {
+            if (await kafkaFailed(err, producer, successesAtStart)) continue;
+            break;
+          }
           if (isLogError(err, 'LOG_OUT_OF_RANGE')) continue; // retention moved the start: the loop reports the gap
+          await backoff(asAgentError(err, 'REPL_LOCAL_LOG'));
+          continue;
+        }
+        try {
+          const ahead = readAhead?.offset === st.position && sendCount === batchRecords ? await readAhead.batch : undefined;
+          readAhead = undefined;
+          pending = ahead ?? (await this.readBatch(st.position, sendCount));
+          if (pending === undefined) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
+          this.oldestUnsent = pending.firstTimestamp;
+        } catch (err) {
+          if (isLogError(err, 'LOG_OUT_OF_RANGE')) continue;
           await backoff(asAgentError(err, 'REPL_LOCAL_LOG'));
           continue;
         }
       }
 
-      const batch = pending.slice(0, sendCount);
-      const after = batch[batch.length - 1].offset + 1;
-      if (readAhead === undefined && batch.length === pending.length && after < log.endOffset(topic, st.partition)) {
+      const batch = pending;
+      if (readAhead === undefined && sendCount === batchRecords && batch.nextOffset < log.endOffset(topic, st.partition)) {
         // A failed read-ahead is dropped; the normal read path then reports (or backs off on) the error.
-        readAhead = { offset: after, records: readAt(after).catch(() => undefined) };
+        readAhead = { offset: batch.nextOffset, batch: this.readBatch(batch.nextOffset, batchRecords).catch(() => undefined) };
       }
-      let producer;
+      let producer: KafkaProducer | undefined;
       const successesAtStart = this.hooks.successes();
       try {
-        producer = await this.session.get();
-        this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
-        this.rt.status.centralPartitions = this.rt.centralPartitions;
-        await producer.send({
-          topic: this.rt.centralTopic,
-          partition: this.rt.centralPartitions === this.rt.localPartitions ? st.partition : undefined,
-          records: batch.map((r) => this.toOutbound(r)),
-          compression: this.opts.compression,
-        });
+        producer = await this.target();
+        await producer.send(batch.encoded);
       } catch (err) {
         const e = asAgentError(err, 'KAFKA_OTHER');
         if (e.code === 'KAFKA_MESSAGE_TOO_LARGE') {
-          if (batch.length > 1) {
-            sendCount = Math.ceil(batch.length / 2);
+          pending = undefined;
+          if (batch.encoded.recordCount > 1) {
+            sendCount = Math.ceil(batch.encoded.recordCount / 2);
             continue;
           }
           try {
-            await this.deadLetter(batch[0], e);
+            const { records } = await log.read(topic, st.partition, batch.offset, { maxRecords: 1 });
+            if (records[0]?.offset !== batch.offset) throw new AgentError('REPL_LOCAL_LOG', `record ${batch.offset} is no longer in the log`, { topic, partition: st.partition, offset: batch.offset });
+            await this.deadLetter(records[0], e);
           } catch (dlqErr) {
-            this.rt.stop(new AgentError('KAFKA_MESSAGE_TOO_LARGE', `${e.message}; writing it to the dead-letter topic failed: ${(dlqErr as Error).message}`, { topic, partition: st.partition, offset: batch[0].offset }, dlqErr));
+            this.rt.stop(new AgentError('KAFKA_MESSAGE_TOO_LARGE', `${e.message}; writing it to the dead-letter topic failed: ${(dlqErr as Error).message}`, { topic, partition: st.partition, offset: batch.offset }, dlqErr));
             break;
           }
-          pending.shift();
-          this.advance(batch[0].offset + 1);
-          this.oldestUnsent = pending[0]?.timestamp;
+          this.advance(batch.nextOffset);
+          this.oldestUnsent = undefined;
           st.lastError = toStatusError(e, this.opts.clock.now());
           sendCount = batchRecords;
           continue;
         }
-        if (!e.retriable) {
-          st.lastError = toStatusError(e, this.opts.clock.now());
-          this.rt.stop(e);
-          break;
-        }
-        this.hooks.failed(e, successesAtStart);
-        if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
-        await backoff(e);
-        continue;
+        if (await kafkaFailed(e, producer, successesAtStart)) continue;
+        break;
       }
       this.hooks.succeeded();
       attempt = 0;
       sendCount = batchRecords;
-      pending = pending.slice(batch.length);
-      st.sentRecords += batch.length;
-      this.advance(batch[batch.length - 1].offset + 1);
-      this.oldestUnsent = pending[0]?.timestamp;
+      pending = undefined;
+      st.sentRecords += batch.encoded.recordCount;
+      this.advance(batch.nextOffset);
+      this.oldestUnsent = undefined;
       st.endOffset = log.endOffset(topic, st.partition);
       st.lagRecords = Math.max(0, st.endOffset - st.position);
       if (st.state === 'backoff') this.setState('sending');

@@ -14,6 +14,7 @@ import type { KafkaProducer } from '../kafka-client.ts';
 import { createReplicator } from './index.ts';
 import type { Replicator, ReplicatorOptions } from './index.ts';
 import { backoffMs, resolveOptions } from './options.ts';
+import { decodeEncodedProduce } from './test-support/decode-produce.ts';
 import { createMemoryLogStore } from './test-support/memory-log-store.ts';
 import type { MemoryLogStore } from './test-support/memory-log-store.ts';
 
@@ -137,7 +138,7 @@ describe('offline: back-off with jitter, one log line per state change, position
       },
       async send(req) {
         if (failures-- > 0) throw new AgentError('KAFKA_CONNECTION', 'Connection error: connect ECONNREFUSED');
-        sent.push({ offsets: req.records.map((r) => ({ ...r.headers, ...r.extraHeaders })['millstream.offset']) });
+        sent.push({ offsets: (await decodeEncodedProduce(req)).map((r) => r.headers['millstream.offset']) });
       },
       async disconnect() {},
     };
