@@ -445,6 +445,7 @@ export interface ProduceBody extends BatchSeal {
 
 /** Encodes the body of a Produce request for one partition (unsealed: `sealBatch(body.body, body, fields)` before sending). Reads `records` only synchronously. */
 export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<ProduceBody> {
+  if (records.length === 0) throw new RangeError('a record batch needs at least one record');
   const topicBytes = Buffer.byteLength(o.topic, 'utf8');
   const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
   const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders));
