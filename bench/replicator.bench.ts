@@ -126,8 +126,10 @@ interface ChildResult {
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
+    // Compiled (npm run bench builds dist/): plain node, as the agent runs; from the sources: through tsx.
+    const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
     const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const p = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    const p = spawn(process.execPath, [...nodeArgs, ...loader, file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
     let out = '';
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
