@@ -21,6 +21,7 @@
  * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { spawn } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +64,9 @@ interface ChildArgs {
 /** Runs in the child: drains (or sends from memory) and prints `{"ms":…,"rssMb":…}`. */
 async function child(args: ChildArgs): Promise<void> {
   let ms: number;
+  // CPU time of this process over the timed part: unlike wall time, barely moved by other load on a shared machine.
+  let cpu0: NodeJS.CpuUsage;
+  let cpu: NodeJS.CpuUsage;
   // Where the memory goes: peaks of V8 heap and of Buffer memory outside it, sampled every 50 ms.
   const peak = { heapMb: 0, externalMb: 0 };
   const sampler = setInterval(() => {
@@ -77,9 +81,11 @@ async function child(args: ChildArgs): Promise<void> {
       batchRecords: BATCH_RECORDS, batchBytes: 4 * MB, statusFile: null,
     });
     const t0 = performance.now();
+    cpu0 = process.cpuUsage();
     await replicator.start();
     while (replicator.status().topics[0].lagRecords > 0) await new Promise((r) => setTimeout(r, 20));
     ms = performance.now() - t0;
+    cpu = process.cpuUsage(cpu0);
     await replicator.stop();
     await log.close();
   } else {
@@ -92,6 +98,7 @@ async function child(args: ChildArgs): Promise<void> {
     const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     // Timed from before connect, as the replicator's drain is timed from start() (which connects).
     const t0 = performance.now();
+    cpu0 = process.cpuUsage();
     await producer.connect();
     await Promise.all(
       perPartition.map(async (records, p) => {
@@ -110,14 +117,17 @@ async function child(args: ChildArgs): Promise<void> {
       }),
     );
     ms = performance.now() - t0;
+    cpu = process.cpuUsage(cpu0);
     await producer.disconnect();
   }
   clearInterval(sampler);
-  process.stdout.write(`${JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  process.stdout.write(`${JSON.stringify({ ms, cpuMs, rssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
 }
 
 interface ChildResult {
   ms: number;
+  cpuMs: number;
   rssMb: number;
   heapMb: number;
   externalMb: number;
@@ -172,10 +182,12 @@ const suite: BenchSuite = {
       const base1 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: half });
       const drain = await runChild({ mode: 'replicator', bootstrap: kafka.bootstrap, dataDir, count });
       const base2 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: count - half });
-      const base = { ms: base1.ms + base2.ms, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
+      const base = { ms: base1.ms + base2.ms, cpuMs: base1.cpuMs + base2.cpuMs, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
       report.compare('drain backlog (records/s)', count / (drain.ms / 1000), count / (base.ms / 1000), 'records/s', { min: 200_000, minRatio: 0.8 });
       report.compare('drain backlog (MB/s key+value)', payloadMb / (drain.ms / 1000), payloadMb / (base.ms / 1000), 'MB/s', { minRatio: 0.8 });
       report.compare('peak RSS of the process (replicator vs bare producer)', drain.rssMb, base.rssMb, 'MB', { max: 150 });
+      const load = loadavg()[0];
+      report.note(`CPU time per record: replicator ${((drain.cpuMs * 1000) / count).toFixed(2)} µs (${((100 * drain.cpuMs) / drain.ms).toFixed(0)} % of a core while draining), bare producer ${((base.cpuMs * 1000) / count).toFixed(2)} µs; load average ${load.toFixed(1)} on ${availableParallelism()} cores`);
       report.note(`peak V8 heap ${drain.heapMb.toFixed(0)} MB (bare producer ${base.heapMb.toFixed(0)} MB), peak Buffer memory outside the heap ${drain.externalMb.toFixed(0)} MB (bare producer ${base.externalMb.toFixed(0)} MB)`);
       if (kafka.shim.errors.length > 0) report.note(`peer shim errors: ${kafka.shim.errors.join('; ')}`);
     } finally {

@@ -36,6 +36,11 @@ export const DEAD_LETTER_HEADERS = Object.freeze({
   centralTopic: 'millstream.dead-letter.central-topic',
 });
 
+/** Bytes asked of the log for the first batch (capped by batchBytes); later reads are sized by what records took. */
+const FIRST_READ_BYTES = 1024 * 1024;
+/** The least bytes asked of the log for a batch. */
+const MIN_READ_BYTES = 64 * 1024;
+
 /** At most this many gaps are listed per partition (all are counted in lostRecords). */
 const MAX_GAPS_LISTED = 20;
 
@@ -89,6 +94,8 @@ function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): Age
 export class PartitionWorker {
   /** Event time of the oldest record not yet acknowledged, when known. */
   private oldestUnsent: number | undefined;
+  /** Encoded bytes per record of the last batch read (sizes the next read). */
+  private bytesPerRecord: number | undefined;
   /** The dedup headers every record of this partition gets (the offset header is added per record). */
   private readonly sourceHeaders: Readonly<Record<string, string>>;
 
@@ -203,7 +210,9 @@ export class PartitionWorker {
 
   /** Reads up to `maxRecords` from `offset` and encodes them at once (nothing of the read is kept). Undefined: nothing to read there. */
   private async readBatch(offset: number, maxRecords: number): Promise<PreparedBatch | undefined> {
-    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes: this.opts.batchBytes });
+    // The log store reads about maxBytes from disk per call: ask for what this many records took last time (encoded, so at least their stored size), not more.
+    const maxBytes = Math.min(this.opts.batchBytes, this.bytesPerRecord === undefined ? FIRST_READ_BYTES : Math.max(MIN_READ_BYTES, Math.ceil(this.bytesPerRecord * maxRecords)));
+    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
     if (records.length === 0) return undefined;
     const local = this.rt.centralPartitions === this.rt.localPartitions;
     const encoded = await encodeProduce({
@@ -216,6 +225,7 @@ export class PartitionWorker {
       compression: this.opts.compression,
       timeoutMs: this.opts.kafka.requestTimeoutMs,
     });
+    this.bytesPerRecord = encoded.bytes / encoded.recordCount;
     const last = records[records.length - 1];
     return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
   }
