@@ -17,7 +17,9 @@ import type { KafkaConfig, PartitionMetadata, SASLOptions } from 'kafkajs';
 import type { Logger } from '../log-store/index.ts';
 import { AgentError } from './errors.ts';
 import type { AgentErrorCode } from './errors.ts';
-import { MAX_SEQUENCE, encodeProduceBody, sealBatch } from './kafka-produce-encoder.ts';
+import { BodyBufferPool, MAX_SEQUENCE, encodeProduceBody, sealBatch } from './kafka-produce-encoder.ts';
+
+export { BodyBufferPool };
 import type { ProduceBody } from './kafka-produce-encoder.ts';
 
 /** TLS to the brokers. PEM contents, not file names (the agent reads the files). */
@@ -119,7 +121,7 @@ export interface EncodedBatch extends ProduceBody {
  * caller may reuse the records (e.g. values sharing a log read buffer) as
  * soon as it returns.
  */
-export function encodeProduce(request: ProduceRequest): Promise<EncodedProduce> {
+export function encodeProduce(request: ProduceRequest, pool?: BodyBufferPool): Promise<EncodedProduce> {
   const { topic, partition, records, compression } = request;
   const groups = new Map<number, OutboundRecord[]>();
   if (partition !== undefined) groups.set(partition, records as OutboundRecord[]);
@@ -139,9 +141,14 @@ export function encodeProduce(request: ProduceRequest): Promise<EncodedProduce> 
   const addedHeaders = { fixed: request.addHeaders, offsetName: request.offsetHeader };
   // Every encodeProduceBody call writes its records synchronously, so all records are read before the first await.
   const pending = [...groups].map(([p, group]) =>
-    encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length })),
+    encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }, pool).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length })),
   );
   return Promise.all(pending).then((batches) => ({ topic, recordCount: records.length, bytes: batches.reduce((n, b) => n + b.body.length, 0), batches }));
+}
+
+/** Gives the buffers of `encoded` back to `pool`: only once no `send` of it is pending (resolved or rejected). */
+export function releaseEncoded(encoded: EncodedProduce, pool: BodyBufferPool): void {
+  for (const b of encoded.batches) pool.give(b.backing);
 }
 
 /** What the replicator needs from a Kafka producer. Every method rejects only with `AgentError`. */

@@ -190,20 +190,51 @@ function copySmall(src: Uint8Array, dst: Uint8Array, pos: number): number {
   return pos + n;
 }
 
+/**
+ * Buffers for request bodies, reused once their request is done, so a
+ * steady stream of batches allocates (and leaves for the GC) nothing. Keeps
+ * at most `maxBuffers`; a buffer given back must no longer be read by anyone.
+ */
+export class BodyBufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly maxBuffers: number) {}
+
+  /** A buffer of at least `minBytes` (contents undefined). */
+  take(minBytes: number): Buffer {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i].length >= minBytes) return this.free.splice(i, 1)[0];
+    }
+    if (this.free.length > 0) this.free.shift(); // too small for what batches now need: let it go
+    return Buffer.allocUnsafeSlow(minBytes);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < this.maxBuffers) this.free.push(buf);
+  }
+}
+
 /** A growable byte buffer: `buf` may be replaced as it grows; `pos` is the end of what was written. */
 export class ByteWriter {
   buf: Buffer;
   pos = 0;
 
-  constructor(initialBytes: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, initialBytes));
+  /** With a pool, buffers come from it and one outgrown goes back to it. */
+  constructor(
+    initialBytes: number,
+    private readonly pool?: BodyBufferPool,
+  ) {
+    const bytes = Math.max(64, initialBytes);
+    this.buf = pool ? pool.take(bytes) : Buffer.allocUnsafe(bytes);
   }
 
   /** Makes room for `n` more bytes after `pos`. */
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.pos + n, this.buf.length * 2));
+    const bytes = Math.max(this.pos + n, this.buf.length * 2);
+    const next = this.pool ? this.pool.take(bytes) : Buffer.allocUnsafe(bytes);
     this.buf.copy(next, 0, 0, this.pos);
+    this.pool?.give(this.buf);
     this.buf = next;
   }
 
@@ -469,16 +500,18 @@ export interface ProduceBodyOptions {
 
 /** A Produce request body (v3–v7) carrying one record batch for one partition, to be sealed before it is sent. */
 export interface ProduceBody extends BatchSeal {
-  /** A buffer allocated for this request only. */
+  /** The request body: a view of `backing`. */
   readonly body: Buffer;
+  /** The whole buffer (from the pool, when one was given: give it back when the request is done). */
+  readonly backing: Buffer;
 }
 
 /** Encodes the body of a Produce request for one partition (unsealed: `sealBatch(body.body, body, fields)` before sending). Reads `records` only synchronously. */
-export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions): Promise<ProduceBody> {
+export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions, pool?: BodyBufferPool): Promise<ProduceBody> {
   if (records.length === 0) throw new RangeError('a record batch needs at least one record');
   const topicBytes = Buffer.byteLength(o.topic, 'utf8');
   const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
-  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders));
+  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders), pool);
   const b = w.buf;
   let p = b.writeInt16BE(-1, 0);
   p = b.writeInt16BE(o.acks, p);
@@ -491,5 +524,5 @@ export async function encodeProduceBody(records: readonly EncodableRecord[], o: 
   w.pos = p + 4;
   await writeRecordBatch(w, records, o.compression, o.addedHeaders, o.partitionLeaderEpoch);
   w.buf.writeInt32BE(w.pos - p - 4, p);
-  return { body: w.buf.subarray(0, w.pos), batchStart: p + 4, sealedFor: '' };
+  return { body: w.buf.subarray(0, w.pos), backing: w.buf, batchStart: p + 4, sealedFor: '' };
 }

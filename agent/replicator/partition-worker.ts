@@ -13,7 +13,7 @@
 import { isLogError } from '../../log-store/index.ts';
 import type { LogRecord } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
-import { encodeProduce } from '../kafka-client.ts';
+import { BodyBufferPool, encodeProduce, releaseEncoded } from '../kafka-client.ts';
 import type { EncodedProduce, KafkaProducer } from '../kafka-client.ts';
 import type { KafkaSession } from './kafka-session.ts';
 import { backoffMs } from './options.ts';
@@ -94,6 +94,8 @@ function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): Age
 export class PartitionWorker {
   /** Event time of the oldest record not yet acknowledged, when known. */
   private oldestUnsent: number | undefined;
+  /** Request body buffers: the batch in flight, the one read ahead, and one spare. */
+  private readonly bodies = new BodyBufferPool(3);
   /** Encoded bytes per record of the last batch read (sizes the next read). */
   private bytesPerRecord: number | undefined;
   /** The dedup headers every record of this partition gets (the offset header is added per record). */
@@ -224,7 +226,7 @@ export class PartitionWorker {
       offsetHeader: MILLSTREAM_HEADERS.offset,
       compression: this.opts.compression,
       timeoutMs: this.opts.kafka.requestTimeoutMs,
-    });
+    }, this.bodies);
     this.bytesPerRecord = encoded.bytes / encoded.recordCount;
     const last = records[records.length - 1];
     return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
@@ -300,6 +302,7 @@ export class PartitionWorker {
         }
         try {
           const ahead = readAhead?.offset === st.position && sendCount === batchRecords ? await readAhead.batch : undefined;
+          if (readAhead !== undefined && ahead === undefined) void readAhead.batch.then((b) => b && releaseEncoded(b.encoded, this.bodies));
           readAhead = undefined;
           pending = ahead ?? (await this.readBatch(st.position, sendCount));
           if (pending === undefined) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
@@ -324,6 +327,7 @@ export class PartitionWorker {
       } catch (err) {
         const e = asAgentError(err, 'KAFKA_OTHER');
         if (e.code === 'KAFKA_MESSAGE_TOO_LARGE') {
+          releaseEncoded(batch.encoded, this.bodies);
           pending = undefined;
           if (batch.encoded.recordCount > 1) {
             sendCount = Math.ceil(batch.encoded.recordCount / 2);
@@ -347,6 +351,7 @@ export class PartitionWorker {
         break;
       }
       this.hooks.succeeded();
+      releaseEncoded(batch.encoded, this.bodies);
       attempt = 0;
       sendCount = batchRecords;
       pending = undefined;
