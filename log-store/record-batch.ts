@@ -337,6 +337,46 @@ export function batchCrcOk(buf: Buffer, pos: number, header: BatchHeader): boole
   return batchCrc(buf, pos, pos + header.totalBytes) === header.crc;
 }
 
+/** Longest string `decodeUtf8` builds in JavaScript; longer ones go to Node's decoder. */
+const SHORT_STRING_BYTES = 12;
+
+/**
+ * `buf.toString('utf8', start, end)`, faster for the short ASCII strings
+ * keys and headers mostly are (sensor ids, header names): those are built
+ * here without a call into Node's decoder, which costs more than the
+ * decoding. Anything else (longer, or with a byte ≥ 0x80) goes to Node's
+ * UTF-8 decoder, so the result is always the same.
+ */
+export function decodeUtf8(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > SHORT_STRING_BYTES) return buf.toString('utf8', start, end);
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return buf.toString('utf8', start, end);
+  const b = buf;
+  const s = start;
+  switch (n) {
+    case 0:
+      return '';
+    case 1:
+      return String.fromCharCode(b[s]!);
+    case 2:
+      return String.fromCharCode(b[s]!, b[s + 1]!);
+    case 3:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!);
+    case 4:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!);
+    case 5:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!);
+    case 6:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!);
+    case 7:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!);
+    case 8:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!);
+    default:
+      return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+  }
+}
+
 /** Streaming varint reader over a batch's record area. */
 class Decoder {
   constructor(
@@ -405,7 +445,7 @@ export function decodeRecords(
     let key: string | null = null;
     if (keyLen > 0) {
       const k = d.take(keyLen - 1);
-      key = buf.toString('utf8', k, k + keyLen - 1);
+      key = decodeUtf8(buf, k, k + keyLen - 1);
     }
     const valueLen = d.varint();
     const v = d.take(valueLen);
@@ -417,7 +457,7 @@ export function decodeRecords(
       const n = d.take(nl);
       const vl = d.varint();
       const hv = d.take(vl);
-      headers[buf.toString('utf8', n, n + nl)] = buf.toString('utf8', hv, hv + vl);
+      headers[decodeUtf8(buf, n, n + nl)] = decodeUtf8(buf, hv, hv + vl);
     }
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
