@@ -137,6 +137,13 @@ describe('encodeProduceBody: the same bytes kafkajs encodes', () => {
     expect(await ourBody(readings, o, added)).toEqual(await kafkajsBody(readings, o, added));
   });
 
+  it('offset headers across carries (9→10, 99→100, 999→1000), gaps and a fall back', async () => {
+    const offsets = [7, 8, 9, 10, 11, 98, 99, 100, 101, 999, 1000, 5, 2 ** 40 - 1, 2 ** 40, 2 ** 53 - 2, 2 ** 53 - 1];
+    const records: EncodableRecord[] = offsets.map((offset, i) => ({ key: null, value: Buffer.from([i]), timestamp: t0 + i, headers: {}, offset }));
+    const o = { ...base, compression: 'none' as const };
+    expect(await ourBody(records, o, { offsetName: 'off' })).toEqual(await kafkajsBody(records, o, { offsetName: 'off' }));
+  });
+
   it('a record with more than 63 headers (two-byte header count) and one of 200 KB (three-byte length)', async () => {
     const many = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`h${i}`, `v${i}`]));
     const records: EncodableRecord[] = [
