@@ -113,6 +113,14 @@ export interface EncodedProduce {
 export interface EncodedBatch extends ProduceBody {
   readonly partition: number;
   readonly recordCount: number;
+  /** A send of it is unanswered or failed: a socket may still hold `backing`, so it is neither written to nor pooled again (the next send copies it first). */
+  tainted: boolean;
+}
+
+/** Moves a tainted batch to a fresh copy of its buffer, which no socket holds. */
+function detach(batch: EncodedBatch): void {
+  const backing = Buffer.from(batch.backing.subarray(0, batch.headroom + batch.body.length));
+  Object.assign(batch, { backing, body: backing.subarray(batch.headroom), tainted: false });
 }
 
 /**
@@ -141,14 +149,14 @@ export function encodeProduce(request: ProduceRequest, pool?: BodyBufferPool): P
   const addedHeaders = { fixed: request.addHeaders, offsetName: request.offsetHeader };
   // Every encodeProduceBody call writes its records synchronously, so all records are read before the first await.
   const pending = [...groups].map(([p, group]) =>
-    encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }, pool).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length })),
+    encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }, pool, FRAME_HEADROOM).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length, tainted: false })),
   );
   return Promise.all(pending).then((batches) => ({ topic, recordCount: records.length, bytes: batches.reduce((n, b) => n + b.body.length, 0), batches }));
 }
 
 /** Gives the buffers of `encoded` back to `pool`: only once no `send` of it is pending (resolved or rejected). */
 export function releaseEncoded(encoded: EncodedProduce, pool: BodyBufferPool): void {
-  for (const b of encoded.batches) pool.give(b.backing);
+  for (const b of encoded.batches) if (!b.tainted) pool.give(b.backing);
 }
 
 /** What the replicator needs from a Kafka producer. Every method rejects only with `AgentError`. */
@@ -321,8 +329,8 @@ export function kafkajsConfig(options: KafkaClientOptions): KafkaConfig {
 /** The kafkajs internals the producer drives (kafkajs 2.2.4, pinned; it has no `exports` map, so these paths are stable for that version). */
 interface KafkajsBroker {
   nodeId: number;
-  connectionPool: { send(protocolRequest: ProtocolRequest): Promise<unknown> };
-  lookupRequest(apiKey: number, definition: ProtocolDefinition): ((body: Buffer) => ProtocolRequest) | undefined;
+  connectionPool: { send(protocolRequest: ProtocolRequest): Promise<unknown>; getConnection(index: number): Promise<KafkajsConnection> };
+  lookupRequest(apiKey: number, definition: ProtocolDefinition): ProduceVersion | undefined;
   initProducerId(args: { transactionTimeout: number }): Promise<{ producerId: string; producerEpoch: number }>;
   disconnect(): Promise<void>;
 }
@@ -348,7 +356,27 @@ interface ProtocolRequest {
 }
 interface ProtocolDefinition {
   versions: string[];
-  protocol(args: { version: number }): ((body: Buffer) => ProtocolRequest) | undefined;
+  protocol(args: { version: number }): ProduceVersion | undefined;
+}
+/** One Produce version as `lookupRequest` picks it. */
+interface ProduceVersion {
+  version: number;
+  decode(raw: Buffer): Promise<ProduceResponseData & { clientSideThrottleTime?: number }>;
+  /** The request for kafkajs's own path (which frames, and so copies, the body). */
+  request(body: Buffer): ProtocolRequest;
+}
+/** A kafkajs connection (network/connection.js) as far as a request framed in place needs it. */
+interface KafkajsConnection {
+  clientId: string;
+  sasl: unknown;
+  socket: { write(data: Buffer, encoding: 'binary'): boolean };
+  requestQueue: {
+    push(request: { entry: object; expectResponse: boolean; requestTimeout: number | null; sendRequest(): void }): void;
+    maybeThrottle(clientSideThrottleTime: number | undefined): void;
+  };
+  isAuthenticated(): boolean;
+  failIfNotConnected(): void;
+  nextCorrelationId(): number;
 }
 type KafkaError = Error & { type?: string; code?: unknown; retriable?: boolean; host?: string; port?: number };
 type Retrier = <T>(fn: (bail: (e: Error) => void, retryCount: number, retryTime: number) => Promise<T>) => Promise<T>;
@@ -384,13 +412,65 @@ const PRODUCE_DEFINITION: ProtocolDefinition = {
   protocol: ({ version }) => {
     const decoder = PRODUCE_RESPONSE_DECODERS[version];
     if (!decoder) return undefined;
-    return (body) => ({
-      request: { apiKey: PRODUCE_API_KEY, apiVersion: version, apiName: 'Produce', expectResponse: () => true, encode: async () => encoderOf(body) },
-      // Per-partition error codes are turned into errors by the caller, which knows the partition.
-      response: { decode: (raw) => decoder.decode(raw), parse: async (data) => data },
-    });
+    return {
+      version,
+      decode: (raw) => decoder.decode(raw),
+      request: (body) => ({
+        request: { apiKey: PRODUCE_API_KEY, apiVersion: version, apiName: 'Produce', expectResponse: () => true, encode: async () => encoderOf(body) },
+        // Per-partition error codes are turned into errors by the caller, which knows the partition.
+        response: { decode: (raw) => decoder.decode(raw), parse: async (data) => data },
+      }),
+    };
   },
 };
+
+/** Bytes reserved before each encoded body for the request header (size, api key and version, correlation id, client id). */
+const FRAME_HEADROOM = 64;
+
+/**
+ * Sends a sealed batch on the broker's connection and returns the decoded
+ * response. The first attempt writes the request header into the headroom
+ * before the body and hands that one buffer to the socket: no copy. kafkajs's
+ * own path (`connectionPool.send`, which copies the body twice) is taken for
+ * a connection that must (re)authenticate first and a client id too long for
+ * the headroom. The batch's buffer is tainted from the write until the
+ * broker answers (see `EncodedBatch.tainted`).
+ */
+async function produceOnce(broker: KafkajsBroker, produce: ProduceVersion, batch: EncodedBatch): Promise<ProduceResponseData> {
+  const connection = await broker.connectionPool.getConnection(0);
+  const clientIdBytes = Buffer.byteLength(connection.clientId, 'utf8');
+  const headerBytes = 4 + 2 + 2 + 4 + 2 + clientIdBytes;
+  if (batch.tainted) detach(batch);
+  if (headerBytes > batch.headroom || (connection.sasl && !connection.isAuthenticated())) {
+    return (await broker.connectionPool.send(produce.request(batch.body))) as ProduceResponseData;
+  }
+  connection.failIfNotConnected();
+  const correlationId = connection.nextCorrelationId();
+  const buf = batch.backing;
+  const start = batch.headroom - headerBytes;
+  let p = buf.writeInt32BE(headerBytes - 4 + batch.body.length, start);
+  p = buf.writeInt16BE(PRODUCE_API_KEY, p);
+  p = buf.writeInt16BE(produce.version, p);
+  p = buf.writeInt32BE(correlationId, p);
+  p = buf.writeInt16BE(clientIdBytes, p);
+  buf.write(connection.clientId, p, clientIdBytes, 'utf8');
+  const frame = buf.subarray(start, batch.headroom + batch.body.length);
+  batch.tainted = true; // until the broker answered
+  const { payload } = await new Promise<{ payload: Buffer }>((resolve, reject) => {
+    connection.requestQueue.push({
+      entry: { apiKey: PRODUCE_API_KEY, apiName: 'Produce', apiVersion: produce.version, correlationId, resolve, reject },
+      expectResponse: true,
+      requestTimeout: null,
+      sendRequest: () => {
+        connection.socket.write(frame, 'binary');
+      },
+    });
+  });
+  batch.tainted = false; // answered: the broker read the whole request
+  const data = await produce.decode(payload);
+  connection.requestQueue.maybeThrottle(data.clientSideThrottleTime);
+  return data;
+}
 
 /** Producer id, epoch and the next sequence per partition; replaced as a whole when the producer id is re-initialised. */
 interface ProducerIdentity {
@@ -484,8 +564,8 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
     const id = identity ?? (await initIdentity());
     const key = `${topic}\0${partition}`;
     const baseSequence = id.sequences.get(key) ?? 0;
+    if (batch.tainted) detach(batch);
     sealBatch(batch.body, batch, { producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence });
-    const body = batch.body;
     await createRetry(retryOptions)(async (bail) => {
       const c = connected();
       try {
@@ -493,14 +573,14 @@ export function createKafkaProducer(options: KafkaClientOptions): KafkaProducer 
         const leaders = Object.keys(c.findLeaderForPartitions(topic, [partition]));
         if (leaders.length === 0) throw Object.assign(createErrorFromCode(3), { message: `no leader known for ${topic}[${partition}]` });
         const broker = await c.findBroker({ nodeId: leaders[0] });
-        const makeRequest = broker.lookupRequest(PRODUCE_API_KEY, PRODUCE_DEFINITION);
-        if (!makeRequest) {
+        const produce = broker.lookupRequest(PRODUCE_API_KEY, PRODUCE_DEFINITION);
+        if (!produce) {
           bail(new AgentError('KAFKA_UNSUPPORTED', 'the broker does not support Produce v3 (Kafka 0.11) or later', { topic, partition }, undefined, false));
           return;
         }
         let data: ProduceResponseData;
         try {
-          data = (await broker.connectionPool.send(makeRequest(body))) as ProduceResponseData;
+          data = await produceOnce(broker, produce, batch);
         } catch (err) {
           if ((err as KafkaError).name === 'KafkaJSConnectionClosedError') await broker.disconnect();
           throw err;

@@ -534,20 +534,26 @@ export interface ProduceBodyOptions {
 
 /** A Produce request body (v3–v7) carrying one record batch for one partition, to be sealed before it is sent. */
 export interface ProduceBody extends BatchSeal {
-  /** The request body: a view of `backing`. */
+  /** The request body: a view of `backing` from `headroom` on. */
   readonly body: Buffer;
   /** The whole buffer (from the pool, when one was given: give it back when the request is done). */
   readonly backing: Buffer;
+  /** Bytes of `backing` before the body, free for a request header to be written in place. */
+  readonly headroom: number;
 }
 
-/** Encodes the body of a Produce request for one partition (unsealed: `sealBatch(body.body, body, fields)` before sending). Reads `records` only synchronously. */
-export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions, pool?: BodyBufferPool): Promise<ProduceBody> {
+/**
+ * Encodes the body of a Produce request for one partition (unsealed:
+ * `sealBatch(body.body, body, fields)` before sending), after `headroom`
+ * free bytes (room for the request header). Reads `records` only synchronously.
+ */
+export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions, pool?: BodyBufferPool, headroom = 0): Promise<ProduceBody> {
   if (records.length === 0) throw new RangeError('a record batch needs at least one record');
   const topicBytes = Buffer.byteLength(o.topic, 'utf8');
   const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
-  const w = new ByteWriter(prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders), pool);
+  const w = new ByteWriter(headroom + prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders), pool);
   const b = w.buf;
-  let p = b.writeInt16BE(-1, 0);
+  let p = b.writeInt16BE(-1, headroom);
   p = b.writeInt16BE(o.acks, p);
   p = b.writeInt32BE(o.timeoutMs, p);
   p = b.writeInt32BE(1, p);
@@ -558,5 +564,5 @@ export async function encodeProduceBody(records: readonly EncodableRecord[], o: 
   w.pos = p + 4;
   await writeRecordBatch(w, records, o.compression, o.addedHeaders, o.partitionLeaderEpoch);
   w.buf.writeInt32BE(w.pos - p - 4, p);
-  return { body: w.buf.subarray(0, w.pos), backing: w.buf, batchStart: p + 4, sealedFor: '' };
+  return { body: w.buf.subarray(headroom, w.pos), backing: w.buf, headroom, batchStart: p + 4 - headroom, sealedFor: '' };
 }

@@ -21,6 +21,7 @@
  * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -133,6 +134,16 @@ interface ChildResult {
   externalMb: number;
 }
 
+/** CPU time (user + system) of another process so far, in ms, from /proc (NaN where there is none). */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
@@ -180,13 +191,20 @@ const suite: BenchSuite = {
       // The baseline runs in two halves, before and after the drain, so load drifting on a shared machine biases neither side.
       const half = Math.floor(count / 2);
       const base1 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: half });
+      // The peer (shim in this process, librdkafka's mock in its own): CPU it used while the replicator drained.
+      const peerCpu0 = process.cpuUsage();
+      const mockCpu0 = processCpuMs(kafka.pid);
       const drain = await runChild({ mode: 'replicator', bootstrap: kafka.bootstrap, dataDir, count });
+      const peerCpu = process.cpuUsage(peerCpu0);
+      const mockCpuMs = processCpuMs(kafka.pid) - mockCpu0;
       const base2 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: count - half });
       const base = { ms: base1.ms + base2.ms, cpuMs: base1.cpuMs + base2.cpuMs, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
       report.compare('drain backlog (records/s)', count / (drain.ms / 1000), count / (base.ms / 1000), 'records/s', { min: 200_000, minRatio: 0.8 });
       report.compare('drain backlog (MB/s key+value)', payloadMb / (drain.ms / 1000), payloadMb / (base.ms / 1000), 'MB/s', { minRatio: 0.8 });
       report.compare('peak RSS of the process (replicator vs bare producer)', drain.rssMb, base.rssMb, 'MB', { max: 150 });
       const load = loadavg()[0];
+      const peerMs = (peerCpu.user + peerCpu.system) / 1000;
+      report.note(`peer CPU while draining: shim ${((100 * peerMs) / drain.ms).toFixed(0)} % of a core (this process), librdkafka mock ${Number.isNaN(mockCpuMs) ? '?' : ((100 * mockCpuMs) / drain.ms).toFixed(0)} %`);
       report.note(`CPU time per record: replicator ${((drain.cpuMs * 1000) / count).toFixed(2)} µs (${((100 * drain.cpuMs) / drain.ms).toFixed(0)} % of a core while draining), bare producer ${((base.cpuMs * 1000) / count).toFixed(2)} µs; load average ${load.toFixed(1)} on ${availableParallelism()} cores`);
       report.note(`peak V8 heap ${drain.heapMb.toFixed(0)} MB (bare producer ${base.heapMb.toFixed(0)} MB), peak Buffer memory outside the heap ${drain.externalMb.toFixed(0)} MB (bare producer ${base.externalMb.toFixed(0)} MB)`);
       if (kafka.shim.errors.length > 0) report.note(`peer shim errors: ${kafka.shim.errors.join('; ')}`);

@@ -95,7 +95,7 @@ export class PartitionWorker {
   /** Event time of the oldest record not yet acknowledged, when known. */
   private oldestUnsent: number | undefined;
   /** Request body buffers: the batch in flight, the one read ahead, and one spare. */
-  private readonly bodies = new BodyBufferPool(3);
+  private readonly bodies = new BodyBufferPool(2);
   /** Encoded bytes per record of the last batch read (sizes the next read). */
   private bytesPerRecord: number | undefined;
   /** The dedup headers every record of this partition gets (the offset header is added per record). */
