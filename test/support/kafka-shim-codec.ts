@@ -8,6 +8,8 @@
  * Big-endian throughout. Frames carry their int32 size prefix.
  */
 
+import { crc32c as agentCrc32c } from '../../agent/kafka-produce-encoder.ts';
+
 /** Kafka api keys the shim names. */
 export const API_KEY = Object.freeze({ PRODUCE: 0, METADATA: 3, SASL_HANDSHAKE: 17, API_VERSIONS: 18, SASL_AUTHENTICATE: 36 });
 
@@ -145,21 +147,16 @@ export function frame(body: Buffer): Buffer {
   return Buffer.concat([int32(body.length), body]);
 }
 
-/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as record batches v2 use. */
-const CRC32C_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
+/**
+ * CRC-32C (Castagnoli), as record batches v2 use: the agent's slice-by-8
+ * implementation (byte at a time, checking every batch cost the peer more
+ * CPU than the producer spent encoding it). It is pinned independently of
+ * the producer: agent/kafka-produce-encoder.test.ts checks it against RFC
+ * 3720's vectors and, for random bytes at every alignment, against
+ * kafkajs's own CRC-32C; the peer test below checks the standard vector.
+ */
 export function crc32c(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = CRC32C_TABLE[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
+  return agentCrc32c(bytes);
 }
 
 export interface MetadataBroker {
