@@ -1,12 +1,28 @@
 /**
  * The one module that imports kafkajs. Everything else in the agent talks
- * to the central Kafka cluster through `KafkaProducer` and sees only
- * `AgentError`s: switching the client library is a change to this file.
+ * to the central Kafka cluster through `KafkaProducer` (and `encodeProduce`)
+ * and sees only `AgentError`s: switching the client library is a change to
+ * this file.
+ *
+ * kafkajs does what it does well: connections, TLS, SASL, ApiVersions,
+ * metadata, leader lookup, InitProducerId and retries. Produce requests are
+ * ours: kafkajs's encoding (an object and a fresh Encoder per record, an
+ * O(n²) grouping, CRC-32C byte at a time) capped a producer at ~20,000
+ * records/s. `encodeProduce` writes each partition's record batch v2 into
+ * one Buffer (kafka-produce-encoder.ts) once; `send` fills in the producer
+ * id, epoch and sequence, writes the request header into room left before
+ * the body, and hands that buffer to kafkajs's connection queue (same
+ * correlation ids, timeouts and in-flight limit as kafkajs's own requests).
+ * This relies on kafkajs internals (`kafkajs/src/...`: Cluster, Broker,
+ * Connection, retry, error codes, Produce response decoders), so kafkajs is
+ * pinned to exactly 2.2.4 in package.json.
  *
  * Producer settings are fixed where correctness depends on them:
  * idempotent (the broker drops a retried batch it already stored), acks -1
- * (all in-sync replicas), one request in flight per broker connection (so
- * batches of a partition cannot overtake each other), no automatic topic
+ * (all in-sync replicas), one request in flight per broker connection and
+ * one batch in flight per partition (so batches of a partition cannot
+ * overtake each other), Produce v3 or later (record batch v2, needed for
+ * idempotence; v3–v7 as the broker's ApiVersions allow), no automatic topic
  * creation unless asked, and Kafka's default (murmur2) partitioner so a key
  * lands on the same partition number as in the local log.
  */

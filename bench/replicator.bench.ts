@@ -7,15 +7,24 @@
  *    Kafka peer on loopback (librdkafka's mock cluster, 3 brokers, behind the
  *    test shim, both hosted by this parent) until its lag is 0: records/s
  *    and MB/s of key+value payload, and the child's peak RSS (the
- *    replicator's own, without the peer's memory);
- * 3. baseline: another child runs a bare kafkajs producer with the same
- *    settings (idempotent, acks -1, one request in flight, same batch size,
- *    one sender per partition) sending the same records, with the same
- *    headers, from memory; half before the drain and half after, so a load
- *    change on the shared machine biases neither side.
+ *    replicator's own, without the peer's memory). The replicator runs as
+ *    the agent does: reads each batch from the log, encodes it with its own
+ *    Produce encoder (agent/kafka-produce-encoder.ts, dedup headers added
+ *    there) and sends it through kafkajs's connections (agent/kafka-client.ts),
+ *    committing positions as batches are acknowledged;
+ * 3. baseline: another child runs a bare kafkajs producer (its public API,
+ *    `producer.send`, so kafkajs's own encoding) with the same settings
+ *    (idempotent, acks -1, one request in flight, same batch size, one
+ *    sender per partition) sending the same records, with the same headers,
+ *    from memory; half before the drain and half after, so a load change on
+ *    the shared machine biases neither side.
  *
- * Both paths pay kafkajs's encoding and the same peer, so the ratio is the
- * replicator's own overhead (log reads, headers, position commits).
+ * The ratio is therefore what replicating from the log with millstream's
+ * client costs against what an application gets from kafkajs as published.
+ * Also printed: CPU time per record of both children (less noisy than wall
+ * time on a shared machine), the load average, and the CPU the peer used
+ * while the replicator drained (the shim in this process, the mock in its
+ * own), so a figure limited by the peer or by other load can be told apart.
  * Targets (issue 5): ≥ 200,000 records/s, ≥ 0.8 × baseline, peak RSS ≤ 150 MB.
  * `BENCH_SCALE` multiplies the record count; `BENCH_CHILD_NODE_ARGS` adds
  * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
