@@ -75,6 +75,21 @@ export function toStatusError(e: AgentError, at: number): StatusError {
   };
 }
 
+/**
+ * About how many bytes a record of `records` takes in the log: key, value
+ * and header strings (of the first record, headers being alike) plus the
+ * log's per-record framing, with a quarter to spare (a read asking for too
+ * little returns a smaller batch).
+ */
+export function storedBytesPerRecord(records: readonly LogRecord[]): number {
+  let bytes = 0;
+  for (const r of records) bytes += r.value.length;
+  const r0 = records[0];
+  let perRecord = 16 + (r0.key?.length ?? 0);
+  for (const k in r0.headers) perRecord += 2 + k.length + r0.headers[k].length;
+  return (1.25 * bytes) / records.length + 1.25 * perRecord;
+}
+
 /** A batch read from the log and encoded: only the bytes are kept, with where it starts and ends. */
 interface PreparedBatch {
   encoded: EncodedProduce;
@@ -96,7 +111,7 @@ export class PartitionWorker {
   private oldestUnsent: number | undefined;
   /** Request body buffers: the batch in flight, the one read ahead, and one spare. */
   private readonly bodies = new BodyBufferPool(2);
-  /** Encoded bytes per record of the last batch read (sizes the next read). */
+  /** Stored bytes per record of the last batch read, about (sizes the next read). */
   private bytesPerRecord: number | undefined;
   /** The dedup headers every record of this partition gets (the offset header is added per record). */
   private readonly sourceHeaders: Readonly<Record<string, string>>;
@@ -212,7 +227,7 @@ export class PartitionWorker {
 
   /** Reads up to `maxRecords` from `offset` and encodes them at once (nothing of the read is kept). Undefined: nothing to read there. */
   private async readBatch(offset: number, maxRecords: number): Promise<PreparedBatch | undefined> {
-    // The log store reads about maxBytes from disk per call: ask for what this many records took last time (encoded, so at least their stored size), not more.
+    // The log store reads about maxBytes from disk per call: ask for about what this many records took last time, not more.
     const maxBytes = Math.min(this.opts.batchBytes, this.bytesPerRecord === undefined ? FIRST_READ_BYTES : Math.max(MIN_READ_BYTES, Math.ceil(this.bytesPerRecord * maxRecords)));
     const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
     if (records.length === 0) return undefined;
@@ -227,7 +242,7 @@ export class PartitionWorker {
       compression: this.opts.compression,
       timeoutMs: this.opts.kafka.requestTimeoutMs,
     }, this.bodies);
-    this.bytesPerRecord = encoded.bytes / encoded.recordCount;
+    this.bytesPerRecord = storedBytesPerRecord(records);
     const last = records[records.length - 1];
     return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
   }
