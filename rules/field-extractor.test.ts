@@ -152,4 +152,23 @@ describe('FieldExtractor', () => {
     const view = new Uint8Array(whole.buffer, whole.byteOffset + 2, whole.length - 2);
     expect(viaExtract(view as Buffer, [{ name: 'a', caseSensitive: false }])).toEqual(['b']);
   });
+
+  it('extractAt reads only buf[start, end): the same as extract of a copy, whatever bytes surround it', () => {
+    // The bytes around the range would complete a cut value (a closing quote, brace, digits, an escape's hex): they must not be read.
+    const around = fc.constantFrom('', '}', '"', '"}', '0}', '\\u0041"}', 'e5}', 'rue}', ' ,"a":1}', '\xff');
+    fc.assert(
+      fc.property(objectText, fieldsArb, fc.nat(), around, around, (text, fields, cutAt, before, after) => {
+        const whole = Buffer.from(text, 'utf8');
+        for (const value of [whole, whole.subarray(0, cutAt % (whole.length + 1))]) {
+          const buf = Buffer.concat([Buffer.from(before, 'latin1'), value, Buffer.from(after, 'latin1')]);
+          const x = new FieldExtractor(fields);
+          const row = x.newRow();
+          const ok = x.extractAt(buf, before.length, before.length + value.length, row);
+          const want = viaExtract(Buffer.from(value), fields);
+          expect(ok ? fields.map((f) => row[f.name]) : 'fallback').toEqual(want);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });

@@ -130,19 +130,23 @@ export class FieldExtractor {
   /** Fills `row` from `bytes` (see the module comment); false: parse the whole value instead. */
   extract(bytes: Uint8Array, row: Row): boolean {
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return this.extractAt(buf, 0, buf.length, row);
+  }
+
+  /** `extract` of the value `buf[start, end)`, in place (no view of it is made). */
+  extractAt(buf: Buffer, start: number, end: number, row: Row): boolean {
     const slots = this.#slots;
     for (const s of slots) {
       s.exactSeen = false;
       s.foldSeen = false;
     }
-    if (!this.#scan(buf)) return false;
+    if (!this.#scan(buf, start, end)) return false;
     for (const s of slots) row[s.name] = s.exactSeen ? s.exactValue : s.foldSeen ? s.foldValue : null;
     return true;
   }
 
-  #scan(buf: Buffer): boolean {
-    const n = buf.length;
-    let p = 0;
+  #scan(buf: Buffer, start: number, n: number): boolean {
+    let p = start;
     while (p < n && isWs(buf[p]!)) p++;
     if (p >= n || buf[p] !== LBRACE) return false;
     p++;
@@ -166,7 +170,7 @@ export class FieldExtractor {
           if (k === 3) return false;
           plain = false;
           if (k === 2) {
-            q = escapeEnd(buf, q);
+            q = escapeEnd(buf, q, n);
             if (q === FAIL) return false;
             continue;
           }
@@ -180,12 +184,12 @@ export class FieldExtractor {
         p++;
         while (p < n && isWs(buf[p]!)) p++;
         if (this.#hitCount === 0) {
-          p = this.#skip(buf, p);
+          p = this.#skip(buf, p, n);
           if (p === FAIL) return false;
         } else {
           const slot = this.#slots[this.#hits[0]!]!;
           this.#cache = slot.cache ??= new StringCache();
-          p = this.#value(buf, p);
+          p = this.#value(buf, p, n);
           if (p === FAIL) return false;
           if (!this.#assign(buf, keyStart, keyEnd, plain)) return false;
         }
@@ -253,8 +257,7 @@ export class FieldExtractor {
   }
 
   /** Scans the value at `p` into `#val`; returns the position after it. */
-  #value(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #value(buf: Buffer, p: number, n: number): number {
     if (p >= n) return FAIL;
     const b = buf[p]!;
     if (b === QUOTE) {
@@ -271,7 +274,7 @@ export class FieldExtractor {
         if (c >= 0x80) ascii = false;
         else if (c === BACKSLASH) {
           escaped = true;
-          q = escapeEnd(buf, q);
+          q = escapeEnd(buf, q, n);
           if (q === FAIL) return FAIL;
           continue;
         }
@@ -282,22 +285,21 @@ export class FieldExtractor {
       else this.#val = buf.toString(ascii ? 'latin1' : 'utf8', p + 1, q);
       return q + 1;
     }
-    if (b === MINUS || (b >= ZERO && b <= NINE)) return this.#number(buf, p);
+    if (b === MINUS || (b >= ZERO && b <= NINE)) return this.#number(buf, p, n);
     if (b === LBRACE || b === LBRACKET) {
-      const end = this.#skip(buf, p);
+      const end = this.#skip(buf, p, n);
       if (end === FAIL) return FAIL;
       this.#val = JSON.parse(buf.toString('utf8', p, end));
       return end;
     }
-    const end = literal(buf, p);
+    const end = literal(buf, p, n);
     if (end === FAIL) return FAIL;
     this.#val = b === 0x74 ? true : b === 0x66 ? false : null;
     return end;
   }
 
   /** Scans a number at `p` (JSON grammar) into `#val`. */
-  #number(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #number(buf: Buffer, p: number, n: number): number {
     const start = p;
     let neg = false;
     if (buf[p] === MINUS) {
@@ -339,8 +341,7 @@ export class FieldExtractor {
   }
 
   /** Validates and skips the value at `p`; returns the position after it. */
-  #skip(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #skip(buf: Buffer, p: number, n: number): number {
     const stack = this.#stack;
     let depth = 0;
     for (;;) {
@@ -360,19 +361,19 @@ export class FieldExtractor {
           depth--;
         } else {
           if (obj) {
-            p = skipKey(buf, p);
+            p = skipKey(buf, p, n);
             if (p === FAIL) return FAIL;
           }
           continue;
         }
       } else if (b === QUOTE) {
-        p = skipString(buf, p);
+        p = skipString(buf, p, n);
         if (p === FAIL) return FAIL;
       } else if (b === MINUS || (b >= ZERO && b <= NINE)) {
-        p = this.#number(buf, p);
+        p = this.#number(buf, p, n);
         if (p === FAIL) return FAIL;
       } else {
-        p = literal(buf, p);
+        p = literal(buf, p, n);
         if (p === FAIL) return FAIL;
       }
       // after a value: close containers or move to the next element
@@ -391,7 +392,7 @@ export class FieldExtractor {
         p++;
         if (obj) {
           while (p < n && isWs(buf[p]!)) p++;
-          p = skipKey(buf, p);
+          p = skipKey(buf, p, n);
           if (p === FAIL) return FAIL;
         }
         break;
@@ -401,10 +402,9 @@ export class FieldExtractor {
 }
 
 /** Skips `"key" :` at `p` (validated); returns the position of the value. */
-function skipKey(buf: Buffer, p: number): number {
-  const n = buf.length;
+function skipKey(buf: Buffer, p: number, n: number): number {
   if (p >= n || buf[p] !== QUOTE) return FAIL;
-  p = skipString(buf, p);
+  p = skipString(buf, p, n);
   if (p === FAIL) return FAIL;
   while (p < n && isWs(buf[p]!)) p++;
   if (p >= n || buf[p] !== COLON) return FAIL;
@@ -412,8 +412,7 @@ function skipKey(buf: Buffer, p: number): number {
 }
 
 /** Skips the string at `p` (a quote), validating it; returns the position after its closing quote. */
-function skipString(buf: Buffer, p: number): number {
-  const n = buf.length;
+function skipString(buf: Buffer, p: number, n: number): number {
   let q = p + 1;
   for (;;) {
     if (q >= n) return FAIL;
@@ -422,7 +421,7 @@ function skipString(buf: Buffer, p: number): number {
     else if (k === 1) return q + 1;
     else if (k === 3) return FAIL;
     else {
-      q = escapeEnd(buf, q);
+      q = escapeEnd(buf, q, n);
       if (q === FAIL) return FAIL;
     }
   }
@@ -434,12 +433,23 @@ function skipString(buf: Buffer, p: number): number {
  * most values come back as the same string without copying bytes out of the
  * buffer. A hit compares the bytes, so the string is always the exact text.
  */
-class StringCache {
+export class StringCache {
   static readonly ENTRIES = 4096;
   static readonly MAX_BYTES = 48;
   readonly #bytes = new Uint8Array(StringCache.ENTRIES * StringCache.MAX_BYTES);
   readonly #lengths = new Int16Array(StringCache.ENTRIES).fill(-1);
   readonly #strings: string[] = new Array<string>(StringCache.ENTRIES).fill('');
+
+  /** The UTF-8 text of `buf[start, end)` (ASCII texts through the cache). */
+  text(buf: Buffer, start: number, end: number): string {
+    let hash = 0;
+    for (let q = start; q < end; q++) {
+      const c = buf[q]!;
+      if (c >= 0x80) return buf.toString('utf8', start, end);
+      hash = (hash * 31 + c) | 0;
+    }
+    return this.get(buf, start, end, hash);
+  }
 
   /** The ASCII text of `buf[start, end)`, whose bytes hash to `hash`. */
   get(buf: Buffer, start: number, end: number, hash: number): string {
@@ -462,11 +472,11 @@ class StringCache {
 }
 
 /** Checks the escape at `q` (a backslash); returns the position after it. */
-function escapeEnd(buf: Buffer, q: number): number {
-  const e = buf[q + 1];
-  if (e === undefined || e >= 0x80 || ESCAPES[e] === 0) return FAIL;
+function escapeEnd(buf: Buffer, q: number, n: number): number {
+  const e = q + 1 < n ? buf[q + 1]! : 0xff;
+  if (e >= 0x80 || ESCAPES[e] === 0) return FAIL;
   if (e !== 0x75) return q + 2;
-  if (q + 6 > buf.length) return FAIL;
+  if (q + 6 > n) return FAIL;
   for (let i = q + 2; i < q + 6; i++) {
     const h = buf[i]!;
     if (h >= 0x80 || HEX[h] === 0) return FAIL;
@@ -475,10 +485,10 @@ function escapeEnd(buf: Buffer, q: number): number {
 }
 
 /** Skips `true`, `false` or `null` at `p`. */
-function literal(buf: Buffer, p: number): number {
+function literal(buf: Buffer, p: number, n: number): number {
   const b = buf[p];
   const word = b === 0x74 ? TRUE : b === 0x66 ? FALSE : b === 0x6e ? NULL : null;
-  if (word === null || p + word.length > buf.length) return FAIL;
+  if (word === null || p + word.length > n) return FAIL;
   for (let i = 1; i < word.length; i++) if (buf[p + i] !== word[i]) return FAIL;
   return p + word.length;
 }

@@ -42,9 +42,9 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
-import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
-import { FieldExtractor } from './field-extractor.ts';
+import type { Clock, LogStoreApi, Logger, RecordBlock, RecordInput, Timers } from '../log-store/index.ts';
+import { type Emitter, type LateReason, type Operator, type RawValue, rawBytes } from './operators/emitter.ts';
+import { FieldExtractor, StringCache } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
 import type { DerivedPlan, Row, SourceRow } from './plan.ts';
@@ -119,15 +119,23 @@ interface Pending {
 }
 
 /**
- * One input partition's records of a batch. Records are decoded one at a
+ * One input partition's records of a batch, as the log's raw blocks
+ * (`readBatches`: no object per record). Records are decoded one at a
  * time, just before they are processed (the head), so decoded values die
  * young instead of a whole batch of them being kept alive.
  */
 interface Lane {
   partition: number;
-  records: LogRecord[];
-  /** Index of the head record in `records`. */
+  blocks: RecordBlock[];
+  /** Records of each block in the batch (recovery reads up to a target offset and may cut the last block). */
+  counts: number[];
+  /** Records in all blocks. */
+  total: number;
+  /** The head: record `i` of `blocks[b]` (`block`, null when the lane is done), of `n` taken from it. */
+  b: number;
+  block: RecordBlock | null;
   i: number;
+  n: number;
   // the decoded head:
   value: Row;
   /** Event time, or -Infinity when the record is bad (bad records are processed first when at the head). */
@@ -295,7 +303,36 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, records: [], i: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
+    return { partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
+  }
+
+  /** Puts the lane's head on its first record (null block: nothing to read). */
+  function rewind(lane: Lane): void {
+    lane.b = 0;
+    lane.i = 0;
+    lane.block = lane.blocks.length ? lane.blocks[0]! : null;
+    lane.n = lane.blocks.length ? lane.counts[0]! : 0;
+  }
+
+  /** Moves the head to the next record. */
+  function advance(lane: Lane): void {
+    if (++lane.i < lane.n) return;
+    lane.i = 0;
+    if (++lane.b < lane.blocks.length) {
+      lane.block = lane.blocks[lane.b]!;
+      lane.n = lane.counts[lane.b]!;
+    } else {
+      lane.block = null;
+      lane.n = 0;
+    }
+  }
+
+  /** Keys as strings: readings repeat their keys, so each distinct key text is decoded once (see StringCache). */
+  const keyCache = new StringCache();
+  function keyOf(block: RecordBlock, i: number): string | null {
+    const start = block.keyStarts[i]!;
+    if (start < 0) return null;
+    return keyCache.text(block.buf, start, block.keyEnds[i]!);
   }
   const lanes = new Map<number, Lane>();
 
@@ -303,14 +340,17 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let lastTimeText: string | null = null;
   let lastTime: number | null = null;
 
-  /** Decodes `lane.records[lane.i]` into the lane's head fields. */
+  /** Decodes the head record of `lane` into the lane's head fields. */
   function decodeHead(lane: Lane): void {
-    const r = lane.records[lane.i]!;
+    const block = lane.block!;
+    const i = lane.i;
+    const start = block.valueStarts[i]!;
+    const end = block.valueEnds[i]!;
     let value: unknown;
-    if (lane.fields !== null && extractor!.extract(r.value, lane.fields)) value = lane.fields;
+    if (lane.fields !== null && extractor!.extractAt(block.buf, start, end, lane.fields)) value = lane.fields;
     else {
       try {
-        value = JSON.parse(r.value.toString('utf8'));
+        value = JSON.parse(block.buf.toString('utf8', start, end));
       } catch {
         value = undefined;
       }
@@ -328,7 +368,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const tv = field === null ? undefined : (value as Row)[field];
     if (typeof tv === 'string' && tv === lastTimeText) ts = lastTime;
     else {
-      ts = source.eventTime(value as Row, r.timestamp);
+      ts = source.eventTime(value as Row, block.timestamps[i]!);
       if (typeof tv === 'string') {
         lastTimeText = tv;
         lastTime = ts;
@@ -354,8 +394,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     for (let p = 0; p < inPartitions; p++) {
       const lane = lanes.get(p) ?? laneOf(p);
       lanes.set(p, lane);
-      lane.records = [];
-      lane.i = 0;
+      lane.blocks = [];
+      lane.counts = [];
+      lane.total = 0;
       let pos = positions.get(p)!;
       const limit = target ? (target.get(p) ?? pos) : Infinity;
       const end = log.endOffset(inputTopic, p);
@@ -365,16 +406,22 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         pos = earliest;
         next.set(p, pos);
       }
-      while (pos < end && pos < limit && (target !== null || lane.records.length === 0)) {
-        const res = await log.read(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
-        if (!res.records.length) break;
-        if (lane.records.length === 0 && res.records[res.records.length - 1]!.offset < limit) lane.records = res.records;
-        else for (const r of res.records) if (r.offset < limit) lane.records.push(r);
+      while (pos < end && pos < limit && (target !== null || lane.total === 0)) {
+        const res = await log.readBatches(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
+        if (!res.count) break;
+        for (const block of res.blocks) {
+          const n = Math.min(block.count, limit - block.baseOffset);
+          if (n <= 0) continue;
+          lane.blocks.push(block);
+          lane.counts.push(n);
+          lane.total += n;
+        }
         pos = Math.min(res.nextOffset, limit);
         if (!target) break;
       }
+      rewind(lane);
       if (pos !== positions.get(p)) next.set(p, pos);
-      if (lane.records.length) any = true;
+      if (lane.total) any = true;
     }
     if (!any && target === null) return sameAs(next, positions) ? null : next;
     return next;
@@ -386,22 +433,28 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   const row: SourceRow = { value: {}, key: null, timestamp: 0, partition: 0, offset: 0 };
+  const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0 };
 
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
-    const r = lane.records[lane.i++]!;
+    const block = lane.block!;
+    const i = lane.i;
     row.value = lane.value;
-    row.key = r.key;
+    row.key = keyOf(block, i);
     row.timestamp = lane.time;
     row.partition = lane.partition;
-    row.offset = r.offset;
+    row.offset = block.baseOffset + i;
+    raw.buf = block.buf;
+    raw.start = block.valueStarts[i]!;
+    raw.end = block.valueEnds[i]!;
+    advance(lane);
     const bad = lane.bad;
     if (bad !== null) {
-      row.timestamp = r.timestamp;
-      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, r.value, op.streamTime);
+      row.timestamp = block.timestamps[i]!;
+      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, rawBytes(raw), op.streamTime);
       return;
     }
-    op.process(row, r.value);
+    op.process(row, raw);
   }
 
   /** Processes the batch's records, merged across partitions by event time (ties: lower partition). Returns how many. */
@@ -410,34 +463,36 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     let total = 0;
     for (let p = 0; p < inPartitions; p++) {
       const lane = lanes.get(p);
-      if (lane && lane.records.length) {
+      if (lane && lane.block !== null) {
         active.push(lane);
-        total += lane.records.length;
+        total += lane.total;
       }
     }
     if (active.length === 1) {
       const lane = active[0]!;
-      const n = lane.records.length;
-      while (lane.i < n) {
+      while (lane.block !== null) {
         decodeHead(lane);
         processHead(lane, op);
       }
-      lane.records = [];
-      return total;
-    }
-    for (const lane of active) decodeHead(lane);
-    let live = active.length;
-    while (live > 0) {
-      let best: Lane | null = null;
-      for (const lane of active) {
-        if (lane.i >= lane.records.length) continue;
-        if (best === null || lane.time < best.time) best = lane;
+    } else {
+      for (const lane of active) decodeHead(lane);
+      let live = active.length;
+      while (live > 0) {
+        let best: Lane | null = null;
+        for (const lane of active) {
+          if (lane.block === null) continue;
+          if (best === null || lane.time < best.time) best = lane;
+        }
+        processHead(best!, op);
+        if (best!.block !== null) decodeHead(best!);
+        else live--;
       }
-      processHead(best!, op);
-      if (best!.i < best!.records.length) decodeHead(best!);
-      else live--;
     }
-    for (const lane of active) lane.records = [];
+    // the blocks die with the batch
+    for (const lane of active) {
+      lane.blocks = [];
+      lane.counts = [];
+    }
     return total;
   }
 

@@ -22,7 +22,8 @@ function harness(plan: TablePlan) {
   let offset = 0;
   const feed = (value: Row, ts: number) => {
     const row: SourceRow = { value, key: String(value.sensor_id ?? ''), timestamp: ts, partition: 0, offset: offset++ };
-    op.process(row, Buffer.from(JSON.stringify(value)));
+    const buf = Buffer.from(JSON.stringify(value));
+    op.process(row, { buf, start: 0, end: buf.length });
   };
   return { op, rows, late, feed };
 }

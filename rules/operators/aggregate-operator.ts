@@ -25,7 +25,7 @@ import { type AggregateFunction, type AggState, aggregateFunction } from '../agg
 import type { GroupRow, SourceRow, TablePlan } from '../plan.ts';
 import { RulesError } from '../errors.ts';
 import { assignTimeWindows, closeTime, sessionSpan } from '../windows.ts';
-import type { Emitter, Operator } from './emitter.ts';
+import { type Emitter, type Operator, type RawValue, rawBytes } from './emitter.ts';
 
 interface Win {
   /** Checkpoint row id (time windows and unwindowed groups; sessions use their group's id). */
@@ -94,7 +94,7 @@ export class AggregateOperator implements Operator {
     this.#timeWindow = { sizeMs: this.#sizeMs, advanceMs: this.#advanceMs };
   }
 
-  process(row: SourceRow, raw: Uint8Array): void {
+  process(row: SourceRow, raw: RawValue): void {
     const plan = this.#plan;
     if (!plan.where(row)) return;
     const ts = row.timestamp;
@@ -138,7 +138,7 @@ export class AggregateOperator implements Operator {
     for (let i = 0; i < fns.length; i++) fns[i]!.add(win.states[i]!, values[i], seq);
   }
 
-  #processTime(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
+  #processTime(row: SourceRow, raw: RawValue, text: string, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
     const n = assignTimeWindows(this.#timeWindow, ts, starts);
@@ -169,7 +169,7 @@ export class AggregateOperator implements Operator {
       if (!this.#final) this.#emitRow(win, start, row.partition);
     }
     if (accepted === 0) {
-      this.#emitter.late('WINDOW_CLOSED', 'every window of the record closed (event time beyond the grace period)', row, raw, this.streamTime);
+      this.#emitter.late('WINDOW_CLOSED', 'every window of the record closed (event time beyond the grace period)', row, rawBytes(raw), this.streamTime);
     }
     if (this.streamTime >= this.#nextCloseAt) this.#closeTimeWindows(this.streamTime);
   }
@@ -206,10 +206,10 @@ export class AggregateOperator implements Operator {
     }
   }
 
-  #processSession(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
+  #processSession(row: SourceRow, raw: RawValue, text: string, seq: number): void {
     const ts = row.timestamp;
     if (ts + this.#graceMs < this.streamTime) {
-      this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, raw, this.streamTime);
+      this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, rawBytes(raw), this.streamTime);
       return;
     }
     let list = this.#sessions.get(text);
