@@ -151,6 +151,44 @@ interface Lane {
   fields: Row | null;
 }
 
+/**
+ * The runner's one SourceRow, reused record after record: its key is
+ * decoded from the block only when something reads it (most filtered-out
+ * and aggregated records never do).
+ */
+class BlockRow implements SourceRow {
+  value: Row = {};
+  timestamp = 0;
+  partition = 0;
+  offset = 0;
+  #block: RecordBlock | null = null;
+  #index = 0;
+  /** undefined: not decoded yet. */
+  #key: string | null | undefined = null;
+
+  constructor(readonly keys: StringCache) {}
+
+  /** Points the key at record `index` of `block`. */
+  at(block: RecordBlock, index: number): void {
+    this.#block = block;
+    this.#index = index;
+    this.#key = undefined;
+  }
+
+  get key(): string | null {
+    if (this.#key === undefined) {
+      const b = this.#block!;
+      const start = b.keyStarts[this.#index]!;
+      this.#key = start < 0 ? null : this.keys.text(b.buf, start, b.keyEnds[this.#index]!);
+    }
+    return this.#key;
+  }
+
+  set key(key: string | null) {
+    this.#key = key;
+  }
+}
+
 function stateSignature(plan: DerivedPlan): string {
   return plan.kind === 'table' ? plan.stateSignature : `stream:${plan.source.topic}`;
 }
@@ -337,11 +375,6 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   /** Keys as strings: readings repeat their keys, so each distinct key text is decoded once (see StringCache). */
   const keyCache = new StringCache();
-  function keyOf(block: RecordBlock, i: number): string | null {
-    const start = block.keyStarts[i]!;
-    if (start < 0) return null;
-    return keyCache.text(block.buf, start, block.keyEnds[i]!);
-  }
   const lanes = new Map<number, Lane>();
 
   // event-time cache of decodeHead: the last timestamp text seen and what it parsed to
@@ -440,7 +473,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     return true;
   }
 
-  const row: SourceRow = { value: {}, key: null, timestamp: 0, partition: 0, offset: 0 };
+  const row = new BlockRow(keyCache);
   const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0 };
 
   /** Processes the decoded head of `lane`, then advances it. */
@@ -448,7 +481,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const block = lane.block!;
     const i = lane.i;
     row.value = lane.value;
-    row.key = keyOf(block, i);
+    row.at(block, i);
     row.timestamp = lane.time;
     row.partition = lane.partition;
     row.offset = block.baseOffset + i;

@@ -41,6 +41,9 @@ interface Win {
   closed: boolean;
 }
 
+/** Bound of the group-text cache: about as many groups as a gateway's sensors, a few MB at most. */
+const TEXT_CACHE_ENTRIES = 65_536;
+
 function compareWins(a: Win, b: Win): number {
   return a.start - b.start || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
 }
@@ -74,6 +77,8 @@ export class AggregateOperator implements Operator {
   readonly #keys: unknown[] = [];
   readonly #argValues: unknown[] = [];
   readonly #windowStarts: number[] = [];
+  /** One-string group key → its group text (see #textOf); cleared when it holds TEXT_CACHE_ENTRIES. */
+  readonly #texts = new Map<string, string>();
 
   constructor(plan: TablePlan, emitter: Emitter) {
     this.#plan = plan;
@@ -104,7 +109,8 @@ export class AggregateOperator implements Operator {
     const groupBy = plan.groupBy;
     if (keys.length !== groupBy.length) keys.length = groupBy.length;
     for (let i = 0; i < groupBy.length; i++) keys[i] = groupBy[i]!(row);
-    const text = plan.groupKeyText(keys);
+    const k0 = keys[0];
+    const text = keys.length === 1 && typeof k0 === 'string' ? (this.#texts.get(k0) ?? this.#textOf(k0)) : plan.groupKeyText(keys);
     const args = this.#args;
     const values = this.#argValues;
     for (let i = 0; i < args.length; i++) {
@@ -126,6 +132,14 @@ export class AggregateOperator implements Operator {
       }
       if (!this.#final) this.#emitRow(win, ts, row.partition);
     }
+  }
+
+  /** The group text of a one-string key, remembered (a string built per record would be hashed again on every map lookup). */
+  #textOf(key: string): string {
+    if (this.#texts.size >= TEXT_CACHE_ENTRIES) this.#texts.clear();
+    const text = this.#plan.groupKeyText(this.#keys);
+    this.#texts.set(key, text);
+    return text;
   }
 
   #newWin(id: string, text: string, start: number, end: number): Win {
