@@ -141,6 +141,13 @@ describe('FieldExtractor', () => {
     ['raw control character in a skipped string', '{"b":"x\ny","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
     ['bad escape in a skipped string', '{"b":"\\x","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
     ['unclosed nested value', '{"b":[1,{"c":2]}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped numbers of every form', '{"b":-0.5e+3,"c":0,"d":-12E-2,"e":7,"a":1}', [{ name: 'a', caseSensitive: false }], [1]],
+    ['skipped number: lone minus', '{"b":-,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: no fraction digits', '{"b":1.,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: no exponent digits', '{"b":1e+,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: leading zero', '{"b":-01,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped strings with escapes and non-ASCII', '{"b":"x\\"y\\u00e9","c":"é\\n","a":1}', [{ name: 'a', caseSensitive: false }], [1]],
+    ['key with non-ASCII and escapes after a plain prefix', '{"colé":1,"col\\u006fur":"R"}', [{ name: 'colour', caseSensitive: true }], ['R']],
   ];
   it.each(golden)('%s', (_label, text, fields, want) => {
     expect(viaExtract(Buffer.from(text, 'utf8'), fields)).toEqual(want);

@@ -156,26 +156,29 @@ export class FieldExtractor {
       for (;;) {
         if (p >= n || buf[p] !== QUOTE) return false;
         const keyStart = p + 1;
-        // scan the key
+        // scan the key: plain ASCII bytes in a tight loop, anything else below
         let q = keyStart;
         let plain = true;
-        for (;;) {
-          if (q >= n) return false;
-          const k = STRING_CLASS[buf[q]!]!;
-          if (k === 0) {
+        let c = 0;
+        while (q < n && (c = buf[q]!) !== QUOTE && c >= 0x20 && c !== BACKSLASH && c < 0x80) q++;
+        if (c !== QUOTE || q >= n)
+          for (;;) {
+            if (q >= n) return false;
+            const k = STRING_CLASS[buf[q]!]!;
+            if (k === 0) {
+              q++;
+              continue;
+            }
+            if (k === 1) break;
+            if (k === 3) return false;
+            plain = false;
+            if (k === 2) {
+              q = escapeEnd(buf, q, n);
+              if (q === FAIL) return false;
+              continue;
+            }
             q++;
-            continue;
           }
-          if (k === 1) break;
-          if (k === 3) return false;
-          plain = false;
-          if (k === 2) {
-            q = escapeEnd(buf, q, n);
-            if (q === FAIL) return false;
-            continue;
-          }
-          q++;
-        }
         const keyEnd = q;
         if (!this.#match(buf, keyStart, keyEnd, plain)) return false;
         p = keyEnd + 1;
@@ -184,7 +187,14 @@ export class FieldExtractor {
         p++;
         while (p < n && isWs(buf[p]!)) p++;
         if (this.#hitCount === 0) {
-          p = this.#skip(buf, p, n);
+          // a value nobody reads: plain strings and numbers without the general skipper
+          const v = p < n ? buf[p]! : 0;
+          if (v === QUOTE) {
+            let e = p + 1;
+            while (e < n && (c = buf[e]!) !== QUOTE && c !== BACKSLASH && c >= 0x20) e++;
+            p = e < n && c === QUOTE ? e + 1 : skipString(buf, p, n);
+          } else if (v === MINUS || (v >= ZERO && v <= NINE)) p = skipNumber(buf, p, n);
+          else p = this.#skip(buf, p, n);
           if (p === FAIL) return false;
         } else {
           const slot = this.#slots[this.#hits[0]!]!;
@@ -399,6 +409,31 @@ export class FieldExtractor {
       }
     }
   }
+}
+
+/** Skips the number at `p` (JSON grammar, validated); returns the position after it. */
+function skipNumber(buf: Buffer, p: number, n: number): number {
+  if (buf[p] === MINUS) p++;
+  if (p >= n) return FAIL;
+  let c = buf[p]!;
+  if (c === ZERO) p++;
+  else if (c >= ZERO + 1 && c <= NINE) {
+    p++;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+  } else return FAIL;
+  if (p < n && buf[p] === DOT) {
+    const f = ++p;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+    if (p === f) return FAIL;
+  }
+  if (p < n && (buf[p] === 0x65 || buf[p] === 0x45)) {
+    p++;
+    if (p < n && (buf[p] === PLUS || buf[p] === MINUS)) p++;
+    const e = p;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+    if (p === e) return FAIL;
+  }
+  return p;
 }
 
 /** Skips `"key" :` at `p` (validated); returns the position of the value. */
