@@ -28,8 +28,11 @@ import { assignTimeWindows, closeTime, sessionSpan } from '../windows.ts';
 import { type Emitter, type Operator, type RawValue, rawBytes } from './emitter.ts';
 
 interface Win {
-  /** Checkpoint row id (time windows and unwindowed groups; sessions use their group's id). */
-  id: string;
+  /**
+   * Checkpoint row id as restored from a checkpoint; null: the usual one,
+   * built when needed (`#idOf`), so open windows do not each hold a string.
+   */
+  id: string | null;
   text: string;
   keys: unknown[];
   start: number;
@@ -122,7 +125,7 @@ export class AggregateOperator implements Operator {
     else {
       let win = this.#groups.get(text);
       if (!win) {
-        win = this.#newWin(`g:${text}`, text, NaN, NaN);
+        win = this.#newWin(text, NaN, NaN);
         this.#groups.set(text, win);
       }
       this.#add(win, seq);
@@ -142,8 +145,13 @@ export class AggregateOperator implements Operator {
     return text;
   }
 
-  #newWin(id: string, text: string, start: number, end: number): Win {
-    return { id, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
+  /** Checkpoint row id of a time window or unwindowed group: `t:<start>:<group>` or `g:<group>` (see the module comment). */
+  #idOf(w: Win): string {
+    return w.id ?? (this.#mode === 'none' ? `g:${w.text}` : `t:${w.start}:${w.text}`);
+  }
+
+  #newWin(text: string, start: number, end: number): Win {
+    return { id: null, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
   }
 
   #add(win: Win, seq: number): void {
@@ -172,7 +180,7 @@ export class AggregateOperator implements Operator {
       }
       let win = byGroup.get(text);
       if (!win) {
-        win = this.#newWin(`t:${start}:${text}`, text, start, end);
+        win = this.#newWin(text, start, end);
         byGroup.set(text, win);
       }
       this.#add(win, seq);
@@ -215,7 +223,7 @@ export class AggregateOperator implements Operator {
       if (this.#final) this.#emitRow(w, w.start, 0);
       if (this.#mode !== 'session') {
         w.closed = true;
-        this.#deletes.push(w.id);
+        this.#deletes.push(this.#idOf(w));
       }
     }
   }
@@ -234,7 +242,7 @@ export class AggregateOperator implements Operator {
     const [from, to] = sessionSpan(list, ts, this.#gapMs);
     let win: Win;
     if (from === to) {
-      win = this.#newWin(`s:${text}`, text, ts, ts);
+      win = this.#newWin(text, ts, ts);
       list.splice(from, 0, win);
     } else {
       win = list[from]!;
@@ -320,7 +328,7 @@ export class AggregateOperator implements Operator {
     for (const w of this.#dirty) {
       w.dirty = false;
       if (w.closed) continue;
-      upserts.push([w.id, JSON.stringify(this.#mode === 'none' ? [w.keys, w.states] : [w.keys, w.start, w.end, w.states])]);
+      upserts.push([this.#idOf(w), JSON.stringify(this.#mode === 'none' ? [w.keys, w.states] : [w.keys, w.start, w.end, w.states])]);
     }
     this.#dirty = [];
     const deletes = this.#deletes;
