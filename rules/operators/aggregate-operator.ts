@@ -71,6 +71,9 @@ export class AggregateOperator implements Operator {
   // time windows: start → group text → window, and the open starts ascending
   readonly #byStart = new Map<number, Map<string, Win>>();
   readonly #starts: number[] = [];
+  /** The window start the last record fell in and its groups (NaN: none; reset when that window closes). */
+  #lastStart = NaN;
+  #lastByGroup: Map<string, Win> | undefined = undefined;
   #nextCloseAt = Infinity;
   // checkpoint tracking
   #dirty: Win[] = [];
@@ -170,7 +173,8 @@ export class AggregateOperator implements Operator {
       const end = start + this.#sizeMs;
       if (end + this.#graceMs <= this.streamTime) continue;
       accepted++;
-      let byGroup = this.#byStart.get(start);
+      // readings come in time order: most fall in the window the previous one did
+      let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
       if (!byGroup) {
         byGroup = new Map();
         this.#byStart.set(start, byGroup);
@@ -178,6 +182,8 @@ export class AggregateOperator implements Operator {
         const at = end + this.#graceMs;
         if (at < this.#nextCloseAt) this.#nextCloseAt = at;
       }
+      this.#lastStart = start;
+      this.#lastByGroup = byGroup;
       let win = byGroup.get(text);
       if (!win) {
         win = this.#newWin(text, start, end);
@@ -210,6 +216,7 @@ export class AggregateOperator implements Operator {
       const start = starts.shift()!;
       const byGroup = this.#byStart.get(start)!;
       this.#byStart.delete(start);
+      if (start === this.#lastStart) this.#lastStart = NaN;
       const wins = [...byGroup.values()].sort(compareWins);
       for (const w of wins) closing.push(w);
     }
