@@ -125,7 +125,9 @@ interface ChildResult {
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    // Compiled (npm run bench builds dist/): plain node, as the agent runs; from the sources: through tsx.
+    const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
+    const p = spawn(process.execPath, [...loader, file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
     let out = '';
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
