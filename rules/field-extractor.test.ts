@@ -178,4 +178,39 @@ describe('FieldExtractor', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('one extractor over records that mostly share their keys (its fast path) returns what a fresh one returns for each', () => {
+    // a base shape, then records that keep it or change it: another value, a renamed, re-cased, escaped,
+    // reordered or repeated key, whitespace, a cut or a corrupted byte
+    const shape = fc.uniqueArray(fc.constantFrom(...NAMES.filter((n) => n !== ''), 'reading_ts', 'sensor_id', 'widget_weight_g'), { minLength: 1, maxLength: 6 });
+    const change = fc.constantFrom('same', 'same', 'same', 'value', 'rename', 'case', 'escape', 'swap', 'repeat', 'space', 'cut', 'corrupt');
+    fc.assert(
+      fc.property(shape, fieldsArb, fc.array(fc.tuple(change, valueArb, fc.nat()), { minLength: 2, maxLength: 12 }), (keys, fields, steps) => {
+        const x = new FieldExtractor(fields);
+        const row = x.newRow();
+        for (const [how, value, n] of steps) {
+          let ks = [...keys];
+          const at = n % ks.length;
+          if (how === 'rename') ks[at] = `${ks[at]}x`;
+          if (how === 'case') ks[at] = ks[at]!.toUpperCase();
+          if (how === 'swap' && ks.length > 1) ks = [...ks.slice(1), ks[0]!];
+          if (how === 'repeat') ks = [...ks, ks[at]!];
+          const parts = ks.map((k, i) => {
+            const key = how === 'escape' && i === at ? `"${[...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(k);
+            return `${key}:${JSON.stringify(i === at && how === 'value' ? value : i % 2 ? 'RED' : i)}`;
+          });
+          let text = `{${parts.join(how === 'space' ? ' ,\n ' : ',')}}`;
+          if (how === 'cut') text = text.slice(0, n % text.length);
+          let bytes = Buffer.from(text, 'utf8');
+          if (how === 'corrupt') {
+            bytes = Buffer.from(bytes);
+            bytes[n % bytes.length] = (n * 7) & 0xff;
+          }
+          const got = x.extractAt(bytes, 0, bytes.length, row) ? fields.map((f) => row[f.name]) : 'fallback';
+          expect(got).toEqual(viaExtract(bytes, fields));
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
 });

@@ -20,6 +20,15 @@
  *
  * The row object given to `extract` is reused record after record: callers
  * must not keep it (plan closures never do).
+ *
+ * Fast path: records of one source mostly share their keys, in order. The
+ * keys of the last record the general scanner accepted (plain ASCII, each
+ * filling at most one field) become a template (`KeyLayout`); the next
+ * record is first read against it: keys compared byte for byte (a word at a
+ * time), their fields known without matching, values scanned and validated
+ * as always. Any difference (another key, order, escape, invalid byte)
+ * sends the record to the general scanner, whose result it then is (and
+ * whose keys become the next template). Same contract either way.
  */
 import type { Row } from './plan.ts';
 
@@ -93,6 +102,12 @@ export class FieldExtractor {
   /** Matching slots of the current key: `#hits[0..#hitCount)`. */
   readonly #hits: Int32Array;
   #hitCount = 0;
+  /** Keys of the last record the general scanner read (the fast path's template), and the one being recorded. */
+  #layout: KeyLayout | null = null;
+  #recording = new KeyLayout();
+  /** A DataView of the last buffer read (the fast path compares keys a word at a time). */
+  #viewOf: Buffer | null = null;
+  #view: DataView | null = null;
 
   /**
    * `fields`: distinct names; a name must not appear twice (once
@@ -140,7 +155,25 @@ export class FieldExtractor {
       s.exactSeen = false;
       s.foldSeen = false;
     }
-    if (!this.#scan(buf, start, end)) return false;
+    let ok = false;
+    if (this.#layout !== null) {
+      ok = this.#scanLayout(this.#layout, buf, start, end);
+      if (!ok)
+        for (const s of slots) {
+          s.exactSeen = false;
+          s.foldSeen = false;
+        }
+    }
+    if (!ok) {
+      const rec = this.#recording;
+      rec.reset();
+      if (!this.#scan(buf, start, end)) return false;
+      // the next record likely has the same keys: they become the fast path's template
+      if (rec.learnable) {
+        this.#recording = this.#layout ?? new KeyLayout();
+        this.#layout = rec;
+      }
+    }
     for (const s of slots) row[s.name] = s.exactSeen ? s.exactValue : s.foldSeen ? s.foldValue : null;
     return true;
   }
@@ -181,20 +214,14 @@ export class FieldExtractor {
           }
         const keyEnd = q;
         if (!this.#match(buf, keyStart, keyEnd, plain)) return false;
+        this.#record(buf, keyStart, keyEnd, plain);
         p = keyEnd + 1;
         while (p < n && isWs(buf[p]!)) p++;
         if (p >= n || buf[p] !== COLON) return false;
         p++;
         while (p < n && isWs(buf[p]!)) p++;
         if (this.#hitCount === 0) {
-          // a value nobody reads: plain strings and numbers without the general skipper
-          const v = p < n ? buf[p]! : 0;
-          if (v === QUOTE) {
-            let e = p + 1;
-            while (e < n && (c = buf[e]!) !== QUOTE && c !== BACKSLASH && c >= 0x20) e++;
-            p = e < n && c === QUOTE ? e + 1 : skipString(buf, p, n);
-          } else if (v === MINUS || (v >= ZERO && v <= NINE)) p = skipNumber(buf, p, n);
-          else p = this.#skip(buf, p, n);
+          p = this.#skipValue(buf, p, n);
           if (p === FAIL) return false;
         } else {
           const slot = this.#slots[this.#hits[0]!]!;
@@ -214,6 +241,103 @@ export class FieldExtractor {
     }
     while (p < n && isWs(buf[p]!)) p++;
     return p === n;
+  }
+
+  /** Adds the key just matched to the layout being recorded (or marks it unusable: escapes, non-ASCII, several slots). */
+  #record(buf: Buffer, start: number, end: number, plain: boolean): void {
+    const rec = this.#recording;
+    if (!rec.learnable) return;
+    if (!plain || this.#hitCount > 1) {
+      rec.learnable = false;
+      return;
+    }
+    let slot = -1;
+    let exact = false;
+    if (this.#hitCount === 1) {
+      slot = this.#hits[0]!;
+      const s = this.#slots[slot]!;
+      exact = s.exact.length === end - start && equalBytes(buf, start, s.exact);
+    }
+    rec.add(buf, start, end, slot, exact);
+  }
+
+  /**
+   * The fast path: the record at `buf[start, n)` has exactly the keys of
+   * `layout`, in order (compared byte for byte; whitespace anywhere JSON
+   * allows it), so each key's slot is known without matching; values are
+   * scanned and validated as in `#scan`. False: not that layout, or not
+   * valid (the general scanner decides then).
+   */
+  #scanLayout(layout: KeyLayout, buf: Buffer, start: number, n: number): boolean {
+    const slots = this.#slots;
+    const bytes = layout.bytes;
+    const words = layout.words;
+    if (this.#viewOf !== buf) {
+      this.#viewOf = buf;
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    const view = this.#view!;
+    let p = start;
+    while (p < n && isWs(buf[p]!)) p++;
+    if (p >= n || buf[p] !== LBRACE) return false;
+    p++;
+    while (p < n && isWs(buf[p]!)) p++;
+    const count = layout.count;
+    for (let k = 0; k < count; k++) {
+      if (k > 0) {
+        if (p >= n || buf[p] !== COMMA) return false;
+        p++;
+        while (p < n && isWs(buf[p]!)) p++;
+      }
+      const from = layout.starts[k]!;
+      const len = layout.lengths[k]!;
+      if (p + len + 2 > n || buf[p] !== QUOTE || buf[p + len + 1] !== QUOTE) return false;
+      const q = p + 1;
+      // four bytes at a time: the template's keys start at word boundaries (KeyLayout.add)
+      let i = 0;
+      for (; i + 4 <= len; i += 4) if (view.getUint32(q + i, true) !== words[(from + i) >>> 2]) return false;
+      for (; i < len; i++) if (buf[q + i] !== bytes[from + i]) return false;
+      p = q + len + 1;
+      while (p < n && isWs(buf[p]!)) p++;
+      if (p >= n || buf[p] !== COLON) return false;
+      p++;
+      while (p < n && isWs(buf[p]!)) p++;
+      const slot = layout.slots[k]!;
+      if (slot < 0) {
+        p = this.#skipValue(buf, p, n);
+        if (p === FAIL) return false;
+      } else {
+        const s = slots[slot]!;
+        this.#cache = s.cache ??= new StringCache();
+        p = this.#value(buf, p, n);
+        if (p === FAIL) return false;
+        if (layout.exact[k] === 1) {
+          s.exactSeen = true;
+          s.exactValue = this.#val;
+        } else {
+          s.foldSeen = true;
+          s.foldValue = this.#val;
+        }
+      }
+      while (p < n && isWs(buf[p]!)) p++;
+    }
+    if (p >= n || buf[p] !== RBRACE) return false;
+    p++;
+    while (p < n && isWs(buf[p]!)) p++;
+    return p === n;
+  }
+
+  /** Validates and skips a value nobody reads: plain strings and numbers without the general skipper. */
+  #skipValue(buf: Buffer, p: number, n: number): number {
+    const v = p < n ? buf[p]! : 0;
+    if (v === QUOTE) {
+      let e = p + 1;
+      let c = 0;
+      while (e < n && (c = buf[e]!) !== QUOTE && c !== BACKSLASH && c >= 0x20) e++;
+      return e < n && c === QUOTE ? e + 1 : skipString(buf, p, n);
+    }
+    if (v === MINUS || (v >= ZERO && v <= NINE)) return skipNumber(buf, p, n);
+    return this.#skip(buf, p, n);
   }
 
   /** Sets `#hits` to the slots the key matches (exactly or ignoring case). */
@@ -408,6 +532,55 @@ export class FieldExtractor {
         break;
       }
     }
+  }
+}
+
+/**
+ * The keys of one record in document order, as plain ASCII bytes, each with
+ * the slot it fills (-1: none) and whether it names the field exactly
+ * (else ignoring case). Records of one source mostly share their keys, so
+ * the next record is first tried against these (see `#scanLayout`).
+ */
+class KeyLayout {
+  static readonly MAX_KEYS = 64;
+  static readonly MAX_BYTES = 2048;
+  count = 0;
+  /** False once a key cannot be replayed (escaped or non-ASCII, several slots, too many keys). */
+  learnable = true;
+  readonly bytes = new Uint8Array(KeyLayout.MAX_BYTES);
+  /** `bytes` as little-endian 32-bit words (whatever the platform's byte order: DataView reads them so). */
+  readonly words = new Uint32Array(KeyLayout.MAX_BYTES / 4);
+  readonly starts = new Int32Array(KeyLayout.MAX_KEYS);
+  readonly lengths = new Int32Array(KeyLayout.MAX_KEYS);
+  readonly slots = new Int32Array(KeyLayout.MAX_KEYS);
+  /** 1: the key is the field's exact name. */
+  readonly exact = new Uint8Array(KeyLayout.MAX_KEYS);
+  #used = 0;
+
+  reset(): void {
+    this.count = 0;
+    this.#used = 0;
+    this.learnable = true;
+  }
+
+  add(buf: Buffer, start: number, end: number, slot: number, exact: boolean): void {
+    const len = end - start;
+    // each key at a word boundary; the padding after it is never compared
+    this.#used = (this.#used + 3) & ~3;
+    if (this.count >= KeyLayout.MAX_KEYS || this.#used + len > KeyLayout.MAX_BYTES) {
+      this.learnable = false;
+      return;
+    }
+    const k = this.count++;
+    this.starts[k] = this.#used;
+    this.lengths[k] = len;
+    this.slots[k] = slot;
+    this.exact[k] = exact ? 1 : 0;
+    const bytes = this.bytes;
+    const from = this.#used;
+    for (let i = 0; i < len; i++) bytes[from + i] = buf[start + i]!;
+    for (let w = from; w + 4 <= from + len; w += 4) this.words[w >>> 2] = (bytes[w]! | (bytes[w + 1]! << 8) | (bytes[w + 2]! << 16) | (bytes[w + 3]! << 24)) >>> 0;
+    this.#used += len;
   }
 }
 
