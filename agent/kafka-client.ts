@@ -33,10 +33,12 @@ import type { KafkaConfig, PartitionMetadata, SASLOptions } from 'kafkajs';
 import type { Logger } from '../log-store/index.ts';
 import { AgentError } from './errors.ts';
 import type { AgentErrorCode } from './errors.ts';
-import { BodyBufferPool, MAX_SEQUENCE, encodeProduceBody, sealBatch } from './kafka-produce-encoder.ts';
+import { BodyBufferPool, MAX_SEQUENCE, encodeProduceBody, encodeProduceBodyFromBlocks, sealBatch } from './kafka-produce-encoder.ts';
 
 export { BodyBufferPool };
-import type { ProduceBody } from './kafka-produce-encoder.ts';
+import type { ProduceBody, RawRecordBlock } from './kafka-produce-encoder.ts';
+
+export type { RawRecordBlock };
 
 /** TLS to the brokers. PEM contents, not file names (the agent reads the files). */
 export interface KafkaTlsOptions {
@@ -99,7 +101,10 @@ export interface ProduceRequest {
   partition?: number;
   /** Partitions of the topic; required when `partition` is undefined. */
   partitionCount?: number;
-  records: readonly OutboundRecord[];
+  /** The records; or, instead, `blocks`. */
+  records?: readonly OutboundRecord[];
+  /** Records as the log store's `readBatches` returns them (bytes copied, no object per record); needs `partition`. */
+  blocks?: readonly RawRecordBlock[];
   compression: 'none' | 'gzip';
   /** How long the broker may wait for the acks (acks -1), in ms. Default 30000. */
   timeoutMs?: number;
@@ -146,7 +151,20 @@ function detach(batch: EncodedBatch): void {
  * soon as it returns.
  */
 export function encodeProduce(request: ProduceRequest, pool?: BodyBufferPool): Promise<EncodedProduce> {
-  const { topic, partition, records, compression } = request;
+  const { topic, partition, compression } = request;
+  const timeoutMs = request.timeoutMs ?? 30000;
+  const addedHeaders = { fixed: request.addHeaders, offsetName: request.offsetHeader };
+  if (request.blocks !== undefined) {
+    if (partition === undefined) throw new AgentError('KAFKA_OTHER', `encodeProduce of log blocks to ${topic} needs a partition`, { topic }, undefined, false);
+    const recordCount = request.blocks.reduce((n, b) => n + b.count, 0);
+    return encodeProduceBodyFromBlocks(request.blocks, { topic, partition, acks: -1, timeoutMs, compression, addedHeaders }, pool, FRAME_HEADROOM).then((b) => ({
+      topic,
+      recordCount,
+      bytes: b.body.length,
+      batches: [{ ...b, partition, recordCount, tainted: false }],
+    }));
+  }
+  const records = request.records ?? [];
   const groups = new Map<number, OutboundRecord[]>();
   if (partition !== undefined) groups.set(partition, records as OutboundRecord[]);
   else {
@@ -161,8 +179,6 @@ export function encodeProduce(request: ProduceRequest, pool?: BodyBufferPool): P
       else groups.set(p, [r]);
     }
   }
-  const timeoutMs = request.timeoutMs ?? 30000;
-  const addedHeaders = { fixed: request.addHeaders, offsetName: request.offsetHeader };
   // Every encodeProduceBody call writes its records synchronously, so all records are read before the first await.
   const pending = [...groups].map(([p, group]) =>
     encodeProduceBody(group, { topic, partition: p, acks: -1, timeoutMs, compression, addedHeaders }, pool, FRAME_HEADROOM).then((b): EncodedBatch => ({ ...b, partition: p, recordCount: group.length, tainted: false })),

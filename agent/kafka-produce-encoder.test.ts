@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { nextSequence } from './kafka-client.ts';
 import type { AddedHeaders, EncodableRecord } from './kafka-produce-encoder.ts';
-import { ByteWriter, MAX_SEQUENCE, crc32c, encodeProduceBody, sealBatch, uvarintSize, writeDecimalString, writeVarint, zigzag } from './kafka-produce-encoder.ts';
+import { recordBlockOf } from '../log-store/index.ts';
+import type { LogRecord } from '../log-store/index.ts';
+import { ByteWriter, MAX_SEQUENCE, crc32c, encodeProduceBody, encodeProduceBodyFromBlocks, sealBatch, uvarintSize, writeDecimalString, writeVarint, zigzag } from './kafka-produce-encoder.ts';
 
 const require = createRequire(import.meta.url);
 /** kafkajs's own encoders: the reference our bytes must equal. */
@@ -182,6 +184,32 @@ describe('encodeProduceBody: the same bytes kafkajs encodes', () => {
     body.body[body.batchStart + 17] ^= 0xff; // a same-field reseal does not recompute (and so would not repair) the CRC
     sealBatch(body.body, body, o);
     expect(body.body[body.batchStart + 17]).toBe(sealed[body.batchStart + 17] ^ 0xff);
+  });
+
+  it('from log blocks (readBatches): the same bytes as from the records, across blocks, null keys, UTF-8, own headers named like added ones, >63 headers', async () => {
+    const many = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`h${i}`, `v${i}`]));
+    const logRecords: LogRecord[] = readings.map((r, i) => ({
+      topic: 't',
+      partition: 2,
+      offset: 500 + i,
+      timestamp: r.timestamp,
+      key: r.key === null ? null : typeof r.key === 'string' ? r.key : `bin-${i}`,
+      value: Buffer.from(r.value!),
+      headers: i === 4 ? many : { ...r.headers },
+    }));
+    // Two blocks that continue each other, as readBatches returns them.
+    const blocks = [recordBlockOf(logRecords.slice(0, 25))!, recordBlockOf(logRecords.slice(25))!];
+    const added = { fixed: { 'millstream.gateway': 'gw1', 'millstream.topic': 'widgets' }, offsetName: 'millstream.offset' };
+    for (const compression of ['none', 'gzip'] as const) {
+      const o = { topic: 'gw1.widgets', partition: 2, acks: -1, timeoutMs: 30000, compression, addedHeaders: added };
+      const fromBlocks = await encodeProduceBodyFromBlocks(blocks, o, undefined, 16);
+      const fromRecords = await encodeProduceBody(logRecords, o);
+      const fields = { producerId: '77', producerEpoch: 1, baseSequence: 9 };
+      sealBatch(fromBlocks.body, fromBlocks, fields);
+      sealBatch(fromRecords.body, fromRecords, fields);
+      expect(fromBlocks.body).toEqual(fromRecords.body);
+      expect(fromBlocks.headroom).toBe(16);
+    }
   });
 
   it('refuses an empty batch', async () => {

@@ -421,6 +421,136 @@ export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[],
   }
 }
 
+/**
+ * Records as the log store's `readBatches` hands them out (structurally its
+ * `RecordBlock`): one buffer and, per record i, where its parts lie. Key
+ * bytes [keyStarts[i], keyEnds[i]) (keyStarts[i] = -1: null key), value
+ * bytes [valueStarts[i], valueEnds[i]); at headerStarts[i] the header count
+ * and per header its name and value, each after its length, all lengths
+ * unsigned LEB128 (the log's record format).
+ */
+export interface RawRecordBlock {
+  readonly buf: Buffer;
+  readonly count: number;
+  /** Offset of record 0; record i has offset baseOffset + i. */
+  readonly baseOffset: number;
+  readonly timestamps: Float64Array;
+  readonly keyStarts: Int32Array;
+  readonly keyEnds: Int32Array;
+  readonly valueStarts: Int32Array;
+  readonly valueEnds: Int32Array;
+  readonly headerStarts: Int32Array;
+}
+
+/** Copies src[start, end) to dst at pos (room checked by the caller); returns the position after it. Short runs by loop, long ones natively. */
+function copyRange(src: Buffer, start: number, end: number, dst: Buffer, pos: number): number {
+  const n = end - start;
+  if (n > 24) src.copy(dst, pos, start, end);
+  else for (let i = 0; i < n; i++) dst[pos + i] = src[start + i];
+  return pos + n;
+}
+
+/** Reads an unsigned LEB128 varint (the log's) at `pos` of `buf`: [value, position after it]. */
+function readUvarint(buf: Buffer, pos: number): [number, number] {
+  let result = 0;
+  let mul = 1;
+  for (;;) {
+    const b = buf[pos++];
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return [result, pos];
+    mul *= 128;
+  }
+}
+
+/** True when buf[start, start + name.length) holds exactly `name`'s bytes. */
+function bytesEqual(buf: Buffer, start: number, name: Buffer): boolean {
+  for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) return false;
+  return true;
+}
+
+/**
+ * `writeRecords` for records in log blocks: keys, values and headers are
+ * copied byte for byte (lengths re-encoded as Kafka's zigzag varints); the
+ * record offset (for `AddedHeaders.offsetName`) is the block's base offset
+ * plus the index. An own header named like an added one is left out.
+ */
+export function writeBlockRecords(w: ByteWriter, blocks: readonly RawRecordBlock[], baseTimestamp: number, added?: AddedHeaders): void {
+  const ph = prepareHeaders(added);
+  const reservedNames = ph === undefined ? [] : [...ph.reserved].map((n) => Buffer.from(n, 'utf8'));
+  const offsets = new DecimalCounter();
+  let lengthBytes = 2;
+  let offsetDelta = 0;
+  for (const block of blocks) {
+    const src = block.buf;
+    for (let i = 0; i < block.count; i++, offsetDelta++) {
+      const ks = block.keyStarts[i];
+      const ke = block.keyEnds[i];
+      const vs = block.valueStarts[i];
+      const ve = block.valueEnds[i];
+      const start = w.pos;
+      w.ensure(lengthBytes + 1 + 10 + 5 + 5 + (ks < 0 ? 0 : ke - ks) + 5 + (ve - vs) + 1);
+      const buf = w.buf;
+      let p = start + lengthBytes;
+      buf[p++] = 0; // attributes
+      p = writeVarint(buf, p, block.timestamps[i] - baseTimestamp);
+      p = writeVarint(buf, p, offsetDelta);
+      if (ks < 0) buf[p++] = 1; // zigzag(-1): null key
+      else p = copyRange(src, ks, ke, buf, writeVarint(buf, p, ke - ks));
+      p = copyRange(src, vs, ve, buf, writeVarint(buf, p, ve - vs));
+      // Header count: one byte reserved (up to 63 headers), widened afterwards if needed.
+      const countAt = p++;
+      w.pos = p;
+      let [ownCount, h] = readUvarint(src, block.headerStarts[i]);
+      let count = 0;
+      for (; ownCount > 0; ownCount--) {
+        let nl: number;
+        let vl: number;
+        [nl, h] = readUvarint(src, h);
+        const ns = h;
+        h += nl;
+        [vl, h] = readUvarint(src, h);
+        const hvs = h;
+        h += vl;
+        let reserved = false;
+        for (const name of reservedNames) if (name.length === nl && bytesEqual(src, ns, name)) reserved = true;
+        if (reserved) continue;
+        w.ensure(nl + vl + 10);
+        w.pos = copyRange(src, hvs, hvs + vl, w.buf, writeVarint(w.buf, copyRange(src, ns, ns + nl, w.buf, writeVarint(w.buf, w.pos, nl)), vl));
+        count++;
+      }
+      if (ph !== undefined) {
+        if (ph.fixedCount > 0) {
+          w.ensure(ph.fixedBytes.length);
+          w.pos = copyBytes(ph.fixedBytes, w.buf, w.pos);
+          count += ph.fixedCount;
+        }
+        if (ph.offsetNameBytes !== undefined) {
+          w.ensure(ph.offsetNameBytes.length + 17);
+          w.pos = offsets.write(w.buf, copyBytes(ph.offsetNameBytes, w.buf, w.pos), block.baseOffset + i);
+          count++;
+        }
+      }
+      if (count < 64) w.buf[countAt] = count << 1;
+      else {
+        const extra = uvarintSize(zigzag(count)) - 1;
+        w.ensure(extra);
+        w.buf.copyWithin(countAt + 1 + extra, countAt + 1, w.pos);
+        w.pos += extra;
+        writeVarint(w.buf, countAt, count);
+      }
+      const bodyBytes = w.pos - start - lengthBytes;
+      const needed = uvarintSize(zigzag(bodyBytes));
+      if (needed !== lengthBytes) {
+        w.ensure(needed - lengthBytes);
+        w.buf.copyWithin(start + needed, start + lengthBytes, w.pos);
+        w.pos += needed - lengthBytes;
+        lengthBytes = needed;
+      }
+      writeVarint(w.buf, start, bodyBytes);
+    }
+  }
+}
+
 /** Smallest and largest timestamp of `records` (non-empty). */
 function timestampRange(records: readonly EncodableRecord[]): [number, number] {
   let min = records[0].timestamp;
@@ -491,6 +621,63 @@ export function sealBatch(body: Buffer, seal: BatchSeal, f: ProducerFields): voi
   seal.sealedFor = key;
 }
 
+/** Records to encode, whichever form they come in. */
+interface RecordSource {
+  count: number;
+  /** Smallest and largest timestamp. */
+  timestamps: [number, number];
+  /** Rough encoded bytes. */
+  estimate: number;
+  /** Writes the records section (`writeRecords` or `writeBlockRecords`). */
+  write(w: ByteWriter, baseTimestamp: number, added: AddedHeaders | undefined): void;
+}
+
+function objectSource(records: readonly EncodableRecord[], added: AddedHeaders | undefined): RecordSource {
+  if (records.length === 0) throw new RangeError('a record batch needs at least one record');
+  return { count: records.length, timestamps: timestampRange(records), estimate: estimateBytes(records, added), write: (w, base, a) => writeRecords(w, records, base, a) };
+}
+
+function blockSource(blocks: readonly RawRecordBlock[], added: AddedHeaders | undefined): RecordSource {
+  let count = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let bytes = 0;
+  for (const b of blocks) {
+    count += b.count;
+    for (let i = 0; i < b.count; i++) {
+      const t = b.timestamps[i];
+      if (t < min) min = t;
+      if (t > max) max = t;
+    }
+    if (b.count > 0) bytes += b.valueEnds[b.count - 1] - b.valueStarts[0] + 64; // keys, values and headers lie in between
+  }
+  if (count === 0) throw new RangeError('a record batch needs at least one record');
+  let addedBytes = 0;
+  if (added?.fixed) for (const k in added.fixed) addedBytes += k.length + added.fixed[k].length + 2;
+  if (added?.offsetName !== undefined) addedBytes += added.offsetName.length + 18;
+  return { count, timestamps: [min, max], estimate: Math.ceil(bytes * 1.1) + count * (addedBytes + 16) + 256, write: (w, base, a) => writeBlockRecords(w, blocks, base, a) };
+}
+
+async function writeSourceBatch(w: ByteWriter, src: RecordSource, compression: 'none' | 'gzip', added: AddedHeaders | undefined, partitionLeaderEpoch: number): Promise<void> {
+  const { timestamps } = src;
+  if (compression === 'none') {
+    w.ensure(RECORD_BATCH_HEADER_BYTES);
+    const start = w.pos;
+    w.pos += RECORD_BATCH_HEADER_BYTES;
+    src.write(w, timestamps[0], added);
+    writeBatchHeader(w.buf, start, w.pos, src.count, compression, partitionLeaderEpoch, timestamps);
+    return;
+  }
+  const plain = new ByteWriter(src.estimate);
+  src.write(plain, timestamps[0], added);
+  const compressed = await gzip(plain.buf.subarray(0, plain.pos));
+  w.ensure(RECORD_BATCH_HEADER_BYTES + compressed.length);
+  const start = w.pos;
+  w.buf.set(compressed, start + RECORD_BATCH_HEADER_BYTES);
+  w.pos += RECORD_BATCH_HEADER_BYTES + compressed.length;
+  writeBatchHeader(w.buf, start, w.pos, src.count, compression, partitionLeaderEpoch, timestamps);
+}
+
 /**
  * Encodes one record batch v2 of `records` (at least one) at the writer's
  * position, unsealed (see `sealBatch`). Reads `records` only synchronously,
@@ -498,24 +685,7 @@ export function sealBatch(body: Buffer, seal: BatchSeal, f: ProducerFields): voi
  * on libuv's pool.
  */
 export async function writeRecordBatch(w: ByteWriter, records: readonly EncodableRecord[], compression: 'none' | 'gzip', added?: AddedHeaders, partitionLeaderEpoch = -1): Promise<void> {
-  if (records.length === 0) throw new RangeError('a record batch needs at least one record');
-  const timestamps = timestampRange(records);
-  if (compression === 'none') {
-    w.ensure(RECORD_BATCH_HEADER_BYTES);
-    const start = w.pos;
-    w.pos += RECORD_BATCH_HEADER_BYTES;
-    writeRecords(w, records, timestamps[0], added);
-    writeBatchHeader(w.buf, start, w.pos, records.length, compression, partitionLeaderEpoch, timestamps);
-    return;
-  }
-  const plain = new ByteWriter(estimateBytes(records, added));
-  writeRecords(plain, records, timestamps[0], added);
-  const compressed = await gzip(plain.buf.subarray(0, plain.pos));
-  w.ensure(RECORD_BATCH_HEADER_BYTES + compressed.length);
-  const start = w.pos;
-  w.buf.set(compressed, start + RECORD_BATCH_HEADER_BYTES);
-  w.pos += RECORD_BATCH_HEADER_BYTES + compressed.length;
-  writeBatchHeader(w.buf, start, w.pos, records.length, compression, partitionLeaderEpoch, timestamps);
+  return writeSourceBatch(w, objectSource(records, added), compression, added, partitionLeaderEpoch);
 }
 
 export interface ProduceBodyOptions {
@@ -548,10 +718,18 @@ export interface ProduceBody extends BatchSeal {
  * free bytes (room for the request header). Reads `records` only synchronously.
  */
 export async function encodeProduceBody(records: readonly EncodableRecord[], o: ProduceBodyOptions, pool?: BodyBufferPool, headroom = 0): Promise<ProduceBody> {
-  if (records.length === 0) throw new RangeError('a record batch needs at least one record');
+  return encodeSourceBody(objectSource(records, o.addedHeaders), o, pool, headroom);
+}
+
+/** `encodeProduceBody` for records as the log store's `readBatches` returns them: bytes copied from the blocks, no object per record. */
+export async function encodeProduceBodyFromBlocks(blocks: readonly RawRecordBlock[], o: ProduceBodyOptions, pool?: BodyBufferPool, headroom = 0): Promise<ProduceBody> {
+  return encodeSourceBody(blockSource(blocks, o.addedHeaders), o, pool, headroom);
+}
+
+async function encodeSourceBody(src: RecordSource, o: ProduceBodyOptions, pool: BodyBufferPool | undefined, headroom: number): Promise<ProduceBody> {
   const topicBytes = Buffer.byteLength(o.topic, 'utf8');
   const prefixBytes = 2 + 2 + 4 + 4 + 2 + topicBytes + 4 + 4 + 4;
-  const w = new ByteWriter(headroom + prefixBytes + RECORD_BATCH_HEADER_BYTES + estimateBytes(records, o.addedHeaders), pool);
+  const w = new ByteWriter(headroom + prefixBytes + RECORD_BATCH_HEADER_BYTES + src.estimate, pool);
   const b = w.buf;
   let p = b.writeInt16BE(-1, headroom);
   p = b.writeInt16BE(o.acks, p);
@@ -562,7 +740,7 @@ export async function encodeProduceBody(records: readonly EncodableRecord[], o: 
   p = b.writeInt32BE(1, p);
   p = b.writeInt32BE(o.partition, p);
   w.pos = p + 4;
-  await writeRecordBatch(w, records, o.compression, o.addedHeaders, o.partitionLeaderEpoch);
+  await writeSourceBatch(w, src, o.compression, o.addedHeaders, o.partitionLeaderEpoch ?? -1);
   w.buf.writeInt32BE(w.pos - p - 4, p);
   return { body: w.buf.subarray(headroom, w.pos), backing: w.buf, headroom, batchStart: p + 4 - headroom, sealedFor: '' };
 }

@@ -11,7 +11,7 @@
  * left; that record goes to the local dead-letter topic with the reason.
  */
 import { isLogError } from '../../log-store/index.ts';
-import type { LogRecord } from '../../log-store/index.ts';
+import type { LogRecord, RecordBlock } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
 import { BodyBufferPool, encodeProduce, releaseEncoded } from '../kafka-client.ts';
 import type { EncodedProduce, KafkaProducer } from '../kafka-client.ts';
@@ -88,6 +88,19 @@ export function storedBytesPerRecord(records: readonly LogRecord[]): number {
   let perRecord = 16 + (r0.key?.length ?? 0);
   for (const k in r0.headers) perRecord += 2 + k.length + r0.headers[k].length;
   return (1.25 * bytes) / records.length + 1.25 * perRecord;
+}
+
+/** `storedBytesPerRecord` for blocks of `readBatches`: the span of their records in the read buffer, with a quarter to spare. */
+export function storedBytesPerBlockRecord(blocks: readonly RecordBlock[]): number {
+  let bytes = 0;
+  let count = 0;
+  for (const b of blocks) {
+    if (b.count === 0) continue;
+    // From the first record's value to the last record's value end: keys and headers of all but the last lie in between.
+    bytes += b.valueEnds[b.count - 1] - b.valueStarts[0] + 16 * b.count;
+    count += b.count;
+  }
+  return (1.25 * bytes) / Math.max(1, count);
 }
 
 /** A batch read from the log and encoded: only the bytes are kept, with where it starts and ends. */
@@ -225,24 +238,34 @@ export class PartitionWorker {
     this.opts.logger.warn({ code: e.code, topic: this.rt.topic, partition: r.partition, offset: r.offset, deadLetterTopic: this.opts.deadLetterTopic }, 'replicator: record refused by the cluster, moved to the dead-letter topic');
   }
 
-  /** Reads up to `maxRecords` from `offset` and encodes them at once (nothing of the read is kept). Undefined: nothing to read there. */
+  /**
+   * Reads up to `maxRecords` from `offset` and encodes them at once (nothing
+   * of the read is kept). To the same partition number centrally, the log's
+   * raw blocks are transcoded byte for byte (`readBatches`, no object per
+   * record); when the central partitioner decides, records are read as
+   * objects (their keys are hashed). Undefined: nothing to read there.
+   */
   private async readBatch(offset: number, maxRecords: number): Promise<PreparedBatch | undefined> {
     // The log store reads about maxBytes from disk per call: ask for about what this many records took last time, not more.
     const maxBytes = Math.min(this.opts.batchBytes, this.bytesPerRecord === undefined ? FIRST_READ_BYTES : Math.max(MIN_READ_BYTES, Math.ceil(this.bytesPerRecord * maxRecords)));
-    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
-    if (records.length === 0) return undefined;
-    const local = this.rt.centralPartitions === this.rt.localPartitions;
-    const encoded = await encodeProduce({
+    const request = {
       topic: this.rt.centralTopic,
-      partition: local ? this.status.partition : undefined,
-      partitionCount: this.rt.centralPartitions,
-      records,
       addHeaders: this.sourceHeaders,
       offsetHeader: MILLSTREAM_HEADERS.offset,
       compression: this.opts.compression,
       timeoutMs: this.opts.kafka.requestTimeoutMs,
-    }, this.bodies);
+    };
+    if (this.rt.centralPartitions === this.rt.localPartitions) {
+      const { blocks, count, nextOffset } = await this.opts.log.readBatches(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
+      if (count === 0) return undefined;
+      this.bytesPerRecord = storedBytesPerBlockRecord(blocks);
+      const encoded = await encodeProduce({ ...request, partition: this.status.partition, blocks }, this.bodies);
+      return { encoded, offset, nextOffset, firstTimestamp: blocks[0].timestamps[0] };
+    }
+    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
+    if (records.length === 0) return undefined;
     this.bytesPerRecord = storedBytesPerRecord(records);
+    const encoded = await encodeProduce({ ...request, partitionCount: this.rt.centralPartitions, records }, this.bodies);
     const last = records[records.length - 1];
     return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
   }

@@ -20,7 +20,7 @@ import type { Replicator, ReplicatorOptions } from './index.ts';
 import { backoffMs, resolveOptions } from './options.ts';
 import { decodeEncodedProduce } from './test-support/decode-produce.ts';
 import { createMemoryLogStore } from './test-support/memory-log-store.ts';
-import { storedBytesPerRecord } from './partition-worker.ts';
+import { storedBytesPerBlockRecord, storedBytesPerRecord } from './partition-worker.ts';
 import type { MemoryLogStore } from './test-support/memory-log-store.ts';
 
 interface Line {
@@ -184,7 +184,7 @@ describe('offline: back-off with jitter, one log line per state change, position
 });
 
 describe('read sizing', () => {
-  it('a log read asking for storedBytesPerRecord × n bytes returns n records (the real log store, batches of every size)', async () => {
+  it('a log read asking for storedBytesPerRecord × n bytes returns n records, as records or as blocks (the real log store, batches of every size)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'millstream-repl-read-'));
     const log = await openLogStore({ dataDir: join(dir, 'data'), minFreeBytes: 0, retentionCheckIntervalMs: 0, topicDefaults: { fsync: 'never' } });
     try {
@@ -194,9 +194,11 @@ describe('read sizing', () => {
       for (const size of [1, 7, 100, 3000, 1, 3000, 7, 3000, 100]) await log.appendBatch('widgets', Array.from({ length: size }, () => ({ ...reading(i++), partition: 0 })));
       const first = (await log.read('widgets', 0, 0, { maxRecords: 50, maxBytes: 1 << 20 })).records;
       const perRecord = storedBytesPerRecord(first);
+      const perBlockRecord = storedBytesPerBlockRecord((await log.readBatches('widgets', 0, 0, { maxRecords: 50, maxBytes: 1 << 20 })).blocks);
       for (const [offset, n] of [[0, 500], [3, 5000], [108, 2000], [4000, 5000]]) {
         const { records } = await log.read('widgets', 0, offset, { maxRecords: n, maxBytes: Math.ceil(perRecord * n) });
         expect(records.length).toBe(n);
+        expect((await log.readBatches('widgets', 0, offset, { maxRecords: n, maxBytes: Math.ceil(perBlockRecord * n) })).count).toBe(n);
       }
     } finally {
       await log.close();
