@@ -442,10 +442,10 @@ export interface RawRecordBlock {
   readonly headerStarts: Int32Array;
 }
 
-/** Copies src[start, end) to dst at pos (room checked by the caller); returns the position after it. Short runs by loop, long ones natively. */
+/** Copies src[start, end) to dst at pos (room checked by the caller); returns the position after it. Short runs by loop; long ones by `set` from a bare view (half the cost of Buffer#copy's checks). */
 function copyRange(src: Buffer, start: number, end: number, dst: Buffer, pos: number): number {
   const n = end - start;
-  if (n > 24) src.copy(dst, pos, start, end);
+  if (n > 24) dst.set(new Uint8Array(src.buffer, src.byteOffset + start, n), pos);
   else for (let i = 0; i < n; i++) dst[pos + i] = src[start + i];
   return pos + n;
 }
