@@ -43,6 +43,7 @@
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
+import type { RecordBlock } from '../log-store/index.ts';
 
 const gzip = promisify(gzipCallback);
 
@@ -356,6 +357,33 @@ function prepareHeaders(added: AddedHeaders | undefined): PreparedHeaders | unde
 }
 
 /**
+ * Ends the record that starts at `start` (its length prefix reserved at
+ * `lengthBytes` bytes) and whose header count byte is at `countAt`: writes
+ * the count (widened past 63) and the length, moving the body when its
+ * prefix needs another size. Returns the prefix size used, the guess for
+ * the next record.
+ */
+function finishRecord(w: ByteWriter, start: number, lengthBytes: number, countAt: number, count: number): number {
+  if (count < 64) w.buf[countAt] = count << 1;
+  else {
+    const extra = uvarintSize(zigzag(count)) - 1;
+    w.ensure(extra);
+    w.buf.copyWithin(countAt + 1 + extra, countAt + 1, w.pos);
+    w.pos += extra;
+    writeVarint(w.buf, countAt, count);
+  }
+  const bodyBytes = w.pos - start - lengthBytes;
+  const needed = uvarintSize(zigzag(bodyBytes));
+  if (needed !== lengthBytes) {
+    w.ensure(needed - lengthBytes);
+    w.buf.copyWithin(start + needed, start + lengthBytes, w.pos);
+    w.pos += needed - lengthBytes;
+  }
+  writeVarint(w.buf, start, bodyBytes);
+  return needed;
+}
+
+/**
  * Writes the records section (no count) for a batch whose base timestamp
  * is `baseTimestamp`. Each record's length prefix (and its header count) is
  * reserved at the size the previous record needed and moved only when this
@@ -401,46 +429,17 @@ export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[],
         count++;
       }
     }
-    if (count < 64) w.buf[countAt] = count << 1;
-    else {
-      const extra = uvarintSize(zigzag(count)) - 1;
-      w.ensure(extra);
-      w.buf.copyWithin(countAt + 1 + extra, countAt + 1, w.pos);
-      w.pos += extra;
-      writeVarint(w.buf, countAt, count);
-    }
-    const bodyBytes = w.pos - start - lengthBytes;
-    const needed = uvarintSize(zigzag(bodyBytes));
-    if (needed !== lengthBytes) {
-      w.ensure(needed - lengthBytes);
-      w.buf.copyWithin(start + needed, start + lengthBytes, w.pos);
-      w.pos += needed - lengthBytes;
-      lengthBytes = needed;
-    }
-    writeVarint(w.buf, start, bodyBytes);
+    lengthBytes = finishRecord(w, start, lengthBytes, countAt, count);
   }
 }
 
 /**
- * Records as the log store's `readBatches` hands them out (structurally its
- * `RecordBlock`): one buffer and, per record i, where its parts lie. Key
- * bytes [keyStarts[i], keyEnds[i]) (keyStarts[i] = -1: null key), value
- * bytes [valueStarts[i], valueEnds[i]); at headerStarts[i] the header count
- * and per header its name and value, each after its length, all lengths
- * unsigned LEB128 (the log's record format).
+ * Records as the log store's `readBatches` hands them out: one buffer and,
+ * per record i, where its parts lie (see `RecordBlock`). Headers at
+ * headerStarts[i] are the log's format: the count, then per header its name
+ * and value, each after its length, all lengths unsigned LEB128.
  */
-export interface RawRecordBlock {
-  readonly buf: Buffer;
-  readonly count: number;
-  /** Offset of record 0; record i has offset baseOffset + i. */
-  readonly baseOffset: number;
-  readonly timestamps: Float64Array;
-  readonly keyStarts: Int32Array;
-  readonly keyEnds: Int32Array;
-  readonly valueStarts: Int32Array;
-  readonly valueEnds: Int32Array;
-  readonly headerStarts: Int32Array;
-}
+export type RawRecordBlock = Pick<RecordBlock, 'buf' | 'count' | 'baseOffset' | 'timestamps' | 'keyStarts' | 'keyEnds' | 'valueStarts' | 'valueEnds' | 'headerStarts'>;
 
 /** Copies src[start, end) to dst at pos (room checked by the caller); returns the position after it. Short runs by loop; long ones by `set` from a bare view (half the cost of Buffer#copy's checks). */
 function copyRange(src: Buffer, start: number, end: number, dst: Buffer, pos: number): number {
@@ -530,23 +529,7 @@ export function writeBlockRecords(w: ByteWriter, blocks: readonly RawRecordBlock
           count++;
         }
       }
-      if (count < 64) w.buf[countAt] = count << 1;
-      else {
-        const extra = uvarintSize(zigzag(count)) - 1;
-        w.ensure(extra);
-        w.buf.copyWithin(countAt + 1 + extra, countAt + 1, w.pos);
-        w.pos += extra;
-        writeVarint(w.buf, countAt, count);
-      }
-      const bodyBytes = w.pos - start - lengthBytes;
-      const needed = uvarintSize(zigzag(bodyBytes));
-      if (needed !== lengthBytes) {
-        w.ensure(needed - lengthBytes);
-        w.buf.copyWithin(start + needed, start + lengthBytes, w.pos);
-        w.pos += needed - lengthBytes;
-        lengthBytes = needed;
-      }
-      writeVarint(w.buf, start, bodyBytes);
+      lengthBytes = finishRecord(w, start, lengthBytes, countAt, count);
     }
   }
 }
