@@ -6,10 +6,13 @@
 import { Command, CommanderError } from 'commander';
 import { commandGroups } from './commands/index.ts';
 
+/** How this process runs: compiled JavaScript from dist/ (`npm run build`) or the TypeScript sources through tsx (bin/entry.js decides). */
+export const RUNTIME = import.meta.url.endsWith('.js') ? 'compiled, dist/' : 'sources through tsx';
+
 export function buildProgram(): Command {
   const program = new Command('millstream')
     .description('Edge ingestion agent: device bridges → durable partitioned log → SQL rules → Kafka replication')
-    .version('0.1.0')
+    .version(`0.1.0 (${RUNTIME})`)
     .showHelpAfterError();
   for (const register of commandGroups) register(program);
   return program;

@@ -7,9 +7,13 @@ import {
   KafkaJSRequestTimeoutError,
   KafkaJSSASLAuthenticationError,
 } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startKafkaMock } from '../test/support/kafka-mock.ts';
+import type { KafkaMock } from '../test/support/kafka-mock.ts';
+import { readBack } from '../test/support/kafka-read.ts';
 import { AgentError } from './errors.ts';
-import { KAFKA_ERROR_TABLE, kafkajsConfig, translateKafkaError } from './kafka-client.ts';
+import { BodyBufferPool, KAFKA_ERROR_TABLE, createKafkaProducer, encodeProduce, kafkajsConfig, releaseEncoded, translateKafkaError } from './kafka-client.ts';
+import type { KafkaProducer, OutboundRecord } from './kafka-client.ts';
 
 const require = createRequire(import.meta.url);
 /** kafkajs's own constructor of broker errors, as its response parsers call it. */
@@ -82,5 +86,81 @@ describe('kafkajsConfig', () => {
   });
   it.each(['plain', 'scram-sha-256', 'scram-sha-512'] as const)('SASL %s maps to kafkajs', (mechanism) => {
     expect(kafkajsConfig({ ...base, sasl: { mechanism, username: 'u', password: 'p' } }).sasl).toEqual({ mechanism, username: 'u', password: 'p' });
+  });
+});
+
+describe('the producer against the Kafka peer (librdkafka mock behind the sequence-checking shim)', () => {
+  let kafka: KafkaMock;
+  let producer: KafkaProducer | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    kafka = await startKafkaMock({ brokers: 3 });
+  });
+  afterAll(async () => {
+    await kafka?.stop();
+  });
+  afterEach(async () => {
+    await producer?.disconnect();
+    producer = undefined;
+    expect(kafka.shim.errors).toEqual([]);
+  });
+  const connect = async (): Promise<KafkaProducer> => {
+    producer = createKafkaProducer({ brokers: kafka.bootstrap, clientId: 'client-test', logger: silent, retries: 2, initialRetryTimeMs: 20, requestTimeoutMs: 3000 });
+    await producer.connect();
+    return producer;
+  };
+  const records = (from: number, count: number): OutboundRecord[] =>
+    Array.from({ length: count }, (_, i) => ({ key: `k${(from + i) % 7}`, value: Buffer.from(`v${from + i}`), timestamp: 1_600_000_000_000 + from + i, headers: { n: String(from + i) }, offset: from + i }));
+
+  it('batches from one buffer pool, one acknowledgement lost: the retry inside send has the same sequence, stored once, in order, headers added', async () => {
+    const topic = `c${++n}`;
+    await kafka.createTopic(topic, 1);
+    const p = await connect();
+    await p.partitionCount(topic);
+    const pool = new BodyBufferPool(1);
+    const dupsBefore = kafka.shim.sequences.counts.duplicate;
+    for (let b = 0; b < 4; b++) {
+      if (b === 2) kafka.shim.dropNextProduceResponse(1);
+      // Each batch is encoded into the buffer the previous one gave back (a reused buffer must not leak old bytes).
+      const encoded = await encodeProduce({ topic, partition: 0, records: records(b * 50, 50 - b * 10), compression: 'none', addHeaders: { g: 'gw' }, offsetHeader: 'o' }, pool);
+      await p.send(encoded);
+      releaseEncoded(encoded, pool);
+    }
+    expect(kafka.shim.sequences.counts.duplicate - dupsBefore).toBe(1);
+    const got = (await readBack(kafka.bootstrap, topic)).get(0)!;
+    const expected = [0, 1, 2, 3].flatMap((b) => records(b * 50, 50 - b * 10));
+    expect(got.map((r) => [r.key, r.value, r.timestamp, r.headers])).toEqual(expected.map((r) => [r.key, r.value.toString(), r.timestamp, { n: r.headers.n, g: 'gw', o: String(r.offset) }]));
+  });
+
+  it('without a partition, Kafka’s default partitioner spreads records by key, one batch per partition, each key in order', async () => {
+    const topic = `c${++n}`;
+    await kafka.createTopic(topic, 3);
+    const p = await connect();
+    const partitionCount = await p.partitionCount(topic);
+    const input = records(0, 90);
+    const encoded = await encodeProduce({ topic, partitionCount, records: input, compression: 'gzip' });
+    expect(encoded.batches.map((b) => b.partition).sort()).toEqual([0, 1, 2]);
+    await p.send(encoded);
+    const central = await readBack(kafka.bootstrap, topic);
+    for (const [partition, got] of central) {
+      expect(got.length).toBe(encoded.batches.find((b) => b.partition === partition)!.recordCount);
+      // Every record of a key, in order, on one partition.
+      for (const key of new Set(got.map((r) => r.key))) expect(got.filter((r) => r.key === key).map((r) => r.value)).toEqual(input.filter((r) => r.key === key).map((r) => r.value.toString()));
+    }
+    expect([...central.values()].reduce((s, l) => s + l.length, 0)).toBe(90);
+  });
+
+  it('a producer-state error fails the send (KAFKA_PRODUCER_STATE); the next send gets a new producer id, starts at sequence 0 and is stored', async () => {
+    const topic = `c${++n}`;
+    await kafka.createTopic(topic, 1);
+    const p = await connect();
+    await p.partitionCount(topic);
+    await p.send(await encodeProduce({ topic, partition: 0, records: records(0, 10), compression: 'none' }));
+    await kafka.pushErrors(0, [45]);
+    const second = await encodeProduce({ topic, partition: 0, records: records(10, 10), compression: 'none' });
+    await expect(p.send(second)).rejects.toMatchObject({ code: 'KAFKA_PRODUCER_STATE', retriable: true });
+    await p.send(second);
+    const got = (await readBack(kafka.bootstrap, topic)).get(0)!;
+    expect(got.map((r) => r.value)).toEqual(records(0, 20).map((r) => r.value.toString()));
   });
 });

@@ -7,19 +7,31 @@
  *    Kafka peer on loopback (librdkafka's mock cluster, 3 brokers, behind the
  *    test shim, both hosted by this parent) until its lag is 0: records/s
  *    and MB/s of key+value payload, and the child's peak RSS (the
- *    replicator's own, without the peer's memory);
- * 3. baseline: another child runs a bare kafkajs producer with the same
- *    settings (idempotent, acks -1, one request in flight, same batch size,
- *    one sender per partition) sending the same records, with the same
- *    headers, from memory; half before the drain and half after, so a load
- *    change on the shared machine biases neither side.
+ *    replicator's own, without the peer's memory). The replicator runs as
+ *    the agent does: reads each batch from the log, encodes it with its own
+ *    Produce encoder (agent/kafka-produce-encoder.ts, dedup headers added
+ *    there) and sends it through kafkajs's connections (agent/kafka-client.ts),
+ *    committing positions as batches are acknowledged;
+ * 3. baseline: another child runs a bare kafkajs producer (its public API,
+ *    `producer.send`, so kafkajs's own encoding) with the same settings
+ *    (idempotent, acks -1, one request in flight, same batch size, one
+ *    sender per partition) sending the same records, with the same headers,
+ *    from memory; half before the drain and half after, so a load change on
+ *    the shared machine biases neither side.
  *
- * Both paths pay kafkajs's encoding and the same peer, so the ratio is the
- * replicator's own overhead (log reads, headers, position commits).
+ * The ratio is therefore what replicating from the log with millstream's
+ * client costs against what an application gets from kafkajs as published.
+ * Also printed: CPU time per record of both children (less noisy than wall
+ * time on a shared machine), the load average, and the CPU the peer used
+ * while the replicator drained (the shim in this process, the mock in its
+ * own), so a figure limited by the peer or by other load can be told apart.
  * Targets (issue 5): ≥ 200,000 records/s, ≥ 0.8 × baseline, peak RSS ≤ 150 MB.
- * `BENCH_SCALE` multiplies the record count.
+ * `BENCH_SCALE` multiplies the record count; `BENCH_CHILD_NODE_ARGS` adds
+ * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +74,9 @@ interface ChildArgs {
 /** Runs in the child: drains (or sends from memory) and prints `{"ms":…,"rssMb":…}`. */
 async function child(args: ChildArgs): Promise<void> {
   let ms: number;
+  // CPU time of this process over the timed part: unlike wall time, barely moved by other load on a shared machine.
+  let cpu0: NodeJS.CpuUsage;
+  let cpu: NodeJS.CpuUsage;
   // Where the memory goes: peaks of V8 heap and of Buffer memory outside it, sampled every 50 ms.
   const peak = { heapMb: 0, externalMb: 0 };
   const sampler = setInterval(() => {
@@ -76,9 +91,11 @@ async function child(args: ChildArgs): Promise<void> {
       batchRecords: BATCH_RECORDS, batchBytes: 4 * MB, statusFile: null,
     });
     const t0 = performance.now();
+    cpu0 = process.cpuUsage();
     await replicator.start();
     while (replicator.status().topics[0].lagRecords > 0) await new Promise((r) => setTimeout(r, 20));
     ms = performance.now() - t0;
+    cpu = process.cpuUsage(cpu0);
     await replicator.stop();
     await log.close();
   } else {
@@ -91,6 +108,7 @@ async function child(args: ChildArgs): Promise<void> {
     const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     // Timed from before connect, as the replicator's drain is timed from start() (which connects).
     const t0 = performance.now();
+    cpu0 = process.cpuUsage();
     await producer.connect();
     await Promise.all(
       perPartition.map(async (records, p) => {
@@ -109,23 +127,39 @@ async function child(args: ChildArgs): Promise<void> {
       }),
     );
     ms = performance.now() - t0;
+    cpu = process.cpuUsage(cpu0);
     await producer.disconnect();
   }
   clearInterval(sampler);
-  process.stdout.write(`${JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  process.stdout.write(`${JSON.stringify({ ms, cpuMs, rssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
 }
 
 interface ChildResult {
   ms: number;
+  cpuMs: number;
   rssMb: number;
   heapMb: number;
   externalMb: number;
 }
 
+/** CPU time (user + system) of another process so far, in ms, from /proc (NaN where there is none). */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    // Compiled (npm run bench builds dist/): plain node, as the agent runs; from the sources: through tsx.
+    const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
+    const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const p = spawn(process.execPath, [...nodeArgs, ...loader, file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
     let out = '';
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -166,12 +200,21 @@ const suite: BenchSuite = {
       // The baseline runs in two halves, before and after the drain, so load drifting on a shared machine biases neither side.
       const half = Math.floor(count / 2);
       const base1 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: half });
+      // The peer (shim in this process, librdkafka's mock in its own): CPU it used while the replicator drained.
+      const peerCpu0 = process.cpuUsage();
+      const mockCpu0 = processCpuMs(kafka.pid);
       const drain = await runChild({ mode: 'replicator', bootstrap: kafka.bootstrap, dataDir, count });
+      const peerCpu = process.cpuUsage(peerCpu0);
+      const mockCpuMs = processCpuMs(kafka.pid) - mockCpu0;
       const base2 = await runChild({ mode: 'baseline', bootstrap: kafka.bootstrap, dataDir, count: count - half });
-      const base = { ms: base1.ms + base2.ms, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
+      const base = { ms: base1.ms + base2.ms, cpuMs: base1.cpuMs + base2.cpuMs, rssMb: Math.max(base1.rssMb, base2.rssMb), heapMb: Math.max(base1.heapMb, base2.heapMb), externalMb: Math.max(base1.externalMb, base2.externalMb) };
       report.compare('drain backlog (records/s)', count / (drain.ms / 1000), count / (base.ms / 1000), 'records/s', { min: 200_000, minRatio: 0.8 });
       report.compare('drain backlog (MB/s key+value)', payloadMb / (drain.ms / 1000), payloadMb / (base.ms / 1000), 'MB/s', { minRatio: 0.8 });
       report.compare('peak RSS of the process (replicator vs bare producer)', drain.rssMb, base.rssMb, 'MB', { max: 150 });
+      const load = loadavg()[0];
+      const peerMs = (peerCpu.user + peerCpu.system) / 1000;
+      report.note(`peer CPU while draining: shim ${((100 * peerMs) / drain.ms).toFixed(0)} % of a core (this process), librdkafka mock ${Number.isNaN(mockCpuMs) ? '?' : ((100 * mockCpuMs) / drain.ms).toFixed(0)} %`);
+      report.note(`CPU time per record: replicator ${((drain.cpuMs * 1000) / count).toFixed(2)} µs (${((100 * drain.cpuMs) / drain.ms).toFixed(0)} % of a core while draining), bare producer ${((base.cpuMs * 1000) / count).toFixed(2)} µs; load average ${load.toFixed(1)} on ${availableParallelism()} cores`);
       report.note(`peak V8 heap ${drain.heapMb.toFixed(0)} MB (bare producer ${base.heapMb.toFixed(0)} MB), peak Buffer memory outside the heap ${drain.externalMb.toFixed(0)} MB (bare producer ${base.externalMb.toFixed(0)} MB)`);
       if (kafka.shim.errors.length > 0) report.note(`peer shim errors: ${kafka.shim.errors.join('; ')}`);
     } finally {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { register } from 'tsx/esm/api';
+// `npm run bench`: the benchmark runner, compiled (dist/) when current, as the agent runs.
+import { runEntry } from './entry.js';
 
-register();
-await import('../bench/run.ts');
+await runEntry('bench/run.ts');

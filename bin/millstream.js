@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-// Entry point of the `millstream` command. The sources are TypeScript; tsx
-// compiles them on load (Node 20 cannot strip types itself), so the command,
-// the tests that spawn it and the benchmarks all run the same files.
-import { register } from 'tsx/esm/api';
+// Entry point of the `millstream` command: the compiled agent in dist/ when
+// it is current, else the TypeScript sources through tsx (see entry.js).
+import { runEntry } from './entry.js';
 
-register();
-await import('../agent/cli.ts');
+await runEntry('agent/cli.ts');

@@ -16,3 +16,4 @@ export { kafkaPartition, murmur2 } from './partitioner.ts';
 export { nodeFileSystem } from './file-system.ts';
 export type { LogFileHandle, LogFileStat, LogFileSystem } from './file-system.ts';
 export { TOPIC_DEFAULTS, resolveTopicConfig } from './topic-config.ts';
+export { blockHeaders, blockKey, blockRecord, blockValue, recordBlockOf } from './record-block.ts';

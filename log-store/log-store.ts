@@ -33,6 +33,7 @@ import type {
   Logger,
   ReadOptions,
   ReadResult,
+  BatchReadResult,
   RecordInput,
   RecoveryReport,
   RetentionReport,
@@ -356,6 +357,11 @@ class LogStore implements LogStoreApi {
   async read(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
     const p = this.partitionOf(topic, partition);
     return p.read(offset, options.maxRecords ?? DEFAULT_MAX_RECORDS, options.maxBytes ?? DEFAULT_MAX_BYTES);
+  }
+
+  async readBatches(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<BatchReadResult> {
+    const p = this.partitionOf(topic, partition);
+    return p.readBatches(offset, options.maxRecords ?? DEFAULT_MAX_RECORDS, options.maxBytes ?? DEFAULT_MAX_BYTES);
   }
 
   async offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {

@@ -21,7 +21,8 @@ import type { BufferPool } from './buffer-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
 import type { ScanProblem } from './log-scan.ts';
 import { NO_TIMESTAMP, Segment, parseSegmentFile, type SegmentContext } from './segment.ts';
-import type { Clock, LogRecord, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
+import { RecordBlockSink, RecordListSink, type RecordSink } from './record-block.ts';
+import type { BatchReadResult, Clock, Logger, ReadResult, RecoveryReport, Timers, TopicConfig, VerifyProblem } from './types.ts';
 
 /** Settles one appendBatch call across the partitions it touched: one promise per call. */
 export class Completion {
@@ -470,8 +471,22 @@ export class Partition {
   }
 
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    const sink = new RecordListSink(this.topic, this.partition);
+    const nextOffset = await this.readInto(sink, offset, maxRecords, maxBytes);
+    return { records: sink.records, nextOffset };
+  }
+
+  /** `read` without an object per record (see RecordBlock). */
+  async readBatches(offset: number, maxRecords: number, maxBytes: number): Promise<BatchReadResult> {
+    const sink = new RecordBlockSink(this.topic, this.partition, Math.max(0, Math.min(maxRecords, this.endOffset - offset)));
+    const nextOffset = await this.readInto(sink, offset, maxRecords, maxBytes);
+    return { blocks: sink.finish(), count: sink.count, nextOffset };
+  }
+
+  /** Reads into `sink`; returns the next offset to read. */
+  private async readInto(sink: RecordSink, offset: number, maxRecords: number, maxBytes: number): Promise<number> {
     try {
-      return await this.readInner(offset, maxRecords, maxBytes);
+      return await this.readInner(sink, offset, maxRecords, maxBytes);
     } catch (err) {
       // Closed under a read in flight: say so, not whatever the closed file handle said.
       if (this.closed && !isLogError(err, 'LOG_CLOSED')) this.checkUsable();
@@ -479,23 +494,22 @@ export class Partition {
     }
   }
 
-  private async readInner(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+  private async readInner(sink: RecordSink, offset: number, maxRecords: number, maxBytes: number): Promise<number> {
     this.checkUsable();
     if (!Number.isSafeInteger(offset) || offset < this.earliestOffset || offset > this.endOffset) throw this.outOfRange(offset);
-    const records: LogRecord[] = [];
-    if (offset === this.endOffset || maxRecords <= 0) return { records, nextOffset: offset };
+    if (offset === this.endOffset || maxRecords <= 0) return offset;
     let next = offset;
     let bytes = 0;
-    while (next < this.endOffset && records.length < maxRecords && bytes < maxBytes) {
+    while (next < this.endOffset && sink.count < maxRecords && bytes < maxBytes) {
       const seg = this.segmentFor(next);
       if (seg !== this.active) this.touchClosedReader(seg);
-      const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, records);
+      const r = await seg.readRecords(next, seg.size, maxRecords, maxBytes - bytes, this.config.indexIntervalBytes, sink);
       if (r.corrupt) {
-        if (records.length === 0) throw r.corrupt;
+        if (sink.count === 0) throw r.corrupt;
         break;
       }
       if (r.nextOffset === next) {
-        if (records.length > 0) break;
+        if (sink.count > 0) break;
         // The segment holds fewer records than the next one's base offset says: never skip them silently.
         throw new LogError('LOG_CORRUPT', `${seg.logPath} ends before offset ${next}`, {
           topic: this.topic,
@@ -509,7 +523,7 @@ export class Partition {
       bytes += r.bytes;
       next = r.nextOffset;
     }
-    return { records, nextOffset: records.length > 0 ? records[records.length - 1]!.offset + 1 : offset };
+    return sink.count > 0 ? sink.nextOffset : offset;
   }
 
   /** Keeps at most OPEN_CLOSED_READERS closed segments open for reading (least recently read closed first), so replaying a long history does not run out of file descriptors. */

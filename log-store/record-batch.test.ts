@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { BATCH_HEADER_BYTES, BatchFormatError, batchCrcOk, decodeRecords, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
+import fc from 'fast-check';
+import { BATCH_HEADER_BYTES, BatchFormatError, batchCrcOk, decodeRecords, decodeUtf8, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
 import type { LogRecord, RecordInput } from './types.ts';
 
 function roundTrip(records: RecordInput[], base = 0, now = 0): LogRecord[] {
@@ -104,5 +105,33 @@ describe('record batch codec', () => {
     expect(() => encodeBatch([{ key: null, value: 'x', headers: { a: 1 as unknown as string } }], null, 0)).toThrow(BatchFormatError);
     expect(() => encodeBatch([], null, 0)).toThrow(BatchFormatError);
     expect(BATCH_HEADER_BYTES).toBe(38);
+  });
+});
+
+describe('decodeUtf8', () => {
+  it('equals Buffer#toString("utf8") for ASCII of every length around the short-string limit, and for non-ASCII and invalid UTF-8 at every position', () => {
+    for (let n = 0; n <= 20; n++) {
+      const ascii = Buffer.from('sensor-0123456789abc'.slice(0, n), 'latin1');
+      const buf = Buffer.concat([Buffer.from('xy'), ascii, Buffer.from('z')]);
+      expect(decodeUtf8(buf, 2, 2 + n)).toBe(buf.toString('utf8', 2, 2 + n));
+      for (let at = 0; at < n; at++) {
+        for (const bad of [0xc3, 0xff, 0x80]) {
+          const b = Buffer.from(buf);
+          b[2 + at] = bad;
+          expect(decodeUtf8(b, 2, 2 + n)).toBe(b.toString('utf8', 2, 2 + n));
+        }
+      }
+    }
+    const mixed = Buffer.from('größe °C 温度 😀');
+    expect(decodeUtf8(mixed, 0, mixed.length)).toBe('größe °C 温度 😀');
+  });
+
+  it('equals Buffer#toString("utf8") for any bytes (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 24 }), fc.nat(4), (bytes, pad) => {
+        const buf = Buffer.concat([Buffer.alloc(pad, 0x41), Buffer.from(bytes)]);
+        expect(decodeUtf8(buf, pad, buf.length)).toBe(buf.toString('utf8', pad, buf.length));
+      }),
+    );
   });
 });

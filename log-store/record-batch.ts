@@ -99,7 +99,8 @@ function varintSize(n: number): number {
   return size;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+/** Writes `n` as an unsigned LEB128 varint at `pos`; returns the position after it. */
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
   while (n >= 0x80) {
     buf[pos++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);
@@ -337,6 +338,46 @@ export function batchCrcOk(buf: Buffer, pos: number, header: BatchHeader): boole
   return batchCrc(buf, pos, pos + header.totalBytes) === header.crc;
 }
 
+/** Longest string `decodeUtf8` builds in JavaScript; longer ones go to Node's decoder. */
+const SHORT_STRING_BYTES = 12;
+
+/**
+ * `buf.toString('utf8', start, end)`, faster for the short ASCII strings
+ * keys and headers mostly are (sensor ids, header names): those are built
+ * here without a call into Node's decoder, which costs more than the
+ * decoding. Anything else (longer, or with a byte ≥ 0x80) goes to Node's
+ * UTF-8 decoder, so the result is always the same.
+ */
+export function decodeUtf8(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > SHORT_STRING_BYTES) return buf.toString('utf8', start, end);
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return buf.toString('utf8', start, end);
+  const b = buf;
+  const s = start;
+  switch (n) {
+    case 0:
+      return '';
+    case 1:
+      return String.fromCharCode(b[s]!);
+    case 2:
+      return String.fromCharCode(b[s]!, b[s + 1]!);
+    case 3:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!);
+    case 4:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!);
+    case 5:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!);
+    case 6:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!);
+    case 7:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!);
+    case 8:
+      return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!);
+    default:
+      return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+  }
+}
+
 /** Streaming varint reader over a batch's record area. */
 class Decoder {
   constructor(
@@ -381,13 +422,9 @@ export function decodeRecords(
   resume?: RecordCursor,
 ): RecordCursor {
   const end = pos + header.totalBytes;
-  let p = pos + BATCH_HEADER_BYTES;
-  let i = 0;
-  // A cursor from an earlier call on this batch skips the records before it without walking them again.
-  if (resume !== undefined && resume.offset <= fromOffset && resume.offset > header.baseOffset && resume.offset < header.baseOffset + header.recordCount && resume.position > p && resume.position < end) {
-    i = resume.offset - header.baseOffset;
-    p = resume.position;
-  }
+  const start = startOf(pos, header, fromOffset, resume);
+  let p = start.position;
+  let i = start.offset - header.baseOffset;
   for (; i < header.recordCount && out.length < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const len = buf.readUInt32BE(p);
@@ -405,24 +442,35 @@ export function decodeRecords(
     let key: string | null = null;
     if (keyLen > 0) {
       const k = d.take(keyLen - 1);
-      key = buf.toString('utf8', k, k + keyLen - 1);
+      key = decodeUtf8(buf, k, k + keyLen - 1);
     }
     const valueLen = d.varint();
     const v = d.take(valueLen);
     const value = buf.subarray(v, v + valueLen);
-    const headerCount = d.varint();
-    const headers: Record<string, string> = {};
-    for (let h = 0; h < headerCount; h++) {
-      const nl = d.varint();
-      const n = d.take(nl);
-      const vl = d.varint();
-      const hv = d.take(vl);
-      headers[buf.toString('utf8', n, n + nl)] = buf.toString('utf8', hv, hv + vl);
-    }
+    const headers = decodeHeadersAt(buf, d.pos, recEnd);
     out.push({ topic, partition, offset, timestamp, key, value, headers });
     p = recEnd;
   }
   return { offset: header.baseOffset + i, position: p };
+}
+
+/**
+ * Where decoding the batch at `pos` starts: its first record, or `resume`
+ * (a cursor from an earlier call on this batch) when that lies inside the
+ * batch at or before `fromOffset`, so the records before it are not walked again.
+ */
+function startOf(pos: number, header: BatchHeader, fromOffset: number, resume: RecordCursor | undefined): RecordCursor {
+  const first = pos + BATCH_HEADER_BYTES;
+  if (
+    resume !== undefined &&
+    resume.offset <= fromOffset &&
+    resume.offset > header.baseOffset &&
+    resume.offset < header.baseOffset + header.recordCount &&
+    resume.position > first &&
+    resume.position < pos + header.totalBytes
+  )
+    return resume;
+  return { offset: header.baseOffset, position: first };
 }
 
 /** Where the next record of a batch starts: `offset` and its byte `position` in the buffer. */
@@ -445,4 +493,89 @@ export function recordTimestamps(buf: Buffer, pos: number, header: BatchHeader):
     p += 4 + len;
   }
   return result;
+}
+
+/**
+ * Where the records of a CRC-checked batch lie, without building them: what
+ * `readBatches` hands out. The same checks as `decodeRecords` (every field
+ * inside its record, every record inside its batch).
+ */
+export interface RecordPositions {
+  /** Records written so far; the next goes at this index. */
+  count: number;
+  /** Makes room for `n` more records. */
+  reserve(n: number): void;
+  timestamps: Float64Array;
+  keyStarts: Int32Array;
+  keyEnds: Int32Array;
+  valueStarts: Int32Array;
+  valueEnds: Int32Array;
+  headerStarts: Int32Array;
+}
+
+/**
+ * Like `decodeRecords`, but writes the positions of the records with offset
+ * >= `fromOffset` into `out` (at most `max` of them) instead of objects.
+ * Throws BatchFormatError on malformed records.
+ */
+export function decodePositions(buf: Buffer, pos: number, header: BatchHeader, fromOffset: number, out: RecordPositions, max: number, resume?: RecordCursor): RecordCursor {
+  const end = pos + header.totalBytes;
+  const start = startOf(pos, header, fromOffset, resume);
+  let p = start.position;
+  let i = start.offset - header.baseOffset;
+  const skip = Math.max(0, fromOffset - header.baseOffset);
+  out.reserve(Math.min(max - out.count, header.recordCount - Math.max(i, skip)));
+  const { timestamps, keyStarts, keyEnds, valueStarts, valueEnds, headerStarts } = out;
+  const first = header.firstTimestamp;
+  let n = out.count;
+  for (; i < header.recordCount && n < max; i++) {
+    if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
+    const recEnd = p + 4 + buf.readUInt32BE(p);
+    if (recEnd > end) throw new BatchFormatError('record runs past its batch', p);
+    if (i < skip) {
+      p = recEnd;
+      continue;
+    }
+    const d = new Decoder(buf, p + 4, recEnd);
+    const zz = d.varint();
+    timestamps[n] = first + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2);
+    let len = d.varint();
+    if (len === 0) {
+      keyStarts[n] = -1;
+      keyEnds[n] = -1;
+    } else {
+      const k = d.take(len - 1);
+      keyStarts[n] = k;
+      keyEnds[n] = k + len - 1;
+    }
+    len = d.varint();
+    const v = d.take(len);
+    valueStarts[n] = v;
+    valueEnds[n] = v + len;
+    headerStarts[n] = d.pos;
+    const headerCount = d.varint();
+    for (let h = 0; h < headerCount; h++) {
+      d.take(d.varint());
+      d.take(d.varint());
+    }
+    n++;
+    p = recEnd;
+  }
+  out.count = n;
+  return { offset: header.baseOffset + i, position: p };
+}
+
+/** Decodes the headers encoded at `pos` (a record's headerCount varint), up to `end`. */
+export function decodeHeadersAt(buf: Buffer, pos: number, end: number): Record<string, string> {
+  const d = new Decoder(buf, pos, end);
+  const headers: Record<string, string> = {};
+  const count = d.varint();
+  for (let h = 0; h < count; h++) {
+    const nl = d.varint();
+    const n = d.take(nl);
+    const vl = d.varint();
+    const hv = d.take(vl);
+    headers[decodeUtf8(buf, n, n + nl)] = decodeUtf8(buf, hv, hv + vl);
+  }
+  return headers;
 }

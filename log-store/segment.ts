@@ -27,7 +27,7 @@ import {
 import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
 import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.ts';
 import { readFully, scanLog, type ScanProblem } from './log-scan.ts';
-import type { LogRecord } from './types.ts';
+import type { RecordSink } from './record-block.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
@@ -491,10 +491,10 @@ export class Segment {
 
   /**
    * Reads records from `offset` (within this segment) up to byte `limit`,
-   * appending to `out` until `maxRecords` are there or about `maxBytes` of
+   * giving them to `out` until it holds `maxRecords` or about `maxBytes` of
    * batches were read (at least one batch).
    */
-  async readRecords(offset: number, limit: number, maxRecords: number, maxBytes: number, indexIntervalBytes: number, out: LogRecord[]): Promise<SegmentRead> {
+  async readRecords(offset: number, limit: number, maxRecords: number, maxBytes: number, indexIntervalBytes: number, out: RecordSink): Promise<SegmentRead> {
     await this.ensureIndexes(indexIntervalBytes);
     const fh = await this.openReader();
     try {
@@ -511,7 +511,7 @@ export class Segment {
     maxRecords: number,
     maxBytes: number,
     indexIntervalBytes: number,
-    out: LogRecord[],
+    out: RecordSink,
     mayRebuild: boolean,
   ): Promise<SegmentRead> {
     const index = this.index!;
@@ -534,7 +534,7 @@ export class Segment {
       this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
     }
     let first = true;
-    while (pos < limit && out.length < maxRecords && (bytes < maxBytes || bytes === 0)) {
+    while (pos < limit && out.count < maxRecords && (bytes < maxBytes || bytes === 0)) {
       let at = pos - chunkPos;
       let header: BatchHeader | null = null;
       let problem: string | null = null;
@@ -595,7 +595,7 @@ export class Segment {
       if (end > offset) {
         try {
           const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk : null;
-          const cursor = decodeRecords(chunk, at, header, this.ctx.topic, this.ctx.partition, offset, out, maxRecords, cache?.cursor);
+          const cursor = out.take(chunk, at, header, offset, maxRecords, cache?.cursor);
           if (cache !== null) cache.cursor = cursor;
         } catch (err) {
           const msg = err instanceof BatchFormatError ? err.message : String(err);
@@ -609,7 +609,7 @@ export class Segment {
           });
           return { nextOffset: next, bytes, corrupt };
         }
-        next = out.length > 0 ? out[out.length - 1]!.offset + 1 : next;
+        next = out.count > 0 ? out.nextOffset : next;
         bytes += header.totalBytes;
       }
       expected = end;

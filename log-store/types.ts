@@ -101,6 +101,46 @@ export interface ReadResult {
   nextOffset: number;
 }
 
+/**
+ * Records of `readBatches`, without an object per record: the log bytes as
+ * read (each batch CRC-checked, as for `read`) and, per record, where its
+ * parts lie in `buf`. Record i (0 ≤ i < count) has offset `baseOffset + i`
+ * (offsets are dense within a block), timestamp `timestamps[i]`, key bytes
+ * `buf[keyStarts[i], keyEnds[i])` (UTF-8; `keyStarts[i] === -1`: null key),
+ * value bytes `buf[valueStarts[i], valueEnds[i])`, and headers encoded at
+ * `headerStarts[i]` (see the README's record format; `blockHeaders` decodes
+ * them). `blockRecord(block, i)` builds the `LogRecord` that `read` returns.
+ *
+ * `buf` is a read buffer the store never writes to again: positions stay
+ * valid as long as the block is held (holding it keeps the whole buffer,
+ * up to about `maxBytes` + 64 KiB, alive). Do not write into it.
+ */
+export interface RecordBlock {
+  readonly topic: string;
+  readonly partition: number;
+  readonly buf: Buffer;
+  /** Records in the block (≥ 1); the typed arrays may be longer: only [0, count) is meaningful. */
+  readonly count: number;
+  /** Offset of record 0. */
+  readonly baseOffset: number;
+  /** Timestamps in ms. */
+  readonly timestamps: Float64Array;
+  readonly keyStarts: Int32Array;
+  readonly keyEnds: Int32Array;
+  readonly valueStarts: Int32Array;
+  readonly valueEnds: Int32Array;
+  readonly headerStarts: Int32Array;
+}
+
+export interface BatchReadResult {
+  /** In offset order; consecutive blocks continue each other's offsets. Empty when nothing was read. */
+  blocks: RecordBlock[];
+  /** Records in all blocks. */
+  count: number;
+  /** Offset to read next: one past the last record returned (or the start offset when nothing was returned). */
+  nextOffset: number;
+}
+
 export interface FollowOptions extends ReadOptions {
   /** Ends the iteration (the iterator returns, it does not throw). */
   signal?: AbortSignal;
@@ -191,6 +231,12 @@ export interface LogStoreApi {
   appendBatch(topic: string, records: readonly RecordInput[]): Promise<BatchAck>;
   /** Reads durable records from `offset`. Throws LOG_OUT_OF_RANGE below the earliest offset or above the end. */
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
+  /**
+   * The same records as `read` (same offsets, limits, errors and CRC checks),
+   * as raw blocks without an object per record: for consumers that scan
+   * values in place (rules). `maxRecords` and `maxBytes` as for `read`.
+   */
+  readBatches(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<BatchReadResult>;
   /** The first offset whose record timestamp is >= `timestamp`, or the end offset if none. */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number>;
   /** Yields arrays of records from `offset` on, waiting (without polling) for new ones at the end. */

@@ -141,6 +141,13 @@ describe('FieldExtractor', () => {
     ['raw control character in a skipped string', '{"b":"x\ny","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
     ['bad escape in a skipped string', '{"b":"\\x","a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
     ['unclosed nested value', '{"b":[1,{"c":2]}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped numbers of every form', '{"b":-0.5e+3,"c":0,"d":-12E-2,"e":7,"a":1}', [{ name: 'a', caseSensitive: false }], [1]],
+    ['skipped number: lone minus', '{"b":-,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: no fraction digits', '{"b":1.,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: no exponent digits', '{"b":1e+,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped number: leading zero', '{"b":-01,"a":1}', [{ name: 'a', caseSensitive: false }], 'fallback'],
+    ['skipped strings with escapes and non-ASCII', '{"b":"x\\"y\\u00e9","c":"é\\n","a":1}', [{ name: 'a', caseSensitive: false }], [1]],
+    ['key with non-ASCII and escapes after a plain prefix', '{"colé":1,"col\\u006fur":"R"}', [{ name: 'colour', caseSensitive: true }], ['R']],
   ];
   it.each(golden)('%s', (_label, text, fields, want) => {
     expect(viaExtract(Buffer.from(text, 'utf8'), fields)).toEqual(want);
@@ -151,5 +158,59 @@ describe('FieldExtractor', () => {
     const whole = Buffer.from('xx{"a":"b"}', 'utf8');
     const view = new Uint8Array(whole.buffer, whole.byteOffset + 2, whole.length - 2);
     expect(viaExtract(view as Buffer, [{ name: 'a', caseSensitive: false }])).toEqual(['b']);
+  });
+
+  it('extractAt reads only buf[start, end): the same as extract of a copy, whatever bytes surround it', () => {
+    // The bytes around the range would complete a cut value (a closing quote, brace, digits, an escape's hex): they must not be read.
+    const around = fc.constantFrom('', '}', '"', '"}', '0}', '\\u0041"}', 'e5}', 'rue}', ' ,"a":1}', '\xff');
+    fc.assert(
+      fc.property(objectText, fieldsArb, fc.nat(), around, around, (text, fields, cutAt, before, after) => {
+        const whole = Buffer.from(text, 'utf8');
+        for (const value of [whole, whole.subarray(0, cutAt % (whole.length + 1))]) {
+          const buf = Buffer.concat([Buffer.from(before, 'latin1'), value, Buffer.from(after, 'latin1')]);
+          const x = new FieldExtractor(fields);
+          const row = x.newRow();
+          const ok = x.extractAt(buf, before.length, before.length + value.length, row);
+          const want = viaExtract(Buffer.from(value), fields);
+          expect(ok ? fields.map((f) => row[f.name]) : 'fallback').toEqual(want);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('one extractor over records that mostly share their keys (its fast path) returns what a fresh one returns for each', () => {
+    // a base shape, then records that keep it or change it: another value, a renamed, re-cased, escaped,
+    // reordered or repeated key, whitespace, a cut or a corrupted byte
+    const shape = fc.uniqueArray(fc.constantFrom(...NAMES.filter((n) => n !== ''), 'reading_ts', 'sensor_id', 'widget_weight_g'), { minLength: 1, maxLength: 6 });
+    const change = fc.constantFrom('same', 'same', 'same', 'value', 'rename', 'case', 'escape', 'swap', 'repeat', 'space', 'cut', 'corrupt');
+    fc.assert(
+      fc.property(shape, fieldsArb, fc.array(fc.tuple(change, valueArb, fc.nat()), { minLength: 2, maxLength: 12 }), (keys, fields, steps) => {
+        const x = new FieldExtractor(fields);
+        const row = x.newRow();
+        for (const [how, value, n] of steps) {
+          let ks = [...keys];
+          const at = n % ks.length;
+          if (how === 'rename') ks[at] = `${ks[at]}x`;
+          if (how === 'case') ks[at] = ks[at]!.toUpperCase();
+          if (how === 'swap' && ks.length > 1) ks = [...ks.slice(1), ks[0]!];
+          if (how === 'repeat') ks = [...ks, ks[at]!];
+          const parts = ks.map((k, i) => {
+            const key = how === 'escape' && i === at ? `"${[...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(k);
+            return `${key}:${JSON.stringify(i === at && how === 'value' ? value : i % 2 ? 'RED' : i)}`;
+          });
+          let text = `{${parts.join(how === 'space' ? ' ,\n ' : ',')}}`;
+          if (how === 'cut') text = text.slice(0, n % text.length);
+          let bytes = Buffer.from(text, 'utf8');
+          if (how === 'corrupt') {
+            bytes = Buffer.from(bytes);
+            bytes[n % bytes.length] = (n * 7) & 0xff;
+          }
+          const got = x.extractAt(bytes, 0, bytes.length, row) ? fields.map((f) => row[f.name]) : 'fallback';
+          expect(got).toEqual(viaExtract(bytes, fields));
+        }
+      }),
+      { numRuns: 1500 },
+    );
   });
 });

@@ -20,6 +20,15 @@
  *
  * The row object given to `extract` is reused record after record: callers
  * must not keep it (plan closures never do).
+ *
+ * Fast path: records of one source mostly share their keys, in order. The
+ * keys of the last record the general scanner accepted (plain ASCII, each
+ * filling at most one field) become a template (`KeyLayout`); the next
+ * record is first read against it: keys compared byte for byte (a word at a
+ * time), their fields known without matching, values scanned and validated
+ * as always. Any difference (another key, order, escape, invalid byte)
+ * sends the record to the general scanner, whose result it then is (and
+ * whose keys become the next template). Same contract either way.
  */
 import type { Row } from './plan.ts';
 
@@ -93,6 +102,12 @@ export class FieldExtractor {
   /** Matching slots of the current key: `#hits[0..#hitCount)`. */
   readonly #hits: Int32Array;
   #hitCount = 0;
+  /** Keys of the last record the general scanner read (the fast path's template), and the one being recorded. */
+  #layout: KeyLayout | null = null;
+  #recording = new KeyLayout();
+  /** A DataView of the last buffer read (the fast path compares keys a word at a time). */
+  #viewOf: Buffer | null = null;
+  #view: DataView | null = null;
 
   /**
    * `fields`: distinct names; a name must not appear twice (once
@@ -130,19 +145,41 @@ export class FieldExtractor {
   /** Fills `row` from `bytes` (see the module comment); false: parse the whole value instead. */
   extract(bytes: Uint8Array, row: Row): boolean {
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return this.extractAt(buf, 0, buf.length, row);
+  }
+
+  /** `extract` of the value `buf[start, end)`, in place (no view of it is made). */
+  extractAt(buf: Buffer, start: number, end: number, row: Row): boolean {
     const slots = this.#slots;
     for (const s of slots) {
       s.exactSeen = false;
       s.foldSeen = false;
     }
-    if (!this.#scan(buf)) return false;
+    let ok = false;
+    if (this.#layout !== null) {
+      ok = this.#scanLayout(this.#layout, buf, start, end);
+      if (!ok)
+        for (const s of slots) {
+          s.exactSeen = false;
+          s.foldSeen = false;
+        }
+    }
+    if (!ok) {
+      const rec = this.#recording;
+      rec.reset();
+      if (!this.#scan(buf, start, end)) return false;
+      // the next record likely has the same keys: they become the fast path's template
+      if (rec.learnable) {
+        this.#recording = this.#layout ?? new KeyLayout();
+        this.#layout = rec;
+      }
+    }
     for (const s of slots) row[s.name] = s.exactSeen ? s.exactValue : s.foldSeen ? s.foldValue : null;
     return true;
   }
 
-  #scan(buf: Buffer): boolean {
-    const n = buf.length;
-    let p = 0;
+  #scan(buf: Buffer, start: number, n: number): boolean {
+    let p = start;
     while (p < n && isWs(buf[p]!)) p++;
     if (p >= n || buf[p] !== LBRACE) return false;
     p++;
@@ -152,40 +189,44 @@ export class FieldExtractor {
       for (;;) {
         if (p >= n || buf[p] !== QUOTE) return false;
         const keyStart = p + 1;
-        // scan the key
+        // scan the key: plain ASCII bytes in a tight loop, anything else below
         let q = keyStart;
         let plain = true;
-        for (;;) {
-          if (q >= n) return false;
-          const k = STRING_CLASS[buf[q]!]!;
-          if (k === 0) {
+        let c = 0;
+        while (q < n && (c = buf[q]!) !== QUOTE && c >= 0x20 && c !== BACKSLASH && c < 0x80) q++;
+        if (c !== QUOTE || q >= n)
+          for (;;) {
+            if (q >= n) return false;
+            const k = STRING_CLASS[buf[q]!]!;
+            if (k === 0) {
+              q++;
+              continue;
+            }
+            if (k === 1) break;
+            if (k === 3) return false;
+            plain = false;
+            if (k === 2) {
+              q = escapeEnd(buf, q, n);
+              if (q === FAIL) return false;
+              continue;
+            }
             q++;
-            continue;
           }
-          if (k === 1) break;
-          if (k === 3) return false;
-          plain = false;
-          if (k === 2) {
-            q = escapeEnd(buf, q);
-            if (q === FAIL) return false;
-            continue;
-          }
-          q++;
-        }
         const keyEnd = q;
         if (!this.#match(buf, keyStart, keyEnd, plain)) return false;
+        this.#record(buf, keyStart, keyEnd, plain);
         p = keyEnd + 1;
         while (p < n && isWs(buf[p]!)) p++;
         if (p >= n || buf[p] !== COLON) return false;
         p++;
         while (p < n && isWs(buf[p]!)) p++;
         if (this.#hitCount === 0) {
-          p = this.#skip(buf, p);
+          p = this.#skipValue(buf, p, n);
           if (p === FAIL) return false;
         } else {
           const slot = this.#slots[this.#hits[0]!]!;
           this.#cache = slot.cache ??= new StringCache();
-          p = this.#value(buf, p);
+          p = this.#value(buf, p, n);
           if (p === FAIL) return false;
           if (!this.#assign(buf, keyStart, keyEnd, plain)) return false;
         }
@@ -200,6 +241,103 @@ export class FieldExtractor {
     }
     while (p < n && isWs(buf[p]!)) p++;
     return p === n;
+  }
+
+  /** Adds the key just matched to the layout being recorded (or marks it unusable: escapes, non-ASCII, several slots). */
+  #record(buf: Buffer, start: number, end: number, plain: boolean): void {
+    const rec = this.#recording;
+    if (!rec.learnable) return;
+    if (!plain || this.#hitCount > 1) {
+      rec.learnable = false;
+      return;
+    }
+    let slot = -1;
+    let exact = false;
+    if (this.#hitCount === 1) {
+      slot = this.#hits[0]!;
+      const s = this.#slots[slot]!;
+      exact = s.exact.length === end - start && equalBytes(buf, start, s.exact);
+    }
+    rec.add(buf, start, end, slot, exact);
+  }
+
+  /**
+   * The fast path: the record at `buf[start, n)` has exactly the keys of
+   * `layout`, in order (compared byte for byte; whitespace anywhere JSON
+   * allows it), so each key's slot is known without matching; values are
+   * scanned and validated as in `#scan`. False: not that layout, or not
+   * valid (the general scanner decides then).
+   */
+  #scanLayout(layout: KeyLayout, buf: Buffer, start: number, n: number): boolean {
+    const slots = this.#slots;
+    const bytes = layout.bytes;
+    const words = layout.words;
+    if (this.#viewOf !== buf) {
+      this.#viewOf = buf;
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    const view = this.#view!;
+    let p = start;
+    while (p < n && isWs(buf[p]!)) p++;
+    if (p >= n || buf[p] !== LBRACE) return false;
+    p++;
+    while (p < n && isWs(buf[p]!)) p++;
+    const count = layout.count;
+    for (let k = 0; k < count; k++) {
+      if (k > 0) {
+        if (p >= n || buf[p] !== COMMA) return false;
+        p++;
+        while (p < n && isWs(buf[p]!)) p++;
+      }
+      const from = layout.starts[k]!;
+      const len = layout.lengths[k]!;
+      if (p + len + 2 > n || buf[p] !== QUOTE || buf[p + len + 1] !== QUOTE) return false;
+      const q = p + 1;
+      // four bytes at a time: the template's keys start at word boundaries (KeyLayout.add)
+      let i = 0;
+      for (; i + 4 <= len; i += 4) if (view.getUint32(q + i, true) !== words[(from + i) >>> 2]) return false;
+      for (; i < len; i++) if (buf[q + i] !== bytes[from + i]) return false;
+      p = q + len + 1;
+      while (p < n && isWs(buf[p]!)) p++;
+      if (p >= n || buf[p] !== COLON) return false;
+      p++;
+      while (p < n && isWs(buf[p]!)) p++;
+      const slot = layout.slots[k]!;
+      if (slot < 0) {
+        p = this.#skipValue(buf, p, n);
+        if (p === FAIL) return false;
+      } else {
+        const s = slots[slot]!;
+        this.#cache = s.cache ??= new StringCache();
+        p = this.#value(buf, p, n);
+        if (p === FAIL) return false;
+        if (layout.exact[k] === 1) {
+          s.exactSeen = true;
+          s.exactValue = this.#val;
+        } else {
+          s.foldSeen = true;
+          s.foldValue = this.#val;
+        }
+      }
+      while (p < n && isWs(buf[p]!)) p++;
+    }
+    if (p >= n || buf[p] !== RBRACE) return false;
+    p++;
+    while (p < n && isWs(buf[p]!)) p++;
+    return p === n;
+  }
+
+  /** Validates and skips a value nobody reads: plain strings and numbers without the general skipper. */
+  #skipValue(buf: Buffer, p: number, n: number): number {
+    const v = p < n ? buf[p]! : 0;
+    if (v === QUOTE) {
+      let e = p + 1;
+      let c = 0;
+      while (e < n && (c = buf[e]!) !== QUOTE && c !== BACKSLASH && c >= 0x20) e++;
+      return e < n && c === QUOTE ? e + 1 : skipString(buf, p, n);
+    }
+    if (v === MINUS || (v >= ZERO && v <= NINE)) return skipNumber(buf, p, n);
+    return this.#skip(buf, p, n);
   }
 
   /** Sets `#hits` to the slots the key matches (exactly or ignoring case). */
@@ -253,8 +391,7 @@ export class FieldExtractor {
   }
 
   /** Scans the value at `p` into `#val`; returns the position after it. */
-  #value(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #value(buf: Buffer, p: number, n: number): number {
     if (p >= n) return FAIL;
     const b = buf[p]!;
     if (b === QUOTE) {
@@ -271,7 +408,7 @@ export class FieldExtractor {
         if (c >= 0x80) ascii = false;
         else if (c === BACKSLASH) {
           escaped = true;
-          q = escapeEnd(buf, q);
+          q = escapeEnd(buf, q, n);
           if (q === FAIL) return FAIL;
           continue;
         }
@@ -282,22 +419,21 @@ export class FieldExtractor {
       else this.#val = buf.toString(ascii ? 'latin1' : 'utf8', p + 1, q);
       return q + 1;
     }
-    if (b === MINUS || (b >= ZERO && b <= NINE)) return this.#number(buf, p);
+    if (b === MINUS || (b >= ZERO && b <= NINE)) return this.#number(buf, p, n);
     if (b === LBRACE || b === LBRACKET) {
-      const end = this.#skip(buf, p);
+      const end = this.#skip(buf, p, n);
       if (end === FAIL) return FAIL;
       this.#val = JSON.parse(buf.toString('utf8', p, end));
       return end;
     }
-    const end = literal(buf, p);
+    const end = literal(buf, p, n);
     if (end === FAIL) return FAIL;
     this.#val = b === 0x74 ? true : b === 0x66 ? false : null;
     return end;
   }
 
   /** Scans a number at `p` (JSON grammar) into `#val`. */
-  #number(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #number(buf: Buffer, p: number, n: number): number {
     const start = p;
     let neg = false;
     if (buf[p] === MINUS) {
@@ -339,8 +475,7 @@ export class FieldExtractor {
   }
 
   /** Validates and skips the value at `p`; returns the position after it. */
-  #skip(buf: Buffer, p: number): number {
-    const n = buf.length;
+  #skip(buf: Buffer, p: number, n: number): number {
     const stack = this.#stack;
     let depth = 0;
     for (;;) {
@@ -360,19 +495,19 @@ export class FieldExtractor {
           depth--;
         } else {
           if (obj) {
-            p = skipKey(buf, p);
+            p = skipKey(buf, p, n);
             if (p === FAIL) return FAIL;
           }
           continue;
         }
       } else if (b === QUOTE) {
-        p = skipString(buf, p);
+        p = skipString(buf, p, n);
         if (p === FAIL) return FAIL;
       } else if (b === MINUS || (b >= ZERO && b <= NINE)) {
-        p = this.#number(buf, p);
+        p = this.#number(buf, p, n);
         if (p === FAIL) return FAIL;
       } else {
-        p = literal(buf, p);
+        p = literal(buf, p, n);
         if (p === FAIL) return FAIL;
       }
       // after a value: close containers or move to the next element
@@ -391,7 +526,7 @@ export class FieldExtractor {
         p++;
         if (obj) {
           while (p < n && isWs(buf[p]!)) p++;
-          p = skipKey(buf, p);
+          p = skipKey(buf, p, n);
           if (p === FAIL) return FAIL;
         }
         break;
@@ -400,11 +535,84 @@ export class FieldExtractor {
   }
 }
 
+/**
+ * The keys of one record in document order, as plain ASCII bytes, each with
+ * the slot it fills (-1: none) and whether it names the field exactly
+ * (else ignoring case). Records of one source mostly share their keys, so
+ * the next record is first tried against these (see `#scanLayout`).
+ */
+class KeyLayout {
+  static readonly MAX_KEYS = 64;
+  static readonly MAX_BYTES = 2048;
+  count = 0;
+  /** False once a key cannot be replayed (escaped or non-ASCII, several slots, too many keys). */
+  learnable = true;
+  readonly bytes = new Uint8Array(KeyLayout.MAX_BYTES);
+  /** `bytes` as little-endian 32-bit words (whatever the platform's byte order: DataView reads them so). */
+  readonly words = new Uint32Array(KeyLayout.MAX_BYTES / 4);
+  readonly starts = new Int32Array(KeyLayout.MAX_KEYS);
+  readonly lengths = new Int32Array(KeyLayout.MAX_KEYS);
+  readonly slots = new Int32Array(KeyLayout.MAX_KEYS);
+  /** 1: the key is the field's exact name. */
+  readonly exact = new Uint8Array(KeyLayout.MAX_KEYS);
+  #used = 0;
+
+  reset(): void {
+    this.count = 0;
+    this.#used = 0;
+    this.learnable = true;
+  }
+
+  add(buf: Buffer, start: number, end: number, slot: number, exact: boolean): void {
+    const len = end - start;
+    // each key at a word boundary; the padding after it is never compared
+    this.#used = (this.#used + 3) & ~3;
+    if (this.count >= KeyLayout.MAX_KEYS || this.#used + len > KeyLayout.MAX_BYTES) {
+      this.learnable = false;
+      return;
+    }
+    const k = this.count++;
+    this.starts[k] = this.#used;
+    this.lengths[k] = len;
+    this.slots[k] = slot;
+    this.exact[k] = exact ? 1 : 0;
+    const bytes = this.bytes;
+    const from = this.#used;
+    for (let i = 0; i < len; i++) bytes[from + i] = buf[start + i]!;
+    for (let w = from; w + 4 <= from + len; w += 4) this.words[w >>> 2] = (bytes[w]! | (bytes[w + 1]! << 8) | (bytes[w + 2]! << 16) | (bytes[w + 3]! << 24)) >>> 0;
+    this.#used += len;
+  }
+}
+
+/** Skips the number at `p` (JSON grammar, validated); returns the position after it. */
+function skipNumber(buf: Buffer, p: number, n: number): number {
+  if (buf[p] === MINUS) p++;
+  if (p >= n) return FAIL;
+  let c = buf[p]!;
+  if (c === ZERO) p++;
+  else if (c >= ZERO + 1 && c <= NINE) {
+    p++;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+  } else return FAIL;
+  if (p < n && buf[p] === DOT) {
+    const f = ++p;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+    if (p === f) return FAIL;
+  }
+  if (p < n && (buf[p] === 0x65 || buf[p] === 0x45)) {
+    p++;
+    if (p < n && (buf[p] === PLUS || buf[p] === MINUS)) p++;
+    const e = p;
+    while (p < n && (c = buf[p]!) >= ZERO && c <= NINE) p++;
+    if (p === e) return FAIL;
+  }
+  return p;
+}
+
 /** Skips `"key" :` at `p` (validated); returns the position of the value. */
-function skipKey(buf: Buffer, p: number): number {
-  const n = buf.length;
+function skipKey(buf: Buffer, p: number, n: number): number {
   if (p >= n || buf[p] !== QUOTE) return FAIL;
-  p = skipString(buf, p);
+  p = skipString(buf, p, n);
   if (p === FAIL) return FAIL;
   while (p < n && isWs(buf[p]!)) p++;
   if (p >= n || buf[p] !== COLON) return FAIL;
@@ -412,8 +620,7 @@ function skipKey(buf: Buffer, p: number): number {
 }
 
 /** Skips the string at `p` (a quote), validating it; returns the position after its closing quote. */
-function skipString(buf: Buffer, p: number): number {
-  const n = buf.length;
+function skipString(buf: Buffer, p: number, n: number): number {
   let q = p + 1;
   for (;;) {
     if (q >= n) return FAIL;
@@ -422,7 +629,7 @@ function skipString(buf: Buffer, p: number): number {
     else if (k === 1) return q + 1;
     else if (k === 3) return FAIL;
     else {
-      q = escapeEnd(buf, q);
+      q = escapeEnd(buf, q, n);
       if (q === FAIL) return FAIL;
     }
   }
@@ -434,12 +641,23 @@ function skipString(buf: Buffer, p: number): number {
  * most values come back as the same string without copying bytes out of the
  * buffer. A hit compares the bytes, so the string is always the exact text.
  */
-class StringCache {
+export class StringCache {
   static readonly ENTRIES = 4096;
   static readonly MAX_BYTES = 48;
   readonly #bytes = new Uint8Array(StringCache.ENTRIES * StringCache.MAX_BYTES);
   readonly #lengths = new Int16Array(StringCache.ENTRIES).fill(-1);
   readonly #strings: string[] = new Array<string>(StringCache.ENTRIES).fill('');
+
+  /** The UTF-8 text of `buf[start, end)` (ASCII texts through the cache). */
+  text(buf: Buffer, start: number, end: number): string {
+    let hash = 0;
+    for (let q = start; q < end; q++) {
+      const c = buf[q]!;
+      if (c >= 0x80) return buf.toString('utf8', start, end);
+      hash = (hash * 31 + c) | 0;
+    }
+    return this.get(buf, start, end, hash);
+  }
 
   /** The ASCII text of `buf[start, end)`, whose bytes hash to `hash`. */
   get(buf: Buffer, start: number, end: number, hash: number): string {
@@ -462,11 +680,11 @@ class StringCache {
 }
 
 /** Checks the escape at `q` (a backslash); returns the position after it. */
-function escapeEnd(buf: Buffer, q: number): number {
-  const e = buf[q + 1];
-  if (e === undefined || e >= 0x80 || ESCAPES[e] === 0) return FAIL;
+function escapeEnd(buf: Buffer, q: number, n: number): number {
+  const e = q + 1 < n ? buf[q + 1]! : 0xff;
+  if (e >= 0x80 || ESCAPES[e] === 0) return FAIL;
   if (e !== 0x75) return q + 2;
-  if (q + 6 > buf.length) return FAIL;
+  if (q + 6 > n) return FAIL;
   for (let i = q + 2; i < q + 6; i++) {
     const h = buf[i]!;
     if (h >= 0x80 || HEX[h] === 0) return FAIL;
@@ -475,10 +693,10 @@ function escapeEnd(buf: Buffer, q: number): number {
 }
 
 /** Skips `true`, `false` or `null` at `p`. */
-function literal(buf: Buffer, p: number): number {
+function literal(buf: Buffer, p: number, n: number): number {
   const b = buf[p];
   const word = b === 0x74 ? TRUE : b === 0x66 ? FALSE : b === 0x6e ? NULL : null;
-  if (word === null || p + word.length > buf.length) return FAIL;
+  if (word === null || p + word.length > n) return FAIL;
   for (let i = 1; i < word.length; i++) if (buf[p + i] !== word[i]) return FAIL;
   return p + word.length;
 }

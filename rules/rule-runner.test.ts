@@ -204,3 +204,67 @@ describe('rule runner in scratch mode (durable: false)', () => {
     expect(await readTopic(log, 'per_sensor')).toEqual(out);
   });
 });
+
+describe('rule runner overlapping a batch\'s write with the next batch', () => {
+  it('reads the next batch while a write is in flight, starts the next write only after it, and writes what a plain run writes', async () => {
+    await setup();
+    await runToEnd(join(dir, 'ref'), null);
+    const expected = await readTopic(log, 'per_sensor');
+    const other = await openTestLog(join(dir, 'log2'));
+    const saved = log;
+    log = other;
+    try {
+      await setup();
+      const events: string[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let appends = 0;
+      const gated = new Proxy(log, {
+        get(target, prop) {
+          if (prop === 'appendBatch') {
+            return async (topic: string, records: Parameters<LogStoreApi['appendBatch']>[1]) => {
+              const n = ++appends;
+              events.push(`append ${n} start`);
+              if (n === 1) await gate;
+              const ack = await target.appendBatch(topic, records);
+              events.push(`append ${n} end`);
+              return ack;
+            };
+          }
+          if (prop === 'readBatches') {
+            return async (...args: Parameters<LogStoreApi['readBatches']>) => {
+              events.push(`read ${args[1]}:${args[2]}`);
+              return target.readBatches(...args);
+            };
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const runner = createRuleRunner({
+        plan: planRuleText(SQL, 'r.sql').rules[0]!,
+        log: gated,
+        stateDir: join(dir, 'gated'),
+        clock: { now: () => 0 },
+        timers: { setTimeout: () => 0, clearTimeout: () => {} },
+        logger: silentLogger,
+        idleCloseMs: 0,
+        batchRecords: 13,
+      });
+      const drained = runner.drain();
+      // the first write is held: the runner goes on to read the second batch (13 records further in each partition)...
+      while (!events.includes('read 0:13') || !events.includes('read 1:13')) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+      // ...but starts no second write, and nothing is checkpointed past the held batch
+      expect(events.filter((e) => e.startsWith('append'))).toEqual(['append 1 start']);
+      release();
+      await drained;
+      await runner.stop();
+      expect(events.indexOf('append 2 start')).toBeGreaterThan(events.indexOf('append 1 end'));
+      expect(await readTopic(log, 'per_sensor')).toEqual(expected);
+    } finally {
+      log = saved;
+      await other.close();
+    }
+  });
+});

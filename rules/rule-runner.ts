@@ -17,6 +17,11 @@
  *   3. `appendBatch` the outputs and the late records (durable on resolve);
  *   4. commit to SQLite in one transaction: operator state, the new input
  *      positions, the output topics' end offsets, stream time, batch number.
+ * Steps 3-4 of a batch (the write) run while steps 1-2 of the next batch
+ * run (one write in flight; the next write starts after it), so the disk
+ * waits overlap reading and processing; the files change in the same order
+ * as without the overlap. Records come from `readBatches` (raw blocks): values
+ * are scanned in the read buffer, with no object per input record.
  *
  * Exactly-once output. Processing is deterministic: the rows a batch emits
  * depend only on the checkpointed state and the batch's records. The first
@@ -42,9 +47,9 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock, LogRecord, LogStoreApi, Logger, RecordInput, Timers } from '../log-store/index.ts';
-import type { Emitter, LateReason, Operator } from './operators/emitter.ts';
-import { FieldExtractor } from './field-extractor.ts';
+import type { Clock, LogStoreApi, Logger, RecordBlock, RecordInput, Timers } from '../log-store/index.ts';
+import { type Emitter, type LateReason, type Operator, type RawValue, rawBytes } from './operators/emitter.ts';
+import { FieldExtractor, StringCache } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
 import type { DerivedPlan, Row, SourceRow } from './plan.ts';
@@ -119,15 +124,23 @@ interface Pending {
 }
 
 /**
- * One input partition's records of a batch. Records are decoded one at a
+ * One input partition's records of a batch, as the log's raw blocks
+ * (`readBatches`: no object per record). Records are decoded one at a
  * time, just before they are processed (the head), so decoded values die
  * young instead of a whole batch of them being kept alive.
  */
 interface Lane {
   partition: number;
-  records: LogRecord[];
-  /** Index of the head record in `records`. */
+  blocks: RecordBlock[];
+  /** Records of each block in the batch (recovery reads up to a target offset and may cut the last block). */
+  counts: number[];
+  /** Records in all blocks. */
+  total: number;
+  /** The head: record `i` of `blocks[b]` (`block`, null when the lane is done), of `n` taken from it. */
+  b: number;
+  block: RecordBlock | null;
   i: number;
+  n: number;
   // the decoded head:
   value: Row;
   /** Event time, or -Infinity when the record is bad (bad records are processed first when at the head). */
@@ -136,6 +149,44 @@ interface Lane {
   bad: LateReason | null;
   /** The row object the field extractor fills (reused record after record); null without one. */
   fields: Row | null;
+}
+
+/**
+ * The runner's one SourceRow, reused record after record: its key is
+ * decoded from the block only when something reads it (most filtered-out
+ * and aggregated records never do).
+ */
+class BlockRow implements SourceRow {
+  value: Row = {};
+  timestamp = 0;
+  partition = 0;
+  offset = 0;
+  #block: RecordBlock | null = null;
+  #index = 0;
+  /** undefined: not decoded yet. */
+  #key: string | null | undefined = null;
+
+  constructor(readonly keys: StringCache) {}
+
+  /** Points the key at record `index` of `block`. */
+  at(block: RecordBlock, index: number): void {
+    this.#block = block;
+    this.#index = index;
+    this.#key = undefined;
+  }
+
+  get key(): string | null {
+    if (this.#key === undefined) {
+      const b = this.#block!;
+      const start = b.keyStarts[this.#index]!;
+      this.#key = start < 0 ? null : this.keys.text(b.buf, start, b.keyEnds[this.#index]!);
+    }
+    return this.#key;
+  }
+
+  set key(key: string | null) {
+    this.#key = key;
+  }
 }
 
 function stateSignature(plan: DerivedPlan): string {
@@ -170,6 +221,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const partitionCache = new Map<string, number>();
   /** Recovery only: output records per `${topic}\0${partition}` already in the log, to skip. */
   let skip: Map<string, number> | null = null;
+  /** The write (appends + checkpoint) of the last finished batch, while in flight (see finishBatch). */
+  let writing: Promise<void> | null = null;
 
   let state: RuleStatus['state'] = 'idle';
   let lastError: string | null = null;
@@ -289,28 +342,56 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         }
         await runBatch(target);
       }
+      await persisted();
     } finally {
       skip = null;
     }
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, records: [], i: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
+    return { partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
   }
+
+  /** Puts the lane's head on its first record (null block: nothing to read). */
+  function rewind(lane: Lane): void {
+    lane.b = 0;
+    lane.i = 0;
+    lane.block = lane.blocks.length ? lane.blocks[0]! : null;
+    lane.n = lane.blocks.length ? lane.counts[0]! : 0;
+  }
+
+  /** Moves the head to the next record. */
+  function advance(lane: Lane): void {
+    if (++lane.i < lane.n) return;
+    lane.i = 0;
+    if (++lane.b < lane.blocks.length) {
+      lane.block = lane.blocks[lane.b]!;
+      lane.n = lane.counts[lane.b]!;
+    } else {
+      lane.block = null;
+      lane.n = 0;
+    }
+  }
+
+  /** Keys as strings: readings repeat their keys, so each distinct key text is decoded once (see StringCache). */
+  const keyCache = new StringCache();
   const lanes = new Map<number, Lane>();
 
   // event-time cache of decodeHead: the last timestamp text seen and what it parsed to
   let lastTimeText: string | null = null;
   let lastTime: number | null = null;
 
-  /** Decodes `lane.records[lane.i]` into the lane's head fields. */
+  /** Decodes the head record of `lane` into the lane's head fields. */
   function decodeHead(lane: Lane): void {
-    const r = lane.records[lane.i]!;
+    const block = lane.block!;
+    const i = lane.i;
+    const start = block.valueStarts[i]!;
+    const end = block.valueEnds[i]!;
     let value: unknown;
-    if (lane.fields !== null && extractor!.extract(r.value, lane.fields)) value = lane.fields;
+    if (lane.fields !== null && extractor!.extractAt(block.buf, start, end, lane.fields)) value = lane.fields;
     else {
       try {
-        value = JSON.parse(r.value.toString('utf8'));
+        value = JSON.parse(block.buf.toString('utf8', start, end));
       } catch {
         value = undefined;
       }
@@ -328,7 +409,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const tv = field === null ? undefined : (value as Row)[field];
     if (typeof tv === 'string' && tv === lastTimeText) ts = lastTime;
     else {
-      ts = source.eventTime(value as Row, r.timestamp);
+      ts = source.eventTime(value as Row, block.timestamps[i]!);
       if (typeof tv === 'string') {
         lastTimeText = tv;
         lastTime = ts;
@@ -354,8 +435,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     for (let p = 0; p < inPartitions; p++) {
       const lane = lanes.get(p) ?? laneOf(p);
       lanes.set(p, lane);
-      lane.records = [];
-      lane.i = 0;
+      lane.blocks = [];
+      lane.counts = [];
+      lane.total = 0;
       let pos = positions.get(p)!;
       const limit = target ? (target.get(p) ?? pos) : Infinity;
       const end = log.endOffset(inputTopic, p);
@@ -365,16 +447,22 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         pos = earliest;
         next.set(p, pos);
       }
-      while (pos < end && pos < limit && (target !== null || lane.records.length === 0)) {
-        const res = await log.read(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
-        if (!res.records.length) break;
-        if (lane.records.length === 0 && res.records[res.records.length - 1]!.offset < limit) lane.records = res.records;
-        else for (const r of res.records) if (r.offset < limit) lane.records.push(r);
+      while (pos < end && pos < limit && (target !== null || lane.total === 0)) {
+        const res = await log.readBatches(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
+        if (!res.count) break;
+        for (const block of res.blocks) {
+          const n = Math.min(block.count, limit - block.baseOffset);
+          if (n <= 0) continue;
+          lane.blocks.push(block);
+          lane.counts.push(n);
+          lane.total += n;
+        }
         pos = Math.min(res.nextOffset, limit);
         if (!target) break;
       }
+      rewind(lane);
       if (pos !== positions.get(p)) next.set(p, pos);
-      if (lane.records.length) any = true;
+      if (lane.total) any = true;
     }
     if (!any && target === null) return sameAs(next, positions) ? null : next;
     return next;
@@ -385,23 +473,29 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     return true;
   }
 
-  const row: SourceRow = { value: {}, key: null, timestamp: 0, partition: 0, offset: 0 };
+  const row = new BlockRow(keyCache);
+  const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0 };
 
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
-    const r = lane.records[lane.i++]!;
+    const block = lane.block!;
+    const i = lane.i;
     row.value = lane.value;
-    row.key = r.key;
+    row.at(block, i);
     row.timestamp = lane.time;
     row.partition = lane.partition;
-    row.offset = r.offset;
+    row.offset = block.baseOffset + i;
+    raw.buf = block.buf;
+    raw.start = block.valueStarts[i]!;
+    raw.end = block.valueEnds[i]!;
+    advance(lane);
     const bad = lane.bad;
     if (bad !== null) {
-      row.timestamp = r.timestamp;
-      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, r.value, op.streamTime);
+      row.timestamp = block.timestamps[i]!;
+      emitter.late(bad, bad === 'INVALID_JSON' ? 'the payload is not a JSON object' : 'the event time field is missing or not a timestamp', row, rawBytes(raw), op.streamTime);
       return;
     }
-    op.process(row, r.value);
+    op.process(row, raw);
   }
 
   /** Processes the batch's records, merged across partitions by event time (ties: lower partition). Returns how many. */
@@ -410,34 +504,36 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     let total = 0;
     for (let p = 0; p < inPartitions; p++) {
       const lane = lanes.get(p);
-      if (lane && lane.records.length) {
+      if (lane && lane.block !== null) {
         active.push(lane);
-        total += lane.records.length;
+        total += lane.total;
       }
     }
     if (active.length === 1) {
       const lane = active[0]!;
-      const n = lane.records.length;
-      while (lane.i < n) {
+      while (lane.block !== null) {
         decodeHead(lane);
         processHead(lane, op);
       }
-      lane.records = [];
-      return total;
-    }
-    for (const lane of active) decodeHead(lane);
-    let live = active.length;
-    while (live > 0) {
-      let best: Lane | null = null;
-      for (const lane of active) {
-        if (lane.i >= lane.records.length) continue;
-        if (best === null || lane.time < best.time) best = lane;
+    } else {
+      for (const lane of active) decodeHead(lane);
+      let live = active.length;
+      while (live > 0) {
+        let best: Lane | null = null;
+        for (const lane of active) {
+          if (lane.block === null) continue;
+          if (best === null || lane.time < best.time) best = lane;
+        }
+        processHead(best!, op);
+        if (best!.block !== null) decodeHead(best!);
+        else live--;
       }
-      processHead(best!, op);
-      if (best!.i < best!.records.length) decodeHead(best!);
-      else live--;
     }
-    for (const lane of active) lane.records = [];
+    // the blocks die with the batch
+    for (const lane of active) {
+      lane.blocks = [];
+      lane.counts = [];
+    }
     return total;
   }
 
@@ -445,8 +541,15 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     return [...next].map(([p, o]) => `${p}:${o}`).join(',');
   }
 
-  /** Appends the pending records (minus those already written, during recovery) and commits. */
-  async function finishBatch(next: Map<number, number>): Promise<void> {
+  /**
+   * Ends the batch in memory (its output, state delta and new positions are
+   * taken now) and starts writing it: append the output, then commit the
+   * checkpoint. The write runs while the next batch is read and processed;
+   * `persisted()` waits for it, and a batch's write starts only after the
+   * previous one's (see `runBatch`), so the files change in the same order
+   * as without the overlap.
+   */
+  function finishBatch(next: Map<number, number>): void {
     const op = operator!;
     const out = filterSkipped(outputTopic, pending.out);
     const late = filterSkipped(lateTopic, pending.late);
@@ -454,25 +557,34 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     pending.late = [];
     markFirsts(out);
     markFirsts(late);
-    if (out.length) await log.appendBatch(outputTopic, out);
-    if (late.length) await log.appendBatch(lateTopic, late);
-    recordsOut += out.length;
-    recordsLate += late.length;
     const delta = op.takeDelta();
     const changed: Array<[number, number]> = [];
     for (const [p, o] of next) if (positions.get(p) !== o) changed.push([p, o]);
-    await store!.commit({
-      signature,
-      streamTime: op.streamTime,
-      seq: op.seq,
-      batch: batchNo + 1,
-      positions: changed,
-      outputs: outputEnds(),
-      upserts: delta.upserts,
-      deletes: delta.deletes,
-    });
+    const checkpoint = { signature, streamTime: op.streamTime, seq: op.seq, batch: batchNo + 1, positions: changed, upserts: delta.upserts, deletes: delta.deletes };
     batchNo++;
     positions = next;
+    const s = store!;
+    const write = (async () => {
+      if (out.length) await log.appendBatch(outputTopic, out);
+      if (late.length) await log.appendBatch(lateTopic, late);
+      recordsOut += out.length;
+      recordsLate += late.length;
+      await s.commit({ ...checkpoint, outputs: outputEnds() });
+    })();
+    // observed through persisted(); never an unhandled rejection
+    write.catch(() => undefined);
+    writing = write;
+  }
+
+  /** Waits until the last finished batch is written and checkpointed; throws what that write threw. */
+  async function persisted(): Promise<void> {
+    const w = writing;
+    if (w === null) return;
+    try {
+      await w;
+    } finally {
+      if (writing === w) writing = null;
+    }
   }
 
   /** Puts the batch headers on the first record of each partition (recovery reads them there). */
@@ -502,7 +614,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     if (!next) return false;
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: positionsText(next) };
     const n = processLanes(operator!);
-    await finishBatch(next);
+    // one write in flight: the previous batch's overlapped this one's reading and processing
+    await persisted();
+    finishBatch(next);
     recordsIn += n;
     if (n) lastInputAt = options.clock.now();
     return true;
@@ -512,10 +626,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: 'idle' };
     if (!operator!.closeAll() && !skip) return;
     logger.info({ rule: name, streamTime: operator!.streamTime }, 'closed open windows after idle time without input');
-    await finishBatch(positions);
+    await persisted();
+    finishBatch(positions);
+    await persisted();
   }
 
   async function closeStore(): Promise<void> {
+    await persisted().catch(() => undefined);
     const s = store;
     store = null;
     operator = null;
@@ -591,6 +708,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
           armIdle();
           continue;
         }
+        await persisted();
         if (!running) break;
         await waitForData();
       } catch (err) {
@@ -632,6 +750,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     async drain() {
       await open();
       while (await runBatch(null));
+      await persisted();
     },
     async closeAllWindows() {
       await open();

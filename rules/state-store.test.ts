@@ -78,4 +78,25 @@ describe('state store', () => {
     expect(cp.windows.size).toBe(20);
     await store.close();
   });
+
+  it('a commit of many rows (written in chunks) is whole: later rows for an id win, deletes across chunks apply', async () => {
+    const file = join(dir, 'big.sqlite');
+    let store = await openStateStore(file);
+    const upserts: Array<[string, string]> = Array.from({ length: 5003 }, (_, i) => [`w${i}`, `[${i}]`]);
+    upserts.push(['w7', '["again"]'], ['w4999', '["last"]']);
+    await store.commit({ signature: 's', streamTime: 1, seq: 1, batch: 1, positions: [[0, 9]], outputs: [], upserts, deletes: [] });
+    const deletes = Array.from({ length: 4500 }, (_, i) => `w${i + 10}`);
+    await store.commit({ signature: 's', streamTime: 2, seq: 2, batch: 2, positions: [], outputs: [], upserts: [['w3', '[3.5]']], deletes });
+    await store.close();
+    store = await openStateStore(file);
+    const cp = (await store.load())!;
+    const expected = new Map<string, string>();
+    for (const [id, v] of upserts) expected.set(id, v);
+    for (const id of deletes) expected.delete(id);
+    expected.set('w3', '[3.5]');
+    expect(cp.windows).toEqual(expected);
+    expect(cp.windows.get('w7')).toBe('["again"]');
+    expect(cp.windows.size).toBe(5003 - 4500);
+    await store.close();
+  });
 });

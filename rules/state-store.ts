@@ -85,6 +85,22 @@ function stateError(message: string, file: string, cause: unknown): RulesError {
   return new RulesError('RULES_STATE', `${message}: ${(cause as Error)?.message ?? String(cause)}`, { file }, cause);
 }
 
+/** Rows per bulk statement: bounds the JSON text and SQLite's parse of it (a batch may open 50,000 windows). */
+const CHUNK_ROWS = 2000;
+
+/** `items` in arrays of at most CHUNK_ROWS, in order. */
+function* chunks<T>(items: Iterable<T>): Generator<T[]> {
+  let chunk: T[] = [];
+  for (const item of items) {
+    chunk.push(item);
+    if (chunk.length === CHUNK_ROWS) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length) yield chunk;
+}
+
 /** Opens (creating if missing) the checkpoint file. */
 export async function openStateStore(file: string, options: StateStoreOptions = {}): Promise<StateStore> {
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
@@ -104,14 +120,13 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
     tail = p.catch(() => undefined);
     return p;
   };
-  const transaction = (body: () => Array<[string, unknown[]]>) =>
+  /** Runs the statements `body` yields in one transaction; each is built only when the previous one ran, so one chunk of rows is in memory at a time. */
+  const transaction = (body: () => Iterable<[string, unknown[]]>) =>
     serial(async () => {
       if (closed) throw new RulesError('RULES_STATE', 'state store is closed', { file });
-      const statements = body();
       await run('BEGIN IMMEDIATE');
       try {
-        // Queue everything at once: sqlite3 runs statements in order, one round trip per statement without awaiting each.
-        await Promise.all(statements.map(([sql, params]) => run(sql, params)));
+        for (const [sql, params] of body()) await run(sql, params);
         await run('COMMIT');
       } catch (err) {
         await run('ROLLBACK').catch(() => undefined);
@@ -144,46 +159,32 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
       };
     },
     commit(delta) {
-      return transaction(() => {
+      return transaction(function* () {
         const metaRows: Record<string, unknown> = {
           signature: delta.signature,
           streamTime: Number.isFinite(delta.streamTime) ? delta.streamTime : null,
           seq: delta.seq,
           batch: delta.batch,
         };
-        const upserts: Record<string, string> = {};
-        let nUp = 0;
-        for (const [id, v] of delta.upserts) {
-          upserts[id] = v;
-          nUp++;
-        }
-        const deletes = [...delta.deletes];
-        const positions = [...delta.positions];
-        const outputs = [...delta.outputs];
-        const statements: Array<[string, unknown[]]> = [
-          // Bulk writes pass one JSON argument each: one statement instead of one per row.
-          [
-            "INSERT INTO meta (k, v) SELECT key, json_quote(value) FROM json_each(?) WHERE true ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            [JSON.stringify(metaRows)],
-          ],
-        ];
-        if (positions.length)
-          statements.push([
+        // Bulk writes pass one JSON argument each: one statement per chunk of rows instead of one per row.
+        yield ["INSERT INTO meta (k, v) SELECT key, json_quote(value) FROM json_each(?) WHERE true ON CONFLICT (k) DO UPDATE SET v = excluded.v", [JSON.stringify(metaRows)]];
+        for (const rows of chunks(delta.positions))
+          yield [
             "INSERT INTO positions (partition, offset) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true ON CONFLICT (partition) DO UPDATE SET offset = excluded.offset",
-            [JSON.stringify(positions)],
-          ]);
-        if (outputs.length)
-          statements.push([
+            [JSON.stringify(rows)],
+          ];
+        for (const rows of chunks(delta.outputs))
+          yield [
             "INSERT INTO outputs (topic, partition, end_offset) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE true ON CONFLICT (topic, partition) DO UPDATE SET end_offset = excluded.end_offset",
-            [JSON.stringify(outputs)],
-          ]);
-        if (deletes.length) statements.push(['DELETE FROM windows WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(deletes)]]);
-        if (nUp)
-          statements.push([
-            'INSERT INTO windows (id, v) SELECT key, value FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET v = excluded.v',
-            [JSON.stringify(upserts)],
-          ]);
-        return statements;
+            [JSON.stringify(rows)],
+          ];
+        for (const ids of chunks(delta.deletes)) yield ['DELETE FROM windows WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(ids)]];
+        // rows in order: a later row for the same id replaces an earlier one (upsert row by row)
+        for (const rows of chunks(delta.upserts))
+          yield [
+            "INSERT INTO windows (id, v) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+            [JSON.stringify(rows)],
+          ];
       });
     },
     clear() {

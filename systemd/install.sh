@@ -37,9 +37,12 @@ log() { printf 'install.sh: %s\n' "$*"; }
 
 command -v node >/dev/null || { echo "install.sh: node (>= 20) is required" >&2; exit 1; }
 
-# 1. The application: copy the sources (no tests, no benchmarks), then production dependencies.
+# 1. The application: copy the sources (no tests, no benchmarks) and, when
+#    built (npm run build), the compiled dist/; then production dependencies.
+#    dist/ runs only while no source is newer than dist/.built (bin/entry.js),
+#    so the stamp is touched after the copy.
 mkdir -p "$APP"
-for item in package.json package-lock.json README.md bin agent log-store rules firmware-bridge systemd docs; do
+for item in package.json package-lock.json README.md bin agent log-store rules firmware-bridge systemd docs dist; do
   [ -e "$SRC/$item" ] || continue
   rm -rf "${APP:?}/$item.new"
   cp -R "$SRC/$item" "$APP/$item.new"
@@ -47,6 +50,8 @@ for item in package.json package-lock.json README.md bin agent log-store rules f
   rm -rf "${APP:?}/$item"
   mv "$APP/$item.new" "$APP/$item"
 done
+rm -rf "${APP:?}/dist/test" "${APP:?}/dist/bench"
+if [ -e "$APP/dist/.built" ]; then touch "$APP/dist/.built"; else rm -rf "${APP:?}/dist"; fi
 log "application in $APP"
 if [ "$DEPS" = 1 ]; then
   (cd "$APP" && npm ci --omit=dev --no-audit --no-fund)

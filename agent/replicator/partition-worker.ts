@@ -11,9 +11,10 @@
  * left; that record goes to the local dead-letter topic with the reason.
  */
 import { isLogError } from '../../log-store/index.ts';
-import type { LogRecord } from '../../log-store/index.ts';
+import type { LogRecord, RecordBlock } from '../../log-store/index.ts';
 import { AgentError } from '../errors.ts';
-import type { OutboundRecord } from '../kafka-client.ts';
+import { BodyBufferPool, encodeProduce, releaseEncoded } from '../kafka-client.ts';
+import type { EncodedProduce, KafkaProducer } from '../kafka-client.ts';
 import type { KafkaSession } from './kafka-session.ts';
 import { backoffMs } from './options.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -34,6 +35,11 @@ export const DEAD_LETTER_HEADERS = Object.freeze({
   reason: 'millstream.dead-letter.reason',
   centralTopic: 'millstream.dead-letter.central-topic',
 });
+
+/** Bytes asked of the log for the first batch (capped by batchBytes); later reads are sized by what records took. */
+const FIRST_READ_BYTES = 1024 * 1024;
+/** The least bytes asked of the log for a batch. */
+const MIN_READ_BYTES = 64 * 1024;
 
 /** At most this many gaps are listed per partition (all are counted in lostRecords). */
 const MAX_GAPS_LISTED = 20;
@@ -69,6 +75,45 @@ export function toStatusError(e: AgentError, at: number): StatusError {
   };
 }
 
+/**
+ * About how many bytes a record of `records` takes in the log: key, value
+ * and header strings (of the first record, headers being alike) plus the
+ * log's per-record framing, with a quarter to spare (a read asking for too
+ * little returns a smaller batch).
+ */
+export function storedBytesPerRecord(records: readonly LogRecord[]): number {
+  let bytes = 0;
+  for (const r of records) bytes += r.value.length;
+  const r0 = records[0];
+  let perRecord = 16 + (r0.key?.length ?? 0);
+  for (const k in r0.headers) perRecord += 2 + k.length + r0.headers[k].length;
+  return (1.25 * bytes) / records.length + 1.25 * perRecord;
+}
+
+/** `storedBytesPerRecord` for blocks of `readBatches`: the span of their records in the read buffer, with a quarter to spare. */
+export function storedBytesPerBlockRecord(blocks: readonly RecordBlock[]): number {
+  let bytes = 0;
+  let count = 0;
+  for (const b of blocks) {
+    if (b.count === 0) continue;
+    // From the first record's value to the last record's value end: keys and headers of all but the last lie in between.
+    bytes += b.valueEnds[b.count - 1] - b.valueStarts[0] + 16 * b.count;
+    count += b.count;
+  }
+  return (1.25 * bytes) / Math.max(1, count);
+}
+
+/** A batch read from the log and encoded: only the bytes are kept, with where it starts and ends. */
+interface PreparedBatch {
+  encoded: EncodedProduce;
+  /** Local offset of its first record. */
+  offset: number;
+  /** One past its last record: the position once it is acknowledged. */
+  nextOffset: number;
+  /** Event time of its first record (lag in seconds). */
+  firstTimestamp: number;
+}
+
 function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): AgentError {
   if (err instanceof AgentError) return err;
   return new AgentError(code, (err as Error)?.message ?? String(err), {}, err);
@@ -77,6 +122,12 @@ function asAgentError(err: unknown, code: 'REPL_LOCAL_LOG' | 'KAFKA_OTHER'): Age
 export class PartitionWorker {
   /** Event time of the oldest record not yet acknowledged, when known. */
   private oldestUnsent: number | undefined;
+  /** Request body buffers: the batch in flight, the one read ahead, and one spare. */
+  private readonly bodies = new BodyBufferPool(2);
+  /** Stored bytes per record of the last batch read, about (sizes the next read). */
+  private bytesPerRecord: number | undefined;
+  /** The dedup headers every record of this partition gets (the offset header is added per record). */
+  private readonly sourceHeaders: Readonly<Record<string, string>>;
 
   constructor(
     private readonly opts: Readonly<ResolvedOptions>,
@@ -85,7 +136,13 @@ export class PartitionWorker {
     private readonly session: KafkaSession,
     private readonly committer: PositionCommitter,
     private readonly hooks: WorkerHooks,
-  ) {}
+  ) {
+    this.sourceHeaders = Object.freeze({
+      [MILLSTREAM_HEADERS.gateway]: opts.gatewayId,
+      [MILLSTREAM_HEADERS.topic]: rt.topic,
+      [MILLSTREAM_HEADERS.partition]: String(status.partition),
+    });
+  }
 
   get topic(): string {
     return this.rt.topic;
@@ -131,18 +188,9 @@ export class PartitionWorker {
     }
   }
 
+  /** The record's own headers, then the dedup headers (ours win over same-named own headers). */
   private headersOf(r: LogRecord): Record<string, string> {
-    return {
-      ...r.headers,
-      [MILLSTREAM_HEADERS.gateway]: this.opts.gatewayId,
-      [MILLSTREAM_HEADERS.topic]: this.rt.topic,
-      [MILLSTREAM_HEADERS.partition]: String(r.partition),
-      [MILLSTREAM_HEADERS.offset]: String(r.offset),
-    };
-  }
-
-  private toOutbound(r: LogRecord): OutboundRecord {
-    return { key: r.key, value: r.value, timestamp: r.timestamp, headers: this.headersOf(r) };
+    return { ...r.headers, ...this.sourceHeaders, [MILLSTREAM_HEADERS.offset]: String(r.offset) };
   }
 
   private advance(position: number): void {
@@ -190,17 +238,56 @@ export class PartitionWorker {
     this.opts.logger.warn({ code: e.code, topic: this.rt.topic, partition: r.partition, offset: r.offset, deadLetterTopic: this.opts.deadLetterTopic }, 'replicator: record refused by the cluster, moved to the dead-letter topic');
   }
 
+  /**
+   * Reads up to `maxRecords` from `offset` and encodes them at once (nothing
+   * of the read is kept). To the same partition number centrally, the log's
+   * raw blocks are transcoded byte for byte (`readBatches`, no object per
+   * record); when the central partitioner decides, records are read as
+   * objects (their keys are hashed). Undefined: nothing to read there.
+   */
+  private async readBatch(offset: number, maxRecords: number): Promise<PreparedBatch | undefined> {
+    // The log store reads about maxBytes from disk per call: ask for about what this many records took last time, not more.
+    const maxBytes = Math.min(this.opts.batchBytes, this.bytesPerRecord === undefined ? FIRST_READ_BYTES : Math.max(MIN_READ_BYTES, Math.ceil(this.bytesPerRecord * maxRecords)));
+    const request = {
+      topic: this.rt.centralTopic,
+      addHeaders: this.sourceHeaders,
+      offsetHeader: MILLSTREAM_HEADERS.offset,
+      compression: this.opts.compression,
+      timeoutMs: this.opts.kafka.requestTimeoutMs,
+    };
+    if (this.rt.centralPartitions === this.rt.localPartitions) {
+      const { blocks, count, nextOffset } = await this.opts.log.readBatches(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
+      if (count === 0) return undefined;
+      this.bytesPerRecord = storedBytesPerBlockRecord(blocks);
+      const encoded = await encodeProduce({ ...request, partition: this.status.partition, blocks }, this.bodies);
+      return { encoded, offset, nextOffset, firstTimestamp: blocks[0].timestamps[0] };
+    }
+    const { records } = await this.opts.log.read(this.rt.topic, this.status.partition, offset, { maxRecords, maxBytes });
+    if (records.length === 0) return undefined;
+    this.bytesPerRecord = storedBytesPerRecord(records);
+    const encoded = await encodeProduce({ ...request, partitionCount: this.rt.centralPartitions, records }, this.bodies);
+    const last = records[records.length - 1];
+    return { encoded, offset, nextOffset: last.offset + 1, firstTimestamp: records[0].timestamp };
+  }
+
+  /** Connects and learns the central partition count (encoding depends on it). */
+  private async target(): Promise<KafkaProducer> {
+    const producer = await this.session.get();
+    this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
+    this.rt.status.centralPartitions = this.rt.centralPartitions;
+    return producer;
+  }
+
   async run(stopSignal: AbortSignal): Promise<void> {
-    const { log, batchRecords, batchBytes } = this.opts;
+    const { log, batchRecords } = this.opts;
     const { topic } = this.rt;
     const st = this.status;
     const signal = AbortSignal.any([stopSignal, this.rt.abort.signal]);
-    let pending: LogRecord[] = [];
-    /** The batch after `pending`, read while `pending` is produced; used only if the position reaches `offset`. */
-    let readAhead: { offset: number; records: Promise<LogRecord[] | undefined> } | undefined;
-    // Values may share the read buffer: copy what outlives this read.
-    const readAt = (offset: number): Promise<LogRecord[]> =>
-      log.read(topic, st.partition, offset, { maxRecords: batchRecords, maxBytes: batchBytes }).then((r) => r.records.map((x) => ({ ...x, value: Buffer.from(x.value) })));
+    /** The batch being sent (encoded); undefined when the next one must be read. */
+    let pending: PreparedBatch | undefined;
+    /** The batch after `pending`, read and encoded while `pending` is produced; used only if the position reaches `offset`. */
+    let readAhead: { offset: number; batch: Promise<PreparedBatch | undefined> } | undefined;
+    /** Records per batch: `batchRecords`, halved while the cluster answers MESSAGE_TOO_LARGE. */
     let sendCount = batchRecords;
     let attempt = 0;
     const backoff = async (e: AgentError): Promise<void> => {
@@ -208,9 +295,23 @@ export class PartitionWorker {
       this.setState('backoff');
       await this.sleep(backoffMs(attempt++, this.opts.backoffInitialMs, this.opts.backoffMaxMs, this.opts.random), signal);
     };
+    /** A Kafka error: stops the topic (non-retriable) or backs off. Returns false when the worker must stop. */
+    const kafkaFailed = async (e: AgentError, producer: KafkaProducer | undefined, successesAtStart: number): Promise<boolean> => {
+      if (!e.retriable) {
+        st.lastError = toStatusError(e, this.opts.clock.now());
+        this.rt.stop(e);
+        return false;
+      }
+      this.hooks.failed(e, successesAtStart);
+      if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
+      await backoff(e);
+      return true;
+    };
 
     while (!signal.aborted) {
-      if (pending.length === 0) {
+      if (pending === undefined) {
+        let producer: KafkaProducer | undefined;
+        const successesAtStart = this.hooks.successes();
         try {
           const earliest = log.earliestOffset(topic, st.partition);
           st.endOffset = log.endOffset(topic, st.partition);
@@ -227,73 +328,74 @@ export class PartitionWorker {
             continue;
           }
           this.setState('sending');
-          const ahead = readAhead?.offset === st.position ? await readAhead.records : undefined;
-          readAhead = undefined;
-          pending = ahead && ahead.length > 0 ? ahead : await readAt(st.position);
-          if (pending.length === 0) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
-          this.oldestUnsent = pending[0].timestamp;
+          if (this.rt.centralPartitions === undefined) producer = await this.target();
         } catch (err) {
+          if (err instanceof AgentError && err.code.startsWith('KAFKA_')) {
+            if (await kafkaFailed(err, producer, successesAtStart)) continue;
+            break;
+          }
           if (isLogError(err, 'LOG_OUT_OF_RANGE')) continue; // retention moved the start: the loop reports the gap
+          await backoff(asAgentError(err, 'REPL_LOCAL_LOG'));
+          continue;
+        }
+        try {
+          const ahead = readAhead?.offset === st.position && sendCount === batchRecords ? await readAhead.batch : undefined;
+          if (readAhead !== undefined && ahead === undefined) void readAhead.batch.then((b) => b && releaseEncoded(b.encoded, this.bodies));
+          readAhead = undefined;
+          pending = ahead ?? (await this.readBatch(st.position, sendCount));
+          if (pending === undefined) throw new AgentError('REPL_LOCAL_LOG', `read at ${st.position} returned no records below end offset ${st.endOffset}`, { topic, partition: st.partition });
+          this.oldestUnsent = pending.firstTimestamp;
+        } catch (err) {
+          if (isLogError(err, 'LOG_OUT_OF_RANGE')) continue;
           await backoff(asAgentError(err, 'REPL_LOCAL_LOG'));
           continue;
         }
       }
 
-      const batch = pending.slice(0, sendCount);
-      const after = batch[batch.length - 1].offset + 1;
-      if (readAhead === undefined && batch.length === pending.length && after < log.endOffset(topic, st.partition)) {
+      const batch = pending;
+      if (readAhead === undefined && sendCount === batchRecords && batch.nextOffset < log.endOffset(topic, st.partition)) {
         // A failed read-ahead is dropped; the normal read path then reports (or backs off on) the error.
-        readAhead = { offset: after, records: readAt(after).catch(() => undefined) };
+        readAhead = { offset: batch.nextOffset, batch: this.readBatch(batch.nextOffset, batchRecords).catch(() => undefined) };
       }
-      let producer;
+      let producer: KafkaProducer | undefined;
       const successesAtStart = this.hooks.successes();
       try {
-        producer = await this.session.get();
-        this.rt.centralPartitions ??= await producer.partitionCount(this.rt.centralTopic);
-        this.rt.status.centralPartitions = this.rt.centralPartitions;
-        await producer.send({
-          topic: this.rt.centralTopic,
-          partition: this.rt.centralPartitions === this.rt.localPartitions ? st.partition : undefined,
-          records: batch.map((r) => this.toOutbound(r)),
-          compression: this.opts.compression,
-        });
+        producer = await this.target();
+        await producer.send(batch.encoded);
       } catch (err) {
         const e = asAgentError(err, 'KAFKA_OTHER');
         if (e.code === 'KAFKA_MESSAGE_TOO_LARGE') {
-          if (batch.length > 1) {
-            sendCount = Math.ceil(batch.length / 2);
+          releaseEncoded(batch.encoded, this.bodies);
+          pending = undefined;
+          if (batch.encoded.recordCount > 1) {
+            sendCount = Math.ceil(batch.encoded.recordCount / 2);
             continue;
           }
           try {
-            await this.deadLetter(batch[0], e);
+            const { records } = await log.read(topic, st.partition, batch.offset, { maxRecords: 1 });
+            if (records[0]?.offset !== batch.offset) throw new AgentError('REPL_LOCAL_LOG', `record ${batch.offset} is no longer in the log`, { topic, partition: st.partition, offset: batch.offset });
+            await this.deadLetter(records[0], e);
           } catch (dlqErr) {
-            this.rt.stop(new AgentError('KAFKA_MESSAGE_TOO_LARGE', `${e.message}; writing it to the dead-letter topic failed: ${(dlqErr as Error).message}`, { topic, partition: st.partition, offset: batch[0].offset }, dlqErr));
+            this.rt.stop(new AgentError('KAFKA_MESSAGE_TOO_LARGE', `${e.message}; writing it to the dead-letter topic failed: ${(dlqErr as Error).message}`, { topic, partition: st.partition, offset: batch.offset }, dlqErr));
             break;
           }
-          pending.shift();
-          this.advance(batch[0].offset + 1);
-          this.oldestUnsent = pending[0]?.timestamp;
+          this.advance(batch.nextOffset);
+          this.oldestUnsent = undefined;
           st.lastError = toStatusError(e, this.opts.clock.now());
           sendCount = batchRecords;
           continue;
         }
-        if (!e.retriable) {
-          st.lastError = toStatusError(e, this.opts.clock.now());
-          this.rt.stop(e);
-          break;
-        }
-        this.hooks.failed(e, successesAtStart);
-        if (e.code === 'KAFKA_PRODUCER_STATE' && producer) await this.session.reset(producer, e);
-        await backoff(e);
-        continue;
+        if (await kafkaFailed(e, producer, successesAtStart)) continue;
+        break;
       }
       this.hooks.succeeded();
+      releaseEncoded(batch.encoded, this.bodies);
       attempt = 0;
       sendCount = batchRecords;
-      pending = pending.slice(batch.length);
-      st.sentRecords += batch.length;
-      this.advance(batch[batch.length - 1].offset + 1);
-      this.oldestUnsent = pending[0]?.timestamp;
+      pending = undefined;
+      st.sentRecords += batch.encoded.recordCount;
+      this.advance(batch.nextOffset);
+      this.oldestUnsent = undefined;
       st.endOffset = log.endOffset(topic, st.partition);
       st.lagRecords = Math.max(0, st.endOffset - st.position);
       if (st.state === 'backoff') this.setState('sending');

@@ -4,7 +4,11 @@
  * scenarios against the real log store and a real process live in
  * test/replicator-*.test.ts.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openLogStore } from '../../log-store/index.ts';
 import { startKafkaMock } from '../../test/support/kafka-mock.ts';
 import type { KafkaMock } from '../../test/support/kafka-mock.ts';
 import { readBack } from '../../test/support/kafka-read.ts';
@@ -14,7 +18,9 @@ import type { KafkaProducer } from '../kafka-client.ts';
 import { createReplicator } from './index.ts';
 import type { Replicator, ReplicatorOptions } from './index.ts';
 import { backoffMs, resolveOptions } from './options.ts';
+import { decodeEncodedProduce } from './test-support/decode-produce.ts';
 import { createMemoryLogStore } from './test-support/memory-log-store.ts';
+import { storedBytesPerBlockRecord, storedBytesPerRecord } from './partition-worker.ts';
 import type { MemoryLogStore } from './test-support/memory-log-store.ts';
 
 interface Line {
@@ -137,7 +143,7 @@ describe('offline: back-off with jitter, one log line per state change, position
       },
       async send(req) {
         if (failures-- > 0) throw new AgentError('KAFKA_CONNECTION', 'Connection error: connect ECONNREFUSED');
-        sent.push({ offsets: req.records.map((r) => r.headers['millstream.offset']) });
+        sent.push({ offsets: (await decodeEncodedProduce(req)).map((r) => r.headers['millstream.offset']) });
       },
       async disconnect() {},
     };
@@ -174,6 +180,30 @@ describe('offline: back-off with jitter, one log line per state change, position
     expect(r.status().state).toBe('online');
     await r.stop();
     expect(log.commits.at(-1)).toEqual([{ topic: 'widgets', partition: 0, offset: 10 }]);
+  });
+});
+
+describe('read sizing', () => {
+  it('a log read asking for storedBytesPerRecord × n bytes returns n records, as records or as blocks (the real log store, batches of every size)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'millstream-repl-read-'));
+    const log = await openLogStore({ dataDir: join(dir, 'data'), minFreeBytes: 0, retentionCheckIntervalMs: 0, topicDefaults: { fsync: 'never' } });
+    try {
+      await log.ensureTopic('widgets', { partitions: 1 });
+      // Appends of 1, 7, 100 and 3000 records: stored batches small and large.
+      let i = 0;
+      for (const size of [1, 7, 100, 3000, 1, 3000, 7, 3000, 100]) await log.appendBatch('widgets', Array.from({ length: size }, () => ({ ...reading(i++), partition: 0 })));
+      const first = (await log.read('widgets', 0, 0, { maxRecords: 50, maxBytes: 1 << 20 })).records;
+      const perRecord = storedBytesPerRecord(first);
+      const perBlockRecord = storedBytesPerBlockRecord((await log.readBatches('widgets', 0, 0, { maxRecords: 50, maxBytes: 1 << 20 })).blocks);
+      for (const [offset, n] of [[0, 500], [3, 5000], [108, 2000], [4000, 5000]]) {
+        const { records } = await log.read('widgets', 0, offset, { maxRecords: n, maxBytes: Math.ceil(perRecord * n) });
+        expect(records.length).toBe(n);
+        expect((await log.readBatches('widgets', 0, offset, { maxRecords: n, maxBytes: Math.ceil(perBlockRecord * n) })).count).toBe(n);
+      }
+    } finally {
+      await log.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -22,7 +22,8 @@ function harness(plan: TablePlan) {
   let offset = 0;
   const feed = (value: Row, ts: number) => {
     const row: SourceRow = { value, key: String(value.sensor_id ?? ''), timestamp: ts, partition: 0, offset: offset++ };
-    op.process(row, Buffer.from(JSON.stringify(value)));
+    const buf = Buffer.from(JSON.stringify(value));
+    op.process(row, { buf, start: 0, end: buf.length });
   };
   return { op, rows, late, feed };
 }
@@ -300,5 +301,35 @@ describe('aggregate operator property', () => {
       }),
       { seed: 11, numRuns: 200 },
     );
+  });
+
+  it('checkpoint rows of time windows: ids as documented, and closing a restored window deletes its row', () => {
+    const plan = handTable({
+      groupBy: ['sensor_id'],
+      aggregates: [{ fn: 'AVG', field: 't', as: 'avg_t' }],
+      window: { kind: 'tumbling', sizeMs: MIN, advanceMs: MIN, graceMs: 0 },
+      emit: 'final',
+    });
+    const apply = (rows: Map<string, string>, d: { upserts: Array<[string, string]>; deletes: string[] }) => {
+      for (const [id, v] of d.upserts) rows.set(id, v);
+      for (const id of d.deletes) rows.delete(id);
+    };
+    const a = harness(plan);
+    const saved = new Map<string, string>();
+    a.feed({ sensor_id: 'x', t: 1 }, 1_000);
+    a.feed({ sensor_id: 'y', t: 2 }, 2_000);
+    apply(saved, a.op.takeDelta());
+    const g = (k: string) => plan.groupKeyText([k]);
+    expect([...saved.keys()].sort()).toEqual([`t:0:${g('x')}`, `t:0:${g('y')}`]);
+    const b = harness(plan);
+    b.op.restore(a.op.streamTime, a.op.seq, saved);
+    const rowsA = new Map(saved);
+    const rowsB = new Map(saved);
+    for (const h of [a, b]) h.feed({ sensor_id: 'x', t: 5 }, MIN + 1_000);
+    apply(rowsA, a.op.takeDelta());
+    apply(rowsB, b.op.takeDelta());
+    expect([...rowsB.keys()].sort()).toEqual([`t:${MIN}:${g('x')}`]);
+    expect(rowsB).toEqual(rowsA);
+    expect(b.rows).toEqual(a.rows);
   });
 });

@@ -25,11 +25,14 @@ import { type AggregateFunction, type AggState, aggregateFunction } from '../agg
 import type { GroupRow, SourceRow, TablePlan } from '../plan.ts';
 import { RulesError } from '../errors.ts';
 import { assignTimeWindows, closeTime, sessionSpan } from '../windows.ts';
-import type { Emitter, Operator } from './emitter.ts';
+import { type Emitter, type Operator, type RawValue, rawBytes } from './emitter.ts';
 
 interface Win {
-  /** Checkpoint row id (time windows and unwindowed groups; sessions use their group's id). */
-  id: string;
+  /**
+   * Checkpoint row id as restored from a checkpoint; null: the usual one,
+   * built when needed (`#idOf`), so open windows do not each hold a string.
+   */
+  id: string | null;
   text: string;
   keys: unknown[];
   start: number;
@@ -40,6 +43,9 @@ interface Win {
   /** Closed and deleted: a dirty entry for it is skipped. */
   closed: boolean;
 }
+
+/** Bound of the group-text cache: about as many groups as a gateway's sensors, a few MB at most. */
+const TEXT_CACHE_ENTRIES = 65_536;
 
 function compareWins(a: Win, b: Win): number {
   return a.start - b.start || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
@@ -65,6 +71,9 @@ export class AggregateOperator implements Operator {
   // time windows: start → group text → window, and the open starts ascending
   readonly #byStart = new Map<number, Map<string, Win>>();
   readonly #starts: number[] = [];
+  /** The window start the last record fell in and its groups (NaN: none; reset when that window closes). */
+  #lastStart = NaN;
+  #lastByGroup: Map<string, Win> | undefined = undefined;
   #nextCloseAt = Infinity;
   // checkpoint tracking
   #dirty: Win[] = [];
@@ -74,6 +83,8 @@ export class AggregateOperator implements Operator {
   readonly #keys: unknown[] = [];
   readonly #argValues: unknown[] = [];
   readonly #windowStarts: number[] = [];
+  /** One-string group key → its group text (see #textOf); cleared when it holds TEXT_CACHE_ENTRIES. */
+  readonly #texts = new Map<string, string>();
 
   constructor(plan: TablePlan, emitter: Emitter) {
     this.#plan = plan;
@@ -94,7 +105,7 @@ export class AggregateOperator implements Operator {
     this.#timeWindow = { sizeMs: this.#sizeMs, advanceMs: this.#advanceMs };
   }
 
-  process(row: SourceRow, raw: Uint8Array): void {
+  process(row: SourceRow, raw: RawValue): void {
     const plan = this.#plan;
     if (!plan.where(row)) return;
     const ts = row.timestamp;
@@ -104,7 +115,8 @@ export class AggregateOperator implements Operator {
     const groupBy = plan.groupBy;
     if (keys.length !== groupBy.length) keys.length = groupBy.length;
     for (let i = 0; i < groupBy.length; i++) keys[i] = groupBy[i]!(row);
-    const text = plan.groupKeyText(keys);
+    const k0 = keys[0];
+    const text = keys.length === 1 && typeof k0 === 'string' ? (this.#texts.get(k0) ?? this.#textOf(k0)) : plan.groupKeyText(keys);
     const args = this.#args;
     const values = this.#argValues;
     for (let i = 0; i < args.length; i++) {
@@ -116,7 +128,7 @@ export class AggregateOperator implements Operator {
     else {
       let win = this.#groups.get(text);
       if (!win) {
-        win = this.#newWin(`g:${text}`, text, NaN, NaN);
+        win = this.#newWin(text, NaN, NaN);
         this.#groups.set(text, win);
       }
       this.#add(win, seq);
@@ -128,8 +140,21 @@ export class AggregateOperator implements Operator {
     }
   }
 
-  #newWin(id: string, text: string, start: number, end: number): Win {
-    return { id, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
+  /** The group text of a one-string key, remembered (a string built per record would be hashed again on every map lookup). */
+  #textOf(key: string): string {
+    if (this.#texts.size >= TEXT_CACHE_ENTRIES) this.#texts.clear();
+    const text = this.#plan.groupKeyText(this.#keys);
+    this.#texts.set(key, text);
+    return text;
+  }
+
+  /** Checkpoint row id of a time window or unwindowed group: `t:<start>:<group>` or `g:<group>` (see the module comment). */
+  #idOf(w: Win): string {
+    return w.id ?? (this.#mode === 'none' ? `g:${w.text}` : `t:${w.start}:${w.text}`);
+  }
+
+  #newWin(text: string, start: number, end: number): Win {
+    return { id: null, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
   }
 
   #add(win: Win, seq: number): void {
@@ -138,7 +163,7 @@ export class AggregateOperator implements Operator {
     for (let i = 0; i < fns.length; i++) fns[i]!.add(win.states[i]!, values[i], seq);
   }
 
-  #processTime(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
+  #processTime(row: SourceRow, raw: RawValue, text: string, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
     const n = assignTimeWindows(this.#timeWindow, ts, starts);
@@ -148,7 +173,8 @@ export class AggregateOperator implements Operator {
       const end = start + this.#sizeMs;
       if (end + this.#graceMs <= this.streamTime) continue;
       accepted++;
-      let byGroup = this.#byStart.get(start);
+      // readings come in time order: most fall in the window the previous one did
+      let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
       if (!byGroup) {
         byGroup = new Map();
         this.#byStart.set(start, byGroup);
@@ -156,9 +182,11 @@ export class AggregateOperator implements Operator {
         const at = end + this.#graceMs;
         if (at < this.#nextCloseAt) this.#nextCloseAt = at;
       }
+      this.#lastStart = start;
+      this.#lastByGroup = byGroup;
       let win = byGroup.get(text);
       if (!win) {
-        win = this.#newWin(`t:${start}:${text}`, text, start, end);
+        win = this.#newWin(text, start, end);
         byGroup.set(text, win);
       }
       this.#add(win, seq);
@@ -169,7 +197,7 @@ export class AggregateOperator implements Operator {
       if (!this.#final) this.#emitRow(win, start, row.partition);
     }
     if (accepted === 0) {
-      this.#emitter.late('WINDOW_CLOSED', 'every window of the record closed (event time beyond the grace period)', row, raw, this.streamTime);
+      this.#emitter.late('WINDOW_CLOSED', 'every window of the record closed (event time beyond the grace period)', row, rawBytes(raw), this.streamTime);
     }
     if (this.streamTime >= this.#nextCloseAt) this.#closeTimeWindows(this.streamTime);
   }
@@ -188,6 +216,7 @@ export class AggregateOperator implements Operator {
       const start = starts.shift()!;
       const byGroup = this.#byStart.get(start)!;
       this.#byStart.delete(start);
+      if (start === this.#lastStart) this.#lastStart = NaN;
       const wins = [...byGroup.values()].sort(compareWins);
       for (const w of wins) closing.push(w);
     }
@@ -201,15 +230,15 @@ export class AggregateOperator implements Operator {
       if (this.#final) this.#emitRow(w, w.start, 0);
       if (this.#mode !== 'session') {
         w.closed = true;
-        this.#deletes.push(w.id);
+        this.#deletes.push(this.#idOf(w));
       }
     }
   }
 
-  #processSession(row: SourceRow, raw: Uint8Array, text: string, seq: number): void {
+  #processSession(row: SourceRow, raw: RawValue, text: string, seq: number): void {
     const ts = row.timestamp;
     if (ts + this.#graceMs < this.streamTime) {
-      this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, raw, this.streamTime);
+      this.#emitter.late('WINDOW_CLOSED', 'the session window closed (event time beyond gap + grace period)', row, rawBytes(raw), this.streamTime);
       return;
     }
     let list = this.#sessions.get(text);
@@ -220,7 +249,7 @@ export class AggregateOperator implements Operator {
     const [from, to] = sessionSpan(list, ts, this.#gapMs);
     let win: Win;
     if (from === to) {
-      win = this.#newWin(`s:${text}`, text, ts, ts);
+      win = this.#newWin(text, ts, ts);
       list.splice(from, 0, win);
     } else {
       win = list[from]!;
@@ -306,7 +335,7 @@ export class AggregateOperator implements Operator {
     for (const w of this.#dirty) {
       w.dirty = false;
       if (w.closed) continue;
-      upserts.push([w.id, JSON.stringify(this.#mode === 'none' ? [w.keys, w.states] : [w.keys, w.start, w.end, w.states])]);
+      upserts.push([this.#idOf(w), JSON.stringify(this.#mode === 'none' ? [w.keys, w.states] : [w.keys, w.start, w.end, w.states])]);
     }
     this.#dirty = [];
     const deletes = this.#deletes;

@@ -24,14 +24,31 @@ export interface Emitter {
   late(reason: LateReason, message: string, row: SourceRow, raw: Uint8Array, streamTime: number): void;
 }
 
+/**
+ * A record's payload: bytes `[start, end)` of `buf` (the log's read buffer).
+ * The runner reuses one such object record after record: an operator that
+ * keeps the bytes past `process` takes `rawBytes(raw)` (a view, no copy;
+ * the buffer is never overwritten).
+ */
+export interface RawValue {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The payload bytes of `raw` (a view of the read buffer). */
+export function rawBytes(raw: RawValue): Buffer {
+  return raw.buf.subarray(raw.start, raw.end);
+}
+
 /** An operator of a rule: consumes decoded records in processing order. */
 export interface Operator {
   /** Largest event time processed (ms); -Infinity before the first record. */
   readonly streamTime: number;
   /** Sequence number of the next record (orders LATEST/EARLIEST_BY_OFFSET). */
   readonly seq: number;
-  /** Processes one record whose event time is `row.timestamp`. `raw` is its payload bytes (they stay valid until the batch is appended). */
-  process(row: SourceRow, raw: Uint8Array): void;
+  /** Processes one record whose event time is `row.timestamp`. `raw` locates its payload bytes (see RawValue). */
+  process(row: SourceRow, raw: RawValue): void;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;
   /** True when some window is open (an idle close would do something). */

@@ -5,7 +5,7 @@
  * event time. `SELECT *` passes the payload bytes through unchanged (no re-encoding).
  */
 import type { SourceRow, StreamPlan } from '../plan.ts';
-import type { Emitter, Operator } from './emitter.ts';
+import { type Emitter, type Operator, type RawValue, rawBytes } from './emitter.ts';
 
 export class StreamOperator implements Operator {
   streamTime = -Infinity;
@@ -20,12 +20,12 @@ export class StreamOperator implements Operator {
     this.#passThrough = plan.outputColumns.length === 0;
   }
 
-  process(row: SourceRow, raw: Uint8Array): void {
+  process(row: SourceRow, raw: RawValue): void {
     if (row.timestamp > this.streamTime) this.streamTime = row.timestamp;
     this.seq++;
     const plan = this.#plan;
     if (!plan.where(row)) return;
-    const value = this.#passThrough ? raw : JSON.stringify(plan.project(row));
+    const value = this.#passThrough ? rawBytes(raw) : JSON.stringify(plan.project(row));
     this.#emitter.emit(plan.outputKey(row), value, row.timestamp, row.partition);
   }
 

@@ -39,6 +39,8 @@ export interface KafkaMock {
   /** `host:port` of each broker as clients must use it (the shims). */
   readonly bootstrap: string[];
   readonly shim: MockShim;
+  /** Process id of the launcher (the mock cluster), e.g. to read its CPU time. */
+  readonly pid: number | undefined;
   /** Sends one launcher command (see kafka-mock-launcher.c); rejects on `error ...`. */
   command(line: string): Promise<void>;
   createTopic(name: string, partitions: number): Promise<void>;
@@ -104,6 +106,7 @@ export async function startKafkaMock(options: { brokers?: number; tls?: ShimTlsO
   return {
     bootstrap: shim.bootstrap,
     shim,
+    pid: child.pid,
     command,
     createTopic: (name, partitions) => command(`topic ${name} ${partitions}`),
     brokerDown: (id) => command(`down ${id}`),

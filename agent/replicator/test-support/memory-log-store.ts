@@ -4,7 +4,7 @@
  * append), with `deleteBefore` standing in for retention. Integration tests
  * (test/replicator-*.test.ts) use the real log store.
  */
-import { LogError } from '../../../log-store/index.ts';
+import { LogError, recordBlockOf } from '../../../log-store/index.ts';
 import type {
   AppendAck,
   BatchAck,
@@ -134,6 +134,11 @@ export function createMemoryLogStore(clock: () => number = Date.now): MemoryLogS
     },
     async read(topic, partition, offset, options) {
       return read(topic, partition, offset, options);
+    },
+    async readBatches(topic, partition, offset, options) {
+      const { records, nextOffset } = read(topic, partition, offset, options);
+      const block = recordBlockOf(records);
+      return { blocks: block ? [block] : [], count: records.length, nextOffset };
     },
     async offsetForTimestamp(topic, partition) {
       return end(part(topic, partition));

@@ -1,0 +1,214 @@
+/**
+ * Record blocks: what `readBatches` returns (see `RecordBlock` in types.ts).
+ * A block is one read buffer and typed arrays of record positions in it, so
+ * a reader that scans values in place pays no object per record. The
+ * builder grows its arrays by doubling; the accessors turn one record of a
+ * block into the strings, bytes and `LogRecord` that `read` returns.
+ */
+import { decodeHeadersAt, decodePositions, decodeRecords, writeVarint, type BatchHeader, type RecordCursor, type RecordPositions } from './record-batch.ts';
+import type { LogRecord, RecordBlock } from './types.ts';
+
+/** Collects the positions of one buffer's records (see `decodePositions`). */
+export class RecordBlockBuilder implements RecordPositions {
+  count = 0;
+  timestamps: Float64Array;
+  keyStarts: Int32Array;
+  keyEnds: Int32Array;
+  valueStarts: Int32Array;
+  valueEnds: Int32Array;
+  headerStarts: Int32Array;
+
+  constructor(
+    readonly buf: Buffer,
+    /** Offset of record 0 (set again while the block is empty). */
+    public baseOffset: number,
+    capacity: number,
+  ) {
+    const n = Math.max(16, capacity);
+    this.timestamps = new Float64Array(n);
+    this.keyStarts = new Int32Array(n);
+    this.keyEnds = new Int32Array(n);
+    this.valueStarts = new Int32Array(n);
+    this.valueEnds = new Int32Array(n);
+    this.headerStarts = new Int32Array(n);
+  }
+
+  reserve(n: number): void {
+    const need = this.count + n;
+    if (need <= this.timestamps.length) return;
+    const size = Math.max(need, this.timestamps.length * 2);
+    this.timestamps = grow(this.timestamps, new Float64Array(size));
+    this.keyStarts = grow(this.keyStarts, new Int32Array(size));
+    this.keyEnds = grow(this.keyEnds, new Int32Array(size));
+    this.valueStarts = grow(this.valueStarts, new Int32Array(size));
+    this.valueEnds = grow(this.valueEnds, new Int32Array(size));
+    this.headerStarts = grow(this.headerStarts, new Int32Array(size));
+  }
+
+  finish(topic: string, partition: number): RecordBlock {
+    return {
+      topic,
+      partition,
+      buf: this.buf,
+      count: this.count,
+      baseOffset: this.baseOffset,
+      timestamps: this.timestamps,
+      keyStarts: this.keyStarts,
+      keyEnds: this.keyEnds,
+      valueStarts: this.valueStarts,
+      valueEnds: this.valueEnds,
+      headerStarts: this.headerStarts,
+    };
+  }
+}
+
+function grow<T extends Float64Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Key of record `i` as `read` returns it (UTF-8 decoded; null for a null key). */
+export function blockKey(block: RecordBlock, i: number): string | null {
+  const start = block.keyStarts[i]!;
+  return start < 0 ? null : block.buf.toString('utf8', start, block.keyEnds[i]!);
+}
+
+/** Value bytes of record `i` (a view of the block's buffer, no copy). */
+export function blockValue(block: RecordBlock, i: number): Buffer {
+  return block.buf.subarray(block.valueStarts[i]!, block.valueEnds[i]!);
+}
+
+/** Headers of record `i`. */
+export function blockHeaders(block: RecordBlock, i: number): Record<string, string> {
+  return decodeHeadersAt(block.buf, block.headerStarts[i]!, block.buf.length);
+}
+
+/** Record `i` as `read` returns it. */
+export function blockRecord(block: RecordBlock, i: number): LogRecord {
+  return {
+    topic: block.topic,
+    partition: block.partition,
+    offset: block.baseOffset + i,
+    timestamp: block.timestamps[i]!,
+    key: blockKey(block, i),
+    value: blockValue(block, i),
+    headers: blockHeaders(block, i),
+  };
+}
+
+/**
+ * One block holding `records` (consecutive offsets of one partition), for
+ * stores that keep records as objects (test doubles of LogStoreApi). Empty
+ * input: null.
+ */
+export function recordBlockOf(records: readonly LogRecord[]): RecordBlock | null {
+  if (records.length === 0) return null;
+  const first = records[0]!;
+  let size = 0;
+  for (const r of records) {
+    size += (r.key === null ? 0 : Buffer.byteLength(r.key)) + r.value.length + 1;
+    for (const [k, v] of Object.entries(r.headers)) size += Buffer.byteLength(k) + Buffer.byteLength(v) + 10;
+  }
+  const buf = Buffer.alloc(size + 10 * records.length);
+  const b = new RecordBlockBuilder(buf, first.offset, records.length);
+  let p = 0;
+  for (const [i, r] of records.entries()) {
+    if (r.offset !== first.offset + i) throw new RangeError(`records must have consecutive offsets (${r.offset} after ${first.offset + i - 1})`);
+    b.timestamps[i] = r.timestamp;
+    if (r.key === null) b.keyStarts[i] = b.keyEnds[i] = -1;
+    else {
+      b.keyStarts[i] = p;
+      p += buf.write(r.key, p);
+      b.keyEnds[i] = p;
+    }
+    b.valueStarts[i] = p;
+    buf.set(r.value, p);
+    p += r.value.length;
+    b.valueEnds[i] = p;
+    b.headerStarts[i] = p;
+    const names = Object.keys(r.headers);
+    p = writeVarint(buf, p, names.length);
+    for (const name of names) {
+      const nb = Buffer.from(name);
+      const vb = Buffer.from(r.headers[name]!);
+      p = writeVarint(buf, p, nb.length);
+      buf.set(nb, p);
+      p += nb.length;
+      p = writeVarint(buf, p, vb.length);
+      buf.set(vb, p);
+      p += vb.length;
+    }
+  }
+  b.count = records.length;
+  return b.finish(first.topic, first.partition);
+}
+
+/**
+ * Where a segment read puts the records it decodes: `LogRecord` objects
+ * (`read`) or blocks of positions (`readBatches`). `count` and `nextOffset`
+ * span every segment of one read.
+ */
+export interface RecordSink {
+  readonly count: number;
+  /** Offset after the last record taken (meaningful when count > 0). */
+  readonly nextOffset: number;
+  /** Takes the records of the CRC-checked batch at `at` in `chunk` with offset >= fromOffset, until `count` reaches `max`. Throws BatchFormatError. */
+  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor;
+}
+
+/** The sink of `read`: LogRecord objects. */
+export class RecordListSink implements RecordSink {
+  readonly records: LogRecord[] = [];
+  constructor(
+    private readonly topic: string,
+    private readonly partition: number,
+  ) {}
+  get count(): number {
+    return this.records.length;
+  }
+  get nextOffset(): number {
+    return this.records[this.records.length - 1]!.offset + 1;
+  }
+  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor {
+    return decodeRecords(chunk, at, header, this.topic, this.partition, fromOffset, this.records, max, resume);
+  }
+}
+
+/** The sink of `readBatches`: one block per read buffer. */
+export class RecordBlockSink implements RecordSink {
+  readonly blocks: RecordBlock[] = [];
+  count = 0;
+  nextOffset = 0;
+  private current: RecordBlockBuilder | null = null;
+  constructor(
+    private readonly topic: string,
+    private readonly partition: number,
+    /** Expected records in all: sizes the first block's arrays. */
+    private readonly expected: number,
+  ) {}
+  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor {
+    let b = this.current;
+    if (b === null || b.buf !== chunk) {
+      this.seal();
+      const from = Math.max(fromOffset, header.baseOffset);
+      // size for the rest of the read, bounded by what this chunk can hold (a record takes at least 8 bytes)
+      b = this.current = new RecordBlockBuilder(chunk, from, Math.min(this.expected - this.count, Math.ceil((chunk.length - at) / 8)));
+    }
+    if (b.count === 0) b.baseOffset = Math.max(fromOffset, header.baseOffset);
+    const before = b.count;
+    const cursor = decodePositions(chunk, at, header, fromOffset, b, max - this.count + b.count, resume);
+    this.count += b.count - before;
+    if (b.count > 0) this.nextOffset = b.baseOffset + b.count;
+    return cursor;
+  }
+  /** The blocks taken, in offset order. */
+  finish(): RecordBlock[] {
+    this.seal();
+    return this.blocks;
+  }
+  private seal(): void {
+    const b = this.current;
+    this.current = null;
+    if (b !== null && b.count > 0) this.blocks.push(b.finish(this.topic, this.partition));
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * `readBatches` against real files: the same records, next offsets and
+ * errors as `read`, over random data across segment boundaries, from random
+ * offsets with random limits, after a torn tail was cut, after retention
+ * deleted segments, and at damage in a closed segment.
+ */
+import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordInput } from '../log-store/index.ts';
+import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
+import { Fixtures, reading } from './support/log-store-fixtures.ts';
+import { seededRandom } from './support/seeded-random.ts';
+
+const fx = new Fixtures();
+afterEach(() => fx.cleanup());
+
+const SEED = Number(process.env.MILLSTREAM_SEED ?? 20261126);
+
+function randomRecord(rnd: () => number, i: number): RecordInput {
+  const r = rnd();
+  const text = JSON.stringify({ i, sensor_id: `aa-${i % 17}`, pad: 'é'.repeat(Math.floor(rnd() * 5)), big: r < 0.05 ? 'x'.repeat(3000) : '' });
+  return {
+    key: r < 0.2 ? null : `aa-${i % 17}${r < 0.3 ? '-ü' : ''}`,
+    value: r > 0.9 ? new Uint8Array([i & 0xff, 0, 200]) : text,
+    timestamp: 1_700_000_000_000 + Math.floor(rnd() * 10_000_000) - 5_000_000,
+    headers: r > 0.7 ? { source: 'mqtt', n: String(i) } : undefined,
+  };
+}
+
+/** Every record of a readBatches call, as read returns them (values copied). */
+async function viaBatches(log: LogStoreApi, topic: string, partition: number, offset: number, options?: ReadOptions): Promise<{ records: LogRecord[]; nextOffset: number }> {
+  const res = await log.readBatches(topic, partition, offset, options);
+  const records: LogRecord[] = [];
+  for (const block of res.blocks) {
+    expect(block.count).toBeGreaterThan(0);
+    for (let i = 0; i < block.count; i++) records.push(copy(blockRecord(block, i)));
+  }
+  expect(res.count).toBe(records.length);
+  return { records, nextOffset: res.nextOffset };
+}
+
+function copy(r: LogRecord): LogRecord {
+  return { ...r, value: Buffer.from(r.value) };
+}
+
+async function viaRead(log: LogStoreApi, topic: string, partition: number, offset: number, options?: ReadOptions): Promise<{ records: LogRecord[]; nextOffset: number }> {
+  const res = await log.read(topic, partition, offset, options);
+  return { records: res.records.map(copy), nextOffset: res.nextOffset };
+}
+
+function segmentLogs(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => join(dir, f));
+}
+
+describe('readBatches', () => {
+  it('returns what read returns, from random offsets with random limits, across segments and partitions', async () => {
+    const rnd = seededRandom(SEED);
+    const log = await fx.open({ dataDir: fx.tempDir() });
+    await log.createTopic('t', { partitions: 2, segmentBytes: 6000, indexIntervalBytes: 700, fsync: 'never' });
+    let i = 0;
+    for (let b = 0; b < 60; b++) {
+      const n = 1 + Math.floor(rnd() * 12);
+      await log.appendBatch('t', Array.from({ length: n }, () => ({ ...randomRecord(rnd, i), partition: i++ % 3 === 0 ? 1 : 0 })));
+    }
+    for (const p of [0, 1]) {
+      const end = log.endOffset('t', p);
+      expect(log.describe('t').partitionsInfo[p]!.segments).toBeGreaterThan(2);
+      // whole partition, both ways, in steps that cross segment boundaries
+      for (let off = 0; off < end; ) {
+        const a = await viaBatches(log, 't', p, off, { maxRecords: 29 });
+        expect(a).toEqual(await viaRead(log, 't', p, off, { maxRecords: 29 }));
+        off = a.nextOffset;
+      }
+      for (let k = 0; k < 25; k++) {
+        const off = Math.floor(rnd() * (end + 1));
+        const options = { maxRecords: 1 + Math.floor(rnd() * 80), maxBytes: 1 + Math.floor(rnd() * 20_000) };
+        expect(await viaBatches(log, 't', p, off, options)).toEqual(await viaRead(log, 't', p, off, options));
+      }
+      expect(await viaBatches(log, 't', p, end)).toEqual({ records: [], nextOffset: end });
+      await expect(log.readBatches('t', p, end + 1)).rejects.toMatchObject({ code: 'LOG_OUT_OF_RANGE' });
+    }
+  });
+
+  it('keeps the bytes of a block valid after later reads (the store never reuses a read buffer)', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir() });
+    await log.createTopic('t', { segmentBytes: 4096 });
+    await log.appendBatch('t', Array.from({ length: 100 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    const first = await log.readBatches('t', 0, 0, { maxRecords: 10 });
+    for (let off = 10; off < 100; off = (await log.readBatches('t', 0, off, { maxRecords: 7 })).nextOffset);
+    await log.read('t', 0, 0, { maxRecords: 100 });
+    const records = first.blocks.flatMap((b) => Array.from({ length: b.count }, (_, i) => blockRecord(b, i)));
+    expect(records.map((r) => r.value.toString())).toEqual(Array.from({ length: 10 }, (_, i) => reading(i).value));
+  });
+
+  it('reads what recovery kept after a torn tail, and only that', async () => {
+    const dataDir = fx.tempDir();
+    let log = await fx.open({ dataDir });
+    await log.createTopic('t', { segmentBytes: 1 << 20 });
+    await log.appendBatch('t', Array.from({ length: 30 }, (_, i) => ({ ...reading(i), partition: 0 })));
+    await log.close();
+    const next = encodeBatch([reading(999)], null, 0);
+    sealBatch(next.buf, 30);
+    appendFileSync(segmentLogs(join(dataDir, 't-0')).at(-1)!, next.buf.subarray(0, 90));
+    log = await fx.open({ dataDir });
+    expect(log.recovery[0]!.bytesTruncated).toBe(90);
+    const all = await viaBatches(log, 't', 0, 0, { maxRecords: 1000 });
+    expect(all).toEqual(await viaRead(log, 't', 0, 0, { maxRecords: 1000 }));
+    expect(all.records.map((r) => r.value.toString())).toEqual(Array.from({ length: 30 }, (_, i) => reading(i).value));
+    expect(all.nextOffset).toBe(30);
+  });
+
+  it('after retention deleted segments: LOG_OUT_OF_RANGE below the earliest offset, the same records from it', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir() });
+    await log.createTopic('t', { segmentBytes: 3000, retentionBytes: 6000 });
+    for (let b = 0; b < 20; b++) await log.appendBatch('t', Array.from({ length: 5 }, (_, j) => ({ ...reading(b * 5 + j), partition: 0 })));
+    const report = await log.enforceRetention();
+    expect(report.deletedSegments.length).toBeGreaterThan(0);
+    const earliest = log.earliestOffset('t', 0);
+    expect(earliest).toBeGreaterThan(0);
+    const below = await log.readBatches('t', 0, earliest - 1).catch((e: unknown) => e);
+    expect(below).toMatchObject({ code: 'LOG_OUT_OF_RANGE', context: { earliestOffset: earliest } });
+    expect(await viaBatches(log, 't', 0, earliest, { maxRecords: 1000 })).toEqual(await viaRead(log, 't', 0, earliest, { maxRecords: 1000 }));
+  });
+
+  it('at a corrupt batch in a closed segment: the same LOG_CORRUPT, and the records before it', async () => {
+    const dataDir = fx.tempDir();
+    let log = await fx.open({ dataDir });
+    await log.createTopic('t', { segmentBytes: 8192, indexIntervalBytes: 1024 });
+    for (let b = 0; b < 30; b++) await log.appendBatch('t', Array.from({ length: 5 }, (_, j) => ({ ...reading(b * 5 + j), partition: 0 })));
+    await log.close();
+    const closed = segmentLogs(join(dataDir, 't-0'))[1]!;
+    const buf = readFileSync(closed);
+    const batches: Array<{ pos: number; baseOffset: number }> = [];
+    for (let pos = 0; pos < buf.length; pos += readBatchHeader(buf, pos).totalBytes) batches.push({ pos, baseOffset: readBatchHeader(buf, pos).baseOffset });
+    const bad = batches[Math.floor(batches.length / 2)]!;
+    buf[bad.pos + 50]! ^= 0x5a;
+    writeFileSync(closed, buf);
+    log = await fx.open({ dataDir });
+    const viaB = await log.readBatches('t', 0, bad.baseOffset).catch((e: unknown) => e);
+    const viaR = await log.read('t', 0, bad.baseOffset).catch((e: unknown) => e);
+    expect(viaB).toMatchObject({ code: 'LOG_CORRUPT', context: { file: closed, position: bad.pos, offset: bad.baseOffset } });
+    expect((viaB as { context: unknown }).context).toEqual((viaR as { context: unknown }).context);
+    const before = await viaBatches(log, 't', 0, bad.baseOffset - 3, { maxRecords: 100 });
+    expect(before.records.map((r) => r.offset)).toEqual([bad.baseOffset - 3, bad.baseOffset - 2, bad.baseOffset - 1]);
+    expect(before.nextOffset).toBe(bad.baseOffset);
+  });
+});
