@@ -1,7 +1,10 @@
 /**
- * SASL/PLAIN against a peer that demands it: the Kafka peer (librdkafka's
- * mock behind the shim) started with `sasl`, so every connection must
- * authenticate to the shim before any other request.
+ * SASL/PLAIN and SCRAM-SHA-256/512 against a peer that demands it: the
+ * Kafka peer (librdkafka's mock behind the shim) started with `sasl`, so
+ * every connection must authenticate to the shim before any other request.
+ * The shim's SCRAM server is RFC 5802's (salted PBKDF2 keys, client proof
+ * checked, server signature sent), so kafkajs's SCRAM client is checked
+ * against an exchange it did not write.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -45,24 +48,24 @@ afterEach(async () => {
   dir = undefined;
 });
 
-async function setup(records: number) {
+async function setup(records: number, peer: KafkaMock = kafka) {
   dir = await mkdtemp(join(tmpdir(), 'millstream-repl-sasl-'));
   log = await openLogStore({ dataDir: join(dir, 'data'), minFreeBytes: 0, retentionCheckIntervalMs: 0, topicDefaults: { fsync: 'never' } });
   const topic = `secure${++n}`;
   await log.ensureTopic(topic, { partitions: 2 });
-  await kafka.createTopic(`gw1.${topic}`, 2);
+  await peer.createTopic(`gw1.${topic}`, 2);
   await log.appendBatch(topic, Array.from({ length: records }, (_, i) => ({ key: `k${i % 7}`, value: `v${i}`, timestamp: 1_700_000_000_000 + i, headers: { n: String(i) } })));
   return { log, topic };
 }
 
-function start(l: LogStoreApi, topic: string, password: string) {
+function start(l: LogStoreApi, topic: string, password: string, mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512' = 'plain', peer: KafkaMock = kafka) {
   replicator = createReplicator({
     gatewayId: 'gw1',
     log: l,
     kafka: {
-      brokers: kafka.bootstrap,
+      brokers: peer.bootstrap,
       clientId: 'gw1-sasl',
-      sasl: { mechanism: 'plain', username: CREDENTIALS.username, password },
+      sasl: { mechanism, username: CREDENTIALS.username, password },
       retries: 1,
       initialRetryTimeMs: 20,
       connectionTimeoutMs: 500,
@@ -159,5 +162,44 @@ describe('replicator with SASL/PLAIN', () => {
     expect(kafka.shim.errors).toHaveLength(1);
     expect(kafka.shim.errors[0]).toMatch(/api key 3 v1 before SASL authentication completed/);
     kafka.shim.errors.length = 0;
+  });
+});
+
+describe('replicator with SASL/SCRAM', () => {
+  let scramPeer: KafkaMock;
+  beforeAll(async () => {
+    // PLAIN too, only so the test's read-back client (PLAIN) can check what arrived.
+    scramPeer = await startKafkaMock({ brokers: 1, sasl: { ...CREDENTIALS, mechanisms: ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'] } });
+  });
+  afterAll(async () => {
+    await scramPeer?.stop();
+  });
+
+  for (const [mechanism, shimName] of [['scram-sha-256', 'SCRAM-SHA-256'], ['scram-sha-512', 'SCRAM-SHA-512']] as const) {
+    it(`${mechanism}: authenticates and replicates every record`, async () => {
+      const { log: l, topic } = await setup(120, scramPeer);
+      const before = scramPeer.shim.authenticatedBy[shimName];
+      const r = start(l, topic, CREDENTIALS.password, mechanism, scramPeer);
+      await r.start();
+      await until(() => r.status().topics[0].lagRecords === 0);
+      await r.stop();
+      expect(scramPeer.shim.authenticatedBy[shimName]).toBeGreaterThan(before);
+      expect(scramPeer.shim.authFailures).toEqual([]);
+      const central = await readBack(scramPeer.bootstrap, `gw1.${topic}`, CREDENTIALS);
+      const values = [...central.values()].flat().map((c) => c.value).sort();
+      expect(values).toEqual(Array.from({ length: 120 }, (_, i) => `v${i}`).sort());
+      expect(scramPeer.shim.errors).toEqual([]);
+    });
+  }
+
+  it('scram-sha-512 with a wrong password: the topic stops with KAFKA_AUTHENTICATION and nothing is sent', async () => {
+    const { log: l, topic } = await setup(30, scramPeer);
+    const r = start(l, topic, 'wrong', 'scram-sha-512', scramPeer);
+    await r.start();
+    await until(() => r.status().topics[0].state === 'stopped');
+    expect(r.status().topics[0].error).toMatchObject({ code: 'KAFKA_AUTHENTICATION', retriable: false });
+    expect(r.status().topics[0].partitions.map((p) => p.sentRecords)).toEqual([0, 0]);
+    expect(scramPeer.shim.authFailures.at(-1)).toMatch(/SCRAM-SHA-512 authentication failed: wrong password for "gw1"/);
+    scramPeer.shim.authFailures.length = 0;
   });
 });

@@ -25,7 +25,7 @@
  * correlation id, or a Produce request mixing new and duplicate batches ends
  * the connection and is recorded in `errors` (tests assert it stays empty).
  *
- * SASL/PLAIN (the mock has no SASL APIs): with `sasl`, every client
+ * SASL/PLAIN and SCRAM-SHA-256/512 (the mock has no SASL APIs): with `sasl`, every client
  * connection must authenticate to the shim before anything else, as a
  * broker's SASL_PLAINTEXT/SASL_SSL listener demands. ApiVersions (v0–v2) is
  * forwarded and its answer advertises SaslHandshake v0–v1 and
@@ -37,6 +37,12 @@
  * closed. Any other request before authentication succeeded (including the
  * raw-token flow after SaslHandshake v0 without SaslAuthenticate, which
  * kafkajs does not use) ends the connection and is recorded in `errors`.
+ * With `sasl.mechanisms` naming SCRAM-SHA-256 or SCRAM-SHA-512, the shim is
+ * the SCRAM server of RFC 5802 over two SaslAuthenticate round trips, as a
+ * Kafka SCRAM listener: client-first (`n,,n=user,r=nonce`) → server-first
+ * (`r=nonce+ours,s=salt,i=4096`); client-final (`c=biws,r=…,p=proof`) → the
+ * proof is checked against the password's stored key and answered with the
+ * server signature (`v=…`), or SASL_AUTHENTICATION_FAILED.
  * After authentication, requests are handled as without SASL.
  *
  * Faults for tests: `dropNextProduceResponse(n)` lets the mock store a batch
@@ -48,6 +54,7 @@
  * refuses record batches larger than n bytes with MESSAGE_TOO_LARGE, as a
  * broker's message.max.bytes does.
  */
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -80,10 +87,43 @@ export interface ShimTlsOptions {
   cert: string;
 }
 
-/** Credentials every client must present with SASL/PLAIN. */
+/** SASL mechanisms the shim can demand. */
+export type ShimSaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+/** Credentials every client must present. */
 export interface ShimSaslOptions {
   username: string;
   password: string;
+  /** Mechanisms the shim accepts (SaslHandshake lists them). Default ['PLAIN']. */
+  mechanisms?: readonly ShimSaslMechanism[];
+}
+
+/** A SCRAM exchange in progress on one connection (RFC 5802 / RFC 7677, as Kafka's SCRAM listeners run it). */
+interface ScramExchange {
+  hash: 'sha256' | 'sha512';
+  /** client-first-message-bare, server-first-message: both enter the AuthMessage. */
+  clientFirstBare: string;
+  serverFirst: string;
+  nonce: string;
+  salt: Buffer;
+  iterations: number;
+}
+
+const SCRAM_ITERATIONS = 4096;
+
+/** RFC 5802 §5.1 attribute list `a=v,b=w` → map (values may contain '='). */
+function scramAttributes(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq === 1) out.set(part[0]!, part.slice(2));
+  }
+  return out;
+}
+
+/** RFC 5802 §5.1 saslname: '=2C' → ',', '=3D' → '='. */
+function scramName(text: string): string {
+  return text.replace(/=2C/g, ',').replace(/=3D/g, '=');
 }
 
 /** Kafka error codes the SASL exchange answers with. */
@@ -118,6 +158,8 @@ export class MockShim {
   readonly authFailures: string[] = [];
   /** Connections that authenticated successfully (SASL only). */
   authenticated = 0;
+  /** The same, per mechanism. */
+  readonly authenticatedBy: Record<ShimSaslMechanism, number> = { PLAIN: 0, 'SCRAM-SHA-256': 0, 'SCRAM-SHA-512': 0 };
   readonly sequences = new SequenceTracker();
   /** Keyed by the fronted broker's `host:port`. */
   private readonly servers = new Map<string, Server>();
@@ -195,8 +237,10 @@ export class MockShim {
     auth: 'start' | 'handshake' | 'done' | 'rejected',
     where: string,
     setAuth: (next: 'handshake' | 'done' | 'rejected') => void,
+    session: { mechanism?: ShimSaslMechanism; scram?: ScramExchange },
   ): void {
     const sasl = this.sasl!;
+    const accepted = sasl.mechanisms ?? ['PLAIN'];
     const { apiKey, apiVersion, correlationId } = pending;
     if (auth === 'done') throw new Error(`api key ${apiKey} v${apiVersion} after SASL authentication (re-authentication is not supported)`);
     if (apiKey === API_KEY.SASL_HANDSHAKE && auth === 'start') {
@@ -204,15 +248,70 @@ export class MockShim {
       const c = requestBodyStart(requestFrame);
       const mechanism = c.string();
       c.end();
-      if (mechanism !== 'PLAIN') {
+      if (!accepted.includes(mechanism as ShimSaslMechanism)) {
         this.authFailures.push(`${where}: mechanism ${mechanism} refused`);
-        pending.ready = encodeSaslHandshakeResponse(correlationId, UNSUPPORTED_SASL_MECHANISM, ['PLAIN']);
+        pending.ready = encodeSaslHandshakeResponse(correlationId, UNSUPPORTED_SASL_MECHANISM, accepted);
         pending.endAfter = true;
         setAuth('rejected');
         return;
       }
-      pending.ready = encodeSaslHandshakeResponse(correlationId, 0, ['PLAIN']);
+      session.mechanism = mechanism as ShimSaslMechanism;
+      pending.ready = encodeSaslHandshakeResponse(correlationId, 0, accepted);
       setAuth('handshake');
+      return;
+    }
+    if (apiKey === API_KEY.SASL_AUTHENTICATE && auth === 'handshake' && session.mechanism !== 'PLAIN') {
+      if (apiVersion > 1) throw new Error(`SaslAuthenticate v${apiVersion} not supported`);
+      const c = requestBodyStart(requestFrame);
+      const token = (c.nullableBytes() ?? Buffer.alloc(0)).toString('utf8');
+      c.end();
+      const fail = (why: string): void => {
+        this.authFailures.push(`${where}: ${session.mechanism} authentication failed: ${why}`);
+        pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, SASL_AUTHENTICATION_FAILED, 'Authentication failed during authentication due to invalid credentials with SASL mechanism ' + session.mechanism);
+        pending.endAfter = true;
+        setAuth('rejected');
+      };
+      if (!session.scram) {
+        // client-first-message: gs2 header 'n,,' (no channel binding, no authzid), then n=user,r=nonce
+        if (!token.startsWith('n,,')) throw new Error(`SCRAM client-first message without the 'n,,' header: ${JSON.stringify(token)}`);
+        const clientFirstBare = token.slice(3);
+        const attrs = scramAttributes(clientFirstBare);
+        const user = scramName(attrs.get('n') ?? '');
+        const clientNonce = attrs.get('r');
+        if (!clientNonce) throw new Error(`SCRAM client-first message without a nonce: ${JSON.stringify(token)}`);
+        if (user !== sasl.username) return fail(`unknown user ${JSON.stringify(user)}`);
+        const nonce = clientNonce + randomBytes(18).toString('base64');
+        const salt = createHash('sha256').update(`millstream-shim:${user}`).digest().subarray(0, 16);
+        const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=${SCRAM_ITERATIONS}`;
+        session.scram = { hash: session.mechanism === 'SCRAM-SHA-512' ? 'sha512' : 'sha256', clientFirstBare, serverFirst, nonce, salt, iterations: SCRAM_ITERATIONS };
+        pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, 0, null, Buffer.from(serverFirst));
+        return;
+      }
+      // client-final-message: c=biws,r=nonce,p=proof
+      const x = session.scram;
+      const proofAt = token.lastIndexOf(',p=');
+      if (proofAt < 0) throw new Error(`SCRAM client-final message without a proof: ${JSON.stringify(token)}`);
+      const withoutProof = token.slice(0, proofAt);
+      const attrs = scramAttributes(withoutProof);
+      if (attrs.get('r') !== x.nonce) return fail('nonce mismatch');
+      if (attrs.get('c') !== 'biws') return fail(`channel binding ${JSON.stringify(attrs.get('c'))}`);
+      const proof = Buffer.from(token.slice(proofAt + 3), 'base64');
+      const keyLength = x.hash === 'sha512' ? 64 : 32;
+      const salted = pbkdf2Sync(sasl.password, x.salt, x.iterations, keyLength, x.hash);
+      const clientKey = createHmac(x.hash, salted).update('Client Key').digest();
+      const storedKey = createHash(x.hash).update(clientKey).digest();
+      const authMessage = `${x.clientFirstBare},${x.serverFirst},${withoutProof}`;
+      const clientSignature = createHmac(x.hash, storedKey).update(authMessage).digest();
+      if (proof.length !== keyLength) return fail('proof of the wrong length');
+      const recoveredKey = Buffer.alloc(keyLength);
+      for (let i = 0; i < keyLength; i++) recoveredKey[i] = proof[i]! ^ clientSignature[i]!;
+      if (!timingSafeEqual(createHash(x.hash).update(recoveredKey).digest(), storedKey)) return fail(`wrong password for ${JSON.stringify(sasl.username)}`);
+      const serverKey = createHmac(x.hash, salted).update('Server Key').digest();
+      const serverSignature = createHmac(x.hash, serverKey).update(authMessage).digest('base64');
+      this.authenticated++;
+      this.authenticatedBy[session.mechanism!]++;
+      pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, 0, null, Buffer.from(`v=${serverSignature}`));
+      setAuth('done');
       return;
     }
     if (apiKey === API_KEY.SASL_AUTHENTICATE && auth === 'handshake') {
@@ -230,6 +329,7 @@ export class MockShim {
         return;
       }
       this.authenticated++;
+      this.authenticatedBy.PLAIN++;
       pending.ready = encodeSaslAuthenticateResponse(correlationId, apiVersion, 0, null);
       setAuth('done');
       return;
@@ -265,6 +365,7 @@ export class MockShim {
     let drainTimer: NodeJS.Timeout | undefined;
     /** SASL progress of this connection: `rejected` ignores everything until the close. */
     let auth: 'start' | 'handshake' | 'done' | 'rejected' = this.sasl ? 'start' : 'done';
+    const saslSession: { mechanism?: ShimSaslMechanism; scram?: ScramExchange } = {};
 
     const settleAll = (): void => {
       for (const p of order.splice(0)) p.settle?.();
@@ -321,7 +422,7 @@ export class MockShim {
       if (this.sasl && apiKey !== API_KEY.API_VERSIONS && (auth !== 'done' || apiKey === API_KEY.SASL_HANDSHAKE || apiKey === API_KEY.SASL_AUTHENTICATE)) {
         this.saslStep(requestFrame, pending, auth, where, (next) => {
           auth = next;
-        });
+        }, saslSession);
         order.push(pending);
         flush();
         return;
