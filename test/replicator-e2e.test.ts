@@ -6,12 +6,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createReplicator } from '../agent/replicator/index.ts';
 import type { Replicator, ReplicatorOptions } from '../agent/replicator/index.ts';
 import { openLogStore } from '../log-store/index.ts';
 import type { LogStoreApi } from '../log-store/index.ts';
-import { startKafkaMock } from './support/kafka-mock.ts';
+import { useKafkaMock } from './support/kafka-mock-hooks.ts';
 import type { KafkaMock } from './support/kafka-mock.ts';
 import { readBack } from './support/kafka-read.ts';
 
@@ -47,19 +47,13 @@ let log: LogStoreApi | undefined;
 let replicator: Replicator | undefined;
 let n = 0;
 
-beforeAll(async () => {
-  kafka = await startKafkaMock({ brokers: 3 });
-});
-afterAll(async () => {
-  await kafka?.stop();
-});
+useKafkaMock({ brokers: 3 }, (k) => (kafka = k));
 afterEach(async () => {
   await replicator?.stop();
   await log?.close();
   replicator = undefined;
   log = undefined;
   if (dir) await rm(dir, { recursive: true, force: true });
-  expect(kafka.shim.errors).toEqual([]);
 });
 
 async function setup(partitions: number, topicConfig: Record<string, number> = {}) {

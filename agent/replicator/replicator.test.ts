@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openLogStore } from '../../log-store/index.ts';
 import { startKafkaMock } from '../../test/support/kafka-mock.ts';
+import { useKafkaMock } from '../../test/support/kafka-mock-hooks.ts';
 import type { KafkaMock } from '../../test/support/kafka-mock.ts';
 import { readBack } from '../../test/support/kafka-read.ts';
 import { TEST_KAFKA_TLS_CERT, TEST_KAFKA_TLS_KEY } from '../../test/support/kafka-tls-fixture.ts';
@@ -247,16 +248,10 @@ describe('against the Kafka peer', () => {
   let log: MemoryLogStore;
   let replicator: Replicator | undefined;
   let n = 0;
-  beforeAll(async () => {
-    kafka = await startKafkaMock({ brokers: 3 });
-  });
-  afterAll(async () => {
-    await kafka?.stop();
-  });
+  useKafkaMock({ brokers: 3 }, (k) => (kafka = k));
   afterEach(async () => {
     await replicator?.stop();
     replicator = undefined;
-    expect(kafka.shim.errors).toEqual([]);
   });
   const make = (opts: Partial<ReplicatorOptions> & { topics: ReplicatorOptions['topics'] }) => {
     const { lines, logger } = captureLogger();

@@ -54,7 +54,7 @@ export interface KafkaMock {
 
 /**
  * `tls`: the shim listeners speak TLS with this key and certificate (see kafka-tls-fixture.ts).
- * `sasl`: every client connection must authenticate with SASL/PLAIN and these credentials first (default: no SASL).
+ * `sasl`: every client connection must authenticate with these credentials first, by SASL/PLAIN or the SCRAM mechanisms `sasl.mechanisms` names (default: no SASL).
  */
 export async function startKafkaMock(options: { brokers?: number; tls?: ShimTlsOptions; sasl?: ShimSaslOptions } = {}): Promise<KafkaMock> {
   const launcher = requireLauncher();
