@@ -10,6 +10,7 @@
  * in its own child process (so peak RSS is the suite's own); `npm run bench --
  * log-store` runs the named ones; `BENCH_SCALE=0.1` shrinks the work.
  */
+import { spawn } from 'node:child_process';
 
 export interface BenchTarget {
   /** The figure must be at least this (same unit as the figure). */
@@ -88,4 +89,27 @@ export function createReporter(suite: string, write: (line: string) => void): Be
       return process.resourceUsage().maxRSS / 1024;
     },
   };
+}
+
+/**
+ * Runs `file` (a bench module, `import.meta.url` of the caller) in a child
+ * process as `node file flag <args as JSON>` and resolves with the JSON the
+ * child printed as its last stdout line. The child runs plain node when the
+ * bench runs compiled (npm run bench builds dist/), as the agent does, and
+ * through tsx from the sources. `BENCH_CHILD_NODE_ARGS` adds node flags
+ * (e.g. `--cpu-prof`) for profiling.
+ */
+export function runBenchChild<T>(file: string, flag: string, args: unknown, env: NodeJS.ProcessEnv = process.env): Promise<T> {
+  const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
+  const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, ...loader, file, flag, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.once('exit', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as T);
+      else reject(new Error(`bench child ${flag} exited with ${code}: ${out}`));
+    });
+  });
 }

@@ -37,6 +37,7 @@ import { MqttAdapter } from '../firmware-bridge/mqtt-adapter.ts';
 import type { DeadLetter, Reading, ReadingSink } from '../firmware-bridge/types.ts';
 import { openLogStore, type LogStoreApi, type RecordInput } from '../log-store/index.ts';
 import { brokerKinds, startBroker, type TestBroker } from '../test/support/mqtt-broker.ts';
+import { runBenchChild } from './harness.ts';
 import type { BenchSuite } from './harness.ts';
 
 const SENSORS = 100;
@@ -264,20 +265,9 @@ async function adapterChild(args: AdapterArgs): Promise<void> {
   process.stdout.write(`${JSON.stringify(run)}\n`);
 }
 
-/** Starts the adapter child (plain node when compiled, tsx from the sources) and resolves with what it measured. */
+/** Starts the adapter child and resolves with what it measured. */
 function adapterInChild(args: AdapterArgs): Promise<AdapterRun> {
-  const file = fileURLToPath(import.meta.url);
-  const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...loader, file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.once('exit', (code) => {
-      const line = out.trim().split('\n').at(-1) ?? '';
-      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as AdapterRun);
-      else reject(new Error(`adapter child exited with ${code}: ${out}`));
-    });
-  });
+  return runBenchChild<AdapterRun>(fileURLToPath(import.meta.url), CHILD_FLAG, args);
 }
 
 /** Rounds of publish → baseline drain → adapter drain; the best round of each is reported (shared, noisy machines). */

@@ -29,7 +29,6 @@
  * `BENCH_SCALE` multiplies the record count; `BENCH_CHILD_NODE_ARGS` adds
  * node flags to both children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +40,7 @@ import { kafkaPartition, openLogStore } from '../log-store/index.ts';
 import type { RecordInput } from '../log-store/index.ts';
 import { buildKafkaMockLauncher } from '../test/support/kafka-mock-build.ts';
 import { startKafkaMock } from '../test/support/kafka-mock.ts';
+import { runBenchChild } from './harness.ts';
 import type { BenchSuite } from './harness.ts';
 
 const PARTITIONS = 3;
@@ -154,22 +154,7 @@ function processCpuMs(pid: number | undefined): number {
 }
 
 function runChild(args: ChildArgs): Promise<ChildResult> {
-  const file = fileURLToPath(import.meta.url);
-  return new Promise((resolve, reject) => {
-    // Compiled (npm run bench builds dist/): plain node, as the agent runs; from the sources: through tsx.
-    const loader = file.endsWith('.js') ? [] : ['--import', 'tsx'];
-    const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const p = spawn(process.execPath, [...nodeArgs, ...loader, file, CHILD_FLAG, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    p.on('exit', (code) => {
-      const line = out.trim().split('\n').at(-1) ?? '';
-      if (code !== 0 || !line.startsWith('{')) reject(new Error(`${args.mode} child exited with ${code}: ${out}`));
-      else resolve(JSON.parse(line) as ChildResult);
-    });
-  });
+  return runBenchChild<ChildResult>(fileURLToPath(import.meta.url), CHILD_FLAG, args, { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' });
 }
 
 const suite: BenchSuite = {

@@ -15,7 +15,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BUILT_STAMP, SOURCE_DIRS, ROOT } from './entry.js';
 
 const DIST = join(ROOT, 'dist');
@@ -59,4 +58,4 @@ for (const dir of SOURCE_DIRS) {
 }
 for (const dir of LINKED_DIRS) if (existsSync(join(ROOT, dir))) link(join(ROOT, dir), join(DIST, dir));
 writeFileSync(join(DIST, BUILT_STAMP), `${new Date().toISOString()}\n`);
-if (process.argv[1] === fileURLToPath(import.meta.url) && !process.argv.includes('--quiet')) process.stderr.write(`build: dist/ is up to date\n`);
+if (!process.argv.includes('--quiet')) process.stderr.write(`build: dist/ is up to date\n`);
