@@ -335,6 +335,25 @@ interface PreparedHeaders {
   reserved: Set<string>;
 }
 
+/**
+ * Appends a record's added headers (the batch's fixed ones, then the offset
+ * header when asked for) at `w.pos`; returns how many headers it wrote.
+ */
+function writeAddedHeaders(w: ByteWriter, ph: PreparedHeaders, offsets: DecimalCounter, offset: number): number {
+  let count = 0;
+  if (ph.fixedCount > 0) {
+    w.ensure(ph.fixedBytes.length);
+    w.pos = copyBytes(ph.fixedBytes, w.buf, w.pos);
+    count += ph.fixedCount;
+  }
+  if (ph.offsetNameBytes !== undefined) {
+    w.ensure(ph.offsetNameBytes.length + 17);
+    w.pos = offsets.write(w.buf, copyBytes(ph.offsetNameBytes, w.buf, w.pos), offset);
+    count++;
+  }
+  return count;
+}
+
 function prepareHeaders(added: AddedHeaders | undefined): PreparedHeaders | undefined {
   if (added === undefined || (added.fixed === undefined && added.offsetName === undefined)) return undefined;
   const fixed = new ByteWriter(256);
@@ -417,17 +436,8 @@ export function writeRecords(w: ByteWriter, records: readonly EncodableRecord[],
       count++;
     }
     if (ph !== undefined) {
-      if (ph.fixedCount > 0) {
-        w.ensure(ph.fixedBytes.length);
-        w.pos = copyBytes(ph.fixedBytes, w.buf, w.pos);
-        count += ph.fixedCount;
-      }
-      if (ph.offsetNameBytes !== undefined) {
-        if (r.offset === undefined) throw new TypeError('AddedHeaders.offsetName needs every record to carry its offset');
-        w.ensure(ph.offsetNameBytes.length + 17);
-        w.pos = offsets.write(w.buf, copyBytes(ph.offsetNameBytes, w.buf, w.pos), r.offset);
-        count++;
-      }
+      if (ph.offsetNameBytes !== undefined && r.offset === undefined) throw new TypeError('AddedHeaders.offsetName needs every record to carry its offset');
+      count += writeAddedHeaders(w, ph, offsets, r.offset ?? 0);
     }
     lengthBytes = finishRecord(w, start, lengthBytes, countAt, count);
   }
@@ -517,18 +527,7 @@ export function writeBlockRecords(w: ByteWriter, blocks: readonly RawRecordBlock
         w.pos = copyRange(src, hvs, hvs + vl, w.buf, writeVarint(w.buf, copyRange(src, ns, ns + nl, w.buf, writeVarint(w.buf, w.pos, nl)), vl));
         count++;
       }
-      if (ph !== undefined) {
-        if (ph.fixedCount > 0) {
-          w.ensure(ph.fixedBytes.length);
-          w.pos = copyBytes(ph.fixedBytes, w.buf, w.pos);
-          count += ph.fixedCount;
-        }
-        if (ph.offsetNameBytes !== undefined) {
-          w.ensure(ph.offsetNameBytes.length + 17);
-          w.pos = offsets.write(w.buf, copyBytes(ph.offsetNameBytes, w.buf, w.pos), block.baseOffset + i);
-          count++;
-        }
-      }
+      if (ph !== undefined) count += writeAddedHeaders(w, ph, offsets, block.baseOffset + i);
       lengthBytes = finishRecord(w, start, lengthBytes, countAt, count);
     }
   }
