@@ -49,6 +49,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, LogStoreApi, Logger, RecordBlock, RecordInput, Timers } from '../log-store/index.ts';
 import { type Emitter, type LateReason, type Operator, type RawValue, rawBytes } from './operators/emitter.ts';
+import { BlockFieldScanner } from './block-field-scanner.ts';
 import { FieldExtractor, StringCache } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
 import { StreamOperator } from './operators/stream-operator.ts';
@@ -149,6 +150,10 @@ interface Lane {
   bad: LateReason | null;
   /** The row object the field extractor fills (reused record after record); null without one. */
   fields: Row | null;
+  /** Scans a whole block's values at once (WebAssembly); null when the plan's fields do not suit it. */
+  scanner: BlockFieldScanner | null;
+  /** The block `scanner` holds the results of. */
+  scanned: RecordBlock | null;
 }
 
 /**
@@ -208,6 +213,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const stateFile = join(options.stateDir, `${name}.sqlite`);
   /** Decodes only the fields the plan reads (null: the plan needs whole values). */
   const extractor = plan.valueFields ? new FieldExtractor(plan.valueFields) : null;
+  const blockFields = plan.valueFields && BlockFieldScanner.supports(plan.valueFields) ? plan.valueFields : null;
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -349,7 +355,12 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function laneOf(partition: number): Lane {
-    return { partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, fields: extractor ? extractor.newRow() : null };
+    return {
+      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null,
+      fields: extractor ? extractor.newRow() : null,
+      scanner: blockFields ? new BlockFieldScanner(blockFields) : null,
+      scanned: null,
+    };
   }
 
   /** Puts the lane's head on its first record (null block: nothing to read). */
@@ -388,7 +399,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const start = block.valueStarts[i]!;
     const end = block.valueEnds[i]!;
     let value: unknown;
-    if (lane.fields !== null && extractor!.extractAt(block.buf, start, end, lane.fields)) value = lane.fields;
+    const scanner = lane.scanner;
+    if (scanner !== null && lane.scanned !== block) {
+      scanner.scan(block.buf, block.valueStarts, block.valueEnds, lane.n);
+      lane.scanned = block;
+    }
+    // the block scanner's answer, else the JavaScript scanner's (which declines to JSON.parse)
+    if (lane.fields !== null && ((scanner !== null && scanner.fill(i, lane.fields)) || extractor!.extractAt(block.buf, start, end, lane.fields))) value = lane.fields;
     else {
       try {
         value = JSON.parse(block.buf.toString('utf8', start, end));
@@ -533,6 +550,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     for (const lane of active) {
       lane.blocks = [];
       lane.counts = [];
+      lane.scanned = null;
     }
     return total;
   }

@@ -1,0 +1,3 @@
+export const WAT_PATH: string;
+export const OUT_PATH: string;
+export function wasmModuleSource(wat: string): Promise<string>;

@@ -1,0 +1,179 @@
+import { readFile } from 'node:fs/promises';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { OUT_PATH, WAT_PATH, wasmModuleSource } from '../bin/build-wasm.js';
+import { BlockFieldScanner } from './block-field-scanner.ts';
+import { FieldExtractor, type ValueField } from './field-extractor.ts';
+import { NAMES, checkAgainstCorruption, fieldsArb, objectText, parseOrInvalid, valueArb, viaParse } from '../test/support/rules-json-arbitraries.ts';
+
+/**
+ * Lays `values` out as a log block does (each value at its own place in one
+ * buffer, `junk` bytes around and between them) and scans them with one scanner.
+ */
+function scanBlock(scanner: BlockFieldScanner, values: readonly Buffer[], junk: Buffer = Buffer.from('}"0\\')): Array<unknown[] | 'declined'> {
+  const parts: Buffer[] = [junk];
+  const starts = new Int32Array(values.length + 3);
+  const ends = new Int32Array(values.length + 3);
+  let at = junk.length;
+  values.forEach((v, i) => {
+    starts[i] = at;
+    ends[i] = at + v.length;
+    parts.push(v, junk);
+    at += v.length + junk.length;
+  });
+  scanner.scan(Buffer.concat(parts), starts, ends, values.length);
+  return values.map((_, i) => {
+    const row: Record<string, unknown> = {};
+    return scanner.fill(i, row) ? scanner.fields.map((f) => row[f.name]) : 'declined';
+  });
+}
+
+/** The block scanner's answer for one value, or 'declined'. */
+function viaBlock(bytes: Buffer, fields: readonly ValueField[]): unknown[] | 'declined' {
+  return scanBlock(new BlockFieldScanner(fields), [bytes])[0]!;
+}
+
+/** The JavaScript scanner's answer, or 'fallback' (JSON.parse decides). */
+function viaExtract(bytes: Buffer, fields: readonly ValueField[]): unknown[] | 'fallback' {
+  const x = new FieldExtractor(fields);
+  const row = x.newRow();
+  return x.extract(bytes, row) ? fields.map((f) => row[f.name]) : 'fallback';
+}
+
+/** Keys that are plain ASCII without escapes, the ones the block scanner reads itself. */
+const plainName = fc.oneof(fc.constantFrom(...NAMES.filter((n) => /^[\x20-\x7f]*$/.test(n) && !n.includes('"') && !n.includes('\\'))), fc.stringMatching(/^[a-zA-Z_0-9 -]{0,6}$/));
+
+describe('BlockFieldScanner', () => {
+  it('returns exactly what getField(JSON.parse(text)) returns, or declines', () => {
+    fc.assert(
+      fc.property(objectText, fieldsArb, (text, fields) => {
+        const got = viaBlock(Buffer.from(text, 'utf8'), fields);
+        if (got !== 'declined') expect(got).toEqual(viaParse(text, fields));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reads every object JSON.stringify writes with plain keys itself (no decline without a key clash)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(plainName, valueArb, { maxKeys: 8 }), fieldsArb, fc.constantFrom(undefined, 2, '\t'), (obj, fields, indent) => {
+        const text = JSON.stringify(obj, null, indent);
+        // several keys for one field, or one key for several fields: the scanner may decline
+        const fills = (k: string, f: ValueField): boolean => k === f.name || (!f.caseSensitive && k.toUpperCase() === f.name.toUpperCase());
+        const keys = Object.keys(obj);
+        const clash = fields.some((f) => keys.filter((k) => fills(k, f)).length > 1) || keys.some((k) => fields.filter((f) => fills(k, f)).length > 1);
+        const got = viaBlock(Buffer.from(text, 'utf8'), fields);
+        if (clash && got === 'declined') return;
+        expect(got).toEqual(viaParse(text, fields));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('never accepts what JSON.parse rejects (random corruption of valid texts)', () => {
+    checkAgainstCorruption((bytes, fields) => {
+      const got = viaBlock(bytes, fields);
+      return got === 'declined' ? null : got;
+    }, 5000);
+  });
+
+  it('a block of records with shared and changing keys (its key template): each record gets its own values', () => {
+    const shape = fc.uniqueArray(plainName, { minLength: 1, maxLength: 8 });
+    const change = fc.constantFrom('same', 'same', 'same', 'value', 'rename', 'case', 'swap', 'repeat', 'space', 'cut', 'corrupt', 'long');
+    fc.assert(
+      fc.property(shape, fieldsArb, fc.array(fc.tuple(change, valueArb, fc.nat()), { minLength: 1, maxLength: 20 }), (keys, fields, steps) => {
+        const values = steps.map(([how, value, n]) => {
+          let ks = [...keys];
+          const at = n % ks.length;
+          if (how === 'rename') ks[at] = `${ks[at]}x`;
+          if (how === 'case') ks[at] = ks[at]!.toUpperCase();
+          if (how === 'swap' && ks.length > 1) ks = [...ks.slice(1), ks[0]!];
+          if (how === 'repeat') ks = [...ks, ks[at]!];
+          if (how === 'long') ks[at] = `${ks[at]}${'k'.repeat(70)}`;
+          const parts = ks.map((k, i) => `${JSON.stringify(k)}:${JSON.stringify(i === at && how === 'value' ? value : i % 2 ? 'RED' : i)}`);
+          let text = `{${parts.join(how === 'space' ? ' ,\n ' : ',')}}`;
+          if (how === 'cut') text = text.slice(0, n % text.length);
+          const bytes = Buffer.from(text, 'utf8');
+          if (how === 'corrupt') bytes[n % bytes.length] = (n * 7) & 0xff;
+          return bytes;
+        });
+        const got = scanBlock(new BlockFieldScanner(fields), values);
+        values.forEach((bytes, i) => {
+          if (got[i] === 'declined') return;
+          const parsed = parseOrInvalid(bytes, fields);
+          expect(parsed).not.toBe('invalid');
+          expect(got[i]).toEqual(parsed);
+        });
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('one scanner over many blocks of different sizes (its memory grows) agrees with the JavaScript scanner', () => {
+    const fields: ValueField[] = [{ name: 'colour', caseSensitive: false }, { name: 'reading_ts', caseSensitive: false }, { name: 'temp_celcius', caseSensitive: true }];
+    const scanner = new BlockFieldScanner(fields);
+    for (const count of [1, 3000, 7, 20_000, 2]) {
+      const values = Array.from({ length: count }, (_, i) =>
+        Buffer.from(JSON.stringify({ reading_ts: new Date(1_600_000_000_000 + i * 1000).toISOString(), sensor_id: `aa-${i % 97}`, colour: ['RED', 'BLUE', 'GRÜN'][i % 3], temp_celcius: (i % 400) / 8 - 10, note: 'x'.repeat(i % 50) })),
+      );
+      const got = scanBlock(scanner, values, Buffer.alloc(0));
+      values.forEach((v, i) => expect(got[i]).toEqual(viaExtract(v, fields)));
+    }
+  });
+
+  const golden: Array<[string, string | Buffer, ValueField[], unknown[] | 'declined']> = [
+    ['the bench reading', '{"reading_ts":"2020-02-14T12:00:00Z","sensor_id":"aa-101","colour":"RED","temp_celcius":15.5}', [{ name: 'colour', caseSensitive: false }, { name: 'temp_celcius', caseSensitive: false }], ['RED', 15.5]],
+    ['missing field is null', '{"a":1}', [{ name: 'b', caseSensitive: false }], [null]],
+    ['empty object', ' { } ', [{ name: 'b', caseSensitive: false }], [null]],
+    ['case-insensitive variant', '{"COLOUR":"x","b":"y"}', [{ name: 'colour', caseSensitive: false }], ['x']],
+    ['two variants of one field: declined', '{"COLOUR":"x","Colour":"y"}', [{ name: 'colour', caseSensitive: false }], 'declined'],
+    ['exact key wins over an earlier variant', '{"COLOUR":"x","colour":"y"}', [{ name: 'colour', caseSensitive: false }], ['y']],
+    ['exact key wins over a later variant', '{"colour":"y","COLOUR":"x"}', [{ name: 'colour', caseSensitive: false }], ['y']],
+    ['case-sensitive ignores variants', '{"COLOUR":"x"}', [{ name: 'colour', caseSensitive: true }], [null]],
+    ['escaped key: declined (the JavaScript scanner reads it)', '{"c\\u006flour":"R"}', [{ name: 'colour', caseSensitive: false }], 'declined'],
+    ['non-ASCII key: declined', '{"ıd":7}', [{ name: 'ID', caseSensitive: false }], 'declined'],
+    ['escaped and non-ASCII values', '{"a":"R\\"E\\\\D\\u00e9","b":"grün","c":"\\ud83d\\ude00"}', ['a', 'b', 'c'].map((name) => ({ name, caseSensitive: true })), ['R"E\\Dé', 'grün', '😀']],
+    ['invalid UTF-8 in a value decodes with replacement, as the runner does', Buffer.from('{"a":"\xff"}', 'latin1'), [{ name: 'a', caseSensitive: true }], ['\ufffd']],
+    ['numbers', '{"a":-0,"b":1E3,"c":-12.5e-1,"d":12345678901234567890,"e":0.1,"f":123456789012345,"g":1234567890123456,"h":0.30000000000000004,"i":-7}', [...'abcdefghi'].map((name) => ({ name, caseSensitive: true })), [-0, 1000, -1.25, 12345678901234567890, 0.1, 123456789012345, 1234567890123456, 0.30000000000000004, -7]],
+    ['nested values come whole; others are skipped', '{"n":{"x":[1,{"y":"}"}]},"m":[],"o":{"p":null}}', [{ name: 'n', caseSensitive: false }, { name: 'm', caseSensitive: false }], [{ x: [1, { y: '}' }] }, []]],
+    ['literals', '{"t":true,"f":false,"z":null}', ['t', 'f', 'z'].map((name) => ({ name, caseSensitive: false })), [true, false, null]],
+    ['a 16-byte-long string and key at the value end', '{"abcdefghijklmnop":"0123456789abcdef"}', [{ name: 'abcdefghijklmnop', caseSensitive: true }], ['0123456789abcdef']],
+    ['duplicate key: declined', '{"a":1,"a":2}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['not an object', '[1,2]', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['trailing garbage', '{"a":1} x', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['trailing comma', '{"a":1,}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['leading zero', '{"b":01}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['raw control character in a skipped string', '{"b":"x\ny","a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['bad escape in a skipped string', '{"b":"\\x","a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['short \\u escape', '{"b":"\\u12","a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['unclosed nested value', '{"b":[1,{"c":2]}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['nesting 64 deep is read, 65 declined', `{"b":${'['.repeat(64)}${']'.repeat(64)},"a":1}`, [{ name: 'a', caseSensitive: false }], [1]],
+    ['nesting 65 deep', `{"b":${'['.repeat(65)}${']'.repeat(65)},"a":1}`, [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['skipped numbers of every form', '{"b":-0.5e+3,"c":0,"d":-12E-2,"e":7,"a":1}', [{ name: 'a', caseSensitive: false }], [1]],
+    ['lone minus', '{"b":-,"a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['no fraction digits', '{"b":1.,"a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['no exponent digits', '{"b":1e+,"a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['bad literal', '{"b":tru,"a":1}', [{ name: 'a', caseSensitive: false }], 'declined'],
+    ['unclosed string at the end', '{"a":"abc', [{ name: 'a', caseSensitive: false }], 'declined'],
+  ];
+  it.each(golden)('%s', (_label, text, fields, want) => {
+    const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    expect(viaBlock(bytes, fields)).toEqual(want);
+    if (want !== 'declined') expect(viaParse(bytes.toString('utf8'), fields)).toEqual(want);
+  });
+
+  it('takes up to 16 fields of up to 112 bytes', () => {
+    expect(BlockFieldScanner.supports([])).toBe(false);
+    expect(BlockFieldScanner.supports(Array.from({ length: 16 }, (_, i) => ({ name: `f${i}`, caseSensitive: false })))).toBe(true);
+    expect(BlockFieldScanner.supports(Array.from({ length: 17 }, (_, i) => ({ name: `f${i}`, caseSensitive: false })))).toBe(false);
+    expect(BlockFieldScanner.supports([{ name: 'n'.repeat(112), caseSensitive: true }])).toBe(true);
+    expect(BlockFieldScanner.supports([{ name: 'é'.repeat(57), caseSensitive: true }])).toBe(false);
+    expect(() => new BlockFieldScanner([])).toThrow(RangeError);
+    const long = 'n'.repeat(112);
+    expect(viaBlock(Buffer.from(`{"${long}":1,"${long.toUpperCase()}":2}`), [{ name: long, caseSensitive: true }])).toEqual([1]);
+  });
+
+  it('the committed module is what bin/build-wasm.js makes of rules/json-scan.wat', async () => {
+    expect(await readFile(OUT_PATH, 'utf8')).toBe(await wasmModuleSource(await readFile(WAT_PATH, 'utf8')));
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * The rules' hot path: validates a whole block of record values and finds
+ * the top-level fields a plan reads, in one WebAssembly call per block
+ * (rules/json-scan.wat, sixteen bytes at a time with SIMD), instead of a
+ * JavaScript scan per record.
+ *
+ * Contract (field-extractor.ts's): when `fill(i, row)` returns true,
+ * `row[name]` holds exactly what `getField(JSON.parse(text), name,
+ * caseSensitive)` returns for each field, `text` being record i's value
+ * decoded as UTF-8, and the whole value has been validated as JSON. When
+ * it returns false, the scanner declined (invalid JSON, not an object, a key
+ * with escapes or non-ASCII bytes, a key filling two fields, a field's key
+ * twice, nesting deeper than 64): the caller asks `FieldExtractor` (the
+ * JavaScript scanner, same contract), which then decides.
+ *
+ * Each scanner owns a WebAssembly memory holding a copy of the last block's
+ * values and the per-record results; it grows to the largest block scanned
+ * (about the bytes of `batchRecords` values) and is kept for the next.
+ */
+import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
+import { StringCache, type ValueField } from './field-extractor.ts';
+import type { Row } from './plan.ts';
+
+/** The parts of the WebAssembly API used here (the project's TypeScript libraries do not declare it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { readonly exports: object };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+interface JsonScanExports {
+  memory: WasmMemory;
+  init(): void;
+  scan(n: number, starts: number, ends: number, out: number, nf: number): number;
+}
+
+/** Layout of the module's memory (see json-scan.wat). */
+const FIELD_TABLE = 256;
+const NAMES = 512;
+const NAME_SLOT = 128;
+const DATA = 8192;
+/** Bytes the scanner may read past a value's end. */
+const SLACK = 16;
+const MAX_FIELDS = 16;
+/** Longest field name the table holds (its slot, less the bytes compared past the end). */
+const MAX_NAME_BYTES = NAME_SLOT - SLACK;
+const PAGE = 65_536;
+
+let compiled: object | null = null;
+
+/** The module, compiled once per process. */
+function jsonScanModule(): object {
+  compiled ??= new wasmApi.Module(Buffer.from(JSON_SCAN_WASM, 'base64'));
+  return compiled;
+}
+
+const KIND_ABSENT = 0;
+const KIND_ASCII = 1;
+const KIND_NUMBER = 3;
+const KIND_NUMBER_TEXT = 4;
+const KIND_TRUE = 5;
+const KIND_FALSE = 6;
+const KIND_NULL = 7;
+
+export class BlockFieldScanner {
+  readonly fields: readonly ValueField[];
+  readonly #wasm: JsonScanExports;
+  readonly #caches: StringCache[];
+  readonly #names: string[];
+  /** Views of the memory (renewed when it grows). */
+  #bytes: Buffer;
+  #ints: Int32Array;
+  #floats: Float64Array;
+  /** Where the last block's results start, and each record's stride, in 32-bit words. */
+  #outWord = 0;
+  readonly #strideWords: number;
+  #count = 0;
+
+  /** Whether a scanner can take these fields (else use FieldExtractor alone). */
+  static supports(fields: readonly ValueField[]): boolean {
+    return fields.length > 0 && fields.length <= MAX_FIELDS && fields.every((f) => Buffer.byteLength(f.name, 'utf8') <= MAX_NAME_BYTES);
+  }
+
+  /** `fields`: as FieldExtractor's; `supports(fields)` must hold. */
+  constructor(fields: readonly ValueField[]) {
+    if (!BlockFieldScanner.supports(fields)) throw new RangeError(`a block scanner takes 1 to ${MAX_FIELDS} fields of at most ${MAX_NAME_BYTES} bytes`);
+    this.fields = fields;
+    this.#names = fields.map((f) => f.name);
+    this.#caches = fields.map(() => new StringCache());
+    this.#wasm = new wasmApi.Instance(jsonScanModule()).exports as unknown as JsonScanExports;
+    this.#wasm.init();
+    this.#bytes = Buffer.alloc(0);
+    this.#ints = new Int32Array(0);
+    this.#floats = new Float64Array(0);
+    this.#views();
+    // the field table: each name, and its upper-case form when matched ignoring case and ASCII
+    const table = new DataView(this.#wasm.memory.buffer);
+    fields.forEach((f, i) => {
+      const exactAt = NAMES + i * 2 * NAME_SLOT;
+      const upperAt = exactAt + NAME_SLOT;
+      const exact = this.#bytes.write(f.name, exactAt, 'utf8');
+      const upper = f.name.toUpperCase();
+      const upperAscii = !f.caseSensitive && /^[\x00-\x7f]*$/.test(upper);
+      if (upperAscii) this.#bytes.write(upper, upperAt, 'latin1');
+      table.setInt32(FIELD_TABLE + i * 16, exactAt, true);
+      table.setInt32(FIELD_TABLE + i * 16 + 4, exact, true);
+      table.setInt32(FIELD_TABLE + i * 16 + 8, upperAt, true);
+      table.setInt32(FIELD_TABLE + i * 16 + 12, upperAscii ? upper.length : -1, true);
+    });
+    this.#strideWords = 2 + fields.length * 6;
+  }
+
+  #views(): void {
+    const buffer = this.#wasm.memory.buffer;
+    this.#bytes = Buffer.from(buffer);
+    this.#ints = new Int32Array(buffer);
+    this.#floats = new Float64Array(buffer);
+  }
+
+  /**
+   * Scans values `[starts[i], ends[i])` of `buf` for i in [0, count): the
+   * block's values, in ascending order (as `readBatches` gives them).
+   */
+  scan(buf: Buffer, starts: Int32Array, ends: Int32Array, count: number): void {
+    this.#count = count;
+    if (count === 0) return;
+    const lo = starts[0]!;
+    const hi = ends[count - 1]!;
+    const startsAt = align(DATA + (hi - lo) + SLACK, 16);
+    const endsAt = startsAt + count * 4;
+    const outAt = align(endsAt + count * 4, 8);
+    const need = outAt + count * this.#strideWords * 4 + SLACK;
+    const memory = this.#wasm.memory;
+    if (need > memory.buffer.byteLength) {
+      memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+      this.#views();
+    }
+    buf.copy(this.#bytes, DATA, lo, hi);
+    const ints = this.#ints;
+    const delta = DATA - lo;
+    const s = startsAt >> 2;
+    const e = endsAt >> 2;
+    for (let i = 0; i < count; i++) {
+      ints[s + i] = starts[i]! + delta;
+      ints[e + i] = ends[i]! + delta;
+    }
+    this.#wasm.scan(count, startsAt, endsAt, outAt, this.fields.length);
+    this.#outWord = outAt >> 2;
+  }
+
+  /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
+  fill(i: number, row: Row): boolean {
+    if (i >= this.#count) return false;
+    const ints = this.#ints;
+    let w = this.#outWord + i * this.#strideWords;
+    if (ints[w] !== 1) return false;
+    w += 2;
+    const names = this.#names;
+    for (let f = 0; f < names.length; f++, w += 6) {
+      const kind = ints[w]! & 0xff;
+      let value: unknown;
+      switch (kind) {
+        case KIND_ASCII:
+          value = this.#caches[f]!.get(this.#bytes, ints[w + 1]! + 1, ints[w + 2]! - 1, ints[w + 3]!);
+          break;
+        case KIND_NUMBER:
+          value = this.#floats[(w + 4) >> 1];
+          break;
+        case KIND_ABSENT:
+        case KIND_NULL:
+          value = null;
+          break;
+        case KIND_TRUE:
+          value = true;
+          break;
+        case KIND_FALSE:
+          value = false;
+          break;
+        case KIND_NUMBER_TEXT:
+          value = Number(this.#bytes.toString('latin1', ints[w + 1]!, ints[w + 2]!));
+          break;
+        default:
+          // strings with escapes or non-ASCII bytes (kind 2), objects and arrays (8): JSON.parse of the value's text
+          value = JSON.parse(this.#bytes.toString('utf8', ints[w + 1]!, ints[w + 2]!));
+      }
+      row[names[f]!] = value;
+    }
+    return true;
+  }
+}
+
+function align(n: number, to: number): number {
+  return (n + to - 1) & ~(to - 1);
+}
