@@ -343,16 +343,16 @@
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
       ;; which field it fills: the template's answer when the key is the template's, else matched
+      ;; (only keys 0 to 31 have a template entry: the 33rd key's would be past it, and a record
+      ;; of many keys would read past the memory's end; i32.and evaluates both sides)
       (local.set $tp (i32.add (i32.const 4608) (i32.mul (local.get $ki) (i32.const 80))))
-      (if (i32.and (i32.lt_u (local.get $ki) (i32.const 32))
-                   (i32.eq (local.get $len) (i32.load (local.get $tp))))
-        (then (if (call $same (local.get $ks) (i32.add (local.get $tp) (i32.const 16)) (local.get $len))
-          (then
+      (local.set $hits (i32.const -1))
+      (if (i32.lt_u (local.get $ki) (i32.const 32)) (then
+        (if (i32.eq (local.get $len) (i32.load (local.get $tp))) (then
+          (if (call $same (local.get $ks) (i32.add (local.get $tp) (i32.const 16)) (local.get $len)) (then
             (local.set $hits (i32.load offset=8 (local.get $tp)))
             (local.set $slot (i32.load offset=4 (local.get $tp)))
-            (local.set $exact (i32.load offset=12 (local.get $tp))))
-          (else (local.set $hits (i32.const -1)))))
-        (else (local.set $hits (i32.const -1))))
+            (local.set $exact (i32.load offset=12 (local.get $tp)))))))))
       (if (i32.lt_s (local.get $hits) (i32.const 0)) (then
         (call $match (local.get $ks) (local.get $len) (local.get $nf))
         (local.set $hits (global.get $hits))
