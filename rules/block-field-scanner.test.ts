@@ -121,6 +121,22 @@ describe('BlockFieldScanner', () => {
     }
   });
 
+  it('reads a block whose values lie in any order in its buffer (RecordBlock does not promise ascending), cut to count, empty or at offset 0', () => {
+    const scanner = new BlockFieldScanner([{ name: 'a', caseSensitive: true }]);
+    const fill = (i: number): unknown => {
+      const row: Record<string, unknown> = {};
+      return scanner.fill(i, row) ? row.a : 'declined';
+    };
+    // an earlier block leaves its bytes in the scanner's memory
+    expect(scanBlock(scanner, [Buffer.from('{"a":111}'), Buffer.from('{"a":112}')])).toEqual([[111], [112]]);
+    // record 0 lies after record 1 (the first start is past the last end)
+    scanner.scan(Buffer.from('{"a":222}{"a":333}'), Int32Array.of(9, 0), Int32Array.of(18, 9), 2);
+    expect([0, 1].map(fill)).toEqual([333, 222]);
+    // record 0 at offset 0, record 1 empty, record 2 past `count` (a block cut short)
+    scanner.scan(Buffer.from('{"a":5}{"a":6}'), Int32Array.of(0, 7, 7), Int32Array.of(7, 7, 14), 2);
+    expect([0, 1, 2].map(fill)).toEqual([5, 'declined', 'declined']);
+  });
+
   const golden: Array<[string, string | Buffer, ValueField[], unknown[] | 'declined']> = [
     ['the bench reading', '{"reading_ts":"2020-02-14T12:00:00Z","sensor_id":"aa-101","colour":"RED","temp_celcius":15.5}', [{ name: 'colour', caseSensitive: false }, { name: 'temp_celcius', caseSensitive: false }], ['RED', 15.5]],
     ['missing field is null', '{"a":1}', [{ name: 'b', caseSensitive: false }], [null]],

@@ -123,13 +123,20 @@ export class BlockFieldScanner {
 
   /**
    * Scans values `[starts[i], ends[i])` of `buf` for i in [0, count): the
-   * block's values, in ascending order (as `readBatches` gives them).
+   * block's values, in any order (`readBatches` gives them ascending, but
+   * RecordBlock does not promise it): the bytes from the lowest start to
+   * the highest end are copied.
    */
   scan(buf: Buffer, starts: Int32Array, ends: Int32Array, count: number): void {
-    this.#count = count;
+    // no results until this scan has put them in place (a throw below leaves none)
+    this.#count = 0;
     if (count === 0) return;
-    const lo = starts[0]!;
-    const hi = ends[count - 1]!;
+    let lo = starts[0]!;
+    let hi = ends[0]!;
+    for (let i = 1; i < count; i++) {
+      if (starts[i]! < lo) lo = starts[i]!;
+      if (ends[i]! > hi) hi = ends[i]!;
+    }
     const startsAt = align(DATA + (hi - lo) + SLACK, 16);
     const endsAt = startsAt + count * 4;
     const outAt = align(endsAt + count * 4, 8);
@@ -150,6 +157,7 @@ export class BlockFieldScanner {
     }
     this.#wasm.scan(count, startsAt, endsAt, outAt, this.fields.length);
     this.#outWord = outAt >> 2;
+    this.#count = count;
   }
 
   /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
