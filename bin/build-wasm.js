@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build:wasm`: assembles rules/json-scan.wat (WebAssembly text) with wabt and
 // writes rules/json-scan-wasm.ts, the module as base64, which is committed: installs and
-// runs need no assembler (wabt is a dev dependency). rules/json-scan-wasm.test.ts checks
+// runs need no assembler (wabt is a dev dependency). rules/block-field-scanner.test.ts checks
 // that the committed module is what this script makes of the committed text.
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

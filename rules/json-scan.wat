@@ -1,5 +1,5 @@
 ;; json-scan: validates JSON record values and finds the top-level fields a rule reads,
-;; a block of records per call (the rules' hot path; see wasm-field-scanner.ts, which is
+;; a block of records per call (the rules' hot path; see block-field-scanner.ts, which is
 ;; the only user, and field-extractor.ts, whose contract this keeps).
 ;;
 ;; Built into rules/json-scan-wasm.ts by `npm run build:wasm` (bin/build-wasm.js, wabt);
