@@ -69,7 +69,8 @@ const KIND_NULL = 7;
 export class BlockFieldScanner {
   readonly fields: readonly ValueField[];
   readonly #wasm: JsonScanExports;
-  readonly #caches: StringCache[];
+  /** Per field, created on its first plain string (about 240 KB each; numeric fields never need one). */
+  readonly #caches: Array<StringCache | null>;
   readonly #names: string[];
   /** Views of the memory (renewed when it grows). */
   #bytes: Buffer;
@@ -90,7 +91,7 @@ export class BlockFieldScanner {
     if (!BlockFieldScanner.supports(fields)) throw new RangeError(`a block scanner takes 1 to ${MAX_FIELDS} fields of at most ${MAX_NAME_BYTES} bytes`);
     this.fields = fields;
     this.#names = fields.map((f) => f.name);
-    this.#caches = fields.map(() => new StringCache());
+    this.#caches = fields.map(() => null);
     this.#wasm = new wasmApi.Instance(jsonScanModule()).exports as unknown as JsonScanExports;
     this.#wasm.init();
     this.#bytes = Buffer.alloc(0);
@@ -173,7 +174,7 @@ export class BlockFieldScanner {
       let value: unknown;
       switch (kind) {
         case KIND_ASCII:
-          value = this.#caches[f]!.get(this.#bytes, ints[w + 1]! + 1, ints[w + 2]! - 1, ints[w + 3]!);
+          value = (this.#caches[f] ??= new StringCache()).get(this.#bytes, ints[w + 1]! + 1, ints[w + 2]! - 1, ints[w + 3]!);
           break;
         case KIND_NUMBER:
           value = this.#floats[(w + 4) >> 1];

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LogStoreApi } from '../log-store/index.ts';
 import { readTopic, silentLogger } from '../test/support/rules-golden.ts';
 import { openTestLog } from '../test/support/rules-log.ts';
+import { seededRandom } from '../test/support/seeded-random.ts';
 import { planRuleText } from './rule-file.ts';
 import { createRuleRunner } from './rule-runner.ts';
 
@@ -142,9 +143,13 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     `{${Array.from({ length: 1000 }, (_, i) => `"k${i}":${i}`).join(',')},"colour":"RED","sensor_id":"f","temp_celcius":9,"ts":1003500}`,
   ];
 
-  async function outputs(target: LogStoreApi, whole: boolean): Promise<Record<string, unknown[]>> {
-    await target.createTopic('widgets', { partitions: 2 });
-    await target.appendBatch('widgets', PAYLOADS.map((value, i) => ({ key: `k${i}`, value, timestamp: 5_000 + i, partition: i % 2 })));
+  /** Each rule's output over `payloads`; `segmentBytes` small: a batch reads several segments, one block each. */
+  async function outputs(target: LogStoreApi, whole: boolean, payloads: readonly string[] = PAYLOADS, { partitions = 2, segmentBytes = 1 << 26, batchRecords = 4 } = {}): Promise<Record<string, unknown[]>> {
+    await target.createTopic('widgets', { partitions, segmentBytes });
+    // several appends: each partition's records lie in several log batches (the runner's blocks)
+    for (let at = 0; at < payloads.length; at += 50) {
+      await target.appendBatch('widgets', payloads.slice(at, at + 50).map((value, j) => ({ key: `k${at + j}`, value, timestamp: 5_000 + at + j, partition: (at + j) % partitions })));
+    }
     const result: Record<string, unknown[]> = {};
     const file = planRuleText(FIELDS_SQL, "f.sql");
     expect(file.diagnostics).toEqual([]);
@@ -159,7 +164,7 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
         timers: { setTimeout: () => 0, clearTimeout: () => {} },
         logger: silentLogger,
         idleCloseMs: 0,
-        batchRecords: 4,
+        batchRecords,
       });
       await runner.drain();
       await runner.stop();
@@ -180,6 +185,35 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
       expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
       expect(JSON.stringify(fields.red_late)).toContain('INVALID_JSON');
       expect(JSON.stringify(fields.per_sensor_late)).toContain('WINDOW_CLOSED');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('writes what decoding whole values writes for random payloads over three partitions (merged by event time, several blocks a batch)', async () => {
+    const random = seededRandom(20261126);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const payloads = Array.from({ length: 400 }, (_, i) => {
+      const entries: Array<[string, unknown]> = [
+        [pick(['colour', 'colour', 'colour', 'COLOUR', 'Colour']), pick(['RED', 'RED', 'BLUE', 'GRÜN', 'R"ED', null, 7])],
+        ['sensor_id', pick(['a', 'b', 'c', 'd\\e'])],
+        ['temp_celcius', pick([i % 40, -0.5, 1e21, '7', 12.25])],
+        ['ts', 1_000_000 + i * 100 - (random() < 0.1 ? 30_000 : 0)],
+      ];
+      if (random() < 0.3) entries.push(['extra', pick([{ x: [1, '}'] }, { x: 'y' }, []])]);
+      if (random() < 0.1) entries.push(...Array.from({ length: 40 }, (_, k): [string, unknown] => [`pad${k}`, k]));
+      if (random() < 0.1) entries.push([pick(['colour', 'COLOUR', 'sensor_id']), 'dup']);
+      if (random() < 0.5) entries.reverse();
+      let text = `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(random() < 0.2 ? ' , ' : ',')}}`;
+      if (random() < 0.05) text = text.slice(0, Math.floor(random() * text.length));
+      return text;
+    });
+    const shape = { partitions: 3, segmentBytes: 2048, batchRecords: 60 };
+    const fields = await outputs(log, false, payloads, shape);
+    const other = await openTestLog(join(dir, 'log2'));
+    try {
+      expect(fields).toEqual(await outputs(other, true, payloads, shape));
+      expect(fields.red!.length).toBeGreaterThan(50);
     } finally {
       await other.close();
     }
