@@ -13,9 +13,11 @@
  * twice, nesting deeper than 64): the caller asks `FieldExtractor` (the
  * JavaScript scanner, same contract), which then decides.
  *
- * Each scanner owns a WebAssembly memory holding a copy of the last block's
- * values and the per-record results; it grows to the largest block scanned
- * (about the bytes of `batchRecords` values) and is kept for the next.
+ * Each scanner owns a WebAssembly memory holding a string cache per field
+ * (256 KiB each: readings repeat their ids, colours and timestamp texts, and
+ * a string found there costs no bytes compared in JavaScript), a copy of the
+ * last block's values and the per-record results; it grows to the largest
+ * block scanned (about the bytes of `batchRecords` values) and is kept.
  */
 import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
 import { StringCache, type ValueField } from './field-extractor.ts';
@@ -42,7 +44,16 @@ interface JsonScanExports {
 const FIELD_TABLE = 256;
 const NAMES = 512;
 const NAME_SLOT = 128;
-const DATA = 8192;
+/** The fields' string caches: per field, CACHE_ENTRIES entries of 64 bytes (i32 length, then the bytes). */
+const CACHES = 8192;
+const CACHE_ENTRIES = 4096;
+const CACHE_BYTES = CACHE_ENTRIES * 64;
+/** Longest string a cache entry holds. */
+const CACHE_STRING = 48;
+/** Kind-word flag: a plain string whose bytes are in its field's cache entry (see json-scan.wat). */
+const CACHED = 0x10000;
+/** Bound of the strings entered per block (3 slots each): a block of all-new strings enters some, the next block more. */
+const MAX_PENDING = 3 * 16_384;
 /** Bytes the scanner may read past a value's end. */
 const SLACK = 16;
 const MAX_FIELDS = 16;
@@ -69,9 +80,15 @@ const KIND_NULL = 7;
 export class BlockFieldScanner {
   readonly fields: readonly ValueField[];
   readonly #wasm: JsonScanExports;
-  /** Per field, created on its first plain string (about 240 KB each; numeric fields never need one). */
+  /** Per field, created on its first plain string not in the module's cache (about 240 KB each; numeric fields never need one). */
   readonly #caches: Array<StringCache | null>;
+  /** Per field, the string of each entry of its cache in the module's memory. */
+  readonly #cached: string[][];
+  /** Strings made since the last scan, to enter in the caches before the next: field, entry, string, ... */
+  #pending: Array<number | string> = [];
   readonly #names: string[];
+  /** Where the data starts: after the string caches. */
+  readonly #dataAt: number;
   /** Views of the memory (renewed when it grows). */
   #bytes: Buffer;
   #ints: Int32Array;
@@ -92,7 +109,11 @@ export class BlockFieldScanner {
     this.fields = fields;
     this.#names = fields.map((f) => f.name);
     this.#caches = fields.map(() => null);
+    this.#cached = fields.map(() => new Array<string>(CACHE_ENTRIES).fill(''));
+    this.#dataAt = CACHES + fields.length * CACHE_BYTES;
     this.#wasm = new wasmApi.Instance(jsonScanModule()).exports as unknown as JsonScanExports;
+    const memory = this.#wasm.memory;
+    memory.grow(Math.ceil((this.#dataAt + SLACK - memory.buffer.byteLength) / PAGE));
     this.#wasm.init();
     this.#bytes = Buffer.alloc(0);
     this.#ints = new Int32Array(0);
@@ -112,6 +133,8 @@ export class BlockFieldScanner {
       table.setInt32(FIELD_TABLE + i * 16 + 8, upperAt, true);
       table.setInt32(FIELD_TABLE + i * 16 + 12, upperAscii ? upper.length : -1, true);
     });
+    // empty cache entries
+    for (let f = 0; f < fields.length; f++) for (let e = 0; e < CACHE_ENTRIES; e++) table.setInt32(CACHES + f * CACHE_BYTES + e * 64, -1, true);
     this.#strideWords = 2 + fields.length * 6;
   }
 
@@ -132,12 +155,14 @@ export class BlockFieldScanner {
     // no results until this scan has put them in place (a throw below leaves none)
     this.#count = 0;
     if (count === 0) return;
+    this.#enterPending();
     let lo = starts[0]!;
     let hi = ends[0]!;
     for (let i = 1; i < count; i++) {
       if (starts[i]! < lo) lo = starts[i]!;
       if (ends[i]! > hi) hi = ends[i]!;
     }
+    const DATA = this.#dataAt;
     const startsAt = align(DATA + (hi - lo) + SLACK, 16);
     const endsAt = startsAt + count * 4;
     const outAt = align(endsAt + count * 4, 8);
@@ -161,6 +186,28 @@ export class BlockFieldScanner {
     this.#count = count;
   }
 
+  /**
+   * Enters the strings `fill` made since the last scan in the module's
+   * caches. Not during `fill`: a record found in an entry must get the
+   * string the entry held when the block was scanned.
+   */
+  #enterPending(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    const bytes = this.#bytes;
+    const ints = this.#ints;
+    for (let k = 0; k < pending.length; k += 3) {
+      const f = pending[k] as number;
+      const entry = pending[k + 1] as number;
+      const text = pending[k + 2] as string;
+      const at = CACHES + f * CACHE_BYTES + entry * 64;
+      bytes.write(text, at + 4, 'latin1');
+      ints[at >> 2] = text.length;
+      this.#cached[f]![entry] = text;
+    }
+    this.#pending = [];
+  }
+
   /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
   fill(i: number, row: Row): boolean {
     if (i >= this.#count) return false;
@@ -170,12 +217,21 @@ export class BlockFieldScanner {
     w += 2;
     const names = this.#names;
     for (let f = 0; f < names.length; f++, w += 6) {
-      const kind = ints[w]! & 0xff;
+      const word = ints[w]!;
       let value: unknown;
-      switch (kind) {
-        case KIND_ASCII:
-          value = (this.#caches[f] ??= new StringCache()).get(this.#bytes, ints[w + 1]! + 1, ints[w + 2]! - 1, ints[w + 3]!);
+      switch (word & 0xff) {
+        case KIND_ASCII: {
+          const entry = ints[w + 3]! & (CACHE_ENTRIES - 1);
+          if ((word & CACHED) !== 0) value = this.#cached[f]![entry];
+          else {
+            const start = ints[w + 1]! + 1;
+            const end = ints[w + 2]! - 1;
+            const text = (this.#caches[f] ??= new StringCache()).get(this.#bytes, start, end, ints[w + 3]!);
+            if (end - start <= CACHE_STRING && this.#pending.length < MAX_PENDING) this.#pending.push(f, entry, text);
+            value = text;
+          }
           break;
+        }
         case KIND_NUMBER:
           value = this.#floats[(w + 4) >> 1];
           break;

@@ -15,7 +15,11 @@
 ;;     4608   key template: 32 keys of 80 bytes: i32 length, i32 slot (-1: no field),
 ;;            i32 hits, i32 exact, then up to 64 bytes of the key. The keys of the last
 ;;            record seen at each index; a key equal to its template's needs no matching.
-;;     8192   data: the values, then i32 starts, i32 ends and the results (see "scan").
+;;     8192   string caches, one per field of the table: 4096 entries of 64 bytes (i32 length, -1:
+;;            empty; up to 48 bytes), the entry of a string being its hash & 4095. The caller
+;;            fills them (with the strings it made, which it keeps by field and entry) and sets
+;;            empty lengths to -1; the scanner only compares.
+;;   8192 + 262144 * fields   data: the values, then i32 starts, i32 ends and the results (see "scan").
 ;; Scanning reads up to 15 bytes past a value's end (sixteen at a time); the caller leaves
 ;; that much memory after the data.
 (module
@@ -305,18 +309,17 @@
   ;; one case-folded key; else 0 (invalid, or for the general scanner to decide).
   (func $record (param $p i32) (param $e i32) (param $out i32) (param $nf i32) (result i32)
     (local $f i32) (local $ks i32) (local $len i32) (local $c i32) (local $m i32) (local $ki i32) (local $tp i32)
-    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32)
+    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32) (local $ce i32)
     (block $cleared (loop $l
       (br_if $cleared (i32.ge_u (local.get $f) (local.get $nf)))
       (i32.store offset=8 (i32.add (local.get $out) (i32.mul (local.get $f) (i32.const 24))) (i32.const 0))
       (local.set $f (i32.add (local.get $f) (i32.const 1)))
       (br $l)))
-    (local.set $p (local.get $p))
-      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
+    (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
     (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
     (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 123)) (then (return (i32.const 0))))
     (local.set $p (i32.add (local.get $p) (i32.const 1)))
-      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
+    (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
     (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
     (if (i32.eq (i32.load8_u (local.get $p)) (i32.const 125)) (then
       (return (i32.eq (call $ws (i32.add (local.get $p) (i32.const 1)) (local.get $e)) (local.get $e)))))
@@ -419,16 +422,23 @@
                   (local.set $h (i32.add (i32.mul (local.get $h) (i32.const 31)) (i32.load8_u (local.get $q))))
                   (local.set $q (i32.add (local.get $q) (i32.const 1)))
                   (br $hl)))
-                (i32.store offset=12 (local.get $rec) (local.get $h))))
+                (i32.store offset=12 (local.get $rec) (local.get $h))
+                ;; the field's string cache (see the layout): the same bytes in the entry the hash picks
+                ;; mean the caller already holds the string (flag 0x100, bit 16 of the kind word)
+                (local.set $q (i32.sub (i32.sub (local.get $p) (local.get $vs)) (i32.const 2)))
+                (if (i32.le_u (local.get $q) (i32.const 48)) (then
+                  (local.set $ce (i32.add (i32.add (i32.const 8192) (i32.mul (local.get $slot) (i32.const 262144)))
+                                          (i32.shl (i32.and (local.get $h) (i32.const 4095)) (i32.const 6))))
+                  (if (i32.eq (i32.load (local.get $ce)) (local.get $q)) (then
+                    (if (call $same (i32.add (local.get $vs) (i32.const 1)) (i32.add (local.get $ce) (i32.const 4)) (local.get $q)) (then
+                      (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.const 0x10000)))))))))))
             (f64.store offset=16 (local.get $rec) (global.get $num))))))
-      (local.set $p (local.get $p))
       (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
       (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
       (local.set $c (i32.load8_u (local.get $p)))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (if (i32.eq (local.get $c) (i32.const 44)) (then
-        (local.set $p (local.get $p))
-      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
+        (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
         (br $keys)))
       (if (i32.ne (local.get $c) (i32.const 125)) (then (return (i32.const 0)))))
     (i32.eq (call $ws (local.get $p) (local.get $e)) (local.get $e)))
@@ -437,7 +447,8 @@
   ;; $ends); its results at $out + i * (8 + 24 * $nf): i32 status (1: found; 0: invalid, or
   ;; for the general scanner to decide), then per field (at +8 + 24 f): i32 kind | flags << 8,
   ;; i32 value start, i32 value end, i32 hash of a plain string's bytes (between its quotes),
-  ;; f64 number. Flags: 1 a case-folded key was seen, 2 the exact key was seen. Kinds: 0 absent,
+  ;; f64 number. Flags: 1 a case-folded key was seen, 2 the exact key was seen, 0x100 a plain string
+;; whose bytes are in its field's string cache (at its hash & 4095). Kinds: 0 absent,
   ;; 1 plain ASCII string, 2 string to decode, 3 number (the f64), 4 number to decode (its
   ;; text), 5 true, 6 false, 7 null, 8 object or array (its text). $nf fields (at most 16) are
   ;; in the field table. Returns how many records have status 1.

@@ -150,7 +150,7 @@ interface Lane {
   bad: LateReason | null;
   /** The row object the field extractor fills (reused record after record); null without one. */
   fields: Row | null;
-  /** Scans a whole block's values at once (WebAssembly); null when the plan's fields do not suit it. */
+  /** Scans a whole block's values at once (WebAssembly); null before the lane's first record, and when the plan's fields do not suit it. */
   scanner: BlockFieldScanner | null;
   /** The block `scanner` holds the results of. */
   scanned: RecordBlock | null;
@@ -358,7 +358,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     return {
       partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null,
       fields: extractor ? extractor.newRow() : null,
-      scanner: blockFields ? new BlockFieldScanner(blockFields) : null,
+      scanner: null,
       scanned: null,
     };
   }
@@ -399,7 +399,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const start = block.valueStarts[i]!;
     const end = block.valueEnds[i]!;
     let value: unknown;
-    const scanner = lane.scanner;
+    // a lane's scanner (its memory) is made when the lane first has records
+    const scanner = blockFields === null ? null : (lane.scanner ??= new BlockFieldScanner(blockFields));
     if (scanner !== null && lane.scanned !== block) {
       scanner.scan(block.buf, block.valueStarts, block.valueEnds, lane.n);
       lane.scanned = block;

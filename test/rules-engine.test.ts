@@ -204,6 +204,8 @@ describe('rule engine', () => {
     await engine!.start();
     await produce({ sensor_id: 'a', ts: 1_000 }, { sensor_id: 'a', ts: 2_000 }, { sensor_id: 'b', ts: 3_000 });
     await until(() => engine!.status().rules[0]?.recordsIn === 3, 'records read');
+    // the runner arms its idle timer after the batch: advancing before that would arm it later
+    await until(() => fake.dueTimes().includes(30_000), 'idle timer armed');
     expect(await count('per_min')).toBe(0);
     fake.advance(29_999);
     // nothing due yet; the rule is idle-waiting, so a short real wait would show a premature close
@@ -228,7 +230,7 @@ async function mkdtempLike(path: string): Promise<void> {
 }
 
 /** Timers that fire only when the test advances them. */
-function manualTimers(): { timers: Timers; advance(ms: number): void } {
+function manualTimers(): { timers: Timers; advance(ms: number): void; dueTimes(): number[] } {
   let now = 0;
   let id = 0;
   const pending = new Map<number, { at: number; fn: () => void }>();
@@ -241,6 +243,9 @@ function manualTimers(): { timers: Timers; advance(ms: number): void } {
       clearTimeout(h) {
         pending.delete(h as number);
       },
+    },
+    dueTimes() {
+      return [...pending.values()].map((t) => t.at);
     },
     advance(ms) {
       now += ms;
