@@ -402,7 +402,8 @@
           (if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))))
       (if (local.get $hits) (then
         (local.set $rec (i32.add (i32.add (local.get $out) (i32.const 8)) (i32.mul (local.get $slot) (i32.const 24))))
-        (local.set $flags (i32.shr_u (i32.load (local.get $rec)) (i32.const 8)))
+        ;; the keys seen (1, 2) only: not 0x100, which is about the value stored, not this one
+        (local.set $flags (i32.and (i32.shr_u (i32.load (local.get $rec)) (i32.const 8)) (i32.const 3)))
         ;; a second key filling the field the same way: JSON.parse decides (the last one wins there)
         (if (i32.and (local.get $flags) (select (i32.const 2) (i32.const 1) (local.get $exact))) (then (return (i32.const 0))))
         (if (i32.and (i32.eqz (local.get $exact)) (i32.ne (i32.and (local.get $flags) (i32.const 2)) (i32.const 0)))
