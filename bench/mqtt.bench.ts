@@ -156,7 +156,7 @@ class LogSink implements ReadingSink {
     const records: RecordInput[] = new Array(readings.length);
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
-      records[i] = { key: r.key, value: r.valueJson ?? JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers };
+      records[i] = { key: r.key, value: r.valueBytes ?? r.valueJson ?? JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers };
     }
     await this.log.appendBatch('widgets', records);
     this.stored += readings.length;

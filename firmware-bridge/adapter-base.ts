@@ -328,6 +328,16 @@ export abstract class AdapterBase implements DeviceAdapter {
     return result.letter;
   }
 
+  /**
+   * A value held as UTF-8 JSON bytes whose key and event time the decoder
+   * read (see `ReadingBuilder.buildScanned`) → its reading. Only for topics
+   * without a JSON Schema (`pipeline.checksSchema`): there is nothing to refuse.
+   */
+  protected acceptScanned(valueBytes: Uint8Array, key: string | null, eventTime: number, receivedAt: number, topic?: string): Reading {
+    this.lastReadingAt = receivedAt;
+    return this.pipeline.builder.buildScanned(valueBytes, key, eventTime, receivedAt, topic);
+  }
+
   /** An undecodable frame → its dead letter; counts a decode error. */
   protected reject(error: BridgeError, raw: string, receivedAt: number, topic?: string): DeadLetter {
     this.counters.decodeErrors++;

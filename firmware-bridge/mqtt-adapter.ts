@@ -52,7 +52,11 @@
  * added to it and win over payload fields of the same name. Anything else
  * (not UTF-8, not JSON, not an object) is a decode error and goes to the
  * dead-letter topic with the raw payload. A topic matched by several
- * subscriptions uses the first.
+ * subscriptions uses the first. A payload that is a plain JSON object takes
+ * the fast path (mqtt-fast-decoder.ts): checked in one pass over its bytes
+ * and stored as those bytes (`Reading.valueBytes`, `value` parsed only on
+ * demand), with exactly the reading the general path would build; anything
+ * else (and topics with a JSON Schema) takes `decodeMqttMessage`.
  */
 import type { Duplex } from 'node:stream';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -61,6 +65,7 @@ import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
 import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
+import { MqttFastDecoder } from './mqtt-fast-decoder.ts';
 import { MqttPublishReader } from './mqtt-publish-reader.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
@@ -203,6 +208,8 @@ export class MqttAdapter extends AdapterBase {
   private readonly mqttConfig: Readonly<MqttAdapterConfig>;
   private readonly subscriptions: readonly Subscription[];
   private readonly routes: MqttRoutes;
+  /** Decodes plain JSON object payloads from their bytes (mqtt-fast-decoder.ts); what it declines takes `decodeMqttMessage`. */
+  private readonly fast: MqttFastDecoder;
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
   private conn: Connection | null = null;
@@ -233,6 +240,13 @@ export class MqttAdapter extends AdapterBase {
     this.holdMark = (config.protocolVersion ?? MQTT_DEFAULTS.protocolVersion) === 5 ? Math.max(this.maxPendingReadings, 2 * receiveMaximum) : this.maxPendingReadings;
     this.subscriptions = validate(config);
     this.routes = new MqttRoutes(this.subscriptions);
+    const builder = this.pipeline.builder;
+    this.fast = new MqttFastDecoder(this.routes, {
+      keyField: builder.keyField,
+      timestampField: builder.timestampField,
+      topic: builder.topic,
+      needsValue: (logTopic) => this.pipeline.checksSchema(logTopic),
+    });
     this.mqttConfig = Object.freeze({ ...config });
   }
 
@@ -464,10 +478,15 @@ export class MqttAdapter extends AdapterBase {
         });
       }
     }
-    const out = decodeMqttMessage(this.routes, topic, payload);
-    const item = out.ok ? this.accept(out.value, out.raw, receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, receivedAt, out.topic);
-    if ('intendedTopic' in item) batch.letters.push(item);
-    else batch.readings.push(item);
+    const fast = this.fast;
+    if (fast.decode(topic, payload)) {
+      batch.readings.push(this.acceptScanned(fast.valueBytes!, fast.key, fast.eventTime, receivedAt, fast.logTopic));
+    } else {
+      const out = decodeMqttMessage(this.routes, topic, payload);
+      const item = out.ok ? this.accept(out.value, out.raw, receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, receivedAt, out.topic);
+      if ('intendedTopic' in item) batch.letters.push(item);
+      else batch.readings.push(item);
+    }
     this.batchSize++;
     if (qos === 1 && messageId !== undefined) batch.ackIds.push(messageId);
   }
