@@ -165,7 +165,9 @@ export class MqttFastDecoder {
     const size = length + addBytes - (addMask !== 0 && scanner.members === 0 ? 1 : 0);
     const out = this.reserve(size);
     let p = this.arenaUsed;
-    p += payload.copy(out, p, 0, close);
+    // The whole payload in one native copy (a partial one makes a view per call), then the members over its tail.
+    payload.copy(out, p);
+    p += close;
     let first = scanner.members === 0;
     for (let i = 0; addMask !== 0 && i < slots.length; i++) {
       if ((addMask & (1 << i)) === 0) continue;
@@ -289,7 +291,7 @@ function sameBytes(buf: Uint8Array, start: number, end: number, bytes: Uint8Arra
   return true;
 }
 
-/** Copies `src[start, end)` to `dst` at `at`; returns the position after it. A loop: values are a few hundred bytes, below the cost of a native call and a view. */
+/** Copies `src[start, end)` to `dst` at `at`; returns the position after it. A loop for the few bytes of members and a payload tail (a native copy of a part makes a view per call). */
 function copyInto(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
   if (end - start > 512) {
     dst.set(src.subarray(start, end), at);
