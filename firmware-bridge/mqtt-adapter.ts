@@ -153,6 +153,8 @@ interface Connection {
   stream: Duplex | null;
   /** Reads this connection's PUBLISH packets ahead of MQTT.js (see `tapStream`); null with `stream`. */
   reader: MqttPublishReader | null;
+  /** When the socket's latest chunk arrived (ms): the receive time of the messages the lean reader reads from it. */
+  chunkAt: number;
   closeError: Error | null;
 }
 
@@ -293,7 +295,7 @@ export class MqttAdapter extends AdapterBase {
     // MQTT.js traces each packet through a \`debug\` logger (DEBUG=mqttjs*); its enabled check alone was
     // ~4% of the per-message CPU. When tracing is off, skip the call altogether (on, it is kept).
     if ((client.log as { enabled?: unknown }).enabled !== true) client.log = skipTrace;
-    const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, closeError: null };
+    const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, chunkAt: 0, closeError: null };
     this.conn = conn;
     if (this.mqttConfig.leanPublishReader ?? MQTT_DEFAULTS.leanPublishReader) this.tapStream(conn);
     client.handleMessage = (packet, cb) => this.receive(conn, packet, cb);
@@ -425,7 +427,12 @@ export class MqttAdapter extends AdapterBase {
         });
         conn.stream = stream;
         conn.reader = reader;
-        stream.on('data', (chunk: Buffer) => reader.push(chunk));
+        stream.on('data', (chunk: Buffer) => {
+          // One clock read per chunk, not per message: its messages all arrived with it (those held back
+          // while paused arrived no later, so it stays their receive time).
+          conn.chunkAt = this.clock.now();
+          reader.push(chunk);
+        });
         return parser;
       };
       return stream;
@@ -440,7 +447,7 @@ export class MqttAdapter extends AdapterBase {
       return;
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    this.take(conn, packet.topic, payload, packet.qos, packet.messageId);
+    this.take(conn, packet.topic, payload, packet.qos, packet.messageId, this.clock.now());
     if (this.pendingCount + this.batchSize >= this.holdMark) {
       conn.held = cb;
     } else {
@@ -452,7 +459,7 @@ export class MqttAdapter extends AdapterBase {
   private receiveLean(conn: Connection, topic: string, payload: Buffer, qos: 0 | 1, messageId: number): boolean {
     // A closing connection: do not ack; QoS 1 comes back with the next session.
     if (conn !== this.conn || !this.isRunning) return true;
-    this.take(conn, topic, payload, qos, messageId);
+    this.take(conn, topic, payload, qos, messageId, conn.chunkAt);
     if (this.pendingCount + this.batchSize < this.holdMark) return true;
     conn.stream?.pause();
     return false;
@@ -464,8 +471,7 @@ export class MqttAdapter extends AdapterBase {
    * ack, and schedules the batch's delivery for the end of this turn of
    * the event loop, so what arrives together is stored together.
    */
-  private take(conn: Connection, topic: string, payload: Buffer, qos: number, messageId: number | undefined): void {
-    const receivedAt = this.clock.now();
+  private take(conn: Connection, topic: string, payload: Buffer, qos: number, messageId: number | undefined, receivedAt: number): void {
     this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic, data: payload });
     let batch = this.batch;
     if (batch !== null && batch.conn !== conn) {

@@ -26,6 +26,7 @@
  * the GC once no reading refers to them.
  */
 import { isUtf8 } from 'node:buffer';
+import { AsciiTextCache } from './ascii-text-cache.ts';
 import {
   JsonObjectScanner,
   MEMBER_ABSENT,
@@ -85,8 +86,8 @@ export class MqttFastDecoder {
   private readonly scanners = new Map<object, JsonObjectScanner>();
   private arena: Buffer = Buffer.alloc(0);
   private arenaUsed = 0;
-  /** ASCII keys by FNV-1a hash of their bytes (see `keyText`). */
-  private readonly keys = new Map<number, string>();
+  /** Key strings: sensors repeat their ids, so the common key costs no string. */
+  private readonly keys = new AsciiTextCache(MEMO_SIZE);
   /** The date part (`YYYY-MM-DD`) of the last ISO event time read from bytes, and its start in ms (NaN: none yet). */
   private readonly dayBytes = new Uint8Array(10);
   private dayMs = Number.NaN;
@@ -138,7 +139,7 @@ export class MqttFastDecoder {
       const at = KEY_SLOT * 3;
       const kind = found[at]!;
       if (kind === MEMBER_ABSENT || kind === MEMBER_NULL) key = null;
-      else if (kind === MEMBER_STRING) key = this.keyText(payload, found[at + 1]!, found[at + 2]!);
+      else if (kind === MEMBER_STRING) key = this.keys.text(payload, found[at + 1]!, found[at + 2]!);
       else if (kind === MEMBER_NUMBER) key = String(Number(utf8(payload, found[at + 1]!, found[at + 2]!)));
       else if (kind === MEMBER_TRUE) key = 'true';
       else if (kind === MEMBER_FALSE) key = 'false';
@@ -215,30 +216,6 @@ export class MqttFastDecoder {
     const ms = digits(buf, start + 20, 3);
     if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0) return Number.NaN;
     return this.dayMs + ((hour * 60 + minute) * 60 + second) * 1000 + ms;
-  }
-
-  /**
-   * The key's text; ASCII keys are remembered by a hash of their bytes
-   * (sensors repeat their ids), so the common key costs no string. At most
-   * MEMO_SIZE keys are kept (then the cache starts over).
-   */
-  private keyText(buf: Buffer, start: number, end: number): string {
-    let hash = 0x811c9dc5;
-    for (let i = start; i < end; i++) {
-      const b = buf[i]!;
-      if (b >= 0x80) return utf8(buf, start, end);
-      hash = Math.imul(hash ^ b, 0x01000193);
-    }
-    const cached = this.keys.get(hash);
-    if (cached !== undefined && cached.length === end - start) {
-      let i = 0;
-      while (i < cached.length && cached.charCodeAt(i) === buf[start + i]) i++;
-      if (i === cached.length) return cached;
-    }
-    const text = (buf as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(start, end);
-    if (this.keys.size >= MEMO_SIZE) this.keys.clear();
-    this.keys.set(hash, text);
-    return text;
   }
 
   /** An arena with `size` bytes free at `arenaUsed`. */

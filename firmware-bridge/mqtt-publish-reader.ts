@@ -39,6 +39,8 @@
  * `publish` call only: copy it to keep it).
  */
 
+import { AsciiTextCache } from './ascii-text-cache.ts';
+
 /** Where the reader's packets go. */
 export interface MqttPublishHandler {
   /**
@@ -63,6 +65,8 @@ const PUBLISH_PROPERTY_SIZE: ReadonlyMap<number, number> = new Map([
 const TOPIC_ALIAS = 0x23;
 
 const PUBLISH = 3;
+/** Topic names remembered by the reader (see AsciiTextCache). */
+const TOPIC_CACHE_SIZE = 4096;
 const EMPTY = Buffer.alloc(0);
 
 export class MqttPublishReader {
@@ -75,6 +79,8 @@ export class MqttPublishReader {
   private need = 0;
   private stopped = false;
   private passthrough = false;
+  /** Topic names: devices publish on the same topics again and again, so most PUBLISH packets cost no topic string. */
+  private readonly topics = new AsciiTextCache(TOPIC_CACHE_SIZE);
 
   /** `protocolVersion`: 4 (3.1.1) or 5 (5.0; PUBLISH carries properties). */
   constructor(
@@ -186,7 +192,7 @@ export class MqttPublishReader {
       pos = skipProperties(buf, pos, packetEnd);
       if (pos < 0) return false;
     }
-    const topic = buf.toString('utf8', at + 2, topicEnd);
+    const topic = this.topics.text(buf, at + 2, topicEnd);
     if (!this.handler.publish(topic, buf.subarray(pos, packetEnd), qos as 0 | 1, messageId, (first & 0x08) !== 0)) this.stopped = true;
     return true;
   }
