@@ -388,8 +388,9 @@ export abstract class AdapterBase implements DeviceAdapter {
   private async pump(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.queue.length);
-      const readings = batch.flatMap((p) => p.readings);
-      let letters = batch.flatMap((p) => p.letters);
+      // One delivery (the usual case while the sink keeps up): its own arrays, not copies.
+      const readings = batch.length === 1 ? batch[0]!.readings : batch.flatMap((p) => p.readings);
+      let letters = batch.length === 1 ? batch[0]!.letters : batch.flatMap((p) => p.letters);
       for (;;) {
         try {
           if (letters.length > 0) {
