@@ -34,9 +34,10 @@
  * Backpressure: `publish` returns false to stop reading; the reader keeps
  * the unread bytes (and buffers what `push` adds) until `resume()`.
  *
- * Memory: a packet split across chunks is joined once its length is known
- * (no copy per chunk); `payload` is a view into the chunk (valid during the
- * `publish` call only: copy it to keep it).
+ * Memory: a packet split across chunks is joined once its length is known,
+ * from its own bytes only (the rest of the next chunk is read in place, not
+ * copied); `payload` is a view into the chunk (valid during the `publish`
+ * call only: copy it to keep it).
  */
 
 import { AsciiTextCache } from './ascii-text-cache.ts';
@@ -105,17 +106,47 @@ export class MqttPublishReader {
       return;
     }
     if (chunk.length === 0) return;
-    if (this.rest.length === 0) {
-      this.rest = chunk;
-    } else {
+    if (this.stopped || this.queued.length > 0) {
+      // Paused, or a packet longer than the chunks so far still gathering: keep the chunk, join once enough is there.
       this.queued.push(chunk);
       this.queuedBytes += chunk.length;
-      if (this.rest.length + this.queuedBytes < this.need) return;
+      if (this.stopped || this.rest.length + this.queuedBytes < this.need) return;
       this.rest = Buffer.concat([this.rest, ...this.queued], this.rest.length + this.queuedBytes);
       this.queued = [];
       this.queuedBytes = 0;
+      this.read();
+      return;
     }
-    if (!this.stopped) this.read();
+    if (this.rest.length === 0) {
+      this.rest = chunk;
+      this.read();
+      return;
+    }
+    if (this.rest.length + chunk.length < this.need) {
+      this.queued.push(chunk);
+      this.queuedBytes += chunk.length;
+      return;
+    }
+    // A partial packet waits in `rest`: complete it with just the bytes it lacks (a few header bytes at a time
+    // while its length is unknown), then read on in the chunk itself, so a chunk is not copied whole to join
+    // the few hundred bytes of a packet cut at its start.
+    let offset = 0;
+    while (this.rest.length > 0 && offset < chunk.length && !this.stopped) {
+      const take = Math.min(chunk.length - offset, Math.max(1, this.need - this.rest.length));
+      this.rest = Buffer.concat([this.rest, chunk.subarray(offset, offset + take)], this.rest.length + take);
+      offset += take;
+      this.read();
+    }
+    if (offset === chunk.length) return;
+    const tail = offset === 0 ? chunk : chunk.subarray(offset);
+    if (this.rest.length === 0 && !this.stopped) {
+      this.rest = tail;
+      this.read();
+    } else {
+      // Stopped: the tail comes after what `rest` still holds.
+      this.queued.push(tail);
+      this.queuedBytes += tail.length;
+    }
   }
 
   /** Reads on after `publish` returned false. */
