@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -153,6 +154,32 @@ describe('JsonObjectScanner', () => {
         },
       ),
       { numRuns: 5000 },
+    );
+  });
+
+  it('accepts exactly the bytes isUtf8 accepts and JSON.parse reads as an object, whatever bytes a string holds (property)', () => {
+    // Bytes inside a string: ASCII, valid multi-byte sequences, and the edges of the invalid ones
+    // (continuation bytes alone, overlong leads C0/C1/E0 80/F0 80, surrogates ED A0, past U+10FFFF F4 90, F5-FF).
+    const piece = fc.oneof(
+      fc.uint8Array({ maxLength: 4 }),
+      fc.constantFrom(...['é', '€', '😀', '\\u00e9', '\\"'].map((t) => Buffer.from(t))),
+      fc.constantFrom(...[[0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xe0, 0xa0, 0x80], [0xed, 0x9f, 0xbf], [0xed, 0xa0, 0x80], [0xef, 0xbf, 0xbf], [0xf0, 0x80, 0x80, 0x80], [0xf0, 0x90, 0x80, 0x80], [0xf4, 0x8f, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0xff], [0x80], [0xe2, 0x82]].map((b) => Buffer.from(b))),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 4 }), fc.constantFrom('name', 'value', 'outside'), (pieces, where) => {
+        const inner = Buffer.concat(pieces);
+        const text =
+          where === 'name' ? Buffer.concat([Buffer.from('{"'), inner, Buffer.from('":1}')])
+          : where === 'value' ? Buffer.concat([Buffer.from('{"a":"'), inner, Buffer.from('"}')])
+          : Buffer.concat([Buffer.from('{"a":1'), inner, Buffer.from('}')]);
+        const accepted = isUtf8(text) && parsesToObject(text.toString('utf8'));
+        const got = scan(text);
+        // An escaped member name ends the scan early (the general path decides).
+        if (where === 'name' && inner.includes(0x5c) && got === SCAN_ESCAPED_NAME) return;
+        if (accepted) expect(got).toBe(text.length - 1);
+        else expect(got).toBe(SCAN_INVALID);
+      }),
+      { numRuns: 3000 },
     );
   });
 

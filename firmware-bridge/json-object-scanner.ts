@@ -12,9 +12,11 @@
  * character below 0x20, and escapes are `\" \\ \/ \b \f \n \r \t \uXXXX`
  * (lone surrogates allowed, as JSON.parse does); numbers are
  * `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; literals true, false,
- * null; nesting has no depth limit. The bytes must already be valid UTF-8
- * (the caller checks with `isUtf8`): bytes ≥ 0x80 inside strings are taken
- * as they are.
+ * null; nesting has no depth limit. UTF-8 (RFC 3629, as `isUtf8` and a
+ * fatal TextDecoder read it: no overlong forms, no surrogates, nothing past
+ * U+10FFFF) is checked where it can occur, inside strings: bytes ≥ 0x80
+ * anywhere else are not JSON anyway. So a text is accepted exactly when
+ * `isUtf8` accepts it and `JSON.parse` of its text gives an object.
  *
  * Verdicts of `scan`: the position of the top-level closing brace (≥ 0)
  * when the text is one JSON object; INVALID when it is not valid JSON or not
@@ -241,6 +243,11 @@ export class JsonObjectScanner {
         return pos + 1;
       }
       if (b < 0x20) return -1;
+      if (b >= 0x80) {
+        pos = skipUtf8(buf, pos, end, b);
+        if (pos < 0) return -1;
+        continue;
+      }
       if (b === BACKSLASH) {
         escaped = true;
         if (pos + 1 >= end) return -1;
@@ -259,6 +266,31 @@ export class JsonObjectScanner {
     }
     return -1;
   }
+}
+
+/** Skips the multi-byte UTF-8 sequence whose lead byte `lead` is at `pos`; returns where it ends, or -1 when it is not well-formed (RFC 3629 §4). */
+function skipUtf8(buf: Uint8Array, pos: number, end: number, lead: number): number {
+  let length: number;
+  let min = 0x80;
+  let max = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead === 0xe0) min = 0xa0;
+    else if (lead === 0xed) max = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead === 0xf0) min = 0x90;
+    else if (lead === 0xf4) max = 0x8f;
+  } else return -1;
+  if (pos + length > end) return -1;
+  const second = buf[pos + 1]!;
+  if (second < min || second > max) return -1;
+  for (let i = 2; i < length; i++) {
+    const b = buf[pos + i]!;
+    if (b < 0x80 || b > 0xbf) return -1;
+  }
+  return pos + length;
 }
 
 /** Skips the number at `pos`; returns where it ends, or -1 when it is malformed. */

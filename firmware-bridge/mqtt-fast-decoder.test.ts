@@ -60,6 +60,7 @@ describe('MqttFastDecoder', () => {
   const declined: Array<[string, string, string | Buffer]> = [
     ['no subscription matches', 'other/topic', '{"v":1}'],
     ['not UTF-8', 'lab/a', Buffer.from([0x7b, 0xc3, 0x28, 0x7d])],
+    ['not UTF-8 inside a string', 'lab/a', Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])],
     ['not JSON', 'lab/a', 'colour=RED'],
     ['not an object', 'lab/a', '[1]'],
     ['a topic level overridden with another value', 'factory/w01/aa-101/reading', '{"sensor_id":"spoofed"}'],
