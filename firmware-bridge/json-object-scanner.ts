@@ -85,7 +85,7 @@ function isSimpleEscape(b: number): boolean {
 }
 
 export class JsonObjectScanner {
-  /** Per wanted name: kind, value start, value end (see the file comment). Overwritten by each `scan`. */
+  /** Per wanted name: kind, value start, value end (see the file comment). Each `scan` sets every kind; positions only of found members. */
   readonly found: Int32Array;
   /** Top-level members seen by the last successful `scan` (duplicates counted). */
   members = 0;
@@ -103,7 +103,9 @@ export class JsonObjectScanner {
 
   /** Scans `buf[start, end)`; see the file comment for the verdict and `found`. */
   scan(buf: Uint8Array, start: number, end: number): number {
-    this.found.fill(0);
+    // Only the kinds need clearing (positions are read only for found members); a loop beats fill()'s call here.
+    const found = this.found;
+    for (let i = 0; i < found.length; i += 3) found[i] = MEMBER_ABSENT;
     this.members = 0;
     let pos = start;
     while (pos < end && isSpace(buf[pos]!)) pos++;
