@@ -215,10 +215,11 @@ export class MqttPublishReader {
     const qos = (first >> 1) & 3;
     if (qos > 1) return false;
     if (at + 2 > packetEnd) return false;
-    const topicEnd = at + 2 + buf.readUInt16BE(at);
+    // Two-byte big-endian reads by hand (bounds checked above): Buffer.readUInt16BE re-checks them per call.
+    const topicEnd = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
     let pos = topicEnd + (qos === 0 ? 0 : 2);
     if (pos > packetEnd) return false;
-    const messageId = qos === 0 ? 0 : buf.readUInt16BE(topicEnd);
+    const messageId = qos === 0 ? 0 : (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
     if (this.protocolVersion === 5) {
       pos = skipProperties(buf, pos, packetEnd);
       if (pos < 0) return false;
