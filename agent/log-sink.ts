@@ -57,7 +57,7 @@ export function createLogSink(options: LogSinkOptions): LogSink {
       for (const r of readings) {
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
-        list.push({ key: r.key, value: r.valueJson ?? JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers });
+        list.push({ key: r.key, value: r.valueBytes ?? r.valueJson ?? JSON.stringify(r.value), timestamp: r.timestamp, headers: r.headers });
       }
       const done = partlyStored.get(readings);
       const results = await Promise.allSettled(

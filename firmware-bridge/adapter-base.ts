@@ -328,6 +328,16 @@ export abstract class AdapterBase implements DeviceAdapter {
     return result.letter;
   }
 
+  /**
+   * A value held as UTF-8 JSON bytes whose key and event time the decoder
+   * read (see `ReadingBuilder.buildScanned`) → its reading. Only for topics
+   * without a JSON Schema (`pipeline.checksSchema`): there is nothing to refuse.
+   */
+  protected acceptScanned(valueBytes: Uint8Array, key: string | null, eventTime: number, receivedAt: number, topic?: string): Reading {
+    this.lastReadingAt = receivedAt;
+    return this.pipeline.builder.buildScanned(valueBytes, key, eventTime, receivedAt, topic);
+  }
+
   /** An undecodable frame → its dead letter; counts a decode error. */
   protected reject(error: BridgeError, raw: string, receivedAt: number, topic?: string): DeadLetter {
     this.counters.decodeErrors++;
@@ -378,8 +388,9 @@ export abstract class AdapterBase implements DeviceAdapter {
   private async pump(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.queue.length);
-      const readings = batch.flatMap((p) => p.readings);
-      let letters = batch.flatMap((p) => p.letters);
+      // One delivery (the usual case while the sink keeps up): its own arrays, not copies.
+      const readings = batch.length === 1 ? batch[0]!.readings : batch.flatMap((p) => p.readings);
+      let letters = batch.length === 1 ? batch[0]!.letters : batch.flatMap((p) => p.letters);
       for (;;) {
         try {
           if (letters.length > 0) {

@@ -52,7 +52,11 @@
  * added to it and win over payload fields of the same name. Anything else
  * (not UTF-8, not JSON, not an object) is a decode error and goes to the
  * dead-letter topic with the raw payload. A topic matched by several
- * subscriptions uses the first.
+ * subscriptions uses the first. A payload that is a plain JSON object takes
+ * the fast path (mqtt-fast-decoder.ts): checked in one pass over its bytes
+ * and stored as those bytes (`Reading.valueBytes`, `value` parsed only on
+ * demand), with exactly the reading the general path would build; anything
+ * else (and topics with a JSON Schema) takes `decodeMqttMessage`.
  */
 import type { Duplex } from 'node:stream';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -61,6 +65,7 @@ import { BridgeError } from './errors.ts';
 import { mqttReasonCode } from './mqtt-reason-codes.ts';
 import { parseTopicPattern, type TopicPattern } from './mqtt-topic-pattern.ts';
 import { decodeMqttMessage, MqttRoutes } from './mqtt-payload.ts';
+import { MqttFastDecoder } from './mqtt-fast-decoder.ts';
 import { MqttPublishReader } from './mqtt-publish-reader.ts';
 import type { DeadLetter, Reading } from './types.ts';
 
@@ -148,6 +153,8 @@ interface Connection {
   stream: Duplex | null;
   /** Reads this connection's PUBLISH packets ahead of MQTT.js (see `tapStream`); null with `stream`. */
   reader: MqttPublishReader | null;
+  /** When the socket's latest chunk arrived (ms): the receive time of the messages the lean reader reads from it. */
+  chunkAt: number;
   closeError: Error | null;
 }
 
@@ -203,6 +210,8 @@ export class MqttAdapter extends AdapterBase {
   private readonly mqttConfig: Readonly<MqttAdapterConfig>;
   private readonly subscriptions: readonly Subscription[];
   private readonly routes: MqttRoutes;
+  /** Decodes plain JSON object payloads from their bytes (mqtt-fast-decoder.ts); what it declines takes `decodeMqttMessage`. */
+  private readonly fast: MqttFastDecoder;
   /** Passed to MQTT.js's handleMessage callback so it skips its own PUBACK (one instance: no stack trace per message). */
   private readonly deferred = new Error('PUBACK deferred until the sink stored the message');
   private conn: Connection | null = null;
@@ -233,6 +242,13 @@ export class MqttAdapter extends AdapterBase {
     this.holdMark = (config.protocolVersion ?? MQTT_DEFAULTS.protocolVersion) === 5 ? Math.max(this.maxPendingReadings, 2 * receiveMaximum) : this.maxPendingReadings;
     this.subscriptions = validate(config);
     this.routes = new MqttRoutes(this.subscriptions);
+    const builder = this.pipeline.builder;
+    this.fast = new MqttFastDecoder(this.routes, {
+      keyField: builder.keyField,
+      timestampField: builder.timestampField,
+      topic: builder.topic,
+      needsValue: (logTopic) => this.pipeline.checksSchema(logTopic),
+    });
     this.mqttConfig = Object.freeze({ ...config });
   }
 
@@ -249,6 +265,10 @@ export class MqttAdapter extends AdapterBase {
       connectTimeout: c.connectTimeoutMs ?? MQTT_DEFAULTS.connectTimeoutMs,
       reconnectPeriod: 0,
       resubscribe: false,
+      // MQTT.js's number cache (mqtt-packet: 65,536 two-byte Buffers, ~7 MB of heap kept for the process's life,
+      // built at the first packet written) speeds up writing packet ids; we write our PUBACKs ourselves, and
+      // MQTT.js writes only CONNECT, SUBSCRIBE, PINGREQ and DISCONNECT. (The option is process-wide in mqtt-packet.)
+      writeCache: false,
     };
     if (c.username !== undefined) options.username = c.username;
     if (c.password !== undefined) options.password = c.password;
@@ -275,7 +295,7 @@ export class MqttAdapter extends AdapterBase {
     // MQTT.js traces each packet through a \`debug\` logger (DEBUG=mqttjs*); its enabled check alone was
     // ~4% of the per-message CPU. When tracing is off, skip the call altogether (on, it is kept).
     if ((client.log as { enabled?: unknown }).enabled !== true) client.log = skipTrace;
-    const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, closeError: null };
+    const conn: Connection = { client, connected: false, held: null, stream: null, reader: null, chunkAt: 0, closeError: null };
     this.conn = conn;
     if (this.mqttConfig.leanPublishReader ?? MQTT_DEFAULTS.leanPublishReader) this.tapStream(conn);
     client.handleMessage = (packet, cb) => this.receive(conn, packet, cb);
@@ -407,7 +427,12 @@ export class MqttAdapter extends AdapterBase {
         });
         conn.stream = stream;
         conn.reader = reader;
-        stream.on('data', (chunk: Buffer) => reader.push(chunk));
+        stream.on('data', (chunk: Buffer) => {
+          // One clock read per chunk, not per message: its messages all arrived with it (those held back
+          // while paused arrived no later, so it stays their receive time).
+          conn.chunkAt = this.clock.now();
+          reader.push(chunk);
+        });
         return parser;
       };
       return stream;
@@ -422,7 +447,7 @@ export class MqttAdapter extends AdapterBase {
       return;
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    this.take(conn, packet.topic, payload, packet.qos, packet.messageId);
+    this.take(conn, packet.topic, payload, packet.qos, packet.messageId, this.clock.now());
     if (this.pendingCount + this.batchSize >= this.holdMark) {
       conn.held = cb;
     } else {
@@ -434,7 +459,7 @@ export class MqttAdapter extends AdapterBase {
   private receiveLean(conn: Connection, topic: string, payload: Buffer, qos: 0 | 1, messageId: number): boolean {
     // A closing connection: do not ack; QoS 1 comes back with the next session.
     if (conn !== this.conn || !this.isRunning) return true;
-    this.take(conn, topic, payload, qos, messageId);
+    this.take(conn, topic, payload, qos, messageId, conn.chunkAt);
     if (this.pendingCount + this.batchSize < this.holdMark) return true;
     conn.stream?.pause();
     return false;
@@ -446,8 +471,7 @@ export class MqttAdapter extends AdapterBase {
    * ack, and schedules the batch's delivery for the end of this turn of
    * the event loop, so what arrives together is stored together.
    */
-  private take(conn: Connection, topic: string, payload: Buffer, qos: number, messageId: number | undefined): void {
-    const receivedAt = this.clock.now();
+  private take(conn: Connection, topic: string, payload: Buffer, qos: number, messageId: number | undefined, receivedAt: number): void {
     this.capture?.write({ receivedAt, kind: 'mqtt', device: this.device, topic, data: payload });
     let batch = this.batch;
     if (batch !== null && batch.conn !== conn) {
@@ -464,10 +488,15 @@ export class MqttAdapter extends AdapterBase {
         });
       }
     }
-    const out = decodeMqttMessage(this.routes, topic, payload);
-    const item = out.ok ? this.accept(out.value, out.raw, receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, receivedAt, out.topic);
-    if ('intendedTopic' in item) batch.letters.push(item);
-    else batch.readings.push(item);
+    const fast = this.fast;
+    if (fast.decode(topic, payload)) {
+      batch.readings.push(this.acceptScanned(fast.valueBytes!, fast.key, fast.eventTime, receivedAt, fast.logTopic));
+    } else {
+      const out = decodeMqttMessage(this.routes, topic, payload);
+      const item = out.ok ? this.accept(out.value, out.raw, receivedAt, out.topic, out.valueJson) : this.reject(out.error, out.raw, receivedAt, out.topic);
+      if ('intendedTopic' in item) batch.letters.push(item);
+      else batch.readings.push(item);
+    }
     this.batchSize++;
     if (qos === 1 && messageId !== undefined) batch.ackIds.push(messageId);
   }

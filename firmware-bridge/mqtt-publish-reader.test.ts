@@ -138,6 +138,36 @@ describe('MqttPublishReader', () => {
         { numRuns: 200 },
       );
     });
+
+    it(`MQTT ${version}: stops and resumes anywhere, whatever the chunking, without losing or reordering a packet (property)`, () => {
+      const list = packets();
+      const stream = Buffer.concat(list);
+      const expected = reference(list, version);
+      const publishes = expected.filter((e) => 'publish' in e).length;
+      fc.assert(
+        fc.property(
+          fc.uniqueArray(fc.integer({ min: 0, max: stream.length }), { maxLength: 30 }),
+          fc.uniqueArray(fc.integer({ min: 1, max: publishes }), { maxLength: publishes }),
+          fc.array(fc.boolean(), { minLength: 31, maxLength: 31 }),
+          (cuts, stops, resumeAfterChunk) => {
+            const { handler, events } = recorder(stops);
+            const reader = new MqttPublishReader(version, handler);
+            let at = 0;
+            const sorted = [...cuts.sort((a, b) => a - b), stream.length];
+            sorted.forEach((cut, i) => {
+              reader.push(stream.subarray(at, cut));
+              at = cut;
+              // Resume at once, or only after more chunks arrived while paused.
+              if (resumeAfterChunk[i]) while (reader.paused) reader.resume();
+            });
+            while (reader.paused) reader.resume();
+            expect(events).toEqual(expected);
+            expect(reader.bufferedBytes).toBe(0);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
   }
 
   it('leaves to other() an MQTT 5 PUBLISH whose properties are malformed or overrun the packet', () => {

@@ -34,10 +34,13 @@
  * Backpressure: `publish` returns false to stop reading; the reader keeps
  * the unread bytes (and buffers what `push` adds) until `resume()`.
  *
- * Memory: a packet split across chunks is joined once its length is known
- * (no copy per chunk); `payload` is a view into the chunk (valid during the
- * `publish` call only: copy it to keep it).
+ * Memory: a packet split across chunks is joined once its length is known,
+ * from its own bytes only (the rest of the next chunk is read in place, not
+ * copied); `payload` is a view into the chunk (valid during the `publish`
+ * call only: copy it to keep it).
  */
+
+import { AsciiTextCache } from './ascii-text-cache.ts';
 
 /** Where the reader's packets go. */
 export interface MqttPublishHandler {
@@ -63,6 +66,8 @@ const PUBLISH_PROPERTY_SIZE: ReadonlyMap<number, number> = new Map([
 const TOPIC_ALIAS = 0x23;
 
 const PUBLISH = 3;
+/** Topic names remembered by the reader (see AsciiTextCache). */
+const TOPIC_CACHE_SIZE = 4096;
 const EMPTY = Buffer.alloc(0);
 
 export class MqttPublishReader {
@@ -75,6 +80,8 @@ export class MqttPublishReader {
   private need = 0;
   private stopped = false;
   private passthrough = false;
+  /** Topic names: devices publish on the same topics again and again, so most PUBLISH packets cost no topic string. */
+  private readonly topics = new AsciiTextCache(TOPIC_CACHE_SIZE);
 
   /** `protocolVersion`: 4 (3.1.1) or 5 (5.0; PUBLISH carries properties). */
   constructor(
@@ -99,17 +106,47 @@ export class MqttPublishReader {
       return;
     }
     if (chunk.length === 0) return;
-    if (this.rest.length === 0) {
-      this.rest = chunk;
-    } else {
+    if (this.stopped || this.queued.length > 0) {
+      // Paused, or a packet longer than the chunks so far still gathering: keep the chunk, join once enough is there.
       this.queued.push(chunk);
       this.queuedBytes += chunk.length;
-      if (this.rest.length + this.queuedBytes < this.need) return;
+      if (this.stopped || this.rest.length + this.queuedBytes < this.need) return;
       this.rest = Buffer.concat([this.rest, ...this.queued], this.rest.length + this.queuedBytes);
       this.queued = [];
       this.queuedBytes = 0;
+      this.read();
+      return;
     }
-    if (!this.stopped) this.read();
+    if (this.rest.length === 0) {
+      this.rest = chunk;
+      this.read();
+      return;
+    }
+    if (this.rest.length + chunk.length < this.need) {
+      this.queued.push(chunk);
+      this.queuedBytes += chunk.length;
+      return;
+    }
+    // A partial packet waits in `rest`: complete it with just the bytes it lacks (a few header bytes at a time
+    // while its length is unknown), then read on in the chunk itself, so a chunk is not copied whole to join
+    // the few hundred bytes of a packet cut at its start.
+    let offset = 0;
+    while (this.rest.length > 0 && offset < chunk.length && !this.stopped) {
+      const take = Math.min(chunk.length - offset, Math.max(1, this.need - this.rest.length));
+      this.rest = Buffer.concat([this.rest, chunk.subarray(offset, offset + take)], this.rest.length + take);
+      offset += take;
+      this.read();
+    }
+    if (offset === chunk.length) return;
+    const tail = offset === 0 ? chunk : chunk.subarray(offset);
+    if (this.rest.length === 0 && !this.stopped) {
+      this.rest = tail;
+      this.read();
+    } else {
+      // Stopped: the tail comes after what `rest` still holds.
+      this.queued.push(tail);
+      this.queuedBytes += tail.length;
+    }
   }
 
   /** Reads on after `publish` returned false. */
@@ -178,15 +215,16 @@ export class MqttPublishReader {
     const qos = (first >> 1) & 3;
     if (qos > 1) return false;
     if (at + 2 > packetEnd) return false;
-    const topicEnd = at + 2 + buf.readUInt16BE(at);
+    // Two-byte big-endian reads by hand (bounds checked above): Buffer.readUInt16BE re-checks them per call.
+    const topicEnd = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
     let pos = topicEnd + (qos === 0 ? 0 : 2);
     if (pos > packetEnd) return false;
-    const messageId = qos === 0 ? 0 : buf.readUInt16BE(topicEnd);
+    const messageId = qos === 0 ? 0 : (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
     if (this.protocolVersion === 5) {
       pos = skipProperties(buf, pos, packetEnd);
       if (pos < 0) return false;
     }
-    const topic = buf.toString('utf8', at + 2, topicEnd);
+    const topic = this.topics.text(buf, at + 2, topicEnd);
     if (!this.handler.publish(topic, buf.subarray(pos, packetEnd), qos as 0 | 1, messageId, (first & 0x08) !== 0)) this.stopped = true;
     return true;
   }

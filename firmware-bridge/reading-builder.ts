@@ -195,6 +195,30 @@ export class ReadingBuilder {
     return valueJson === undefined ? { topic, key, value: obj, timestamp, headers } : { topic, key, value: obj, timestamp, headers, valueJson };
   }
 
+  /**
+   * Builds the reading of a value held as UTF-8 JSON bytes whose key and
+   * event time the caller already read (mqtt-fast-decoder.ts): `key` as
+   * `build` derives it, `eventTime` the parsed device time (NaN: the value
+   * has none, the receive time is used). Same timestamp, clock-skew verdict
+   * and headers as `build`; `value` is parsed from `valueBytes` on first
+   * access (see `ScannedReading`).
+   */
+  buildScanned(valueBytes: Uint8Array, key: string | null, eventTime: number, receivedAt: number, topic: string = this.topic): Reading {
+    let timestamp = receivedAt;
+    let skewed: number | null = null;
+    if (eventTime === eventTime) {
+      timestamp = eventTime;
+      const offset = eventTime - receivedAt;
+      if (this.maxClockSkewMs > 0 && Math.abs(offset) > this.maxClockSkewMs) {
+        this.skew = skewed = offset;
+      } else {
+        this.skew = null;
+      }
+    }
+    const headers = skewed === null ? this.sharedHeaders(receivedAt) : skewedHeaders(this.sharedHeaders(receivedAt), integerText(skewed));
+    return new ScannedReading(topic, key, timestamp, headers, valueBytes);
+  }
+
   /** The headers every reading received at `receivedAt` carries (one frozen object per distinct ms in a row). */
   private sharedHeaders(receivedAt: number): Readonly<Record<string, string>> {
     if (this.lastHeaders !== null && this.lastHeadersAt === receivedAt) return this.lastHeaders;
@@ -207,5 +231,32 @@ export class ReadingBuilder {
     this.lastHeaders = headers;
     this.lastHeadersAt = receivedAt;
     return headers;
+  }
+}
+
+/**
+ * A reading held as its JSON bytes (`ReadingBuilder.buildScanned`): `value`
+ * is parsed from `valueBytes` on first access and kept; sinks that store
+ * `valueBytes` never parse it. Its fields are own data properties except
+ * `value`, a getter on the prototype: code that copies a reading field by
+ * field (`{ ...r }`) must read `value` explicitly.
+ */
+export class ScannedReading implements Reading {
+  private parsed: Record<string, unknown> | null = null;
+
+  constructor(
+    public topic: string,
+    public key: string | null,
+    public timestamp: number,
+    public headers: Record<string, string>,
+    public valueBytes: Uint8Array,
+  ) {}
+
+  get value(): Record<string, unknown> {
+    if (this.parsed === null) {
+      const bytes = this.valueBytes;
+      this.parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Record<string, unknown>;
+    }
+    return this.parsed;
   }
 }

@@ -47,6 +47,11 @@ export class ReadingPipeline {
     this.deadLetterTopic = options.deadLetterTopic ?? DEFAULT_DEAD_LETTER_TOPIC;
   }
 
+  /** True when readings of `topic` are checked against a JSON Schema (the check needs their parsed value). */
+  checksSchema(topic: string): boolean {
+    return this.schemaCheck?.hasSchema(topic) ?? false;
+  }
+
   /**
    * A decoded value → a reading, or a dead letter when it has a bad
    * timestamp, is not an object, or fails the schema. `valueJson` (optional)

@@ -25,6 +25,15 @@ export interface Reading {
    * serialise `value`.
    */
   valueJson?: string;
+  /**
+   * Optional: `value` already encoded as UTF-8 JSON bytes, with the same
+   * invariant as `valueJson`; when set, sinks store these bytes as they are
+   * (`r.valueBytes ?? r.valueJson ?? JSON.stringify(r.value)`). The bytes
+   * are never written again while the reading is held. Set by the MQTT fast
+   * path (mqtt-fast-decoder.ts), whose readings parse `value` from these
+   * bytes on first access only.
+   */
+  valueBytes?: Uint8Array;
   /** Event time in ms: the device's own time (`reading_ts`) when it sends one, else receive time. */
   timestamp: number;
   /** Source kind, device, gateway id, receive time, clock-skew flag. */

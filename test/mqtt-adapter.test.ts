@@ -6,6 +6,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttAdapter, type MqttAdapterConfig } from '../firmware-bridge/mqtt-adapter.ts';
 import type { CaptureFrame, CaptureWriter } from '../firmware-bridge/capture.ts';
+import { SchemaCheck } from '../firmware-bridge/schema-check.ts';
 import { brokerKinds, startBroker, type TestBroker } from './support/mqtt-broker.ts';
 import { MemorySink, waitFor } from './support/mqtt-sink.ts';
 
@@ -132,6 +133,41 @@ describe.each(brokerKinds)('MQTT adapter against $kind', ({ kind, available, ski
     // The topic level feeds the key field.
     expect(byV[3]).toMatchObject({ topic: 'lab', key: 'bb-1', value: { sensor_id: 'bb-1', v: 3 } });
     expect(sink.letters).toEqual([]);
+  });
+
+  it.skipIf(!available)('readings are stored as their payload bytes, except on topics with a JSON Schema, which are checked', async () => {
+    const sink = new MemorySink();
+    const schemaCheck = new SchemaCheck({ schemas: { widgets: { type: 'object', required: ['temp_celcius'], properties: { temp_celcius: { type: 'number' } } } } });
+    const a = new MqttAdapter(
+      {
+        device: 'broker-1',
+        topic: 'widgets',
+        url: broker.url,
+        clientId: `millstream-test-${kind}-${++seq}`,
+        subscriptions: [{ topic: 'factory/+line/+sensor_id/reading' }, { topic: 'lab/+sensor_id', logTopic: 'lab' }],
+        reconnect: fastRetry,
+        sinkRetry: fastRetry,
+      },
+      { sink, gatewayId: 'gw-7', schemaCheck },
+    );
+    adapters.push(a);
+    await a.start();
+    const pub = await connectPublisher();
+    await pub.publishAsync('factory/w01/aa-101/reading', '{"sensor_id":"aa-101","temp_celcius":21}', { qos: 1 });
+    await pub.publishAsync('factory/w01/aa-102/reading', '{"sensor_id":"aa-102","temp_celcius":"hot"}', { qos: 1 });
+    await pub.publishAsync('lab/bb-1', '{ "temp_celcius": "hot", "n": 1 }', { qos: 1 });
+    await waitFor(() => sink.readings.length + sink.letters.length >= 3);
+    const widget = sink.readings.find((r) => r.topic === 'widgets')!;
+    const lab = sink.readings.find((r) => r.topic === 'lab')!;
+    // The schema-checked topic went through the parsed value; the other one is its payload's bytes, the level spliced in.
+    expect(widget).toMatchObject({ key: 'aa-101', value: { sensor_id: 'aa-101', temp_celcius: 21, line: 'w01' }, valueJson: '{"sensor_id":"aa-101","temp_celcius":21,"line":"w01"}' });
+    expect(widget.valueBytes).toBeUndefined();
+    expect(Buffer.from(lab.valueBytes!).toString()).toBe('{ "temp_celcius": "hot", "n": 1 ,"sensor_id":"bb-1"}');
+    expect(lab).toMatchObject({ key: 'bb-1', value: { temp_celcius: 'hot', n: 1, sensor_id: 'bb-1' } });
+    expect(sink.letters).toHaveLength(1);
+    expect(sink.letters[0]).toMatchObject({ intendedTopic: 'widgets', raw: '{"sensor_id":"aa-102","temp_celcius":"hot"}', reason: expect.stringContaining('temp_celcius') });
+    await waitFor(() => a.status()[0]!.deadLetters === 1);
+    expect(a.status()[0]).toMatchObject({ readings: 2, decodeErrors: 0 });
   });
 
   it.skipIf(!available)('payloads that are not a JSON object go to the dead-letter topic with the raw payload', async () => {

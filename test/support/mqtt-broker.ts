@@ -76,6 +76,8 @@ export interface TestBroker {
   restart(): Promise<void>;
   /** Stops for good and removes temp files. Idempotent. */
   close(): Promise<void>;
+  /** The broker's process id when it runs as a process of its own (Mosquitto), else null (aedes runs in ours). */
+  readonly pid: number | null;
 }
 
 /** A free TCP port on 127.0.0.1 (the kernel's pick, released before return). */
@@ -112,6 +114,7 @@ async function canConnect(port: number): Promise<boolean> {
 }
 
 class AedesBroker implements TestBroker {
+  readonly pid = null;
   readonly kind = 'aedes' as const;
   readonly url: string;
   private broker: import('aedes').Aedes | null = null;
@@ -216,6 +219,9 @@ class MosquittoBroker implements TestBroker {
   readonly url: string;
   private dir: string | null = null;
   private child: ChildProcess | null = null;
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
   private stderr = '';
 
   constructor(
