@@ -139,8 +139,8 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     '[1,2]',
     '{"colour":"BLUE","sensor_id":"e","temp_celcius":"7","ts":1003000}',
     '{"colour":"RED","sensor_id":"a","temp_celcius":8,"ts":900000}',
-    // more keys than the block scanner's key template holds (it read past its memory here)
-    `{${Array.from({ length: 1000 }, (_, i) => `"k${i}":${i}`).join(',')},"colour":"RED","sensor_id":"f","temp_celcius":9,"ts":1003500}`,
+    // more keys than the block scanner's key template holds (it read past its memory here: 80 bytes of template a key)
+    `{${Array.from({ length: 40_000 }, (_, i) => `"k${i}":${i}`).join(',')},"colour":"RED","sensor_id":"f","temp_celcius":9,"ts":1003500}`,
   ];
 
   /** Each rule's output over `payloads`; `segmentBytes` small: a batch reads several segments, one block each. */
