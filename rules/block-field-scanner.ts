@@ -52,8 +52,8 @@ const CACHE_BYTES = CACHE_ENTRIES * 64;
 const CACHE_STRING = 48;
 /** Kind-word flag: a plain string whose bytes are in its field's cache entry (see json-scan.wat). */
 const CACHED = 0x10000;
-/** Bound of the strings entered per block (3 slots each): a block of all-new strings enters some, the next block more. */
-const MAX_PENDING = 3 * 16_384;
+/** Kind-word flag: a plain string equal to the field's in an earlier record of the block, whose index is in the f64's low word. */
+const SAME_RUN = 0x20000;
 /** Bytes the scanner may read past a value's end. */
 const SLACK = 16;
 const MAX_FIELDS = 16;
@@ -84,8 +84,15 @@ export class BlockFieldScanner {
   readonly #caches: Array<StringCache | null>;
   /** Per field, the string of each entry of its cache in the module's memory. */
   readonly #cached: string[][];
-  /** Strings made since the last scan, to enter in the caches before the next: field, entry, string, ... */
+  /** Strings made since the last scan, to enter in the caches before the next: field, entry, string, ... (an entry once per scan). */
   #pending: Array<number | string> = [];
+  /** Per field, the scan number at which each cache entry was last put in `#pending`. */
+  readonly #marks: Array<Int32Array | null>;
+  /** Scans so far. */
+  #scans = 0;
+  /** Per field, the record (of this block) whose plain string `fill` returned last, and that string. */
+  readonly #runIndex: Int32Array;
+  readonly #runValue: string[];
   readonly #names: string[];
   /** Where the data starts: after the string caches. */
   readonly #dataAt: number;
@@ -109,6 +116,9 @@ export class BlockFieldScanner {
     this.fields = fields;
     this.#names = fields.map((f) => f.name);
     this.#caches = fields.map(() => null);
+    this.#marks = fields.map(() => null);
+    this.#runIndex = new Int32Array(fields.length).fill(-1);
+    this.#runValue = fields.map(() => '');
     this.#cached = fields.map(() => new Array<string>(CACHE_ENTRIES).fill(''));
     this.#dataAt = CACHES + fields.length * CACHE_BYTES;
     this.#wasm = new wasmApi.Instance(jsonScanModule()).exports as unknown as JsonScanExports;
@@ -154,6 +164,8 @@ export class BlockFieldScanner {
   scan(buf: Buffer, starts: Int32Array, ends: Int32Array, count: number): void {
     // no results until this scan has put them in place (a throw below leaves none)
     this.#count = 0;
+    this.#runIndex.fill(-1);
+    this.#scans++;
     if (count === 0) return;
     this.#enterPending();
     let lo = starts[0]!;
@@ -222,14 +234,23 @@ export class BlockFieldScanner {
       switch (word & 0xff) {
         case KIND_ASCII: {
           const entry = ints[w + 3]! & (CACHE_ENTRIES - 1);
-          if ((word & CACHED) !== 0) value = this.#cached[f]![entry];
+          // the same bytes as this field's string in the record the module names, if that is the one filled last
+          if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) value = this.#runValue[f];
+          else if ((word & CACHED) !== 0) value = this.#cached[f]![entry];
           else {
             const start = ints[w + 1]! + 1;
             const end = ints[w + 2]! - 1;
             const text = (this.#caches[f] ??= new StringCache()).get(this.#bytes, start, end, ints[w + 3]!);
-            if (end - start <= CACHE_STRING && this.#pending.length < MAX_PENDING) this.#pending.push(f, entry, text);
+            // once per entry and block
+            const marks = (this.#marks[f] ??= new Int32Array(CACHE_ENTRIES));
+            if (end - start <= CACHE_STRING && marks[entry] !== this.#scans) {
+              marks[entry] = this.#scans;
+              this.#pending.push(f, entry, text);
+            }
             value = text;
           }
+          this.#runIndex[f] = i;
+          this.#runValue[f] = value as string;
           break;
         }
         case KIND_NUMBER:

@@ -15,6 +15,8 @@
 ;;     4608   key template: 32 keys of 80 bytes: i32 length, i32 slot (-1: no field),
 ;;            i32 hits, i32 exact, then up to 64 bytes of the key. The keys of the last
 ;;            record seen at each index; a key equal to its template's needs no matching.
+;;     7168   runs: per field (16 bytes each) the last found record's plain string: i32 start,
+;;            i32 length (-1: none), i32 record index; reset by each "scan".
 ;;     8192   string caches, one per field of the table: 4096 entries of 64 bytes (i32 length, -1:
 ;;            empty; up to 48 bytes), the entry of a string being its hash & 4095. The caller
 ;;            fills them (with the strings it made, which it keeps by field and entry) and sets
@@ -449,19 +451,42 @@
   ;; for the general scanner to decide), then per field (at +8 + 24 f): i32 kind | flags << 8,
   ;; i32 value start, i32 value end, i32 hash of a plain string's bytes (between its quotes),
   ;; f64 number. Flags: 1 a case-folded key was seen, 2 the exact key was seen, 0x100 a plain string
-;; whose bytes are in its field's string cache (at its hash & 4095). Kinds: 0 absent,
+  ;; whose bytes are in its field's string cache (at its hash & 4095), 0x200 a plain string equal to
+  ;; the field's plain string in an earlier found record of this scan, whose index is then in the
+  ;; low half of the f64 (readings come in runs of one timestamp text). Kinds: 0 absent,
   ;; 1 plain ASCII string, 2 string to decode, 3 number (the f64), 4 number to decode (its
   ;; text), 5 true, 6 false, 7 null, 8 object or array (its text). $nf fields (at most 16) are
   ;; in the field table. Returns how many records have status 1.
   (func (export "scan") (param $n i32) (param $starts i32) (param $ends i32) (param $out i32) (param $nf i32) (result i32)
     (local $i i32) (local $ok i32) (local $o i32) (local $s i32) (local $stride i32)
+    (local $f i32) (local $rec i32) (local $run i32) (local $vs i32) (local $len i32)
     (local.set $stride (i32.add (i32.const 8) (i32.mul (local.get $nf) (i32.const 24))))
     (local.set $o (local.get $out))
+    (memory.fill (i32.const 7168) (i32.const 0xff) (i32.const 256))
     (block $done (loop $l
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
       (local.set $s (call $record (i32.load (local.get $starts)) (i32.load (local.get $ends)) (local.get $o) (local.get $nf)))
       (i32.store (local.get $o) (local.get $s))
       (local.set $ok (i32.add (local.get $ok) (local.get $s)))
+      ;; a found record's plain strings: equal to the field's previous one (flag 0x200)?
+      (if (local.get $s) (then
+        (local.set $f (i32.const 0))
+        (block $fd (loop $fl
+          (br_if $fd (i32.ge_u (local.get $f) (local.get $nf)))
+          (local.set $rec (i32.add (i32.add (local.get $o) (i32.const 8)) (i32.mul (local.get $f) (i32.const 24))))
+          (if (i32.eq (i32.and (i32.load (local.get $rec)) (i32.const 0xff)) (i32.const 1)) (then
+            (local.set $run (i32.add (i32.const 7168) (i32.shl (local.get $f) (i32.const 4))))
+            (local.set $vs (i32.load offset=4 (local.get $rec)))
+            (local.set $len (i32.sub (i32.load offset=8 (local.get $rec)) (local.get $vs)))
+            (if (i32.eq (i32.load offset=4 (local.get $run)) (local.get $len)) (then
+              (if (call $same (i32.load (local.get $run)) (local.get $vs) (local.get $len)) (then
+                (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.const 0x20000)))
+                (i32.store offset=16 (local.get $rec) (i32.load offset=8 (local.get $run)))))))
+            (i32.store (local.get $run) (local.get $vs))
+            (i32.store offset=4 (local.get $run) (local.get $len))
+            (i32.store offset=8 (local.get $run) (local.get $i))))
+          (local.set $f (i32.add (local.get $f) (i32.const 1)))
+          (br $fl)))))
       (local.set $starts (i32.add (local.get $starts) (i32.const 4)))
       (local.set $ends (i32.add (local.get $ends) (i32.const 4)))
       (local.set $o (i32.add (local.get $o) (local.get $stride)))
