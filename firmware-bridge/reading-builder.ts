@@ -170,26 +170,19 @@ export class ReadingBuilder {
       });
     }
     const obj = value as Record<string, unknown>;
-    let timestamp = receivedAt;
-    let skewed: number | null = null;
+    let eventTime = Number.NaN;
     const rawTs = obj[this.timestampField];
     if (rawTs !== undefined && rawTs !== null) {
-      const eventTime = parseEventTime(rawTs);
+      eventTime = parseEventTime(rawTs);
       if (Number.isNaN(eventTime)) {
         throw new BridgeError('BRIDGE_BAD_TIMESTAMP', `${this.timestampField} ${JSON.stringify(rawTs)} is neither ISO-8601 nor epoch ms`, {
           device: this.device,
           field: this.timestampField,
         });
       }
-      timestamp = eventTime;
-      const offset = eventTime - receivedAt;
-      if (this.maxClockSkewMs > 0 && Math.abs(offset) > this.maxClockSkewMs) {
-        this.skew = skewed = offset;
-      } else {
-        this.skew = null;
-      }
     }
-    const headers = skewed === null ? this.sharedHeaders(receivedAt) : skewedHeaders(this.sharedHeaders(receivedAt), integerText(skewed));
+    const timestamp = this.#timestamp(eventTime, receivedAt);
+    const headers = this.#headers(receivedAt);
     const rawKey = obj[this.keyField];
     const key = rawKey === undefined || rawKey === null ? null : typeof rawKey === 'string' ? rawKey : String(rawKey);
     return valueJson === undefined ? { topic, key, value: obj, timestamp, headers } : { topic, key, value: obj, timestamp, headers, valueJson };
@@ -204,19 +197,27 @@ export class ReadingBuilder {
    * access (see `ScannedReading`).
    */
   buildScanned(valueBytes: Uint8Array, key: string | null, eventTime: number, receivedAt: number, topic: string = this.topic): Reading {
-    let timestamp = receivedAt;
-    let skewed: number | null = null;
-    if (eventTime === eventTime) {
-      timestamp = eventTime;
-      const offset = eventTime - receivedAt;
-      if (this.maxClockSkewMs > 0 && Math.abs(offset) > this.maxClockSkewMs) {
-        this.skew = skewed = offset;
-      } else {
-        this.skew = null;
-      }
-    }
-    const headers = skewed === null ? this.sharedHeaders(receivedAt) : skewedHeaders(this.sharedHeaders(receivedAt), integerText(skewed));
-    return new ScannedReading(topic, key, timestamp, headers, valueBytes);
+    const timestamp = this.#timestamp(eventTime, receivedAt);
+    return new ScannedReading(topic, key, timestamp, this.#headers(receivedAt), valueBytes);
+  }
+
+  /** The last reading's clock offset when beyond `maxClockSkewMs` (its headers say so), else null. */
+  #skewed: number | null = null;
+
+  /** A reading's timestamp: its device time (NaN: none, the receive time then); sets the clock-skew verdict (`skew`). */
+  #timestamp(eventTime: number, receivedAt: number): number {
+    this.#skewed = null;
+    if (Number.isNaN(eventTime)) return receivedAt;
+    const offset = eventTime - receivedAt;
+    if (this.maxClockSkewMs > 0 && Math.abs(offset) > this.maxClockSkewMs) this.skew = this.#skewed = offset;
+    else this.skew = null;
+    return eventTime;
+  }
+
+  /** The headers of the reading `#timestamp` just judged. */
+  #headers(receivedAt: number): Record<string, string> {
+    const skewed = this.#skewed;
+    return skewed === null ? this.sharedHeaders(receivedAt) : skewedHeaders(this.sharedHeaders(receivedAt), integerText(skewed));
   }
 
   /** The headers every reading received at `receivedAt` carries (one frozen object per distinct ms in a row). */
