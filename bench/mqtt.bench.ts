@@ -324,16 +324,19 @@ const suite: BenchSuite = {
       const brokerPerMessage = { baseline: [] as number[], adapter: [] as number[] };
       const baselineRuns: BaselineRun[] = [];
       const unboundedRates: number[] = [];
+      /** Runs one drain, noting the broker's CPU per message it delivered meanwhile. */
+      const withBrokerCpu = async <T>(into: number[], drain: () => Promise<T>): Promise<T> => {
+        const before = await processCpuMicros(broker.pid);
+        const result = await drain();
+        into.push(((await processCpuMicros(broker.pid)) - before) / perRound);
+        return result;
+      };
       for (let round = 0; round < ROUNDS; round++) {
         await publishInChild(broker.url, perRound);
         // For reference only: the same bare subscriber with MQTT 5's largest receiveMaximum (no flow control to speak of).
         unboundedRates.push((await baselineInChild(broker.url, 'bench-baseline-unbounded', perRound, 65_535)).rate);
-        let cpu = await processCpuMicros(broker.pid);
-        baselineRuns.push(await baselineInChild(broker.url, 'bench-baseline', perRound, MAX_PENDING));
-        brokerPerMessage.baseline.push(((await processCpuMicros(broker.pid)) - cpu) / perRound);
-        cpu = await processCpuMicros(broker.pid);
-        adapterRuns.push(await adapterInChild({ url: broker.url, dataDir, clientId: adapterId, count: perRound }));
-        brokerPerMessage.adapter.push(((await processCpuMicros(broker.pid)) - cpu) / perRound);
+        baselineRuns.push(await withBrokerCpu(brokerPerMessage.baseline, () => baselineInChild(broker.url, 'bench-baseline', perRound, MAX_PENDING)));
+        adapterRuns.push(await withBrokerCpu(brokerPerMessage.adapter, () => adapterInChild({ url: broker.url, dataDir, clientId: adapterId, count: perRound })));
       }
       const log = await openLogStore({ dataDir, minFreeBytes: 0, retentionCheckIntervalMs: 0, readOnly: true });
       const endOffsets = log.describe('widgets').partitionsInfo.reduce((n, p) => n + p.endOffset, 0);
