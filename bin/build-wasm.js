@@ -14,9 +14,11 @@ export const OUT_PATH = `${root}rules/json-scan-wasm.ts`;
 export async function wasmModuleSource(wat) {
   const { default: wabtInit } = await import('wabt');
   const wabt = await wabtInit();
-  const mod = wabt.parseWat('json-scan.wat', wat, { simd: true, bulk_memory: true });
+  // threads: the memory is shared (block-field-scanner.ts scans parts of a block on a worker)
+  const features = { simd: true, bulk_memory: true, threads: true };
+  const mod = wabt.parseWat('json-scan.wat', wat, features);
   try {
-    mod.validate();
+    mod.validate(features);
     const { buffer } = mod.toBinary({});
     const base64 = Buffer.from(buffer).toString('base64');
     const lines = base64.match(/.{1,100}/g) ?? [];

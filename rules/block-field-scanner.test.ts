@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { OUT_PATH, WAT_PATH, wasmModuleSource } from '../bin/build-wasm.js';
-import { BlockFieldScanner } from './block-field-scanner.ts';
+import { BlockFieldScanner, type BlockScannerOptions } from './block-field-scanner.ts';
 import { FieldExtractor, type ValueField } from './field-extractor.ts';
 import { NAMES, checkAgainstCorruption, fieldsArb, objectText, parseOrInvalid, valueArb, viaParse } from '../test/support/rules-json-arbitraries.ts';
 
@@ -28,9 +28,22 @@ function scanBlock(scanner: BlockFieldScanner, values: readonly Buffer[], junk: 
   });
 }
 
+/**
+ * One scanner per list of fields and options, kept for the whole file: its answers must not
+ * depend on what it scanned before (that is part of the contract), and thousands of fresh
+ * ones would each hold a WebAssembly memory until the garbage collector finds them.
+ */
+const scanners = new Map<string, BlockFieldScanner>();
+function scannerFor(fields: readonly ValueField[], options: BlockScannerOptions = {}): BlockFieldScanner {
+  const key = JSON.stringify([fields, options]);
+  let scanner = scanners.get(key);
+  if (!scanner) scanners.set(key, (scanner = new BlockFieldScanner(fields, options)));
+  return scanner;
+}
+
 /** The block scanner's answer for one value, or 'declined'. */
 function viaBlock(bytes: Buffer, fields: readonly ValueField[]): unknown[] | 'declined' {
-  return scanBlock(new BlockFieldScanner(fields), [bytes])[0]!;
+  return scanBlock(scannerFor(fields), [bytes])[0]!;
 }
 
 /** Keys that are plain ASCII without escapes, the ones the block scanner reads itself. */
@@ -90,7 +103,7 @@ describe('BlockFieldScanner', () => {
           if (how === 'corrupt') bytes[n % bytes.length] = (n * 7) & 0xff;
           return bytes;
         });
-        const got = scanBlock(new BlockFieldScanner(fields), values);
+        const got = scanBlock(scannerFor(fields), values);
         values.forEach((bytes, i) => {
           if (got[i] === 'declined') return;
           const parsed = parseOrInvalid(bytes, fields);
@@ -144,7 +157,7 @@ describe('BlockFieldScanner', () => {
     const record = fc.record({ COLOUR: text, colour: text, id: fc.oneof(text, fc.integer()) }, { requiredKeys: ['colour', 'id'] });
     fc.assert(
       fc.property(fc.array(fc.array(fc.tuple(record, fc.boolean()), { minLength: 1, maxLength: 12 }), { minLength: 2, maxLength: 8 }), (blocks) => {
-        const scanner = new BlockFieldScanner(fields);
+        const scanner = scannerFor(fields);
         for (const records of blocks) {
           const values = records.map(([r]) => Buffer.from(JSON.stringify(r)));
           const buf = Buffer.concat(values);
@@ -229,5 +242,82 @@ describe('BlockFieldScanner', () => {
 
   it('the committed module is what bin/build-wasm.js makes of rules/json-scan.wat', async () => {
     expect(await readFile(OUT_PATH, 'utf8')).toBe(await wasmModuleSource(await readFile(WAT_PATH, 'utf8')));
+  });
+});
+
+describe('BlockFieldScanner with the scan worker (blocks in slices over two threads)', () => {
+  const record = fc.record(
+    { reading_ts: fc.constantFrom('2020-02-14T12:00:00Z', '2020-02-14T12:00:01Z', 'x'.repeat(60)), sensor_id: fc.oneof(fc.constantFrom('aa-101', 'Aa', 'BB', 'grün'), fc.integer()), colour: fc.constantFrom('RED', 'BLUE', 'RED\n') },
+    { requiredKeys: ['reading_ts'] },
+  );
+  const fields: ValueField[] = [{ name: 'reading_ts', caseSensitive: false }, { name: 'sensor_id', caseSensitive: true }, { name: 'colour', caseSensitive: false }];
+
+  function layout(values: Buffer[]): [Buffer, Int32Array, Int32Array] {
+    const starts = new Int32Array(values.length);
+    const ends = new Int32Array(values.length);
+    values.reduce((at, v, i) => ((starts[i] = at), (ends[i] = at + v.length)), 0);
+    return [Buffer.concat(values), starts, ends];
+  }
+
+  it('every record gets what one thread alone gives, whichever thread scanned its slice and in whatever order records are read', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.oneof(record.map((r) => JSON.stringify(r)), objectText), { minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.array(fc.nat(), { minLength: 40, maxLength: 40 }),
+        (blocks, slice, order) => {
+          const two = scannerFor(fields, { worker: true, sliceRecords: slice });
+          const one = scannerFor(fields, { worker: false });
+          for (const texts of blocks) {
+            const [buf, starts, ends] = layout(texts.map((t) => Buffer.from(t)));
+            two.scan(buf, starts, ends, texts.length);
+            one.scan(buf, starts, ends, texts.length);
+            // a random order, some records read twice, some not at all
+            const reads = order.map((n) => n % texts.length);
+            for (const i of [...reads, ...texts.keys()]) {
+              const a: Record<string, unknown> = {};
+              const b: Record<string, unknown> = {};
+              const got = two.fill(i, a);
+              expect(got).toBe(one.fill(i, b));
+              expect(a).toEqual(b);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the worker scans slices while this thread waits for none of them: a big block left alone is all scanned there', async () => {
+    const scanner = new BlockFieldScanner(fields, { worker: true, sliceRecords: 64 });
+    const texts = Array.from({ length: 64 * 20 }, (_, i) => JSON.stringify({ reading_ts: `2020-02-14T12:00:${String(i % 60).padStart(2, '0')}Z`, sensor_id: `aa-${i % 97}`, colour: i % 4 ? 'BLUE' : 'RED' }));
+    for (let round = 0; round < 2; round++) {
+      const [buf, starts, ends] = layout(texts.map((t) => Buffer.from(t)));
+      scanner.scan(buf, starts, ends, texts.length);
+      while (scanner.workerPending() > 0) await new Promise((resolve) => setImmediate(resolve));
+      texts.forEach((t, i) => {
+        const row: Record<string, unknown> = {};
+        expect(scanner.fill(i, row)).toBe(true);
+        const parsed = JSON.parse(t) as Record<string, unknown>;
+        expect(row).toEqual({ reading_ts: parsed.reading_ts, sensor_id: parsed.sensor_id, colour: parsed.colour });
+      });
+    }
+    expect(scanner.slices()).toEqual({ byWorker: 40, here: 0 });
+    scanner.close();
+  });
+
+  it('a block read at once takes back the slices the worker has not started (each slice is scanned once)', () => {
+    const scanner = new BlockFieldScanner(fields, { worker: true, sliceRecords: 1 });
+    const texts = Array.from({ length: 500 }, (_, i) => JSON.stringify({ reading_ts: 'T', sensor_id: i }));
+    const [buf, starts, ends] = layout(texts.map((t) => Buffer.from(t)));
+    scanner.scan(buf, starts, ends, texts.length);
+    texts.forEach((_, i) => {
+      const row: Record<string, unknown> = {};
+      expect(scanner.fill(i, row)).toBe(true);
+      expect(row.sensor_id).toBe(i);
+    });
+    const { byWorker, here } = scanner.slices();
+    expect(byWorker + here).toBe(500);
+    scanner.close();
   });
 });

@@ -18,10 +18,21 @@
  * a string found there costs no bytes compared in JavaScript), a copy of the
  * last block's values and the per-record results; it grows to the largest
  * block scanned (about the bytes of `batchRecords` values) and is kept.
+ *
+ * Two threads. The memory is shared: a block of more than one slice
+ * (`sliceRecords`) is handed to the scan worker (scan-worker.ts, one per
+ * process), which scans its slices in order while this thread fills rows
+ * (and runs the rule) from the slices already scanned. A slice this thread
+ * needs before the worker has taken it, it scans itself, so neither thread
+ * waits for the other unless the worker is inside the very slice needed.
+ * Each slice's state word moves FREE -> WORKER | MAIN -> DONE with
+ * compare-and-swap, so a slice is scanned once; the results are the same
+ * whichever thread scans it (the caches are only written between blocks).
  */
 import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
 import { StringCache, type ValueField } from './field-extractor.ts';
 import type { Row } from './plan.ts';
+import { JOB_WORDS, MAX_SLICES, SCRATCH, SLICE_DONE, SLICE_FAILED, SLICE_FREE, SLICE_MAIN, SLICE_WORKER, type ScanWorker, scanWorker } from './scan-worker.ts';
 
 /** The parts of the WebAssembly API used here (the project's TypeScript libraries do not declare it). */
 interface WasmMemory {
@@ -30,14 +41,15 @@ interface WasmMemory {
 }
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { readonly exports: object };
+  Instance: new (module: object, imports: object) => { readonly exports: object };
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
 }
 const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface JsonScanExports {
-  memory: WasmMemory;
   init(): void;
-  scan(n: number, starts: number, ends: number, out: number, nf: number): number;
+  bind(scratch: number): void;
+  scan(n: number, starts: number, ends: number, out: number, nf: number, base: number): number;
 }
 
 /** Layout of the module's memory (see json-scan.wat). */
@@ -45,7 +57,7 @@ const FIELD_TABLE = 256;
 const NAMES = 512;
 const NAME_SLOT = 128;
 /** The fields' string caches: per field, CACHE_ENTRIES entries of 64 bytes (i32 length, then the bytes). */
-const CACHES = 8192;
+const CACHES = 16_384;
 const CACHE_ENTRIES = 4096;
 const CACHE_BYTES = CACHE_ENTRIES * 64;
 /** Longest string a cache entry holds. */
@@ -60,11 +72,17 @@ const MAX_FIELDS = 16;
 /** Longest field name the table holds (its slot, less the bytes compared past the end). */
 const MAX_NAME_BYTES = NAME_SLOT - SLACK;
 const PAGE = 65_536;
+/** The memory's largest size (1 GiB): a shared memory reserves it up front (address space, not RAM). */
+const MAX_PAGES = 16_384;
+/** Records per slice, by default: big enough that handing slices over costs little, small enough that the threads share a block. */
+const SLICE_RECORDS = 2048;
+/** How long to wait for the worker inside one slice before scanning it here (it hung or died). */
+const WORKER_WAIT_MS = 5000;
 
 let compiled: object | null = null;
 
-/** The module, compiled once per process. */
-function jsonScanModule(): object {
+/** The module, compiled once per process (the worker gets it from here). */
+export function jsonScanModule(): object {
   compiled ??= new wasmApi.Module(Buffer.from(JSON_SCAN_WASM, 'base64'));
   return compiled;
 }
@@ -77,12 +95,37 @@ const KIND_TRUE = 5;
 const KIND_FALSE = 6;
 const KIND_NULL = 7;
 
+export interface BlockScannerOptions {
+  /** Scan blocks of more than one slice on the scan worker too. Default: when the machine has more than one CPU. */
+  worker?: boolean;
+  /** Records per slice (default 2048). */
+  sliceRecords?: number;
+}
+
 export class BlockFieldScanner {
   readonly fields: readonly ValueField[];
   readonly #wasm: JsonScanExports;
+  readonly #memory: WasmMemory;
+  /** The worker scanning with this thread, while it works (null: scan here only). */
+  #worker: ScanWorker | null;
+  /** This scanner's id at the worker (0: not registered yet). */
+  #workerId = 0;
+  /** Records per slice, at least (`sliceRecords`), and of the last block's slices. */
+  readonly #sliceRecords: number;
+  #slice = 1;
+  /** Per slice of the last block: 1 when its results are in place for `fill`. */
+  #ready = new Uint8Array(0);
+  /** Slices of the last block, and where their job words start (32-bit words). */
+  #slices = 0;
+  /** The job table (see scan-worker.ts), at a fixed place before the data: its first word is the block number. */
+  readonly #jobsAt: number;
+  #blocks = 0;
+  /** Slices scanned by the worker and by this thread (of blocks handed to the worker). */
+  #byWorker = 0;
+  #byHere = 0;
   /** Per field, created on its first plain string not in the module's cache (about 240 KB each; numeric fields never need one). */
   readonly #caches: Array<StringCache | null>;
-  /** Per field, the string of each entry of its cache in the module's memory. */
+  /** Per field, the string of each entry of its cache in the module's memory ('' for an entry never filled, as the module's length 0 says). */
   readonly #cached: string[][];
   /** Strings made since the last scan, to enter in the caches before the next: field, entry, string, ... (an entry once per scan). */
   #pending: Array<number | string> = [];
@@ -111,7 +154,7 @@ export class BlockFieldScanner {
   }
 
   /** `fields`: as FieldExtractor's; `supports(fields)` must hold. */
-  constructor(fields: readonly ValueField[]) {
+  constructor(fields: readonly ValueField[], options: BlockScannerOptions = {}) {
     if (!BlockFieldScanner.supports(fields)) throw new RangeError(`a block scanner takes 1 to ${MAX_FIELDS} fields of at most ${MAX_NAME_BYTES} bytes`);
     this.fields = fields;
     this.#names = fields.map((f) => f.name);
@@ -120,17 +163,21 @@ export class BlockFieldScanner {
     this.#runIndex = new Int32Array(fields.length).fill(-1);
     this.#runValue = fields.map(() => '');
     this.#cached = fields.map(() => new Array<string>(CACHE_ENTRIES).fill(''));
-    this.#dataAt = CACHES + fields.length * CACHE_BYTES;
-    this.#wasm = new wasmApi.Instance(jsonScanModule()).exports as unknown as JsonScanExports;
-    const memory = this.#wasm.memory;
-    memory.grow(Math.ceil((this.#dataAt + SLACK - memory.buffer.byteLength) / PAGE));
+    this.#jobsAt = CACHES + fields.length * CACHE_BYTES;
+    this.#dataAt = this.#jobsAt + (1 + MAX_SLICES) * JOB_WORDS * 4;
+    const memory = new wasmApi.Memory({ initial: Math.ceil((this.#dataAt + SLACK) / PAGE), maximum: MAX_PAGES, shared: true });
+    this.#memory = memory;
+    this.#wasm = new wasmApi.Instance(jsonScanModule(), { env: { memory } }).exports as unknown as JsonScanExports;
     this.#wasm.init();
+    this.#wasm.bind(SCRATCH);
+    this.#sliceRecords = Math.max(1, options.sliceRecords ?? SLICE_RECORDS);
+    this.#worker = (options.worker ?? undefined) === false ? null : scanWorker(options.worker === true);
     this.#bytes = Buffer.alloc(0);
     this.#ints = new Int32Array(0);
     this.#floats = new Float64Array(0);
     this.#views();
     // the field table: each name, and its upper-case form when matched ignoring case and ASCII
-    const table = new DataView(this.#wasm.memory.buffer);
+    const table = new DataView(memory.buffer);
     fields.forEach((f, i) => {
       const exactAt = NAMES + i * 2 * NAME_SLOT;
       const upperAt = exactAt + NAME_SLOT;
@@ -143,13 +190,13 @@ export class BlockFieldScanner {
       table.setInt32(FIELD_TABLE + i * 16 + 8, upperAt, true);
       table.setInt32(FIELD_TABLE + i * 16 + 12, upperAscii ? upper.length : -1, true);
     });
-    // empty cache entries
-    for (let f = 0; f < fields.length; f++) for (let e = 0; e < CACHE_ENTRIES; e++) table.setInt32(CACHES + f * CACHE_BYTES + e * 64, -1, true);
+    // The cache entries start as zeros, length 0: each holds the empty string, as `#cached` does. The
+    // memory is left untouched: a cache's pages take RAM only once strings are entered there.
     this.#strideWords = 2 + fields.length * 6;
   }
 
   #views(): void {
-    const buffer = this.#wasm.memory.buffer;
+    const buffer = this.#memory.buffer;
     this.#bytes = Buffer.from(buffer);
     this.#ints = new Int32Array(buffer);
     this.#floats = new Float64Array(buffer);
@@ -162,6 +209,8 @@ export class BlockFieldScanner {
    * the highest end are copied.
    */
   scan(buf: Buffer, starts: Int32Array, ends: Int32Array, count: number): void {
+    // the worker must be out of the memory before it is rewritten (or grown)
+    this.#settleAll();
     // no results until this scan has put them in place (a throw below leaves none)
     this.#count = 0;
     this.#runIndex.fill(-1);
@@ -174,12 +223,16 @@ export class BlockFieldScanner {
       if (starts[i]! < lo) lo = starts[i]!;
       if (ends[i]! > hi) hi = ends[i]!;
     }
-    const DATA = this.#dataAt;
+    // the copy keeps the bytes' alignment to 8: V8 copies into shared memory a byte at a time when
+    // source and target are aligned differently (3x slower, measured), a word at a time otherwise
+    const DATA = this.#dataAt + ((buf.byteOffset + lo) & 7);
     const startsAt = align(DATA + (hi - lo) + SLACK, 16);
     const endsAt = startsAt + count * 4;
     const outAt = align(endsAt + count * 4, 8);
+    const size = Math.max(this.#sliceRecords, Math.ceil(count / MAX_SLICES));
+    const slices = Math.ceil(count / size);
     const need = outAt + count * this.#strideWords * 4 + SLACK;
-    const memory = this.#wasm.memory;
+    const memory = this.#memory;
     if (need > memory.buffer.byteLength) {
       memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
       this.#views();
@@ -193,9 +246,102 @@ export class BlockFieldScanner {
       ints[s + i] = starts[i]! + delta;
       ints[e + i] = ends[i]! + delta;
     }
-    this.#wasm.scan(count, startsAt, endsAt, outAt, this.fields.length);
     this.#outWord = outAt >> 2;
+    const nf = this.fields.length;
+    const worker = this.#worker !== null && this.#worker.usable ? this.#worker : null;
+    if (slices < 2 || worker === null) {
+      this.#wasm.scan(count, startsAt, endsAt, outAt, nf, 0);
+      this.#slices = 0;
+      this.#count = count;
+      return;
+    }
+    // the slices' jobs, then the worker is told; fill scans here any slice the worker has not taken
+    const stride = this.#strideWords * 4;
+    const block = (this.#blocks = (this.#blocks + 1) | 0);
+    Atomics.store(ints, this.#jobsAt >> 2, block);
+    let j = (this.#jobsAt >> 2) + JOB_WORDS;
+    for (let k = 0; k < slices; k++, j += JOB_WORDS) {
+      const first = k * size;
+      ints[j + 1] = Math.min(size, count - first);
+      ints[j + 2] = startsAt + first * 4;
+      ints[j + 3] = endsAt + first * 4;
+      ints[j + 4] = outAt + first * stride;
+      ints[j + 5] = nf;
+      ints[j + 6] = first;
+      Atomics.store(ints, j, SLICE_FREE);
+    }
+    if (this.#ready.length < slices) this.#ready = new Uint8Array(slices);
+    else this.#ready.fill(0, 0, slices);
+    this.#slices = slices;
+    this.#slice = size;
+    if (this.#workerId === 0) this.#workerId = worker.open(this.#memory, jsonScanModule(), this.#jobsAt >> 2);
+    worker.scan(this.#workerId, block, slices);
     this.#count = count;
+  }
+
+  /** Makes slice k's results ready: scanned by the worker (waiting while it is inside it), or here. */
+  #settle(k: number): void {
+    const ints = this.#ints;
+    const j = (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
+    let state = Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN);
+    if (state === SLICE_WORKER) {
+      const waited = Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS);
+      state = Atomics.load(ints, j);
+      if (waited === 'timed-out' && state === SLICE_WORKER) {
+        // hung or dead: this thread scans alone from now on (the results are the same if the worker ever finishes)
+        this.#worker?.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
+        this.#worker = null;
+        state = SLICE_FAILED;
+      }
+    }
+    if (state === SLICE_FREE || state === SLICE_FAILED) {
+      this.#wasm.scan(ints[j + 1]!, ints[j + 2]!, ints[j + 3]!, ints[j + 4]!, ints[j + 5]!, ints[j + 6]!);
+      Atomics.store(ints, j, SLICE_DONE);
+      this.#byHere++;
+    } else this.#byWorker++;
+    this.#ready[k] = 1;
+  }
+
+  /** Takes back every slice of the last block the worker has not started, and waits for the one it is in. */
+  #settleAll(): void {
+    const slices = this.#slices;
+    if (slices === 0) return;
+    const ints = this.#ints;
+    for (let k = 0; k < slices; k++) {
+      if (this.#ready[k] === 1) continue;
+      const j = (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
+      if (Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN) === SLICE_WORKER && this.#worker !== null) {
+        if (Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(ints, j) === SLICE_WORKER) {
+          this.#worker.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
+          this.#worker = null;
+        }
+      }
+    }
+    this.#slices = 0;
+  }
+
+  /** Slices of blocks handed to the worker: scanned there, and here (taken back, or the worker failed). */
+  slices(): { byWorker: number; here: number } {
+    return { byWorker: this.#byWorker, here: this.#byHere };
+  }
+
+  /** Slices of the last block the worker may still take or is in (0 once it is done with them, or scanned alone). */
+  workerPending(): number {
+    let n = 0;
+    for (let k = 0; k < this.#slices; k++) {
+      const state = Atomics.load(this.#ints, (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS);
+      if (state === SLICE_FREE || state === SLICE_WORKER) n++;
+    }
+    return n;
+  }
+
+  /** Lets the worker drop its instance of this scanner's memory (the scanner is not used after). */
+  close(): void {
+    this.#settleAll();
+    this.#count = 0;
+    if (this.#workerId !== 0) this.#worker?.close(this.#workerId);
+    this.#workerId = 0;
+    this.#worker = null;
   }
 
   /**
@@ -223,6 +369,7 @@ export class BlockFieldScanner {
   /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
   fill(i: number, row: Row): boolean {
     if (i >= this.#count) return false;
+    if (this.#slices !== 0 && this.#ready[(i / this.#slice) | 0] === 0) this.#settle((i / this.#slice) | 0);
     const ints = this.#ints;
     let w = this.#outWord + i * this.#strideWords;
     if (ints[w] !== 1) return false;

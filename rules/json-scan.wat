@@ -5,32 +5,42 @@
 ;; Built into rules/json-scan-wasm.ts by `npm run build:wasm` (bin/build-wasm.js, wabt);
 ;; a test checks that the committed module is this file's.
 ;;
+;; The memory is shared (imported as env.memory): the caller may scan different records of a
+;; block on several threads at once, each with its own instance of this module bound ("bind")
+;; to its own scratch area; the tables and caches are only read while scans run.
+;;
 ;; Memory layout (addresses in bytes; the caller fills the tables and grows the memory):
-;;        0   container stack of $container (1 object, 2 array), 64 deep
 ;;       64   10^0 .. 10^22 as f64 (exact), filled by "init"
 ;;      256   field table: 16 entries of 16 bytes: i32 address and length of the field's
 ;;            UTF-8 name; i32 address and length of its upper-case ASCII name (length -1:
 ;;            none: case-sensitive, or not ASCII)
 ;;      512   the names (the caller's)
-;;     4608   key template: 32 keys of 80 bytes: i32 length, i32 slot (-1: no field),
-;;            i32 hits, i32 exact, then up to 64 bytes of the key. The keys of the last
-;;            record seen at each index; a key equal to its template's needs no matching.
-;;     7168   runs: per field (16 bytes each) the last found record's plain string: i32 start,
-;;            i32 length (-1: none), i32 record index; reset by each "scan".
-;;     8192   string caches, one per field of the table: 4096 entries of 64 bytes (i32 length, -1:
-;;            empty; up to 48 bytes), the entry of a string being its hash & 4095. The caller
-;;            fills them (with the strings it made, which it keeps by field and entry) and sets
-;;            empty lengths to -1; the scanner only compares.
-;;   8192 + 262144 * fields   data: the values, then i32 starts, i32 ends and the results (see "scan").
+;;     8192   scratch areas, 4096 bytes per instance ("bind" says which), each:
+;;            +0     container stack of $container (1 object, 2 array), 64 deep
+;;            +64    key template: 32 keys of 80 bytes: i32 length, i32 slot (-1: no field),
+;;                   i32 hits, i32 exact, then up to 64 bytes of the key. The keys of the last
+;;                   record this instance saw at each index; a key equal to its template's
+;;                   needs no matching.
+;;            +2624  runs: per field (16 bytes each) the last found record's plain string:
+;;                   i32 start, i32 length (-1: none), i32 record index; reset by each "scan".
+;;    16384   string caches, one per field of the table: 4096 entries of 64 bytes (i32 length,
+;;            then up to 48 bytes), the entry of a string being its hash & 4095. The caller
+;;            fills them (with the strings it made, which it keeps by field and entry); the
+;;            scanner only compares. An entry never filled holds length 0: the empty string,
+;;            which is what the caller keeps for it too (so the memory starts as all zeros and
+;;            untouched pages cost no RAM).
+;;   16384 + 262144 * fields   data: the values, then i32 starts, i32 ends and the results (see "scan").
 ;; Scanning reads up to 15 bytes past a value's end (sixteen at a time); the caller leaves
 ;; that much memory after the data.
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1 16384 shared))
+  ;; this instance's scratch area (see the layout)
+  (global $scr (mut i32) (i32.const 8192))
   ;; what the last scalar scanner found: $kind (see "scan") and, for kind 3, $num
   (global $kind (mut i32) (i32.const 0))
   (global $num (mut f64) (f64.const 0))
 
-  ;; Fills the powers of ten and clears the key template (lengths -1: no key yet).
+  ;; Fills the powers of ten (once per memory).
   (func (export "init")
     (local $i i32) (local $v f64)
     (local.set $v (f64.const 1))
@@ -38,8 +48,13 @@
       (f64.store offset=64 (i32.shl (local.get $i) (i32.const 3)) (local.get $v))
       (local.set $v (f64.mul (local.get $v) (f64.const 10)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.le_u (local.get $i) (i32.const 22))))
-    (memory.fill (i32.const 4608) (i32.const 0xff) (i32.const 2560)))
+      (br_if $l (i32.le_u (local.get $i) (i32.const 22)))))
+
+  ;; Binds this instance to the scratch area at $s and clears its key template (lengths -1:
+  ;; no key yet). Two instances scanning at once must have different areas.
+  (func (export "bind") (param $s i32)
+    (global.set $scr (local.get $s))
+    (memory.fill (i32.add (local.get $s) (i32.const 64)) (i32.const 0xff) (i32.const 2560)))
 
   ;; JSON whitespace from $p: the first position that is not.
   (func $ws (param $p i32) (param $e i32) (result i32)
@@ -244,7 +259,7 @@
         (if (i32.or (i32.eq (local.get $c) (i32.const 123)) (i32.eq (local.get $c) (i32.const 91))) (then
           (if (i32.ge_u (local.get $depth) (i32.const 64)) (then (return (i32.const -1))))
           (local.set $top (select (i32.const 1) (i32.const 2) (i32.eq (local.get $c) (i32.const 123))))
-          (i32.store8 (local.get $depth) (local.get $top))
+          (i32.store8 (i32.add (global.get $scr) (local.get $depth)) (local.get $top))
           (local.set $depth (i32.add (local.get $depth) (i32.const 1)))
           (local.set $p (call $ws (i32.add (local.get $p) (i32.const 1)) (local.get $e)))
           (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const -1))))
@@ -266,7 +281,7 @@
       (local.set $p (call $ws (local.get $p) (local.get $e)))
       (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const -1))))
       (local.set $c (i32.load8_u (local.get $p)))
-      (local.set $top (i32.load8_u (i32.sub (local.get $depth) (i32.const 1))))
+      (local.set $top (i32.load8_u (i32.add (global.get $scr) (i32.sub (local.get $depth) (i32.const 1)))))
       (if (i32.eq (local.get $c) (select (i32.const 125) (i32.const 93) (i32.eq (local.get $top) (i32.const 1)))) (then
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (local.set $depth (i32.sub (local.get $depth) (i32.const 1)))
@@ -350,7 +365,7 @@
       ;; which field it fills: the template's answer when the key is the template's, else matched
       ;; (only keys 0 to 31 have a template entry: the 33rd key's would be past it, and a record
       ;; of many keys would read past the memory's end; i32.and evaluates both sides)
-      (local.set $tp (i32.add (i32.const 4608) (i32.mul (local.get $ki) (i32.const 80))))
+      (local.set $tp (i32.add (i32.add (global.get $scr) (i32.const 64)) (i32.mul (local.get $ki) (i32.const 80))))
       (local.set $hits (i32.const -1))
       (if (i32.lt_u (local.get $ki) (i32.const 32)) (then
         (if (i32.eq (local.get $len) (i32.load (local.get $tp))) (then
@@ -430,7 +445,7 @@
                 ;; mean the caller already holds the string (flag 0x100, bit 16 of the kind word)
                 (local.set $q (i32.sub (i32.sub (local.get $p) (local.get $vs)) (i32.const 2)))
                 (if (i32.le_u (local.get $q) (i32.const 48)) (then
-                  (local.set $ce (i32.add (i32.add (i32.const 8192) (i32.mul (local.get $slot) (i32.const 262144)))
+                  (local.set $ce (i32.add (i32.add (i32.const 16384) (i32.mul (local.get $slot) (i32.const 262144)))
                                           (i32.shl (i32.and (local.get $h) (i32.const 4095)) (i32.const 6))))
                   (if (i32.eq (i32.load (local.get $ce)) (local.get $q)) (then
                     (if (call $same (i32.add (local.get $vs) (i32.const 1)) (i32.add (local.get $ce) (i32.const 4)) (local.get $q)) (then
@@ -453,16 +468,17 @@
   ;; f64 number. Flags: 1 a case-folded key was seen, 2 the exact key was seen, 0x100 a plain string
   ;; whose bytes are in its field's string cache (at its hash & 4095), 0x200 a plain string equal to
   ;; the field's plain string in an earlier found record of this scan, whose index is then in the
-  ;; low half of the f64 (readings come in runs of one timestamp text). Kinds: 0 absent,
+  ;; low half of the f64 (readings come in runs of one timestamp text), counted from $base
+  ;; (the block's index of this call's first record: a block may be scanned in parts). Kinds: 0 absent,
   ;; 1 plain ASCII string, 2 string to decode, 3 number (the f64), 4 number to decode (its
   ;; text), 5 true, 6 false, 7 null, 8 object or array (its text). $nf fields (at most 16) are
   ;; in the field table. Returns how many records have status 1.
-  (func (export "scan") (param $n i32) (param $starts i32) (param $ends i32) (param $out i32) (param $nf i32) (result i32)
+  (func (export "scan") (param $n i32) (param $starts i32) (param $ends i32) (param $out i32) (param $nf i32) (param $base i32) (result i32)
     (local $i i32) (local $ok i32) (local $o i32) (local $s i32) (local $stride i32)
     (local $f i32) (local $rec i32) (local $run i32) (local $vs i32) (local $len i32)
     (local.set $stride (i32.add (i32.const 8) (i32.mul (local.get $nf) (i32.const 24))))
     (local.set $o (local.get $out))
-    (memory.fill (i32.const 7168) (i32.const 0xff) (i32.const 256))
+    (memory.fill (i32.add (global.get $scr) (i32.const 2624)) (i32.const 0xff) (i32.const 256))
     (block $done (loop $l
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
       (local.set $s (call $record (i32.load (local.get $starts)) (i32.load (local.get $ends)) (local.get $o) (local.get $nf)))
@@ -475,7 +491,7 @@
           (br_if $fd (i32.ge_u (local.get $f) (local.get $nf)))
           (local.set $rec (i32.add (i32.add (local.get $o) (i32.const 8)) (i32.mul (local.get $f) (i32.const 24))))
           (if (i32.eq (i32.and (i32.load (local.get $rec)) (i32.const 0xff)) (i32.const 1)) (then
-            (local.set $run (i32.add (i32.const 7168) (i32.shl (local.get $f) (i32.const 4))))
+            (local.set $run (i32.add (i32.add (global.get $scr) (i32.const 2624)) (i32.shl (local.get $f) (i32.const 4))))
             (local.set $vs (i32.load offset=4 (local.get $rec)))
             (local.set $len (i32.sub (i32.load offset=8 (local.get $rec)) (local.get $vs)))
             (if (i32.eq (i32.load offset=4 (local.get $run)) (local.get $len)) (then
@@ -484,7 +500,7 @@
                 (i32.store offset=16 (local.get $rec) (i32.load offset=8 (local.get $run)))))))
             (i32.store (local.get $run) (local.get $vs))
             (i32.store offset=4 (local.get $run) (local.get $len))
-            (i32.store offset=8 (local.get $run) (local.get $i))))
+            (i32.store offset=8 (local.get $run) (i32.add (local.get $base) (local.get $i)))))
           (local.set $f (i32.add (local.get $f) (i32.const 1)))
           (br $fl)))))
       (local.set $starts (i32.add (local.get $starts) (i32.const 4)))

@@ -764,6 +764,12 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       if (idleTimer !== null) timers.clearTimeout(idleTimer);
       idleTimer = null;
       await closeStore();
+      // the scan worker drops its instances of the lanes' memories (a start after makes new ones)
+      for (const lane of lanes.values()) {
+        lane.scanner?.close();
+        lane.scanner = null;
+        lane.scanned = null;
+      }
       state = 'stopped';
     },
     async drain() {
