@@ -89,6 +89,7 @@ export function jsonScanModule(): object {
 
 const KIND_ABSENT = 0;
 const KIND_ASCII = 1;
+const KIND_STRING = 2;
 const KIND_NUMBER = 3;
 const KIND_NUMBER_TEXT = 4;
 const KIND_TRUE = 5;
@@ -364,6 +365,47 @@ export class BlockFieldScanner {
       this.#cached[f]![entry] = text;
     }
     this.#pending = [];
+  }
+
+  /**
+   * Whether record i was read here (valid JSON, found) with field `t` holding
+   * exactly the string `time` and field `f` holding anything but the string
+   * `text`: a record a `<f> = '<text>'` filter drops, whose event-time text
+   * is the one the caller parsed last. Decided from the scan's results,
+   * without making strings; false when unsure (the caller then fills).
+   */
+  rejects(i: number, f: number, text: string, t: number, time: string): boolean {
+    if (i >= this.#count) return false;
+    if (this.#slices !== 0 && this.#ready[(i / this.#slice) | 0] === 0) this.#settle((i / this.#slice) | 0);
+    const ints = this.#ints;
+    const w = this.#outWord + i * this.#strideWords;
+    if (ints[w] !== 1 || !this.#holds(i, w + 2 + t * 6, t, time)) return false;
+    const kind = ints[w + 2 + f * 6]! & 0xff;
+    // a string to decode may still equal `text`; anything but a string never does
+    if (kind === KIND_ASCII) return !this.#holds(i, w + 2 + f * 6, f, text);
+    return kind !== KIND_STRING;
+  }
+
+  /** Whether field f of record i (its result words at w) is the plain string `text`; a match becomes the field's run value. */
+  #holds(i: number, w: number, f: number, text: string): boolean {
+    const ints = this.#ints;
+    const word = ints[w]!;
+    if ((word & 0xff) !== KIND_ASCII) return false;
+    let value: string;
+    if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) value = this.#runValue[f]!;
+    else if ((word & CACHED) !== 0) value = this.#cached[f]![ints[w + 3]! & (CACHE_ENTRIES - 1)]!;
+    else {
+      const start = ints[w + 1]! + 1;
+      const end = ints[w + 2]! - 1;
+      if (end - start !== text.length) return false;
+      const bytes = this.#bytes;
+      for (let k = 0; k < text.length; k++) if (bytes[start + k] !== text.charCodeAt(k)) return false;
+      value = text;
+    }
+    if (value !== text) return false;
+    this.#runIndex[f] = i;
+    this.#runValue[f] = text;
+    return true;
   }
 
   /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */

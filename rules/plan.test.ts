@@ -147,6 +147,27 @@ describe('planner: the value fields a rule reads', () => {
   });
 });
 
+describe('planner: the prefilter (WHERE <value column> = \'<text>\')', () => {
+  it('is the column and text for exactly that form, and null for every other WHERE', () => {
+    const p = planOk(`${DESIGN}
+      CREATE STREAM loose WITH (KAFKA_TOPIC='loose', VALUE_FORMAT='JSON', TIMESTAMP='reading_ts');
+      CREATE STREAM exact AS SELECT * FROM loose WHERE \`Colour\` = 'Red';
+      CREATE STREAM flipped AS SELECT * FROM loose WHERE 'RED' = colour;
+      CREATE STREAM unequal AS SELECT * FROM loose WHERE colour <> 'RED';
+      CREATE STREAM number AS SELECT * FROM loose WHERE colour = 1;
+      CREATE STREAM anded AS SELECT * FROM loose WHERE colour = 'RED' AND sensor_id = 'a';
+      CREATE STREAM pseudo AS SELECT * FROM loose WHERE ROWKEY = 'a';
+      CREATE STREAM nowhere AS SELECT * FROM loose;
+      CREATE TABLE per_line AS SELECT production_line, COUNT(*) AS n FROM loose WHERE colour = 'RED' GROUP BY production_line;`);
+    expect(rule(p, 'widgets_red', 'stream').prefilter).toEqual({ field: { name: 'colour', caseSensitive: false }, equals: 'RED' });
+    expect(rule(p, 'exact', 'stream').prefilter).toEqual({ field: { name: 'Colour', caseSensitive: true }, equals: 'Red' });
+    expect(rule(p, 'per_line', 'table').prefilter).toEqual({ field: { name: 'colour', caseSensitive: false }, equals: 'RED' });
+    // the optimizer puts the column first
+    expect(rule(p, 'flipped', 'stream').prefilter).toEqual({ field: { name: 'colour', caseSensitive: false }, equals: 'RED' });
+    for (const name of ['unequal', 'number', 'anded', 'pseudo', 'nowhere']) expect(rule(p, name, 'stream').prefilter).toBeNull();
+  });
+});
+
 describe('planner: stream details', () => {
   it('projects expressions, star plus extras, and keys by PARTITION BY', () => {
     const p = planOk(`CREATE STREAM hot WITH (KAFKA_TOPIC='hot_out', PARTITIONS=4) AS

@@ -170,7 +170,21 @@ interface DerivedPlanBase {
    * of Object.prototype).
    */
   readonly valueFields?: readonly ValueField[] | null;
+  /**
+   * When WHERE is exactly `<value column> = '<text>'`: that column's field
+   * and the text. WHERE is then true exactly when the field holds that
+   * string (a string is compared as it is; absent, null, numbers, booleans,
+   * objects: false), so the runtime may reject a record from its scanned
+   * bytes without decoding it (rule-runner.ts). Null otherwise.
+   */
+  readonly prefilter?: Prefilter | null;
   readonly origin: PlanOrigin;
+}
+
+/** See `DerivedPlanBase.prefilter`. */
+export interface Prefilter {
+  readonly field: ValueField;
+  readonly equals: string;
 }
 
 /** `CREATE STREAM y [WITH (...)] AS SELECT ... FROM x [WHERE ...] [PARTITION BY ...] [EMIT CHANGES]`. */
@@ -584,6 +598,15 @@ function rowScope(schema: SourceSchema, used: ValueField[]): Scope<SourceRow> {
   return { column: (ref) => rowColumn(ref, schema, used), typeOf: (e) => staticTypeOf(e, schema) };
 }
 
+/** `<value column> = '<text>'` as a Prefilter (see DerivedPlanBase.prefilter), else null. */
+function prefilterOf(where: Expr, schema: SourceSchema): Prefilter | null {
+  if (where.kind !== 'Binary' || where.op !== '=' || where.left.kind !== 'ColumnRef' || where.right.kind !== 'StringLiteral') return null;
+  const r = resolveColumn(where.left, schema);
+  // a key column falls back to the record key when the value lacks it: not a value-only test
+  if (r.kind === 'pseudo' || r.key) return null;
+  return { field: { name: r.name, caseSensitive: r.caseSensitive }, equals: where.right.value };
+}
+
 /** The distinct fields of `used` plus the event-time field; null when they cannot share one row object (see `valueFields`). */
 function valueFieldsOf(used: readonly ValueField[], source: SourcePlan): ValueField[] | null {
   const all = source.timestampField === null ? used : [...used, { name: source.timestampField, caseSensitive: false }];
@@ -667,7 +690,8 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
   const scope = rowScope(schema, used);
   const whereFn = q.where ? compilePredicate(q.where, scope) : () => true;
   const names = q.outputs.map((o) => o.name);
-  const base = { name, source, outputTopic, partitions, settings, offsetReset, where: whereFn, outputColumns: names, origin: origin(file, parsed) };
+  const prefilter = q.where ? prefilterOf(q.where, schema) : null;
+  const base = { name, source, outputTopic, partitions, settings, offsetReset, where: whereFn, prefilter, outputColumns: names, origin: origin(file, parsed) };
 
   if (q.kind === 'stream') {
     const fns = q.outputs.map((o) => compileExpr(o.expr, scope));

@@ -148,6 +148,8 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
+  /** The head fails the plan's prefilter (so WHERE): not decoded, only its event time is known. */
+  skip: boolean;
   /** The row object the field extractor fills (reused record after record); null without one. */
   fields: Row | null;
   /** Scans a whole block's values at once (WebAssembly); null before the lane's first record, and when the plan's fields do not suit it. */
@@ -214,6 +216,17 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   /** Decodes only the fields the plan reads (null: the plan needs whole values). */
   const extractor = plan.valueFields ? new FieldExtractor(plan.valueFields) : null;
   const blockFields = plan.valueFields && BlockFieldScanner.supports(plan.valueFields) ? plan.valueFields : null;
+  /**
+   * WHERE `<field> = '<text>'` (plan.prefilter): the scanner may tell that a
+   * record fails it, and that its event-time text is the last one parsed, from
+   * the scan's results alone; such a record is not decoded (most records of a
+   * filter rule fail its WHERE).
+   */
+  const fieldAt = (name: string, caseSensitive: boolean): number => blockFields?.findIndex((f) => f.name === name && f.caseSensitive === caseSensitive) ?? -1;
+  const prefilter = plan.prefilter ?? null;
+  const preField = prefilter === null ? -1 : fieldAt(prefilter.field.name, prefilter.field.caseSensitive);
+  const timeField = plan.source.timestampField === null ? -1 : fieldAt(plan.source.timestampField, false);
+  const preText = preField >= 0 && timeField >= 0 ? prefilter!.equals : null;
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -356,7 +369,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   function laneOf(partition: number): Lane {
     return {
-      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null,
+      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, skip: false,
       fields: extractor ? extractor.newRow() : null,
       scanner: null,
       scanned: null,
@@ -405,6 +418,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       scanner.scan(block.buf, block.valueStarts, block.valueEnds, lane.n);
       lane.scanned = block;
     }
+    if (preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null && scanner.rejects(i, preField, preText, timeField, lastTimeText)) {
+      lane.time = lastTime;
+      lane.bad = null;
+      lane.skip = true;
+      return;
+    }
+    lane.skip = false;
     // the block scanner's answer, else the JavaScript scanner's (which declines to JSON.parse)
     if (lane.fields !== null && ((scanner !== null && scanner.fill(i, lane.fields)) || extractor!.extractAt(block.buf, start, end, lane.fields))) value = lane.fields;
     else {
@@ -496,6 +516,11 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
+    if (lane.skip) {
+      advance(lane);
+      op.skipped(lane.time);
+      return;
+    }
     const block = lane.block!;
     const i = lane.i;
     row.value = lane.value;

@@ -49,6 +49,8 @@ export interface Operator {
   readonly seq: number;
   /** Processes one record whose event time is `row.timestamp`. `raw` locates its payload bytes (see RawValue). */
   process(row: SourceRow, raw: RawValue): void;
+  /** Takes the place of `process` for a record known to fail WHERE, whose event time is `timestamp` (see plan.prefilter): the same effect. */
+  skipped(timestamp: number): void;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;
   /** True when some window is open (an idle close would do something). */

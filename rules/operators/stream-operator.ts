@@ -29,6 +29,11 @@ export class StreamOperator implements Operator {
     this.#emitter.emit(plan.outputKey(row), value, row.timestamp, row.partition);
   }
 
+  skipped(timestamp: number): void {
+    if (timestamp > this.streamTime) this.streamTime = timestamp;
+    this.seq++;
+  }
+
   closeAll(): boolean {
     return false;
   }
