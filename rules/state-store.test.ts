@@ -99,4 +99,25 @@ describe('state store', () => {
     expect(cp.windows.size).toBe(5003 - 4500);
     await store.close();
   });
+
+  it('keeps texts SQL would read as syntax (quotes, ?, ;, comments) and a commit of several MB sent to SQLite in parts', async () => {
+    const file = join(dir, 'quotes.sqlite');
+    let store = await openStateStore(file);
+    const odd = ["o'brien", "''", '?', "'; DROP TABLE windows; --", '/* x */', '"\\', 'grün 😀', "?'?"];
+    const upserts: Array<[string, string]> = odd.map((t, i) => [`${t}#${i}`, JSON.stringify([t])]);
+    // about 6 MB of rows: more than one text to SQLite
+    for (let i = 0; i < 3000; i++) upserts.push([`big${i}'`, JSON.stringify(["'".repeat(1000) + i])]);
+    await store.commit({ signature: "it's", streamTime: 5, seq: 1, batch: 1, positions: [[0, 1]], outputs: [["o'ut", 0, 2]], upserts, deletes: [] });
+    await store.commit({ signature: "it's", streamTime: 6, seq: 2, batch: 2, positions: [], outputs: [], upserts: [], deletes: [`${odd[3]}#3`, "big7'"] });
+    await store.close();
+    store = await openStateStore(file);
+    const cp = (await store.load())!;
+    expect(cp.signature).toBe("it's");
+    expect(cp.outputs).toEqual(new Map([["o'ut", new Map([[0, 2]])]]));
+    const expected = new Map(upserts);
+    expected.delete(`${odd[3]}#3`);
+    expected.delete("big7'");
+    expect(cp.windows).toEqual(expected);
+    await store.close();
+  });
 });

@@ -87,6 +87,14 @@ function stateError(message: string, file: string, cause: unknown): RulesError {
 
 /** Rows per bulk statement: bounds the JSON text and SQLite's parse of it (a batch may open 50,000 windows). */
 const CHUNK_ROWS = 2000;
+/** Statement text sent to SQLite at once, about (see `transaction`). */
+const EXEC_BYTES = 1 << 20;
+
+/** `sql` with each `?` replaced by the next of `params` as an SQL string literal (quotes doubled; JSON texts hold no NUL). */
+function bindText(sql: string, params: readonly string[]): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `'${params[i++]!.replaceAll("'", "''")}'`);
+}
 
 /** `items` in arrays of at most CHUNK_ROWS, in order. */
 function* chunks<T>(items: Iterable<T>): Generator<T[]> {
@@ -120,16 +128,34 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
     tail = p.catch(() => undefined);
     return p;
   };
-  /** Runs the statements `body` yields in one transaction; each is built only when the previous one ran, so one chunk of rows is in memory at a time. */
-  const transaction = (body: () => Iterable<[string, unknown[]]>) =>
+  const exec = (sql: string) => new Promise<void>((resolve, reject) => db.exec(sql, (err) => (err ? reject(stateError('state write failed', file, err)) : resolve())));
+  /**
+   * Runs the statements `body` yields in one transaction. They go to SQLite
+   * as few `exec` texts of about EXEC_BYTES each (with BEGIN in the first and
+   * COMMIT in the last), so a checkpoint is one or a few round trips to
+   * SQLite's thread instead of one per statement: each round trip waits for
+   * this thread, which is busy with the next batch meanwhile. A text is built
+   * only when the previous one ran, so about EXEC_BYTES of rows are in memory
+   * at a time.
+   */
+  const transaction = (body: () => Iterable<[string, string[]]>) =>
     serial(async () => {
       if (closed) throw new RulesError('RULES_STATE', 'state store is closed', { file });
-      await run('BEGIN IMMEDIATE');
+      let text = 'BEGIN IMMEDIATE;';
+      let begun = false;
       try {
-        for (const [sql, params] of body()) await run(sql, params);
-        await run('COMMIT');
+        for (const [sql, params] of body()) {
+          text += `${bindText(sql, params)};`;
+          if (text.length >= EXEC_BYTES) {
+            begun = true;
+            await exec(text);
+            text = '';
+          }
+        }
+        begun = true;
+        await exec(`${text}COMMIT;`);
       } catch (err) {
-        await run('ROLLBACK').catch(() => undefined);
+        if (begun) await run('ROLLBACK').catch(() => undefined);
         throw err;
       }
     });
