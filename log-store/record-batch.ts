@@ -528,8 +528,6 @@ export function decodePositions(buf: Buffer, pos: number, header: BatchHeader, f
   const { timestamps, keyStarts, keyEnds, valueStarts, valueEnds, headerStarts } = out;
   const first = header.firstTimestamp;
   let n = out.count;
-  // The hot loop of every batch read (rules, replication): varints are read
-  // inline, one-byte ones without a call (see `varintAt` for the rest).
   for (; i < header.recordCount && n < max; i++) {
     if (p + 4 > end) throw new BatchFormatError('record header runs past its batch', p);
     const recEnd = p + 4 + buf.readUInt32BE(p);
@@ -538,66 +536,33 @@ export function decodePositions(buf: Buffer, pos: number, header: BatchHeader, f
       p = recEnd;
       continue;
     }
-    let q = p + 4;
-    let zz = q < recEnd ? buf[q]! : 0x80;
-    if (zz < 0x80) q++;
-    else {
-      zz = varintAt(buf, q, recEnd);
-      q = varintEnd;
-    }
+    const d = new Decoder(buf, p + 4, recEnd);
+    const zz = d.varint();
     timestamps[n] = first + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2);
-    let len = q < recEnd ? buf[q]! : 0x80;
-    if (len < 0x80) q++;
-    else {
-      len = varintAt(buf, q, recEnd);
-      q = varintEnd;
-    }
+    let len = d.varint();
     if (len === 0) {
       keyStarts[n] = -1;
       keyEnds[n] = -1;
     } else {
-      if (len - 1 > recEnd - q) throw new BatchFormatError('field runs past its record', q);
-      keyStarts[n] = q;
-      q += len - 1;
-      keyEnds[n] = q;
+      const k = d.take(len - 1);
+      keyStarts[n] = k;
+      keyEnds[n] = k + len - 1;
     }
-    len = q < recEnd ? buf[q]! : 0x80;
-    if (len < 0x80) q++;
-    else {
-      len = varintAt(buf, q, recEnd);
-      q = varintEnd;
-    }
-    if (len > recEnd - q) throw new BatchFormatError('field runs past its record', q);
-    valueStarts[n] = q;
-    q += len;
-    valueEnds[n] = q;
-    headerStarts[n] = q;
-    const headerCount = q < recEnd ? buf[q]! : 0x80;
-    if (headerCount !== 0) {
-      // headers are rare: the general decoder checks them
-      const d = new Decoder(buf, q, recEnd);
-      const count = d.varint();
-      for (let h = 0; h < count; h++) {
-        d.take(d.varint());
-        d.take(d.varint());
-      }
+    len = d.varint();
+    const v = d.take(len);
+    valueStarts[n] = v;
+    valueEnds[n] = v + len;
+    headerStarts[n] = d.pos;
+    const headerCount = d.varint();
+    for (let h = 0; h < headerCount; h++) {
+      d.take(d.varint());
+      d.take(d.varint());
     }
     n++;
     p = recEnd;
   }
   out.count = n;
   return { offset: header.baseOffset + i, position: p };
-}
-
-/** Where the varint `varintAt` read last ends. */
-let varintEnd = 0;
-
-/** Reads the varint at `pos` (before `end`), as `Decoder.varint`; sets `varintEnd`. */
-function varintAt(buf: Buffer, pos: number, end: number): number {
-  const d = new Decoder(buf, pos, end);
-  const v = d.varint();
-  varintEnd = d.pos;
-  return v;
 }
 
 /** Decodes the headers encoded at `pos` (a record's headerCount varint), up to `end`. */
