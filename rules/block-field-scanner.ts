@@ -107,8 +107,10 @@ export class BlockFieldScanner {
   readonly fields: readonly ValueField[];
   readonly #wasm: JsonScanExports;
   readonly #memory: WasmMemory;
-  /** The worker scanning with this thread, while it works (null: scan here only). */
-  #worker: ScanWorker | null;
+  /** The worker scanning with this thread, while it works (null: scan here only; undefined: not asked for yet, see `scan`). */
+  #worker: ScanWorker | null | undefined;
+  /** `options.worker`. */
+  readonly #force: boolean;
   /** This scanner's id at the worker (0: not registered yet). */
   #workerId = 0;
   /** Records per slice, at least (`sliceRecords`), and of the last block's slices. */
@@ -172,7 +174,9 @@ export class BlockFieldScanner {
     this.#wasm.init();
     this.#wasm.bind(SCRATCH);
     this.#sliceRecords = Math.max(1, options.sliceRecords ?? SLICE_RECORDS);
-    this.#worker = (options.worker ?? undefined) === false ? null : scanWorker(options.worker === true);
+    // the worker thread (an isolate: about 17 MB) starts with the first block worth sharing, not here
+    this.#worker = options.worker === false ? null : undefined;
+    this.#force = options.worker === true;
     this.#bytes = Buffer.alloc(0);
     this.#ints = new Int32Array(0);
     this.#floats = new Float64Array(0);
@@ -249,7 +253,8 @@ export class BlockFieldScanner {
     }
     this.#outWord = outAt >> 2;
     const nf = this.fields.length;
-    const worker = this.#worker !== null && this.#worker.usable ? this.#worker : null;
+    if (slices >= 2 && this.#worker === undefined) this.#worker = scanWorker(this.#force);
+    const worker = this.#worker !== null && this.#worker !== undefined && this.#worker.usable ? this.#worker : null;
     if (slices < 2 || worker === null) {
       this.#wasm.scan(count, startsAt, endsAt, outAt, nf, 0);
       this.#slices = 0;
@@ -311,7 +316,7 @@ export class BlockFieldScanner {
     for (let k = 0; k < slices; k++) {
       if (this.#ready[k] === 1) continue;
       const j = (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
-      if (Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN) === SLICE_WORKER && this.#worker !== null) {
+      if (Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN) === SLICE_WORKER && this.#worker) {
         if (Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(ints, j) === SLICE_WORKER) {
           this.#worker.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
           this.#worker = null;
