@@ -265,8 +265,8 @@ export class BlockFieldScanner {
     const stride = this.#strideWords * 4;
     const block = (this.#blocks = (this.#blocks + 1) | 0);
     Atomics.store(ints, this.#jobsAt >> 2, block);
-    let j = (this.#jobsAt >> 2) + JOB_WORDS;
-    for (let k = 0; k < slices; k++, j += JOB_WORDS) {
+    for (let k = 0; k < slices; k++) {
+      const j = this.#job(k);
       const first = k * size;
       ints[j + 1] = Math.min(size, count - first);
       ints[j + 2] = startsAt + first * 4;
@@ -285,22 +285,43 @@ export class BlockFieldScanner {
     this.#count = count;
   }
 
-  /** Makes slice k's results ready: scanned by the worker (waiting while it is inside it), or here. */
-  #settle(k: number): void {
+  /** The first 32-bit word of slice k's job (see scan-worker.ts). */
+  #job(k: number): number {
+    return (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
+  }
+
+  /**
+   * Takes slice k from the worker: FREE when this thread now holds it (it was
+   * not started), DONE when the worker scanned it (waiting while it was inside
+   * it), FAILED when the worker trapped there or hung (then it is given up:
+   * this thread scans alone from now on; the results are the same if it ever
+   * finishes).
+   */
+  #claim(k: number): number {
     const ints = this.#ints;
-    const j = (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
-    let state = Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN);
-    if (state === SLICE_WORKER) {
-      const waited = Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS);
-      state = Atomics.load(ints, j);
-      if (waited === 'timed-out' && state === SLICE_WORKER) {
-        // hung or dead: this thread scans alone from now on (the results are the same if the worker ever finishes)
-        this.#worker?.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
-        this.#worker = null;
-        state = SLICE_FAILED;
-      }
-    }
+    const j = this.#job(k);
+    const state = Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN);
+    if (state !== SLICE_WORKER) return state;
+    if (this.#worker && Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) !== 'timed-out') return Atomics.load(ints, j);
+    const now = Atomics.load(ints, j);
+    if (now !== SLICE_WORKER) return now;
+    this.#worker?.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
+    this.#worker = null;
+    return SLICE_FAILED;
+  }
+
+  /** Makes record i's results ready (its slice: see `#settle`). */
+  #ensure(i: number): void {
+    const k = (i / this.#slice) | 0;
+    if (this.#ready[k] === 0) this.#settle(k);
+  }
+
+  /** Makes slice k's results ready: scanned by the worker, or here. */
+  #settle(k: number): void {
+    const state = this.#claim(k);
     if (state === SLICE_FREE || state === SLICE_FAILED) {
+      const ints = this.#ints;
+      const j = this.#job(k);
       this.#wasm.scan(ints[j + 1]!, ints[j + 2]!, ints[j + 3]!, ints[j + 4]!, ints[j + 5]!, ints[j + 6]!);
       Atomics.store(ints, j, SLICE_DONE);
       this.#byHere++;
@@ -310,19 +331,7 @@ export class BlockFieldScanner {
 
   /** Takes back every slice of the last block the worker has not started, and waits for the one it is in. */
   #settleAll(): void {
-    const slices = this.#slices;
-    if (slices === 0) return;
-    const ints = this.#ints;
-    for (let k = 0; k < slices; k++) {
-      if (this.#ready[k] === 1) continue;
-      const j = (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS;
-      if (Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN) === SLICE_WORKER && this.#worker) {
-        if (Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(ints, j) === SLICE_WORKER) {
-          this.#worker.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
-          this.#worker = null;
-        }
-      }
-    }
+    for (let k = 0; k < this.#slices; k++) if (this.#ready[k] === 0) this.#claim(k);
     this.#slices = 0;
   }
 
@@ -335,7 +344,7 @@ export class BlockFieldScanner {
   workerPending(): number {
     let n = 0;
     for (let k = 0; k < this.#slices; k++) {
-      const state = Atomics.load(this.#ints, (this.#jobsAt >> 2) + (k + 1) * JOB_WORDS);
+      const state = Atomics.load(this.#ints, this.#job(k));
       if (state === SLICE_FREE || state === SLICE_WORKER) n++;
     }
     return n;
@@ -381,7 +390,7 @@ export class BlockFieldScanner {
    */
   rejects(i: number, f: number, text: string, t: number, time: string): boolean {
     if (i >= this.#count) return false;
-    if (this.#slices !== 0 && this.#ready[(i / this.#slice) | 0] === 0) this.#settle((i / this.#slice) | 0);
+    if (this.#slices !== 0) this.#ensure(i);
     const ints = this.#ints;
     const w = this.#outWord + i * this.#strideWords;
     if (ints[w] !== 1 || !this.#holds(i, w + 2 + t * 6, t, time)) return false;
@@ -416,7 +425,7 @@ export class BlockFieldScanner {
   /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
   fill(i: number, row: Row): boolean {
     if (i >= this.#count) return false;
-    if (this.#slices !== 0 && this.#ready[(i / this.#slice) | 0] === 0) this.#settle((i / this.#slice) | 0);
+    if (this.#slices !== 0) this.#ensure(i);
     const ints = this.#ints;
     let w = this.#outWord + i * this.#strideWords;
     if (ints[w] !== 1) return false;
