@@ -174,20 +174,25 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     return result;
   }
 
-  it('writes exactly what decoding whole values writes, late records included', async () => {
-    const fields = await outputs(log, false);
+  /** Each rule's output over `payloads` decoding only its fields, checked equal to decoding whole values (in a second log); returns it. */
+  async function sameAsWhole(payloads?: readonly string[], shape?: Parameters<typeof outputs>[3]): Promise<Record<string, unknown[]>> {
+    const fields = await outputs(log, false, payloads, shape);
     const other = await openTestLog(join(dir, 'log2'));
     try {
-      const whole = await outputs(other, true);
-      expect(fields).toEqual(whole);
-      // the cases are exercised: passthrough, late records with whole values, invalid JSON
-      expect(fields.red!.length).toBeGreaterThanOrEqual(4);
-      expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
-      expect(JSON.stringify(fields.red_late)).toContain('INVALID_JSON');
-      expect(JSON.stringify(fields.per_sensor_late)).toContain('WINDOW_CLOSED');
+      expect(fields).toEqual(await outputs(other, true, payloads, shape));
     } finally {
       await other.close();
     }
+    return fields;
+  }
+
+  it('writes exactly what decoding whole values writes, late records included', async () => {
+    const fields = await sameAsWhole();
+    // the cases are exercised: passthrough, late records with whole values, invalid JSON
+    expect(fields.red!.length).toBeGreaterThanOrEqual(4);
+    expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
+    expect(JSON.stringify(fields.red_late)).toContain('INVALID_JSON');
+    expect(JSON.stringify(fields.per_sensor_late)).toContain('WINDOW_CLOSED');
   });
 
   it('writes what decoding whole values writes for random payloads over three partitions (merged by event time, several blocks a batch)', async () => {
@@ -208,15 +213,8 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
       if (random() < 0.05) text = text.slice(0, Math.floor(random() * text.length));
       return text;
     });
-    const shape = { partitions: 3, segmentBytes: 2048, batchRecords: 60 };
-    const fields = await outputs(log, false, payloads, shape);
-    const other = await openTestLog(join(dir, 'log2'));
-    try {
-      expect(fields).toEqual(await outputs(other, true, payloads, shape));
-      expect(fields.red!.length).toBeGreaterThan(50);
-    } finally {
-      await other.close();
-    }
+    const fields = await sameAsWhole(payloads, { partitions: 3, segmentBytes: 2048, batchRecords: 60 });
+    expect(fields.red!.length).toBeGreaterThan(50);
   });
 
   it('drops records from their scanned bytes under WHERE colour = \'RED\' (the prefilter) exactly as decoding them would: ISO timestamps in runs', async () => {
@@ -247,16 +245,9 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     for (const text of ['{"colour":"RED","ts":"soon"}', '{"colour":"BLUE","ts":"soon"}', `{"colour":"BLUE","ts":${t}}`, `{"colour":"R\\u0045D","ts":${t}}`, `{"colour":"grün","ts":${t}}`, `{"colour":"RED","ts":${t}}`]) {
       payloads.push(text, text);
     }
-    const shape = { partitions: 2, segmentBytes: 4096, batchRecords: 80 };
-    const fields = await outputs(log, false, payloads, shape);
-    const other = await openTestLog(join(dir, 'log2'));
-    try {
-      expect(fields).toEqual(await outputs(other, true, payloads, shape));
-      expect(fields.red!.length).toBeGreaterThan(100);
-      expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
-    } finally {
-      await other.close();
-    }
+    const fields = await sameAsWhole(payloads, { partitions: 2, segmentBytes: 4096, batchRecords: 80 });
+    expect(fields.red!.length).toBeGreaterThan(100);
+    expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
   });
 });
 
