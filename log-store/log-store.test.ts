@@ -121,6 +121,61 @@ describe('log store: append and read', () => {
   });
 });
 
+describe('log store: built batches', () => {
+  it('appends a builder\'s records to one partition, durable on resolve, and leaves the builder empty for the next batch', async () => {
+    const dataDir = tempDir();
+    const log = await open({ dataDir });
+    await log.createTopic('out', { partitions: 3 });
+    const builder = log.batchBuilder();
+    const src = Buffer.from('aa-101{"t":1}');
+    builder.add(10, 'k1', '{"a":1}', { 'ms.batch': '1' });
+    builder.addBytes(11, src, 0, 6, 6, 13);
+    builder.add(12, null, new Uint8Array([1, 2, 3]));
+    const appended = log.appendBuilt('out', 1, builder);
+    // taken at the call: records added now belong to the next batch
+    expect(builder.count).toBe(0);
+    builder.add(13, 'k2', 'second');
+    expect(await appended).toEqual({ count: 3, partitions: [{ partition: 1, baseOffset: 0, count: 3 }] });
+    expect(await log.appendBuilt('out', 1, builder)).toEqual({ count: 1, partitions: [{ partition: 1, baseOffset: 3, count: 1 }] });
+    expect(await log.appendBuilt('out', 1, builder)).toEqual({ count: 0, partitions: [] });
+    await log.close();
+    const again = await open({ dataDir });
+    const got = await readAll(again, 'out', 1);
+    expect(got.map((r) => [r.offset, r.key, r.value.toString('hex'), r.timestamp, r.headers])).toEqual([
+      [0, 'k1', Buffer.from('{"a":1}').toString('hex'), 10, { 'ms.batch': '1' }],
+      [1, 'aa-101', Buffer.from('{"t":1}').toString('hex'), 11, {}],
+      [2, null, '010203', 12, {}],
+      [3, 'k2', Buffer.from('second').toString('hex'), 13, {}],
+    ]);
+    expect(again.endOffset('out', 0)).toBe(0);
+    expect(await again.verify()).toMatchObject({ records: 4, problems: [] });
+  });
+
+  it('refuses bad records, partitions and builders with LOG_INVALID_ARGUMENT, and empties the builder whatever happens', async () => {
+    const log = await open({ dataDir: tempDir() });
+    await log.createTopic('out', { partitions: 2 });
+    const builder = log.batchBuilder();
+    let err: unknown = null;
+    try {
+      builder.add(1.5, 'k', 'v');
+    } catch (e) {
+      err = e;
+    }
+    expect(isLogError(err, 'LOG_INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toBe('record 0: timestamp must be an integer number of ms');
+    expect(builder.count).toBe(0);
+    builder.add(1, 'k', 'v');
+    await expect(log.appendBuilt('out', 2, builder)).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT', message: 'topic out has no partition 2' });
+    expect(builder.count).toBe(0);
+    builder.add(1, 'k', 'v');
+    await expect(log.appendBuilt('nope', 0, builder)).rejects.toMatchObject({ code: 'LOG_TOPIC_NOT_FOUND' });
+    expect(builder.count).toBe(0);
+    const foreign = { count: 1, add() {}, addBytes() {}, clear() {} };
+    await expect(log.appendBuilt('out', 0, foreign)).rejects.toMatchObject({ code: 'LOG_INVALID_ARGUMENT' });
+    expect(log.endOffset('out', 0) + log.endOffset('out', 1)).toBe(0);
+  });
+});
+
 describe('log store: durability and group commit', () => {
   it('makes concurrent appends share one fdatasync and resolves them all in order', async () => {
     const fs = new FaultFileSystem();

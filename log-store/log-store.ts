@@ -19,7 +19,7 @@ import { DiskGuard } from './disk-guard.ts';
 import { acquireLock, type HeldLock } from './lock-file.ts';
 import { Completion, Partition, type PartitionDeps } from './partition.ts';
 import { kafkaPartition } from './partitioner.ts';
-import { BatchFormatError, encodeBatch, type EncodedBatch } from './record-batch.ts';
+import { BatchBuilder, BatchFormatError, encodeBatch, type EncodedBatch } from './record-batch.ts';
 import { readTopicsFile, resolveTopicConfig, validateName, writeTopicsFile } from './topic-config.ts';
 import type {
   AppendAck,
@@ -34,6 +34,7 @@ import type {
   ReadOptions,
   ReadResult,
   BatchReadResult,
+  RecordBatchBuilder,
   RecordInput,
   RecoveryReport,
   RetentionReport,
@@ -319,7 +320,6 @@ class LogStore implements LogStoreApi {
     if (routes === null) single = 0;
     const now = this.clock.now();
     const encoded: Array<{ partition: Partition; batch: EncodedBatch }> = [];
-    let totalBytes = 0;
     try {
       if (!mixed) {
         encoded.push({ partition: t.partitions[single]!, batch: encodeBatch(records, null, now, this.pool) });
@@ -339,13 +339,36 @@ class LogStore implements LogStoreApi {
       if (err instanceof BatchFormatError) throw new LogError('LOG_INVALID_ARGUMENT', err.message, { topic }, err);
       throw err;
     }
+    return this.enqueue(topic, encoded, records.length);
+  }
+
+  batchBuilder(): RecordBatchBuilder {
+    return new BatchBuilder(this.pool, 64 * 1024, (err) => new LogError('LOG_INVALID_ARGUMENT', err.message, {}, err));
+  }
+
+  async appendBuilt(topic: string, partition: number, builder: RecordBatchBuilder): Promise<BatchAck> {
+    // the builder's records are taken before anything can fail or wait: it is empty once this returns
+    if (!(builder instanceof BatchBuilder)) throw new LogError('LOG_INVALID_ARGUMENT', 'appendBuilt takes a builder from batchBuilder()', { topic });
+    const count = builder.count;
+    const batch = count === 0 ? null : builder.take();
+    const t = this.topicState(topic);
+    this.checkWritable();
+    const part = Number.isInteger(partition) ? t.partitions[partition] : undefined;
+    if (part === undefined) throw new LogError('LOG_INVALID_ARGUMENT', `topic ${t.name} has no partition ${partition}`, { topic: t.name, partition });
+    if (batch === null) return { count: 0, partitions: [] };
+    return this.enqueue(topic, [{ partition: part, batch }], count);
+  }
+
+  /** Queues encoded batches for their partitions' next group commit; resolves once every one is durable. */
+  private async enqueue(topic: string, encoded: ReadonlyArray<{ partition: Partition; batch: EncodedBatch }>, count: number): Promise<BatchAck> {
+    let totalBytes = 0;
     for (const e of encoded) totalBytes += e.batch.buf.length;
     if (this.disk.needsRefresh(totalBytes)) await this.disk.refresh();
     this.checkOpen();
     for (const e of encoded) e.partition.checkUsable();
     this.disk.admit(totalBytes, { topic });
     const completion = new Completion(encoded.length);
-    const ack: BatchAck = { count: records.length, partitions: [] };
+    const ack: BatchAck = { count, partitions: [] };
     for (const e of encoded) {
       const baseOffset = e.partition.enqueue(e.batch, completion);
       ack.partitions.push({ partition: e.partition.partition, baseOffset, count: e.batch.recordCount });

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BATCH_HEADER_BYTES, BatchFormatError, batchCrcOk, decodeRecords, decodeUtf8, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
+import { BATCH_HEADER_BYTES, BatchBuilder, BatchFormatError, batchCrcOk, decodeRecords, decodeUtf8, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
 import type { LogRecord, RecordInput } from './types.ts';
 
 function roundTrip(records: RecordInput[], base = 0, now = 0): LogRecord[] {
@@ -105,6 +105,109 @@ describe('record batch codec', () => {
     expect(() => encodeBatch([{ key: null, value: 'x', headers: { a: 1 as unknown as string } }], null, 0)).toThrow(BatchFormatError);
     expect(() => encodeBatch([], null, 0)).toThrow(BatchFormatError);
     expect(BATCH_HEADER_BYTES).toBe(38);
+  });
+});
+
+describe('BatchBuilder', () => {
+  const records: RecordInput[] = [
+    { key: 'aa-101', value: '{"t":23}', timestamp: 1581682767000, headers: { src: 'mqtt' } },
+    { key: null, value: new Uint8Array([1, 2]), timestamp: 1581682766999 },
+    { key: '温度计', value: 'v'.repeat(300), timestamp: 1581682768000 },
+    { key: 'k'.repeat(40), value: '', timestamp: 1581682767500 },
+    // headers bigger than the room a record is given up front: the buffer grows in the middle of the record
+    { key: 'h', value: 'x', timestamp: 1581682767001, headers: { big: 'h'.repeat(2000), 'ü': 'y' } },
+  ];
+
+  it('builds, record by record, the bytes encodeBatch makes of the same records', () => {
+    const expected = encodeBatch(records, null, 0);
+    sealBatch(expected.buf, 42);
+    const builder = new BatchBuilder(null, 16);
+    for (const r of records) builder.add(r.timestamp!, r.key ?? null, r.value, r.headers);
+    expect(builder.count).toBe(5);
+    const built = builder.take();
+    sealBatch(built.buf, 42);
+    expect(built.buf.toString('hex')).toBe(expected.buf.toString('hex'));
+    expect(built).toMatchObject({ recordCount: 5, firstTimestamp: 1581682767000, maxTimestamp: 1581682768000 });
+    expect(builder.count).toBe(0);
+  });
+
+  it('decodes to the records added, whatever their sizes and wherever the buffer grows (fast-check)', () => {
+    const text = fc.string({ unit: 'grapheme', maxLength: 300 });
+    const record = fc.record({
+      timestamp: fc.integer({ min: -1e12, max: 1e13 }),
+      key: fc.option(text, { nil: null }),
+      value: fc.oneof(text, fc.uint8Array({ maxLength: 400 })),
+      headers: fc.option(fc.dictionary(fc.string({ maxLength: 20 }), text, { maxKeys: 4 }), { nil: undefined }),
+      bytes: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(record, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 4096 }), (records, capacity) => {
+        const builder = new BatchBuilder(null, capacity);
+        for (const r of records) {
+          if (r.bytes) {
+            // the same record from bytes of one buffer: key, then value
+            const key = r.key === null ? Buffer.alloc(0) : Buffer.from(r.key);
+            const value = Buffer.from(r.value);
+            const src = Buffer.concat([Buffer.from([9]), key, value]);
+            builder.addBytes(r.timestamp, src, r.key === null ? -1 : 1, 1 + key.length, 1 + key.length, src.length, r.headers);
+          } else builder.add(r.timestamp, r.key, r.value, r.headers);
+        }
+        const b = builder.take();
+        sealBatch(b.buf, 0);
+        const out: LogRecord[] = [];
+        decodeRecords(b.buf, 0, readBatchHeader(b.buf, 0), 't', 0, 0, out, Infinity);
+        expect(out.map((r) => [r.timestamp, r.key, r.value.toString('hex'), r.headers])).toEqual(
+          records.map((r) => [r.timestamp, r.key, Buffer.from(r.value).toString('hex'), r.headers ?? {}]),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('adds records from bytes of a buffer (keys and values passed through) as add does from strings', () => {
+    const src = Buffer.from('xx' + 'aa-101' + '{"t":23}' + 'k'.repeat(40) + 'w'.repeat(100));
+    const fromBytes = new BatchBuilder(null);
+    fromBytes.addBytes(7, src, 2, 8, 8, 16, { src: 'mqtt' });
+    fromBytes.addBytes(9, src, -1, -1, 56, 156);
+    fromBytes.addBytes(8, src, 16, 56, 16, 16);
+    const fromText = new BatchBuilder(null);
+    fromText.add(7, 'aa-101', '{"t":23}', { src: 'mqtt' });
+    fromText.add(9, null, 'w'.repeat(100));
+    fromText.add(8, 'k'.repeat(40), '');
+    const a = fromBytes.take();
+    const b = fromText.take();
+    sealBatch(a.buf, 0);
+    sealBatch(b.buf, 0);
+    expect(a.buf.toString('hex')).toBe(b.buf.toString('hex'));
+    const out: LogRecord[] = [];
+    decodeRecords(a.buf, 0, readBatchHeader(a.buf, 0), 't', 0, 0, out, 10);
+    expect(out.map((r) => [r.key, r.value.toString(), r.timestamp, r.headers])).toEqual([
+      ['aa-101', '{"t":23}', 7, { src: 'mqtt' }],
+      [null, 'w'.repeat(100), 9, {}],
+      ['k'.repeat(40), '', 8, {}],
+    ]);
+  });
+
+  it('refuses a malformed record without adding it, and keeps the batch it builds intact', () => {
+    const builder = new BatchBuilder(null, 64, (err) => new RangeError(`wrapped: ${err.message}`));
+    builder.add(5, 'a', '1');
+    expect(() => builder.add(99.5, 'b', '2')).toThrow('wrapped: record 1: timestamp must be an integer number of ms');
+    expect(() => builder.add(99, 'b', '2', { h: 1 as unknown as string })).toThrow('wrapped: record 1: header h must be a string');
+    expect(() => builder.addBytes(99, Buffer.from('abc'), 0, 1, 1, 9)).toThrow('wrapped: record 1: key or value bytes out of range');
+    expect(() => builder.add(99, 3 as unknown as string, '2')).toThrow(RangeError);
+    builder.add(6, 'c', '3');
+    const b = builder.take();
+    sealBatch(b.buf, 0);
+    const out: LogRecord[] = [];
+    decodeRecords(b.buf, 0, readBatchHeader(b.buf, 0), 't', 0, 0, out, 10);
+    // the refused records left no trace, not even in the batch's largest timestamp
+    expect(out.map((r) => [r.key, r.value.toString(), r.timestamp])).toEqual([['a', '1', 5], ['c', '3', 6]]);
+    expect(b).toMatchObject({ recordCount: 2, firstTimestamp: 5, maxTimestamp: 6 });
+    expect(() => builder.take()).toThrow(BatchFormatError);
+    builder.add(1, null, 'x');
+    builder.clear();
+    expect(builder.count).toBe(0);
+    expect(() => builder.take()).toThrow(BatchFormatError);
   });
 });
 

@@ -39,7 +39,7 @@
  */
 import { crc32 } from 'node:zlib';
 import type { BufferPool } from './buffer-pool.ts';
-import type { LogRecord, RecordInput } from './types.ts';
+import type { LogRecord, RecordBatchBuilder, RecordInput } from './types.ts';
 
 export const BATCH_HEADER_BYTES = 38;
 /** Bytes before batchLength's end: baseOffset + batchLength. */
@@ -156,41 +156,6 @@ function putString(buf: Buffer, pos: number, s: string, bias: number, reserve: n
   return pos + need + n;
 }
 
-/** Growable encode buffer. Starts at an estimate; doubles (one copy) when a record outgrows it. */
-class Encoder {
-  buf: Buffer;
-  pos = 0;
-  constructor(
-    capacity: number,
-    private readonly pool: BufferPool | null,
-  ) {
-    this.buf = pool ? pool.take(capacity) : Buffer.allocUnsafe(Math.max(capacity, 256));
-  }
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const size = Math.max(this.buf.length * 2, this.pos + n);
-    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.pool?.give(this.buf);
-    this.buf = next;
-  }
-  varint(n: number): void {
-    this.ensure(10);
-    this.pos = writeVarint(this.buf, this.pos, n);
-  }
-  /** Writes `varint(byteLength + bias)` then the UTF-8 bytes of `s`, in place. `reserve` is the expected prefix size. */
-  string(s: string, bias: number, reserve: number): void {
-    this.ensure(reserve + s.length * 3 + 10);
-    this.pos = putString(this.buf, this.pos, s, bias, reserve);
-  }
-  bytes(b: Uint8Array): void {
-    this.ensure(b.length + 10);
-    this.pos = writeVarint(this.buf, this.pos, b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-}
-
 function invalid(message: string, index: number): never {
   throw new BatchFormatError(`record ${index}: ${message}`, index);
 }
@@ -215,23 +180,87 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
     sampled += 24 + (typeof k === 'string' ? k.length : 0) + (typeof v === 'string' || v instanceof Uint8Array ? v.length : 0);
   }
   const estimate = BATCH_HEADER_BYTES + Math.ceil((sampled / sample) * count);
-  const enc = new Encoder(estimate + (estimate >>> 3), pool);
-  let p = BATCH_HEADER_BYTES;
-  let firstTs = 0;
-  let maxTs = 0;
+  const builder = new BatchBuilder(pool, estimate + (estimate >>> 3));
   for (let i = 0; i < count; i++) {
     const idx = indices === null ? i : indices[i]!;
     const r = records[idx];
     if (r === null || typeof r !== 'object') invalid('not an object', idx);
-    const ts = r.timestamp === undefined ? nowMs : r.timestamp;
-    if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) invalid('timestamp must be an integer number of ms', idx);
-    if (i === 0) {
-      firstTs = ts;
-      maxTs = ts;
-    } else if (ts > maxTs) maxTs = ts;
-    const key = r.key;
-    const value = r.value;
-    const headers = r.headers;
+    builder.put(r.timestamp === undefined ? nowMs : r.timestamp, r.key, r.value, r.headers, idx);
+  }
+  return builder.take();
+}
+
+/**
+ * Encodes one batch record by record, as records come (no array of records,
+ * no object per record): the batch `encodeBatch` makes from an array. Each
+ * `add` writes the record's bytes at once into a buffer from the pool
+ * (doubling when full). `take` hands the batch over and leaves the builder
+ * empty; the next batch starts at the size the last one reached.
+ */
+export class BatchBuilder implements RecordBatchBuilder {
+  #buf: Buffer | null = null;
+  #pos = 0;
+  #count = 0;
+  #firstTs = 0;
+  #maxTs = 0;
+
+  constructor(
+    private readonly pool: BufferPool | null,
+    /** Bytes to start a batch with. */
+    private capacity = 64 * 1024,
+    /** What `add` and `addBytes` throw for a malformed record. Default: the BatchFormatError itself. */
+    private readonly wrap: (err: BatchFormatError) => Error = (err) => err,
+  ) {}
+
+  /** Records added since the last `take`. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Adds one record (what a RecordInput holds; `timestamp` required). Throws
+   * BatchFormatError on a malformed record, naming it by its index in the batch.
+   */
+  add(timestamp: number, key: string | null, value: string | Uint8Array, headers?: Readonly<Record<string, string>> | null): void {
+    try {
+      this.put(timestamp, key, value, headers, this.#count);
+    } catch (err) {
+      throw err instanceof BatchFormatError ? this.wrap(err) : err;
+    }
+  }
+
+  /**
+   * Adds one record whose key and value are bytes of `src`: key
+   * `[keyStart, keyEnd)` (keyStart < 0: a null key), value `[valueStart, valueEnd)`.
+   * The bytes are copied now.
+   */
+  addBytes(timestamp: number, src: Uint8Array, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number, headers?: Readonly<Record<string, string>> | null): void {
+    try {
+      this.#putBytes(timestamp, src, keyStart, keyEnd, valueStart, valueEnd, headers);
+    } catch (err) {
+      throw err instanceof BatchFormatError ? this.wrap(err) : err;
+    }
+  }
+
+  #putBytes(timestamp: number, src: Uint8Array, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number, headers: Readonly<Record<string, string>> | null | undefined): void {
+    const idx = this.#count;
+    const keyBytes = keyStart < 0 ? -1 : keyEnd - keyStart;
+    const valueBytes = valueEnd - valueStart;
+    if (keyBytes < -1 || valueBytes < 0 || keyEnd > src.length || valueEnd > src.length || valueStart < 0) invalid('key or value bytes out of range', idx);
+    let p = this.#open(timestamp, keyBytes + valueBytes, idx);
+    const buf = this.#buf!;
+    if (keyBytes < 0) buf[p++] = 0;
+    else {
+      p = putVarint(buf, p, keyBytes + 1);
+      p = copyBytes(src, keyStart, keyEnd, buf, p);
+    }
+    p = putVarint(buf, p, valueBytes);
+    p = copyBytes(src, valueStart, valueEnd, buf, p);
+    this.#close(p, timestamp, headers, idx);
+  }
+
+  /** `add` with the index to name in errors (encodeBatch: the record's index in its array). */
+  put(timestamp: number | undefined, key: string | null | undefined, value: string | Uint8Array, headers: Readonly<Record<string, string>> | null | undefined, idx: number): void {
     let keyChars = 0;
     if (typeof key === 'string') keyChars = key.length;
     else if (key !== null && key !== undefined) invalid('key must be a string or null', idx);
@@ -240,13 +269,8 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
     else if (value instanceof Uint8Array) valueBytes = value.length;
     else invalid('value must be a string or bytes', idx);
     // One capacity check per record: the UTF-8 upper bound of every field (headers checked on their own).
-    enc.pos = p;
-    enc.ensure(4 + 10 + 5 + keyChars * 3 + 5 + valueBytes + 5);
-    const buf = enc.buf;
-    const recStart = p;
-    p += 4;
-    const delta = ts - firstTs;
-    p = putVarint(buf, p, delta >= 0 ? delta * 2 : -delta * 2 - 1);
+    let p = this.#open(timestamp, keyChars * 3 + valueBytes, idx);
+    const buf = this.#buf!;
     if (typeof key === 'string') p = putString(buf, p, key, 1, 1);
     else buf[p++] = 0;
     if (typeof value === 'string') p = putString(buf, p, value, 0, value.length < 64 ? 1 : 2);
@@ -255,36 +279,101 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
       buf.set(value, p);
       p += value.length;
     }
-    if (headers === undefined || headers === null) {
-      buf[p++] = 0;
-    } else {
-      enc.pos = p;
+    this.#close(p, timestamp as number, headers, idx);
+  }
+
+  /** Checks the timestamp, makes room for a record of about `bytes` key and value bytes, writes its timestamp delta; returns where the key goes. */
+  #open(ts: number | undefined, bytes: number, idx: number): number {
+    if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) invalid('timestamp must be an integer number of ms', idx);
+    if (this.#count === 0) this.#firstTs = ts;
+    if (this.#buf === null) {
+      this.#buf = this.pool ? this.pool.take(this.capacity) : Buffer.allocUnsafe(Math.max(this.capacity, 256));
+      this.#pos = BATCH_HEADER_BYTES;
+    }
+    this.#room(this.#pos, 4 + 10 + 5 + bytes + 5 + 5);
+    const delta = ts - this.#firstTs;
+    return putVarint(this.#buf!, this.#pos + 4, delta >= 0 ? delta * 2 : -delta * 2 - 1);
+  }
+
+  /** Writes the headers from `p` on and the record's length prefix: the record (timestamp `ts`) is added. */
+  #close(p: number, ts: number, headers: Readonly<Record<string, string>> | null | undefined, idx: number): void {
+    if (headers === undefined || headers === null) this.#buf![p++] = 0;
+    else {
       const names = Object.keys(headers);
-      enc.varint(names.length);
+      this.#room(p, 10);
+      p = putVarint(this.#buf!, p, names.length);
       for (const name of names) {
         const hv = headers[name];
         if (typeof hv !== 'string') invalid(`header ${name} must be a string`, idx);
-        enc.string(name, 0, 1);
-        enc.string(hv, 0, 1);
+        this.#room(p, 2 * 10 + 3 * (name.length + hv.length));
+        p = putString(this.#buf!, p, name, 0, 1);
+        p = putString(this.#buf!, p, hv, 0, 1);
       }
-      p = enc.pos;
     }
+    const out = this.#buf!;
+    const recStart = this.#pos;
     const len = p - recStart - 4;
-    const out = enc.buf;
     out[recStart] = len >>> 24;
     out[recStart + 1] = (len >>> 16) & 0xff;
     out[recStart + 2] = (len >>> 8) & 0xff;
     out[recStart + 3] = len & 0xff;
+    if (p > MAX_BATCH_BYTES) invalid(`the batch would outgrow ${MAX_BATCH_BYTES} bytes`, idx);
+    this.#pos = p;
+    if (this.#count++ === 0 || ts > this.#maxTs) this.#maxTs = ts;
   }
-  enc.pos = p;
-  const buf = enc.buf.subarray(0, enc.pos);
-  buf.writeUInt32BE(enc.pos - BATCH_LOG_OVERHEAD, OFF_LENGTH);
-  buf[OFF_MAGIC] = BATCH_MAGIC;
-  buf[OFF_ATTRIBUTES] = 0;
-  buf.writeUInt32BE(count, OFF_COUNT);
-  writeInt64(buf, OFF_FIRST_TS, firstTs);
-  writeInt64(buf, OFF_MAX_TS, maxTs);
-  return { buf, backing: enc.buf, recordCount: count, firstTimestamp: firstTs, maxTimestamp: maxTs };
+
+  /** Room for `n` bytes from `p` on, where bytes [0, p) are written (the current record's too): doubles the buffer (one copy) when short. */
+  #room(p: number, n: number): void {
+    const buf = this.#buf!;
+    if (p + n <= buf.length) return;
+    const size = Math.max(buf.length * 2, p + n);
+    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
+    buf.copy(next, 0, 0, p);
+    this.pool?.give(buf);
+    this.#buf = next;
+  }
+
+  /** The batch (header written but for base offset and CRC, see `sealBatch`); the builder is empty after. Throws BatchFormatError when empty. */
+  take(): EncodedBatch {
+    const backing = this.#buf;
+    const count = this.#count;
+    if (backing === null || count === 0) throw new BatchFormatError('empty batch', 0);
+    const end = this.#pos;
+    this.#buf = null;
+    this.#count = 0;
+    this.#pos = 0;
+    this.capacity = Math.max(this.capacity, end);
+    const buf = backing.subarray(0, end);
+    buf.writeUInt32BE(end - BATCH_LOG_OVERHEAD, OFF_LENGTH);
+    buf[OFF_MAGIC] = BATCH_MAGIC;
+    buf[OFF_ATTRIBUTES] = 0;
+    buf.writeUInt32BE(count, OFF_COUNT);
+    writeInt64(buf, OFF_FIRST_TS, this.#firstTs);
+    writeInt64(buf, OFF_MAX_TS, this.#maxTs);
+    return { buf, backing, recordCount: count, firstTimestamp: this.#firstTs, maxTimestamp: this.#maxTs };
+  }
+
+  /** Drops the records added since the last `take` (their buffer goes back to the pool). */
+  clear(): void {
+    if (this.#buf !== null) this.pool?.give(this.#buf);
+    this.#buf = null;
+    this.#count = 0;
+    this.#pos = 0;
+  }
+}
+
+/**
+ * Copies bytes [start, end) of `src` to `dst` at `at`; returns the position
+ * after them. Measured per copy: a JS loop is fastest up to about 32 bytes
+ * (60-80 ns); past that a plain Uint8Array view and `set` (90-105 ns for 161
+ * bytes, against 200-220 for Buffer `subarray` + `set` or `copy`, 380-460 for the loop).
+ */
+function copyBytes(src: Uint8Array, start: number, end: number, dst: Buffer, at: number): number {
+  const n = end - start;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
+  } else dst.set(new Uint8Array(src.buffer, src.byteOffset + start, n), at);
+  return at + n;
 }
 
 /** Writes the base offset and the CRC: the batch is then final. */

@@ -195,6 +195,29 @@ export interface RetentionReport {
   deletedSegments: Array<{ topic: string; partition: number; file: string; reason: 'age' | 'size'; bytes: number; lastOffset: number }>;
 }
 
+/**
+ * One partition's batch, encoded as records are added: for writers that
+ * make many records one at a time (rules' output), with no array and no
+ * object per record. From `LogStoreApi.batchBuilder`, appended with
+ * `appendBuilt` (which leaves it empty for the next batch). Records are
+ * checked as they are added: a malformed one throws LOG_INVALID_ARGUMENT
+ * and is not added.
+ */
+export interface RecordBatchBuilder {
+  /** Records added since the last `appendBuilt` or `clear`. */
+  readonly count: number;
+  /** Adds one record: what a RecordInput holds, with `timestamp` (integer ms) required. */
+  add(timestamp: number, key: string | null, value: string | Uint8Array, headers?: Readonly<Record<string, string>> | null): void;
+  /**
+   * Adds one record whose key is bytes `[keyStart, keyEnd)` of `src`
+   * (keyStart < 0: a null key) and whose value is bytes `[valueStart, valueEnd)`
+   * of `src`: a record passed through from a read block, copied now.
+   */
+  addBytes(timestamp: number, src: Uint8Array, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number, headers?: Readonly<Record<string, string>> | null): void;
+  /** Drops the records added. */
+  clear(): void;
+}
+
 /** Durable committed positions of one named consumer. */
 export interface ConsumerPositions {
   readonly name: string;
@@ -229,6 +252,15 @@ export interface LogStoreApi {
    * Atomic per partition, not across partitions: if it rejects, the batches of other partitions may be stored.
    */
   appendBatch(topic: string, records: readonly RecordInput[]): Promise<BatchAck>;
+  /** An empty builder of one batch (see RecordBatchBuilder). */
+  batchBuilder(): RecordBatchBuilder;
+  /**
+   * Appends the records of `builder` to `partition` as one batch; resolves
+   * once they are durable, as appendBatch does. Takes the records at the
+   * call, before anything can fail: the builder is empty once this returns
+   * (a promise), ready for the next batch. An empty builder appends nothing.
+   */
+  appendBuilt(topic: string, partition: number, builder: RecordBatchBuilder): Promise<BatchAck>;
   /** Reads durable records from `offset`. Throws LOG_OUT_OF_RANGE below the earliest offset or above the end. */
   read(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
   /**

@@ -132,6 +132,12 @@ export function createMemoryLogStore(clock: () => number = Date.now): MemoryLogS
       }
       return { count: records.length, partitions: parts };
     },
+    batchBuilder() {
+      throw new Error('the in-memory log store does not build batches (the replicator never does)');
+    },
+    async appendBuilt() {
+      throw new Error('the in-memory log store does not build batches (the replicator never does)');
+    },
     async read(topic, partition, offset, options) {
       return read(topic, partition, offset, options);
     },
