@@ -389,15 +389,29 @@ export class BlockFieldScanner {
    * without making strings; false when unsure (the caller then fills).
    */
   rejects(i: number, f: number, text: string, t: number, time: string): boolean {
-    if (i >= this.#count) return false;
-    if (this.#slices !== 0) this.#ensure(i);
+    return this.rejectRun(i, i + 1, f, text, t, time) === 1;
+  }
+
+  /**
+   * How many records from i on (up to `end`, exclusive) `rejects` holds for,
+   * one after another: a filter rule skips such a run in one step.
+   */
+  rejectRun(i: number, end: number, f: number, text: string, t: number, time: string): number {
+    const last = Math.min(end, this.#count);
     const ints = this.#ints;
-    const w = this.#outWord + i * this.#strideWords;
-    if (ints[w] !== 1 || !this.#holds(i, w + 2 + t * 6, t, time)) return false;
-    const kind = ints[w + 2 + f * 6]! & 0xff;
-    // a string to decode may still equal `text`; anything but a string never does
-    if (kind === KIND_ASCII) return !this.#holds(i, w + 2 + f * 6, f, text);
-    return kind !== KIND_STRING;
+    const stride = this.#strideWords;
+    const tw = 2 + t * 6;
+    const fw = 2 + f * 6;
+    let r = i;
+    for (; r < last; r++) {
+      if (this.#slices !== 0) this.#ensure(r);
+      const w = this.#outWord + r * stride;
+      if (ints[w] !== 1 || !this.#holds(r, w + tw, t, time)) break;
+      const kind = ints[w + fw]! & 0xff;
+      // a string to decode may still equal `text`; anything but a string never does
+      if (kind === KIND_ASCII ? this.#holds(r, w + fw, f, text) : kind === KIND_STRING) break;
+    }
+    return r - i;
   }
 
   /** Whether field f of record i (its result words at w) is the plain string `text`; a match becomes the field's run value. */

@@ -197,6 +197,8 @@ export interface StreamPlan extends DerivedPlanBase {
    * it evaluates to NULL), or the input record's key when there is no PARTITION BY.
    */
   outputKey(row: SourceRow): string | null;
+  /** PARTITION BY: the output key is not the input record's key. */
+  readonly rekeys: boolean;
 }
 
 /** Window of a windowed aggregation. Lengths in ms. Windows are aligned to the epoch (as Kafka Streams). */
@@ -707,7 +709,7 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
     const outputKey = pk ? (row: SourceRow) => valueToString(pk(row)) : (row: SourceRow) => row.key;
     // `SELECT *, expr` copies the whole value; `SELECT *` alone passes the payload bytes through.
     const valueFields = q.star && fns.length > 0 ? null : valueFieldsOf(used, source);
-    return { kind: 'stream', ...base, valueFields, project, outputKey };
+    return { kind: 'stream', ...base, valueFields, project, outputKey, rekeys: pk !== null };
   }
 
   const gscope = groupScope(q, schema);

@@ -47,7 +47,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock, LogStoreApi, Logger, RecordBlock, RecordInput, Timers } from '../log-store/index.ts';
+import type { Clock, LogStoreApi, Logger, RecordBatchBuilder, RecordBlock, Timers } from '../log-store/index.ts';
 import { type Emitter, type LateReason, type Operator, type RawValue, rawBytes } from './operators/emitter.ts';
 import { BlockFieldScanner } from './block-field-scanner.ts';
 import { FieldExtractor, StringCache } from './field-extractor.ts';
@@ -119,9 +119,17 @@ const HEADER_RULE = 'ms.rule';
 const HEADER_BATCH = 'ms.batch';
 const HEADER_IN = 'ms.in';
 
-interface Pending {
-  out: RecordInput[];
-  late: RecordInput[];
+/**
+ * A batch's records for one output topic, encoded as they are emitted: one
+ * builder per partition. Recovery drops the first `drop[p]` records of
+ * partition p (already in the log); `seen[p]` counts the records emitted to
+ * p, dropped ones included.
+ */
+interface Outputs {
+  topic: string;
+  builders: RecordBatchBuilder[];
+  drop: number[] | null;
+  seen: number[];
 }
 
 /**
@@ -148,8 +156,8 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
-  /** The head fails the plan's prefilter (so WHERE): not decoded, only its event time is known. */
-  skip: boolean;
+  /** Records from the head on that fail the plan's prefilter (so WHERE), 0 for none: not decoded, only their event time (`time`) is known. */
+  skip: number;
   /** The row object the field extractor fills (reused record after record); null without one. */
   fields: Row | null;
   /** Scans a whole block's values at once (WebAssembly); null before the lane's first record, and when the plan's fields do not suit it. */
@@ -234,12 +242,30 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let batchNo = 0;
   let outPartitions = 1;
   let inPartitions = 1;
-  const pending: Pending = { out: [], late: [] };
+  let out: Outputs = { topic: outputTopic, builders: [], drop: null, seen: [] };
+  let late: Outputs = { topic: lateTopic, builders: [], drop: null, seen: [] };
   let headers: Record<string, string> = {};
   /** key → output partition (murmur2 is not free); bounded, cleared when full. */
   const partitionCache = new Map<string, number>();
-  /** Recovery only: output records per `${topic}\0${partition}` already in the log, to skip. */
-  let skip: Map<string, number> | null = null;
+
+  /** The builder of `o`'s partition p to add the next record to; null when recovery drops that record. */
+  function builderFor(o: Outputs, p: number): RecordBatchBuilder | null {
+    const n = ++o.seen[p]!;
+    return o.drop !== null && n <= o.drop[p]! ? null : o.builders[p]!;
+  }
+
+  /** The output partition of a record (murmur2 of the key, cached: it is not free; null key: the input partition's share). */
+  function partitionOf(key: string | null, inputPartition: number): number {
+    if (outPartitions === 1) return 0;
+    if (key === null) return inputPartition % outPartitions;
+    let partition = partitionCache.get(key);
+    if (partition === undefined) {
+      partition = log.partitionFor(outputTopic, key);
+      if (partitionCache.size >= 10_000) partitionCache.clear();
+      partitionCache.set(key, partition);
+    }
+    return partition;
+  }
   /** The write (appends + checkpoint) of the last finished batch, while in flight (see finishBatch). */
   let writing: Promise<void> | null = null;
 
@@ -252,14 +278,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   const emitter: Emitter = {
     emit(key, value, timestamp, inputPartition) {
-      let partition: number | undefined;
-      if (key === null) partition = inputPartition % outPartitions;
-      else if ((partition = partitionCache.get(key)) === undefined) {
-        partition = log.partitionFor(outputTopic, key);
-        if (partitionCache.size >= 10_000) partitionCache.clear();
-        partitionCache.set(key, partition);
-      }
-      pending.out.push({ key, value, timestamp, partition });
+      const b = builderFor(out, partitionOf(key, inputPartition));
+      // the batch headers go on the first record of each partition (recovery reads them there)
+      b?.add(timestamp, key, value, b.count === 0 ? headers : null);
+    },
+    pass(row, raw) {
+      const b = builderFor(out, partitionOf(outPartitions === 1 ? null : row.key, row.partition));
+      b?.addBytes(row.timestamp, raw.buf, raw.keyStart, raw.keyEnd, raw.start, raw.end, b.count === 0 ? headers : null);
     },
     late(reason, message, row, raw, streamTime) {
       const value = JSON.stringify({
@@ -275,7 +300,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         // with the extractor, row.value holds only some fields: the late record carries the whole value
         value: reason === 'INVALID_JSON' ? Buffer.from(raw).toString('utf8') : extractor ? JSON.parse(Buffer.from(raw).toString('utf8')) : row.value,
       });
-      pending.late.push({ key: row.key, value, timestamp: row.timestamp, partition: 0 });
+      const b = builderFor(late, 0);
+      b?.add(row.timestamp, row.key, value, b.count === 0 ? headers : null);
     },
   };
 
@@ -289,6 +315,12 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     if (log.hasTopic(outputTopic)) outPartitions = log.describe(outputTopic).config.partitions;
     else outPartitions = (await log.createTopic(outputTopic, durable ? { partitions: wanted } : { partitions: wanted, fsync: 'never' })).config.partitions;
     if (!log.hasTopic(lateTopic)) await log.createTopic(lateTopic, durable ? { partitions: 1 } : { partitions: 1, fsync: 'never' });
+    out = outputsOf(outputTopic, outPartitions);
+    late = outputsOf(lateTopic, 1);
+  }
+
+  function outputsOf(topic: string, partitions: number): Outputs {
+    return { topic, builders: Array.from({ length: partitions }, () => log.batchBuilder()), drop: null, seen: new Array<number>(partitions).fill(0) };
   }
 
   function outputEnds(): Array<[string, number, number]> {
@@ -350,7 +382,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     }
     if (!found.size || inText === null) return;
     logger.warn({ rule: name, batch: cp.batch + 1, written: Object.fromEntries(found) }, 'completing a batch interrupted after its output was written');
-    skip = found;
+    for (const o of [out, late]) o.drop = o.builders.map((_, p) => found.get(`${o.topic}\0${p}`) ?? 0);
     try {
       if (inText === 'idle') await idleBatch();
       else {
@@ -363,13 +395,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       }
       await persisted();
     } finally {
-      skip = null;
+      out.drop = null;
+      late.drop = null;
     }
   }
 
   function laneOf(partition: number): Lane {
     return {
-      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, skip: false,
+      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, skip: 0,
       fields: extractor ? extractor.newRow() : null,
       scanner: null,
       scanned: null,
@@ -384,9 +417,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     lane.n = lane.blocks.length ? lane.counts[0]! : 0;
   }
 
-  /** Moves the head to the next record. */
-  function advance(lane: Lane): void {
-    if (++lane.i < lane.n) return;
+  /** Moves the head `by` records on (default 1; not past the end of its block). */
+  function advance(lane: Lane, by = 1): void {
+    if ((lane.i += by) < lane.n) return;
     lane.i = 0;
     if (++lane.b < lane.blocks.length) {
       lane.block = lane.blocks[lane.b]!;
@@ -418,13 +451,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       scanner.scan(block.buf, block.valueStarts, block.valueEnds, lane.n);
       lane.scanned = block;
     }
-    if (preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null && scanner.rejects(i, preField, preText, timeField, lastTimeText)) {
-      lane.time = lastTime;
+    // a run of records with one event time skipped at once is what skipping each would do: another lane's head comes before the run's first record or after its last
+    const skip = preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null ? scanner.rejectRun(i, lane.n, preField, preText, timeField, lastTimeText) : 0;
+    lane.skip = skip;
+    if (skip !== 0) {
+      lane.time = lastTime!;
       lane.bad = null;
-      lane.skip = true;
       return;
     }
-    lane.skip = false;
     // the block scanner's answer, else the JavaScript scanner's (which declines to JSON.parse)
     if (lane.fields !== null && ((scanner !== null && scanner.fill(i, lane.fields)) || extractor!.extractAt(block.buf, start, end, lane.fields))) value = lane.fields;
     else {
@@ -512,13 +546,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   const row = new BlockRow(keyCache);
-  const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0 };
+  const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0, keyStart: -1, keyEnd: -1 };
 
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
-    if (lane.skip) {
-      advance(lane);
-      op.skipped(lane.time);
+    const skip = lane.skip;
+    if (skip !== 0) {
+      advance(lane, skip);
+      op.skipped(lane.time, skip);
       return;
     }
     const block = lane.block!;
@@ -531,6 +566,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     raw.buf = block.buf;
     raw.start = block.valueStarts[i]!;
     raw.end = block.valueEnds[i]!;
+    raw.keyStart = block.keyStarts[i]!;
+    raw.keyEnd = block.keyEnds[i]!;
     advance(lane);
     const bad = lane.bad;
     if (bad !== null) {
@@ -595,12 +632,18 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
    */
   function finishBatch(next: Map<number, number>): void {
     const op = operator!;
-    const out = filterSkipped(outputTopic, pending.out);
-    const late = filterSkipped(lateTopic, pending.late);
-    pending.out = [];
-    pending.late = [];
-    markFirsts(out);
-    markFirsts(late);
+    // the appends take the builders' records now (the next batch adds to them while this one is written)
+    let written = 0;
+    let writtenLate = 0;
+    const appends: Array<Promise<unknown>> = [];
+    for (const o of [out, late]) {
+      o.builders.forEach((b, p) => {
+        if (o === out) written += b.count;
+        else writtenLate += b.count;
+        if (b.count !== 0) appends.push(log.appendBuilt(o.topic, p, b));
+      });
+      o.seen.fill(0);
+    }
     const delta = op.takeDelta();
     const changed: Array<[number, number]> = [];
     for (const [p, o] of next) if (positions.get(p) !== o) changed.push([p, o]);
@@ -609,10 +652,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     positions = next;
     const s = store!;
     const write = (async () => {
-      if (out.length) await log.appendBatch(outputTopic, out);
-      if (late.length) await log.appendBatch(lateTopic, late);
-      recordsOut += out.length;
-      recordsLate += late.length;
+      await Promise.all(appends);
+      recordsOut += written;
+      recordsLate += writtenLate;
       await s.commit({ ...checkpoint, outputs: outputEnds() });
     })();
     // observed through persisted(); never an unhandled rejection
@@ -631,27 +673,6 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     }
   }
 
-  /** Puts the batch headers on the first record of each partition (recovery reads them there). */
-  function markFirsts(records: RecordInput[]): void {
-    const marked = new Set<number>();
-    for (const r of records) {
-      if (marked.has(r.partition!)) continue;
-      marked.add(r.partition!);
-      r.headers = headers;
-    }
-  }
-
-  function filterSkipped(topic: string, records: RecordInput[]): RecordInput[] {
-    if (!skip) return records;
-    const seen = new Map<number, number>();
-    return records.filter((r) => {
-      const p = r.partition!;
-      const n = (seen.get(p) ?? 0) + 1;
-      seen.set(p, n);
-      return n > (skip!.get(`${topic}\0${p}`) ?? 0);
-    });
-  }
-
   /** One batch; false when there was nothing to read. */
   async function runBatch(target: Map<number, number> | null): Promise<boolean> {
     const next = await readBatch(target);
@@ -668,7 +689,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   async function idleBatch(): Promise<void> {
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: 'idle' };
-    if (!operator!.closeAll() && !skip) return;
+    if (!operator!.closeAll() && out.drop === null) return;
     logger.info({ rule: name, streamTime: operator!.streamTime }, 'closed open windows after idle time without input');
     await persisted();
     finishBatch(positions);
@@ -680,8 +701,10 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const s = store;
     store = null;
     operator = null;
-    pending.out = [];
-    pending.late = [];
+    for (const o of [out, late]) {
+      for (const b of o.builders) b.clear();
+      o.seen.fill(0);
+    }
     if (s) await s.close().catch(() => undefined);
   }
 

@@ -17,13 +17,16 @@ function harness(plan: TablePlan) {
   const emitter: Emitter = {
     emit: (key, value, ts) => rows.push({ key, value: JSON.parse(typeof value === 'string' ? value : Buffer.from(value).toString('utf8')) as Row, ts }),
     late: (reason, _m, row) => late.push({ offset: row.offset, reason }),
+    pass: () => {
+      throw new Error('an aggregate never passes input records through');
+    },
   };
   const op = new AggregateOperator(plan, emitter);
   let offset = 0;
   const feed = (value: Row, ts: number) => {
     const row: SourceRow = { value, key: String(value.sensor_id ?? ''), timestamp: ts, partition: 0, offset: offset++ };
     const buf = Buffer.from(JSON.stringify(value));
-    op.process(row, { buf, start: 0, end: buf.length });
+    op.process(row, { buf, start: 0, end: buf.length, keyStart: -1, keyEnd: -1 });
   };
   return { op, rows, late, feed };
 }

@@ -141,7 +141,7 @@ export class AggregateOperator implements Operator {
   }
 
   /** A record failing WHERE: nothing (the operator sees only records that pass, as `process` says). */
-  skipped(_timestamp: number): void {}
+  skipped(_timestamp: number, _count: number): void {}
 
   /** The group text of a one-string key, remembered (a string built per record would be hashed again on every map lookup). */
   #textOf(key: string): string {

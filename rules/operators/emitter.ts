@@ -20,12 +20,15 @@ export interface Emitter {
    * input's payload bytes unchanged); `inputPartition` places null-keyed records deterministically.
    */
   emit(key: string | null, value: string | Uint8Array, timestamp: number, inputPartition: number): void;
+  /** One output record that is the input record unchanged: its key and payload bytes (`raw`), at `row.timestamp` (`SELECT *` without PARTITION BY). */
+  pass(row: SourceRow, raw: RawValue): void;
   /** One late record: the input as read, with the reason. `streamTime` in ms (-Infinity: none yet). */
   late(reason: LateReason, message: string, row: SourceRow, raw: Uint8Array, streamTime: number): void;
 }
 
 /**
- * A record's payload: bytes `[start, end)` of `buf` (the log's read buffer).
+ * A record's payload: bytes `[start, end)` of `buf` (the log's read buffer),
+ * and its key: bytes `[keyStart, keyEnd)` of `buf` (keyStart < 0: a null key).
  * The runner reuses one such object record after record: an operator that
  * keeps the bytes past `process` takes `rawBytes(raw)` (a view, no copy;
  * the buffer is never overwritten).
@@ -34,6 +37,8 @@ export interface RawValue {
   buf: Buffer;
   start: number;
   end: number;
+  keyStart: number;
+  keyEnd: number;
 }
 
 /** The payload bytes of `raw` (a view of the read buffer). */
@@ -49,8 +54,8 @@ export interface Operator {
   readonly seq: number;
   /** Processes one record whose event time is `row.timestamp`. `raw` locates its payload bytes (see RawValue). */
   process(row: SourceRow, raw: RawValue): void;
-  /** Takes the place of `process` for a record known to fail WHERE, whose event time is `timestamp` (see plan.prefilter): the same effect. */
-  skipped(timestamp: number): void;
+  /** Takes the place of `process` for `count` records known to fail WHERE, each with event time `timestamp` (see plan.prefilter): the same effect. */
+  skipped(timestamp: number, count: number): void;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;
   /** True when some window is open (an idle close would do something). */

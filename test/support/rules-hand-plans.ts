@@ -42,6 +42,7 @@ export function handStream(opts: { name?: string; where?: (v: Row) => boolean; p
     offsetReset: opts.offsetReset ?? 'earliest',
     where: (row: SourceRow) => (opts.where ? opts.where(row.value) : true),
     outputColumns: opts.project ? ['x'] : [],
+    rekeys: false,
     origin,
     project: (row: SourceRow) => (opts.project ? opts.project(row.value) : row.value),
     outputKey: (row: SourceRow) => row.key,
