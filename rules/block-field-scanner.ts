@@ -4,9 +4,9 @@
  * (rules/json-scan.wat, sixteen bytes at a time with SIMD), instead of a
  * JavaScript scan per record.
  *
- * Contract (field-extractor.ts's): when `fill(i, row)` returns true,
- * `row[name]` holds exactly what `getField(JSON.parse(text), name,
- * caseSensitive)` returns for each field, `text` being record i's value
+ * Contract (field-extractor.ts's): when `fill(i, values)` returns true,
+ * `values[k]` holds exactly what `getField(JSON.parse(text), name,
+ * caseSensitive)` returns for field k, `text` being record i's value
  * decoded as UTF-8, and the whole value has been validated as JSON. When
  * it returns false, the scanner declined (invalid JSON, not an object, a key
  * with escapes or non-ASCII bytes, a key filling two fields, a field's key
@@ -31,7 +31,6 @@
  */
 import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
 import { StringCache, type ValueField } from './field-extractor.ts';
-import type { Row } from './plan.ts';
 import { JOB_WORDS, MAX_SLICES, SCRATCH, SLICE_DONE, SLICE_FAILED, SLICE_FREE, SLICE_MAIN, SLICE_WORKER, type ScanWorker, scanWorker } from './scan-worker.ts';
 
 /** The parts of the WebAssembly API used here (the project's TypeScript libraries do not declare it). */
@@ -436,8 +435,8 @@ export class BlockFieldScanner {
     return true;
   }
 
-  /** Fills `row` with record i's fields (see the module comment); false: FieldExtractor decides. */
-  fill(i: number, row: Row): boolean {
+  /** Fills `values` with record i's fields (field k's at k, see the module comment); false: FieldExtractor decides. */
+  fill(i: number, values: unknown[]): boolean {
     if (i >= this.#count) return false;
     if (this.#slices !== 0) this.#ensure(i);
     const ints = this.#ints;
@@ -490,7 +489,7 @@ export class BlockFieldScanner {
           // strings with escapes or non-ASCII bytes (kind 2), objects and arrays (8): JSON.parse of the value's text
           value = JSON.parse(this.#bytes.toString('utf8', ints[w + 1]!, ints[w + 2]!));
       }
-      row[names[f]!] = value;
+      values[f] = value;
     }
     return true;
   }

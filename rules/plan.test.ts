@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { analyzeQuery } from './analyzer.ts';
 import { formatExpr, type CreateAsSelect } from './ast.ts';
 import { parseRules } from './parser.ts';
+import { getField } from './compile-expression.ts';
 import {
   REWRITE_RULES,
   formatDiagnostic,
@@ -189,6 +190,36 @@ describe('planner: stream details', () => {
       CREATE STREAM s AS SELECT sensor_id, temp FROM w;`);
     expect(rule(p, 's', 'stream').project(row({ temp: 5 }, 'k-9'))).toEqual({ sensor_id: 'k-9', temp: 5 });
     expect(rule(p, 's', 'stream').project(row({ temp: 5, sensor_id: 'v-1' }, 'k-9'))).toEqual({ sensor_id: 'v-1', temp: 5 });
+  });
+
+  it('reads the decoded fields (SourceRow.fields, in valueFields order) as it reads the whole value', () => {
+    const p = planOk(`CREATE STREAM w (sensor_id VARCHAR KEY, colour VARCHAR, temp INT, reading_ts VARCHAR) WITH (KAFKA_TOPIC='w', TIMESTAMP='reading_ts');
+      CREATE STREAM s AS SELECT temp * 2 AS t2, sensor_id, UCASE(colour) AS c FROM w WHERE colour <> 'BLUE' AND temp > 1 PARTITION BY colour;
+      CREATE TABLE a AS SELECT sensor_id, AVG(temp) AS t, LATEST_BY_OFFSET(colour) AS c FROM w GROUP BY sensor_id HAVING COUNT(*) > 0;`);
+    const values: Array<Record<string, unknown>> = [
+      { colour: 'RED', temp: 5, sensor_id: 'v-1', reading_ts: 'x' },
+      { COLOUR: 'GREEN', Temp: 7 },
+      { colour: 'BLUE', temp: 9, sensor_id: null },
+      { temp: '3' },
+    ];
+    for (const r of p.rules) {
+      const fields = r.valueFields!;
+      // the fields the closures read, each once, then the event-time field
+      expect(fields.map((f) => f.name).sort()).toEqual(['colour', 'reading_ts', 'sensor_id', 'temp']);
+      expect(fields.at(-1)!.name).toBe('reading_ts');
+      for (const value of values) {
+        const whole = row(value, 'k-9');
+        const decoded = { ...row({}, 'k-9'), fields: fields.map((f) => getField(value, f.name, f.caseSensitive)) };
+        expect(r.where(decoded)).toBe(r.where(whole));
+        if (r.kind === 'stream') {
+          expect(r.project(decoded)).toEqual(r.project(whole));
+          expect(r.outputKey(decoded)).toEqual(r.outputKey(whole));
+        } else {
+          expect(r.groupBy.map((g) => g(decoded))).toEqual(r.groupBy.map((g) => g(whole)));
+          expect(r.aggregates.map((a) => a.arg?.(decoded))).toEqual(r.aggregates.map((a) => a.arg?.(whole)));
+        }
+      }
+    }
   });
 
   it('treats a source declared without columns as schemaless, and survives non-object values', () => {

@@ -81,6 +81,11 @@ export interface SourceRow {
    * looked up case-insensitively; closures also survive a non-object here.
    */
   value: Row;
+  /**
+   * When set: the values of the plan's `valueFields`, field k's at k (the
+   * runner decoded only those); columns read from here, not from `value`.
+   */
+  fields?: readonly unknown[] | null;
   /** The record key (pseudo column ROWKEY). */
   key: string | null;
   /** Event time in ms since the epoch (pseudo column ROWTIME): see `SourcePlan.eventTime`. */
@@ -140,6 +145,8 @@ export interface SourcePlan {
    * than dropping it silently.
    */
   eventTime(value: Row, recordTimestamp: number): number | null;
+  /** `eventTime` from the value of the `timestampField` alone (not null): what `eventTime` makes of a value holding it. */
+  eventTimeOf(fieldValue: unknown): number | null;
   readonly origin: PlanOrigin | null;
 }
 
@@ -164,7 +171,7 @@ interface DerivedPlanBase {
   /**
    * The top-level value fields the rule's closures and event time read (each
    * with its case rule), so the runtime may decode only these
-   * (field-extractor.ts) into `SourceRow.value`; null (or absent) when a
+   * (field-extractor.ts) into `SourceRow.fields`, in this order; null (or absent) when a
    * closure needs the whole value (`SELECT *, expr`), or the fields cannot
    * share one row object (one name both case-sensitive and not, or a name
    * of Object.prototype).
@@ -488,9 +495,10 @@ function origin(file: string, stmt: ParsedStatement): PlanOrigin {
   return { file, line: stmt.statement.pos.line, col: stmt.statement.pos.col, sql: stmt.text };
 }
 
-function makeEventTime(field: string | null): SourcePlan['eventTime'] {
-  if (field === null) return (_value, recordTimestamp) => recordTimestamp;
-  return (value) => toEpochMs(getField(value, field, false));
+function makeEventTime(field: string | null): Pick<SourcePlan, 'eventTime' | 'eventTimeOf'> {
+  const eventTimeOf = (v: unknown): number | null => toEpochMs(v);
+  if (field === null) return { eventTime: (_value, recordTimestamp) => recordTimestamp, eventTimeOf };
+  return { eventTime: (value) => eventTimeOf(getField(value, field, false)), eventTimeOf };
 }
 
 function planSource(s: CreateSource, file: string, parsed: ParsedStatement): SourcePlan {
@@ -516,7 +524,7 @@ function planSource(s: CreateSource, file: string, parsed: ParsedStatement): Sou
     timestampField,
     valueFormat: 'JSON',
     declared: true,
-    eventTime: makeEventTime(timestampField),
+    ...makeEventTime(timestampField),
     origin: origin(file, parsed),
   };
 }
@@ -543,7 +551,7 @@ function resolveInput(from: Identifier, catalog: ReadonlyMap<string, Plan>): Sou
   const name = canonicalRuleName(from);
   const found = catalog.get(name);
   if (found === undefined) {
-    return { kind: 'source', name, topic: name, columns: [], timestampField: null, valueFormat: 'JSON', declared: false, eventTime: makeEventTime(null), origin: null };
+    return { kind: 'source', name, topic: name, columns: [], timestampField: null, valueFormat: 'JSON', declared: false, ...makeEventTime(null), origin: null };
   }
   if (found.kind === 'source') return found;
   if (found.kind === 'table') {
@@ -558,7 +566,7 @@ function resolveInput(from: Identifier, catalog: ReadonlyMap<string, Plan>): Sou
     timestampField: null,
     valueFormat: 'JSON',
     declared: false,
-    eventTime: makeEventTime(null),
+    ...makeEventTime(null),
     origin: found.origin,
   };
 }
@@ -582,14 +590,18 @@ function rowColumn(ref: ColumnRef, schema: SourceSchema, used: ValueField[]): Co
   }
   const name = r.name;
   const cs = r.caseSensitive;
+  const k = fieldIndex(used, name);
   used.push({ name, caseSensitive: cs });
   if (r.key) {
     return (row) => {
-      const v = getField(row.value, name, cs);
+      const f = row.fields;
+      const v = f != null ? f[k] : getField(row.value, name, cs);
       return v === null ? row.key : v;
     };
   }
   return (row) => {
+    const f = row.fields;
+    if (f != null) return f[k];
     const o = row.value;
     const v = o !== null && typeof o === 'object' ? o[name] : undefined;
     return v !== undefined ? v : getField(o, name, cs);
@@ -607,6 +619,16 @@ function prefilterOf(where: Expr, schema: SourceSchema): Prefilter | null {
   // a key column falls back to the record key when the value lacks it: not a value-only test
   if (r.kind === 'pseudo' || r.key) return null;
   return { field: { name: r.name, caseSensitive: r.caseSensitive }, equals: where.right.value };
+}
+
+/** Where field `name` is (or, if not used yet, will be) in `valueFieldsOf(used, ...)`: its distinct names in order of first use. */
+function fieldIndex(used: readonly ValueField[], name: string): number {
+  const seen = new Set<string>();
+  for (const f of used) {
+    if (f.name === name) return seen.size;
+    seen.add(f.name);
+  }
+  return seen.size;
 }
 
 /** The distinct fields of `used` plus the event-time field; null when they cannot share one row object (see `valueFields`). */

@@ -151,15 +151,18 @@ interface Lane {
   i: number;
   n: number;
   // the decoded head:
+  /** The whole decoded value, when `decoded` is false. */
   value: Row;
+  /** The head was decoded into `fields` (the plan's valueFields), not `value`. */
+  decoded: boolean;
   /** Event time, or -Infinity when the record is bad (bad records are processed first when at the head). */
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
   /** Records from the head on that fail the plan's prefilter (so WHERE), 0 for none: not decoded, only their event time (`time`) is known. */
   skip: number;
-  /** The row object the field extractor fills (reused record after record); null without one. */
-  fields: Row | null;
+  /** The values of the plan's valueFields the scanners fill (reused record after record); null without them. */
+  fields: unknown[] | null;
   /** Scans a whole block's values at once (WebAssembly); null before the lane's first record, and when the plan's fields do not suit it. */
   scanner: BlockFieldScanner | null;
   /** The block `scanner` holds the results of. */
@@ -173,6 +176,7 @@ interface Lane {
  */
 class BlockRow implements SourceRow {
   value: Row = {};
+  fields: unknown[] | null = null;
   timestamp = 0;
   partition = 0;
   offset = 0;
@@ -204,6 +208,9 @@ class BlockRow implements SourceRow {
   }
 }
 
+/** `SourceRow.value` of a record decoded into `fields`: closures read those (see plan.ts). */
+const NO_VALUE: Row = Object.freeze({});
+
 function stateSignature(plan: DerivedPlan): string {
   return plan.kind === 'table' ? plan.stateSignature : `stream:${plan.source.topic}`;
 }
@@ -234,6 +241,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const prefilter = plan.prefilter ?? null;
   const preField = prefilter === null ? -1 : fieldAt(prefilter.field.name, prefilter.field.caseSensitive);
   const timeField = plan.source.timestampField === null ? -1 : fieldAt(plan.source.timestampField, false);
+  /** The event-time field's place among the decoded fields (valueFields holds it, case-insensitive, when there is one). */
+  const timeSlot = plan.valueFields && plan.source.timestampField !== null ? plan.valueFields.findIndex((f) => f.name === plan.source.timestampField) : -1;
   const preText = preField >= 0 && timeField >= 0 ? prefilter!.equals : null;
 
   let store: StateStore | null = null;
@@ -402,8 +411,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   function laneOf(partition: number): Lane {
     return {
-      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, time: 0, bad: null, skip: 0,
-      fields: extractor ? extractor.newRow() : null,
+      partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, decoded: false, time: 0, bad: null, skip: 0,
+      fields: extractor ? extractor.newValues() : null,
       scanner: null,
       scanned: null,
     };
@@ -460,34 +469,37 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       return;
     }
     // the block scanner's answer, else the JavaScript scanner's (which declines to JSON.parse)
-    if (lane.fields !== null && ((scanner !== null && scanner.fill(i, lane.fields)) || extractor!.extractAt(block.buf, start, end, lane.fields))) value = lane.fields;
-    else {
+    const fields = lane.fields;
+    const decoded = fields !== null && ((scanner !== null && scanner.fill(i, fields)) || extractor!.extractAt(block.buf, start, end, fields));
+    lane.decoded = decoded;
+    if (!decoded) {
       try {
         value = JSON.parse(block.buf.toString('utf8', start, end));
       } catch {
         value = undefined;
       }
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      lane.value = {};
-      lane.time = -Infinity;
-      lane.bad = 'INVALID_JSON';
-      return;
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        lane.value = {};
+        lane.time = -Infinity;
+        lane.bad = 'INVALID_JSON';
+        return;
+      }
+      lane.value = value as Row;
     }
     // Readings arrive in runs with the same timestamp text: parse each distinct text once.
     const source = plan.source;
     const field = source.timestampField;
     let ts: number | null;
-    const tv = field === null ? undefined : (value as Row)[field];
+    const tv = field === null ? undefined : decoded ? fields![timeSlot] : (value as Row)[field];
     if (typeof tv === 'string' && tv === lastTimeText) ts = lastTime;
     else {
-      ts = source.eventTime(value as Row, block.timestamps[i]!);
+      // the time field among the decoded fields is read as getField reads it, as eventTime does
+      ts = decoded && field !== null ? source.eventTimeOf(tv) : source.eventTime(lane.value, block.timestamps[i]!);
       if (typeof tv === 'string') {
         lastTimeText = tv;
         lastTime = ts;
       }
     }
-    lane.value = value as Row;
     if (ts === null) {
       lane.time = -Infinity;
       lane.bad = 'NO_EVENT_TIME';
@@ -558,7 +570,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     }
     const block = lane.block!;
     const i = lane.i;
-    row.value = lane.value;
+    row.value = lane.decoded ? NO_VALUE : lane.value;
+    row.fields = lane.decoded ? lane.fields : null;
     row.at(block, i);
     row.timestamp = lane.time;
     row.partition = lane.partition;

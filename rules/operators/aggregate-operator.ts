@@ -44,8 +44,19 @@ interface Win {
   closed: boolean;
 }
 
-/** Bound of the group-text cache: about as many groups as a gateway's sensors, a few MB at most. */
-const TEXT_CACHE_ENTRIES = 65_536;
+/**
+ * A one-string group key's text, and the window its last record fell in
+ * (`start`, `win`; NaN and null before one): the next record of the key
+ * mostly falls in the same window, found then without a map lookup.
+ */
+interface KeyGroup {
+  readonly text: string;
+  start: number;
+  win: Win | null;
+}
+
+/** Bound of the key-group cache: about as many groups as a gateway's sensors, a few MB at most. */
+const KEY_CACHE_ENTRIES = 65_536;
 
 function compareWins(a: Win, b: Win): number {
   return a.start - b.start || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
@@ -83,8 +94,8 @@ export class AggregateOperator implements Operator {
   readonly #keys: unknown[] = [];
   readonly #argValues: unknown[] = [];
   readonly #windowStarts: number[] = [];
-  /** One-string group key → its group text (see #textOf); cleared when it holds TEXT_CACHE_ENTRIES. */
-  readonly #texts = new Map<string, string>();
+  /** One-string group key → its KeyGroup (see #groupOf); cleared when it holds KEY_CACHE_ENTRIES. */
+  readonly #keyGroups = new Map<string, KeyGroup>();
 
   constructor(plan: TablePlan, emitter: Emitter) {
     this.#plan = plan;
@@ -116,14 +127,15 @@ export class AggregateOperator implements Operator {
     if (keys.length !== groupBy.length) keys.length = groupBy.length;
     for (let i = 0; i < groupBy.length; i++) keys[i] = groupBy[i]!(row);
     const k0 = keys[0];
-    const text = keys.length === 1 && typeof k0 === 'string' ? (this.#texts.get(k0) ?? this.#textOf(k0)) : plan.groupKeyText(keys);
+    const group = keys.length === 1 && typeof k0 === 'string' ? (this.#keyGroups.get(k0) ?? this.#groupOf(k0)) : null;
+    const text = group !== null ? group.text : plan.groupKeyText(keys);
     const args = this.#args;
     const values = this.#argValues;
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
       values[i] = a === null ? null : a(row);
     }
-    if (this.#mode === 'time') this.#processTime(row, raw, text, seq);
+    if (this.#mode === 'time') this.#processTime(row, raw, text, group, seq);
     else if (this.#mode === 'session') this.#processSession(row, raw, text, seq);
     else {
       let win = this.#groups.get(text);
@@ -143,12 +155,12 @@ export class AggregateOperator implements Operator {
   /** A record failing WHERE: nothing (the operator sees only records that pass, as `process` says). */
   skipped(_timestamp: number, _count: number): void {}
 
-  /** The group text of a one-string key, remembered (a string built per record would be hashed again on every map lookup). */
-  #textOf(key: string): string {
-    if (this.#texts.size >= TEXT_CACHE_ENTRIES) this.#texts.clear();
-    const text = this.#plan.groupKeyText(this.#keys);
-    this.#texts.set(key, text);
-    return text;
+  /** The KeyGroup of a one-string key, remembered (a group text built per record would be hashed again on every map lookup). */
+  #groupOf(key: string): KeyGroup {
+    if (this.#keyGroups.size >= KEY_CACHE_ENTRIES) this.#keyGroups.clear();
+    const group: KeyGroup = { text: this.#plan.groupKeyText(this.#keys), start: NaN, win: null };
+    this.#keyGroups.set(key, group);
+    return group;
   }
 
   /** Checkpoint row id of a time window or unwindowed group: `t:<start>:<group>` or `g:<group>` (see the module comment). */
@@ -166,7 +178,7 @@ export class AggregateOperator implements Operator {
     for (let i = 0; i < fns.length; i++) fns[i]!.add(win.states[i]!, values[i], seq);
   }
 
-  #processTime(row: SourceRow, raw: RawValue, text: string, seq: number): void {
+  #processTime(row: SourceRow, raw: RawValue, text: string, group: KeyGroup | null, seq: number): void {
     const ts = row.timestamp;
     const starts = this.#windowStarts;
     const n = assignTimeWindows(this.#timeWindow, ts, starts);
@@ -176,21 +188,29 @@ export class AggregateOperator implements Operator {
       const end = start + this.#sizeMs;
       if (end + this.#graceMs <= this.streamTime) continue;
       accepted++;
-      // readings come in time order: most fall in the window the previous one did
-      let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
-      if (!byGroup) {
-        byGroup = new Map();
-        this.#byStart.set(start, byGroup);
-        this.#insertStart(start);
-        const at = end + this.#graceMs;
-        if (at < this.#nextCloseAt) this.#nextCloseAt = at;
-      }
-      this.#lastStart = start;
-      this.#lastByGroup = byGroup;
-      let win = byGroup.get(text);
-      if (!win) {
-        win = this.#newWin(text, start, end);
-        byGroup.set(text, win);
+      // a key's readings mostly fall in the window its last one did (an open one: closed ones are gone from the maps)
+      let win = group !== null && group.start === start ? group.win : null;
+      if (win === null || win.closed) {
+        // readings come in time order: most fall in the window the previous one did
+        let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
+        if (!byGroup) {
+          byGroup = new Map();
+          this.#byStart.set(start, byGroup);
+          this.#insertStart(start);
+          const at = end + this.#graceMs;
+          if (at < this.#nextCloseAt) this.#nextCloseAt = at;
+        }
+        this.#lastStart = start;
+        this.#lastByGroup = byGroup;
+        win = byGroup.get(text) ?? null;
+        if (win === null) {
+          win = this.#newWin(text, start, end);
+          byGroup.set(text, win);
+        }
+        if (group !== null) {
+          group.start = start;
+          group.win = win;
+        }
       }
       this.#add(win, seq);
       if (!win.dirty) {

@@ -6,6 +6,14 @@
 import type { AggregateName, GroupRow, Row, SourcePlan, SourceRow, StreamPlan, TablePlan, WindowPlan } from '../../rules/plan.ts';
 
 export function handSource(topic = 'widgets', timestampField: string | null = null): SourcePlan {
+  const eventTimeOf = (v: unknown): number | null => {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string') {
+      const t = Date.parse(v);
+      return Number.isNaN(t) ? null : t;
+    }
+    return null;
+  };
   return {
     kind: 'source',
     name: topic,
@@ -15,15 +23,9 @@ export function handSource(topic = 'widgets', timestampField: string | null = nu
     valueFormat: 'JSON',
     declared: false,
     eventTime(value, recordTimestamp) {
-      if (timestampField === null) return recordTimestamp;
-      const v = value[timestampField];
-      if (typeof v === 'number') return v;
-      if (typeof v === 'string') {
-        const t = Date.parse(v);
-        return Number.isNaN(t) ? null : t;
-      }
-      return null;
+      return timestampField === null ? recordTimestamp : eventTimeOf(value[timestampField]);
     },
+    eventTimeOf,
     origin: null,
   };
 }
