@@ -85,6 +85,7 @@ class LogStore implements LogStoreApi {
   private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly readOnly: boolean;
+  private readonly decodeOffloadBytes: number;
   private readonly topicDefaults: Partial<TopicConfig>;
   private readonly retentionCheckIntervalMs: number;
   private readonly disk: DiskGuard;
@@ -104,6 +105,7 @@ class LogStore implements LogStoreApi {
     this.timers = options.timers ?? systemTimers;
     this.logger = options.logger ?? silentLogger;
     this.readOnly = options.readOnly ?? false;
+    this.decodeOffloadBytes = options.decodeOffloadBytes ?? 1 << 20;
     this.topicDefaults = resolveTopicConfig(options.topicDefaults ?? {});
     this.retentionCheckIntervalMs = options.retentionCheckIntervalMs ?? DEFAULT_RETENTION_CHECK_MS;
     const minFree = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
@@ -129,7 +131,7 @@ class LogStore implements LogStoreApi {
   }
 
   private deps(): PartitionDeps {
-    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool };
+    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool, decodeOffloadBytes: this.decodeOffloadBytes };
   }
 
   private async openTopic(name: string, config: Readonly<TopicConfig>): Promise<TopicState> {

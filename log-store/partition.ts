@@ -68,6 +68,8 @@ export interface PartitionDeps {
   readOnly: boolean;
   /** Encode buffers go back here once written. */
   pool: BufferPool;
+  /** See LogStoreOptions.decodeOffloadBytes. */
+  decodeOffloadBytes: number;
 }
 
 /** Closed segments per partition that keep a read handle open. */
@@ -122,7 +124,7 @@ export class Partition {
     reports: RecoveryReport[],
   ): Promise<Partition> {
     const dir = `${dataDir}/${topic}-${partition}`;
-    const ctx: SegmentContext = { fs: deps.fs, dir, topic, partition, readOnly: deps.readOnly };
+    const ctx: SegmentContext = { fs: deps.fs, dir, topic, partition, readOnly: deps.readOnly, decodeOffloadBytes: deps.decodeOffloadBytes };
     const p = new Partition(topic, partition, config, deps, ctx);
     const { fs, logger } = deps;
     let names: string[];

@@ -5,7 +5,8 @@
  * builder grows its arrays by doubling; the accessors turn one record of a
  * block into the strings, bytes and `LogRecord` that `read` returns.
  */
-import { decodeHeadersAt, decodePositions, decodeRecords, writeVarint, type BatchHeader, type RecordCursor, type RecordPositions } from './record-batch.ts';
+import { BATCH_HEADER_BYTES, decodeHeadersAt, decodePositions, decodeRecords, writeVarint, type BatchHeader, type RecordCursor, type RecordPositions } from './record-batch.ts';
+import type { DecodedChunk } from './chunk-decode.ts';
 import type { LogRecord, RecordBlock } from './types.ts';
 
 /** Collects the positions of one buffer's records (see `decodePositions`). */
@@ -152,13 +153,19 @@ export interface RecordSink {
   readonly count: number;
   /** Offset after the last record taken (meaningful when count > 0). */
   readonly nextOffset: number;
-  /** Takes the records of the CRC-checked batch at `at` in `chunk` with offset >= fromOffset, until `count` reaches `max`. Throws BatchFormatError. */
-  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor;
+  /** True when the sink takes record positions (a chunk's batches may then be decoded on the decode worker, see `pre`). */
+  readonly positions: boolean;
+  /**
+   * Takes the records of the CRC-checked batch at `at` in `chunk` with offset >= fromOffset, until `count` reaches `max`. Throws BatchFormatError.
+   * `pre`: the batch's records as the decode worker decoded them (batch `batch` of `chunk`, all its records).
+   */
+  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined, pre?: { chunk: DecodedChunk; batch: number }): RecordCursor;
 }
 
 /** The sink of `read`: LogRecord objects. */
 export class RecordListSink implements RecordSink {
   readonly records: LogRecord[] = [];
+  readonly positions = false;
   constructor(
     private readonly topic: string,
     private readonly partition: number,
@@ -174,9 +181,34 @@ export class RecordListSink implements RecordSink {
   }
 }
 
+/**
+ * `decodePositions` of a batch the decode worker decoded: its records with
+ * offset >= fromOffset, at most `max`, copied from the worker's arrays.
+ * Returns the batch's start as the cursor (always a valid one to resume from).
+ */
+function takeDecoded(d: DecodedChunk, batch: number, header: BatchHeader, fromOffset: number, out: RecordBlockBuilder, max: number): RecordCursor {
+  const skip = Math.max(0, fromOffset - header.baseOffset);
+  const n = Math.min(header.recordCount - skip, max);
+  if (n > 0) {
+    out.reserve(n);
+    const from = d.meta[batch * 4 + 2]! + skip;
+    const to = from + n;
+    const at = out.count;
+    out.timestamps.set(d.timestamps.subarray(from, to), at);
+    out.keyStarts.set(d.keyStarts.subarray(from, to), at);
+    out.keyEnds.set(d.keyEnds.subarray(from, to), at);
+    out.valueStarts.set(d.valueStarts.subarray(from, to), at);
+    out.valueEnds.set(d.valueEnds.subarray(from, to), at);
+    out.headerStarts.set(d.headerStarts.subarray(from, to), at);
+    out.count = at + n;
+  }
+  return { offset: header.baseOffset, position: d.meta[batch * 4]! + BATCH_HEADER_BYTES };
+}
+
 /** The sink of `readBatches`: one block per read buffer. */
 export class RecordBlockSink implements RecordSink {
   readonly blocks: RecordBlock[] = [];
+  readonly positions = true;
   count = 0;
   nextOffset = 0;
   private current: RecordBlockBuilder | null = null;
@@ -186,7 +218,7 @@ export class RecordBlockSink implements RecordSink {
     /** Expected records in all: sizes the first block's arrays. */
     private readonly expected: number,
   ) {}
-  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor {
+  take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined, pre?: { chunk: DecodedChunk; batch: number }): RecordCursor {
     let b = this.current;
     if (b === null || b.buf !== chunk) {
       this.seal();
@@ -196,7 +228,7 @@ export class RecordBlockSink implements RecordSink {
     }
     if (b.count === 0) b.baseOffset = Math.max(fromOffset, header.baseOffset);
     const before = b.count;
-    const cursor = decodePositions(chunk, at, header, fromOffset, b, max - this.count + b.count, resume);
+    const cursor = pre === undefined ? decodePositions(chunk, at, header, fromOffset, b, max - this.count + b.count, resume) : takeDecoded(pre.chunk, pre.batch, header, fromOffset, b, max - this.count);
     this.count += b.count - before;
     if (b.count > 0) this.nextOffset = b.baseOffset + b.count;
     return cursor;

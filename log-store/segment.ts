@@ -28,6 +28,8 @@ import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
 import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.ts';
 import { readFully, scanLog, type ScanProblem } from './log-scan.ts';
 import type { RecordSink } from './record-block.ts';
+import type { DecodedChunk } from './chunk-decode.ts';
+import { canDecode, decodeWorker } from './decode-worker.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
@@ -49,6 +51,8 @@ export interface SegmentContext {
   topic: string;
   partition: number;
   readOnly: boolean;
+  /** See LogStoreOptions.decodeOffloadBytes. */
+  decodeOffloadBytes: number;
 }
 
 /** What `Segment.readRecords` found. */
@@ -91,7 +95,8 @@ export class Segment {
 
   private reader: Promise<LogFileHandle> | null = null;
   /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
-  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor } | null = null;
+  /** The last chunk read, and what the decode worker found in it (null: nothing; `at`: batch position in the chunk → its index there). */
+  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor; decoded?: { chunk: DecodedChunk; at: Map<number, number> } } | null = null;
   private readers = 0;
   private closeWhenIdle = false;
   private deleted = false;
@@ -531,7 +536,17 @@ export class Segment {
       const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
       chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
       chunkPos = pos;
+      const offload = this.ctx.decodeOffloadBytes;
+      const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
+      const back = worker === null ? null : await worker.decode(chunk);
+      if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, chunkLen, pos);
+      if (back !== null) chunk = back.chunk;
       this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
+      if (back !== null) {
+        const at = new Map<number, number>();
+        for (let b = 0; b < back.decoded.batches; b++) at.set(back.decoded.meta[b * 4]!, b);
+        this.lastChunk.decoded = { chunk: back.decoded, at };
+      }
     }
     let first = true;
     while (pos < limit && out.count < maxRecords && (bytes < maxBytes || bytes === 0)) {
@@ -574,7 +589,10 @@ export class Segment {
           // A batch of the cached chunk is CRC-checked once, not on every small read.
           const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk.crcChecked : null;
           if (cache === null || !cache.has(pos)) {
-            if (!batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
+            // checked on the worker (a mismatch is checked again here, which says so)
+            const d = cache === null ? undefined : this.lastChunk!.decoded;
+            const k = d?.at.get(at);
+            if (!(k !== undefined && d!.chunk.meta[k * 4 + 1] === 1) && !batchCrcOk(chunk, at, header)) problem = `batch CRC mismatch at offset ${expected}`;
             else cache?.add(pos);
           }
         }
@@ -595,7 +613,11 @@ export class Segment {
       if (end > offset) {
         try {
           const cache = this.lastChunk !== null && this.lastChunk.buf === chunk ? this.lastChunk : null;
-          const cursor = out.take(chunk, at, header, offset, maxRecords, cache?.cursor);
+          const d = cache?.decoded;
+          const k = d?.at.get(at);
+          // the worker's positions when it decoded the whole batch; else decoded here (which says what is wrong)
+          const pre = k !== undefined && d!.chunk.meta[k * 4 + 3] === header.recordCount ? { chunk: d!.chunk, batch: k } : undefined;
+          const cursor = out.take(chunk, at, header, offset, maxRecords, cache?.cursor, pre);
           if (cache !== null) cache.cursor = cursor;
         } catch (err) {
           const msg = err instanceof BatchFormatError ? err.message : String(err);

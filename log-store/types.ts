@@ -317,4 +317,10 @@ export interface LogStoreOptions {
   logger?: Logger;
   /** Default: node:fs. Tests inject faults here. */
   fs?: import('./file-system.ts').LogFileSystem;
+  /**
+   * `readBatches` chunks of at least this many bytes are CRC-checked and
+   * decoded on a worker thread (decode-worker.ts) while this thread does
+   * other work; smaller ones here. Default 1048576 (1 MiB); 0: never.
+   */
+  decodeOffloadBytes?: number;
 }

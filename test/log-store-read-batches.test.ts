@@ -6,9 +6,10 @@
  */
 import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordInput } from '../log-store/index.ts';
 import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
+import { decodeWorkerChunks, killDecodeWorker } from '../log-store/decode-worker.ts';
 import { Fixtures, reading } from './support/log-store-fixtures.ts';
 import { seededRandom } from './support/seeded-random.ts';
 
@@ -53,10 +54,20 @@ function segmentLogs(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => join(dir, f));
 }
 
-describe('readBatches', () => {
+// every test twice: chunks checked and decoded on this thread, and all of them on the decode worker
+describe.each([
+  ['on the reading thread', 0],
+  ['on the decode worker', 1],
+])('readBatches, batches decoded %s', (_where, decodeOffloadBytes) => {
+  const before = decodeWorkerChunks();
+  afterAll(() => {
+    // the worker's path was taken (or not) as the option says
+    if (decodeOffloadBytes > 0) expect(decodeWorkerChunks()).toBeGreaterThan(before);
+  });
+
   it('returns what read returns, from random offsets with random limits, across segments and partitions', async () => {
     const rnd = seededRandom(SEED);
-    const log = await fx.open({ dataDir: fx.tempDir() });
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
     await log.createTopic('t', { partitions: 2, segmentBytes: 6000, indexIntervalBytes: 700, fsync: 'never' });
     let i = 0;
     for (let b = 0; b < 60; b++) {
@@ -83,7 +94,7 @@ describe('readBatches', () => {
   });
 
   it('keeps the bytes of a block valid after later reads (the store never reuses a read buffer)', async () => {
-    const log = await fx.open({ dataDir: fx.tempDir() });
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
     await log.createTopic('t', { segmentBytes: 4096 });
     await log.appendBatch('t', Array.from({ length: 100 }, (_, i) => ({ ...reading(i), partition: 0 })));
     const first = await log.readBatches('t', 0, 0, { maxRecords: 10 });
@@ -95,14 +106,14 @@ describe('readBatches', () => {
 
   it('reads what recovery kept after a torn tail, and only that', async () => {
     const dataDir = fx.tempDir();
-    let log = await fx.open({ dataDir });
+    let log = await fx.open({ dataDir, decodeOffloadBytes });
     await log.createTopic('t', { segmentBytes: 1 << 20 });
     await log.appendBatch('t', Array.from({ length: 30 }, (_, i) => ({ ...reading(i), partition: 0 })));
     await log.close();
     const next = encodeBatch([reading(999)], null, 0);
     sealBatch(next.buf, 30);
     appendFileSync(segmentLogs(join(dataDir, 't-0')).at(-1)!, next.buf.subarray(0, 90));
-    log = await fx.open({ dataDir });
+    log = await fx.open({ dataDir, decodeOffloadBytes });
     expect(log.recovery[0]!.bytesTruncated).toBe(90);
     const all = await viaBatches(log, 't', 0, 0, { maxRecords: 1000 });
     expect(all).toEqual(await viaRead(log, 't', 0, 0, { maxRecords: 1000 }));
@@ -111,7 +122,7 @@ describe('readBatches', () => {
   });
 
   it('after retention deleted segments: LOG_OUT_OF_RANGE below the earliest offset, the same records from it', async () => {
-    const log = await fx.open({ dataDir: fx.tempDir() });
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
     await log.createTopic('t', { segmentBytes: 3000, retentionBytes: 6000 });
     for (let b = 0; b < 20; b++) await log.appendBatch('t', Array.from({ length: 5 }, (_, j) => ({ ...reading(b * 5 + j), partition: 0 })));
     const report = await log.enforceRetention();
@@ -125,7 +136,7 @@ describe('readBatches', () => {
 
   it('at a corrupt batch in a closed segment: the same LOG_CORRUPT, and the records before it', async () => {
     const dataDir = fx.tempDir();
-    let log = await fx.open({ dataDir });
+    let log = await fx.open({ dataDir, decodeOffloadBytes });
     await log.createTopic('t', { segmentBytes: 8192, indexIntervalBytes: 1024 });
     for (let b = 0; b < 30; b++) await log.appendBatch('t', Array.from({ length: 5 }, (_, j) => ({ ...reading(b * 5 + j), partition: 0 })));
     await log.close();
@@ -136,7 +147,7 @@ describe('readBatches', () => {
     const bad = batches[Math.floor(batches.length / 2)]!;
     buf[bad.pos + 50]! ^= 0x5a;
     writeFileSync(closed, buf);
-    log = await fx.open({ dataDir });
+    log = await fx.open({ dataDir, decodeOffloadBytes });
     const viaB = await log.readBatches('t', 0, bad.baseOffset).catch((e: unknown) => e);
     const viaR = await log.read('t', 0, bad.baseOffset).catch((e: unknown) => e);
     expect(viaB).toMatchObject({ code: 'LOG_CORRUPT', context: { file: closed, position: bad.pos, offset: bad.baseOffset } });
@@ -144,5 +155,21 @@ describe('readBatches', () => {
     const before = await viaBatches(log, 't', 0, bad.baseOffset - 3, { maxRecords: 100 });
     expect(before.records.map((r) => r.offset)).toEqual([bad.baseOffset - 3, bad.baseOffset - 2, bad.baseOffset - 1]);
     expect(before.nextOffset).toBe(bad.baseOffset);
+  });
+});
+
+describe('readBatches when the decode worker is gone', () => {
+  it('checks and decodes on the reading thread, with the same records', async () => {
+    const rnd = seededRandom(SEED + 1);
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes: 1 });
+    await log.createTopic('t', { segmentBytes: 50_000, fsync: 'never' });
+    for (let b = 0; b < 20; b++) await log.appendBatch('t', Array.from({ length: 30 }, (_, j) => ({ ...randomRecord(rnd, b * 30 + j), partition: 0 })));
+    const want = await viaRead(log, 't', 0, 0, { maxRecords: 10_000 });
+    expect(await viaBatches(log, 't', 0, 0, { maxRecords: 10_000 })).toEqual(want);
+    const decoded = decodeWorkerChunks();
+    await killDecodeWorker();
+    expect(await viaBatches(log, 't', 0, 0, { maxRecords: 10_000 })).toEqual(want);
+    expect(await viaBatches(log, 't', 0, 123, { maxRecords: 77 })).toEqual(await viaRead(log, 't', 0, 123, { maxRecords: 77 }));
+    expect(decodeWorkerChunks()).toBe(decoded);
   });
 });

@@ -1,0 +1,155 @@
+/**
+ * What `readBatches` does to every batch of a read chunk (CRC check, then the
+ * position of each record's parts, see `decodePositions`), for a whole chunk
+ * at once, so it can run on the decode worker (decode-worker.ts) while the
+ * reader's thread does other work.
+ *
+ * `decodeChunk` is self-contained on purpose: the worker runs its source
+ * text (`decodeChunk.toString()`), so it references nothing outside its body
+ * (the CRC function comes in as an argument) and declares no inner functions.
+ *
+ * It only ever says less than the reader's own checks would: a batch it
+ * marks good (CRC matches, every record decoded) is one `batchCrcOk` and
+ * `decodePositions` accept with the same positions; anything else (a CRC
+ * mismatch, a record running past its batch, a varint too long) is left to
+ * those, which then say what is wrong. It does not check headers beyond
+ * their lengths and counts: the reader parses every header itself.
+ */
+
+import type { RecordPositions } from './record-batch.ts';
+
+/** The results of `decodeChunk`: arrays as a RecordBlock holds them, for every record of every batch found. */
+export interface DecodedChunk extends Omit<RecordPositions, 'count' | 'reserve'> {
+  /** Batches found, from the chunk's first byte, each whole in the chunk. */
+  batches: number;
+  /**
+   * Per batch, 4 words: its position in the chunk; 1 when its CRC matches;
+   * the index of its first record in the arrays; its records decoded (-1:
+   * not decoded, because the CRC does not match or a record is malformed).
+   */
+  meta: Int32Array;
+}
+
+/** `crc32(data, value)` of node:zlib. */
+export type Crc32 = (data: Uint8Array, value?: number) => number;
+
+/** Checks and decodes the batches in `buf`, from its first byte while a whole batch follows (the record-batch.ts format). */
+export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
+  const size = buf.length;
+  // first pass: how many batches lie whole in the chunk, and their records
+  let p = 0;
+  let batches = 0;
+  let records = 0;
+  while (p + 38 <= size) {
+    const total = 12 + buf[p + 8]! * 16777216 + ((buf[p + 9]! << 16) | (buf[p + 10]! << 8) | buf[p + 11]!);
+    const count = buf[p + 18]! * 16777216 + ((buf[p + 19]! << 16) | (buf[p + 20]! << 8) | buf[p + 21]!);
+    if (total < 38 || p + total > size || count === 0 || count > total) break;
+    batches++;
+    records += count;
+    p += total;
+  }
+  const meta = new Int32Array(batches * 4);
+  const timestamps = new Float64Array(records);
+  const keyStarts = new Int32Array(records);
+  const keyEnds = new Int32Array(records);
+  const valueStarts = new Int32Array(records);
+  const valueEnds = new Int32Array(records);
+  const headerStarts = new Int32Array(records);
+  p = 0;
+  let r = 0;
+  for (let b = 0; b < batches; b++) {
+    const total = 12 + buf[p + 8]! * 16777216 + ((buf[p + 9]! << 16) | (buf[p + 10]! << 8) | buf[p + 11]!);
+    const count = buf[p + 18]! * 16777216 + ((buf[p + 19]! << 16) | (buf[p + 20]! << 8) | buf[p + 21]!);
+    const end = p + total;
+    const crc = buf[p + 12]! * 16777216 + ((buf[p + 13]! << 16) | (buf[p + 14]! << 8) | buf[p + 15]!);
+    const ok = crc32(buf.subarray(p + 16, end), crc32(buf.subarray(p, p + 12))) === crc;
+    meta[b * 4] = p;
+    meta[b * 4 + 1] = ok ? 1 : 0;
+    meta[b * 4 + 2] = r;
+    let decoded = ok ? count : -1;
+    if (ok) {
+      // int64 big-endian firstTimestamp at 22: the high word signed
+      const hi = (buf[p + 22]! << 24) | (buf[p + 23]! << 16) | (buf[p + 24]! << 8) | buf[p + 25]!;
+      const first = hi * 4294967296 + buf[p + 26]! * 16777216 + ((buf[p + 27]! << 16) | (buf[p + 28]! << 8) | buf[p + 29]!);
+      let q = p + 38;
+      for (let i = 0; i < count && decoded >= 0; i++) {
+        if (q + 4 > end) {
+          decoded = -1;
+          break;
+        }
+        const recEnd = q + 4 + buf[q]! * 16777216 + ((buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!);
+        if (recEnd > end) {
+          decoded = -1;
+          break;
+        }
+        let d = q + 4;
+        // the record's varints in order: timestamp delta, key length, value length, header count, then per header two lengths
+        let step = 0;
+        let left = 0;
+        for (;;) {
+          let v = 0;
+          let mul = 1;
+          let done = false;
+          for (let k = 0; k < 8; k++) {
+            if (d >= recEnd) break;
+            const x = buf[d++]!;
+            v += (x & 0x7f) * mul;
+            if (x < 0x80) {
+              done = true;
+              break;
+            }
+            mul *= 128;
+          }
+          if (!done) {
+            decoded = -1;
+            break;
+          }
+          if (step === 0) {
+            timestamps[r + i] = first + (v % 2 === 0 ? v / 2 : -(v + 1) / 2);
+            step = 1;
+          } else if (step === 1) {
+            if (v === 0) {
+              keyStarts[r + i] = -1;
+              keyEnds[r + i] = -1;
+            } else {
+              if (v - 1 > recEnd - d) {
+                decoded = -1;
+                break;
+              }
+              keyStarts[r + i] = d;
+              d += v - 1;
+              keyEnds[r + i] = d;
+            }
+            step = 2;
+          } else if (step === 2) {
+            if (v > recEnd - d) {
+              decoded = -1;
+              break;
+            }
+            valueStarts[r + i] = d;
+            d += v;
+            valueEnds[r + i] = d;
+            headerStarts[r + i] = d;
+            step = 3;
+          } else if (step === 3) {
+            left = v * 2;
+            if (left === 0) break;
+            step = 4;
+          } else {
+            if (v > recEnd - d) {
+              decoded = -1;
+              break;
+            }
+            d += v;
+            if (--left === 0) break;
+          }
+        }
+        q = recEnd;
+      }
+    }
+    meta[b * 4 + 3] = decoded;
+    r += count;
+    p = end;
+  }
+  return { batches, meta, timestamps, keyStarts, keyEnds, valueStarts, valueEnds, headerStarts };
+}

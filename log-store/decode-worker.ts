@@ -1,0 +1,134 @@
+/**
+ * The decode worker: one thread per process that runs `decodeChunk`
+ * (chunk-decode.ts) on the big chunks `readBatches` reads, so their CRC
+ * checks and record positions cost the reading thread nothing but a
+ * message each way. The chunk's memory moves to the worker and back
+ * (transferred, not copied); the reader waits for it, so nothing touches
+ * it meanwhile.
+ *
+ * The thread's program is `decodeChunk`'s own source text with a message
+ * loop around it (run with `eval`: no file is needed next to the compiled
+ * code, so the TypeScript sources and the built ones run it alike). The
+ * worker keeps the process alive only while a decode is in flight. If it dies, or its
+ * answer does not come back whole, `decode` resolves to null and the
+ * reader checks and decodes the chunk itself (it reads the chunk again
+ * when the worker took it down with it); later reads do not try the worker.
+ */
+import { Worker } from 'node:worker_threads';
+import { type DecodedChunk, decodeChunk } from './chunk-decode.ts';
+
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const { crc32 } = require('node:zlib');
+const decodeChunk = ${decodeChunk.toString()};
+parentPort.on('message', (m) => {
+  const r = decodeChunk(new Uint8Array(m.buffer, 0, m.length), crc32);
+  const arrays = [r.meta, r.timestamps, r.keyStarts, r.keyEnds, r.valueStarts, r.valueEnds, r.headerStarts];
+  parentPort.postMessage({ id: m.id, buffer: m.buffer, decoded: r }, [m.buffer, ...arrays.map((a) => a.buffer)]);
+});
+`;
+
+/** A chunk back from the worker: its bytes (a new Buffer over the same memory) and what `decodeChunk` found. */
+export interface WorkerDecoded {
+  chunk: Buffer;
+  decoded: DecodedChunk;
+}
+
+export interface DecodeWorker {
+  /** False once the worker died or could not start. */
+  readonly usable: boolean;
+  /**
+   * Hands `chunk`'s memory to the worker (`chunk` is unusable from the call
+   * on) and resolves with it back and decoded; null when the worker failed
+   * (the bytes are then gone: read them again). `chunk` must own its whole
+   * ArrayBuffer (see `canDecode`; RangeError otherwise).
+   */
+  decode(chunk: Buffer): Promise<WorkerDecoded | null>;
+}
+
+/** Whether `decode` can take `chunk`: its memory is its own (transferable), not a slice of a shared pool. */
+export function canDecode(chunk: Buffer): boolean {
+  const buffer = chunk.buffer;
+  return buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && buffer.byteLength === chunk.length && buffer.byteLength > 0;
+}
+
+class ThreadDecoder implements DecodeWorker {
+  usable = true;
+  #worker: Worker | null;
+  #next = 1;
+  readonly #waiting = new Map<number, (r: WorkerDecoded | null) => void>();
+
+  constructor() {
+    let worker: Worker | null = null;
+    try {
+      worker = new Worker(WORKER_SOURCE, { eval: true });
+      worker.on('message', (m: { id: number; buffer: ArrayBuffer; decoded: DecodedChunk }) => {
+        chunksDecoded++;
+        const resolve = this.#waiting.get(m.id);
+        this.#waiting.delete(m.id);
+        if (this.#waiting.size === 0) worker?.unref();
+        resolve?.({ chunk: Buffer.from(m.buffer), decoded: m.decoded });
+      });
+      worker.on('error', () => this.#fail());
+      worker.on('exit', () => this.#fail());
+      // idle, it keeps nothing alive (after the listeners: adding a 'message' listener refs it again)
+      worker.unref();
+    } catch {
+      this.usable = false;
+    }
+    this.#worker = worker;
+  }
+
+  #fail(): void {
+    this.usable = false;
+    this.#worker = null;
+    for (const resolve of this.#waiting.values()) resolve(null);
+    this.#waiting.clear();
+  }
+
+  decode(chunk: Buffer): Promise<WorkerDecoded | null> {
+    // transferring a pooled Buffer's memory would take its neighbours' bytes too
+    if (!canDecode(chunk)) throw new RangeError('the decode worker takes only a Buffer that owns its whole memory');
+    const worker = this.#worker;
+    if (worker === null || !this.usable) return Promise.resolve(null);
+    const id = this.#next++;
+    const buffer = chunk.buffer as ArrayBuffer;
+    // a decode in flight keeps the process alive, as a file read does
+    worker.ref();
+    return new Promise((resolve) => {
+      this.#waiting.set(id, resolve);
+      try {
+        worker.postMessage({ id, buffer, length: chunk.length }, [buffer]);
+      } catch {
+        this.#waiting.delete(id);
+        resolve(null);
+      }
+    });
+  }
+
+  /** Tests: the worker dies (as if it crashed). */
+  async kill(): Promise<void> {
+    await this.#worker?.terminate();
+    this.#fail();
+  }
+}
+
+let shared: ThreadDecoder | null = null;
+let chunksDecoded = 0;
+
+/** Chunks the decode worker has decoded in this process (tests, metrics). */
+export function decodeWorkerChunks(): number {
+  return chunksDecoded;
+}
+
+/** The process's decode worker, started on first use; null once it failed. */
+export function decodeWorker(): DecodeWorker | null {
+  if (shared === null) shared = new ThreadDecoder();
+  return shared.usable ? shared : null;
+}
+
+/** Tests: kills the process's decode worker (the next `decodeWorker()` starts none). */
+export async function killDecodeWorker(): Promise<void> {
+  await (shared ??= new ThreadDecoder()).kill();
+}
