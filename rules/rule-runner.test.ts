@@ -368,6 +368,9 @@ describe('rule runner overlapping a batch\'s write with the next batch', () => {
       const k = held.length;
       await new Promise((r) => setTimeout(r, 50));
       expect(events.filter((e) => e.startsWith('append'))).toEqual(held);
+      // the third batch is read too, while the second waits for that write (read ahead)
+      expect(events).toContain('read 0:26');
+      expect(events).toContain('read 1:26');
       released = true;
       release();
       await drained;

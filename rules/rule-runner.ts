@@ -222,6 +222,13 @@ function yieldToIo(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A batch as read (see readBatch): from positions `from` to `next`, each input partition's blocks. */
+interface BatchRead {
+  from: ReadonlyMap<number, number>;
+  next: Map<number, number>;
+  parts: Array<Pick<Lane, 'blocks' | 'counts' | 'total'>>;
+}
+
 /** `SourceRow.value` of a record decoded into `fields`: closures read those (see plan.ts). */
 const NO_VALUE: Row = Object.freeze({});
 
@@ -291,6 +298,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
   /** The write (appends + checkpoint) of the last finished batch, while in flight (see finishBatch). */
   let writing: Promise<void> | null = null;
+  /** The read of the batch after the one being processed, from the positions it ends at (see runBatch); null: none. */
+  let ahead: Promise<BatchRead | null> | null = null;
 
   let state: RuleStatus['state'] = 'idle';
   let lastError: string | null = null;
@@ -524,19 +533,18 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   /**
-   * Reads the next batch. `target` (recovery): read exactly up to these
-   * offsets. Returns the new positions, or null when there was nothing to read.
+   * Reads a batch from the positions `from`. `target` (recovery): read
+   * exactly up to these offsets. Returns the records and the positions after
+   * them, or null when there was nothing to read (see `install`).
    */
-  async function readBatch(target: Map<number, number> | null): Promise<Map<number, number> | null> {
+  async function readBatch(from: ReadonlyMap<number, number>, target: Map<number, number> | null): Promise<BatchRead | null> {
     let any = false;
-    const next = new Map(positions);
+    const next = new Map(from);
+    const parts: BatchRead['parts'] = [];
     for (let p = 0; p < inPartitions; p++) {
-      const lane = lanes.get(p) ?? laneOf(p);
-      lanes.set(p, lane);
-      lane.blocks = [];
-      lane.counts = [];
-      lane.total = 0;
-      let pos = positions.get(p)!;
+      const lane = { blocks: [] as RecordBlock[], counts: [] as number[], total: 0 };
+      parts.push(lane);
+      let pos = from.get(p)!;
       const limit = target ? (target.get(p) ?? pos) : Infinity;
       const end = log.endOffset(inputTopic, p);
       if (pos < log.earliestOffset(inputTopic, p)) {
@@ -558,15 +566,26 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         pos = Math.min(res.nextOffset, limit);
         if (!target) break;
       }
-      rewind(lane);
-      if (pos !== positions.get(p)) next.set(p, pos);
+      if (pos !== from.get(p)) next.set(p, pos);
       if (lane.total) any = true;
     }
-    if (!any && target === null) return sameAs(next, positions) ? null : next;
-    return next;
+    if (!any && target === null && sameAs(next, from)) return null;
+    return { from, next, parts };
   }
 
-  function sameAs(a: Map<number, number>, b: Map<number, number>): boolean {
+  /** Puts a batch read in the lanes, each head on its first record. */
+  function install(read: BatchRead): void {
+    read.parts.forEach((part, p) => {
+      let lane = lanes.get(p);
+      if (lane === undefined) lanes.set(p, (lane = laneOf(p)));
+      lane.blocks = part.blocks;
+      lane.counts = part.counts;
+      lane.total = part.total;
+      rewind(lane);
+    });
+  }
+
+  function sameAs(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
     for (const [k, v] of a) if (b.get(k) !== v) return false;
     return true;
   }
@@ -717,8 +736,21 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   /** One batch; false when there was nothing to read. */
   async function runBatch(target: Map<number, number> | null): Promise<boolean> {
-    const next = await readBatch(target);
-    if (!next) return false;
+    let read: BatchRead | null = null;
+    const early = target === null ? ahead : null;
+    ahead = null;
+    // a read ahead that found nothing, or that started from other positions (a batch failed and the state reopened): read now
+    if (early !== null) read = await early;
+    if (read === null || !sameAs(read.from, positions)) read = await readBatch(positions, target);
+    if (read === null) return false;
+    install(read);
+    const next = read.next;
+    // the next batch is read while this one is processed: the log store checks and decodes big reads on its
+    // decode worker, and the file reads and the worker's answers come in during processLanes' yields
+    if (target === null) {
+      ahead = readBatch(next, null);
+      ahead.catch(() => undefined);
+    }
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: positionsText(next) };
     const n = await processLanes(operator!);
     // one write in flight: the previous batch's overlapped this one's reading and processing
@@ -743,6 +775,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     const s = store;
     store = null;
     operator = null;
+    ahead = null;
     for (const o of [out, late]) {
       for (const b of o.builders) b.clear();
       o.seen.fill(0);
