@@ -381,19 +381,13 @@ export class BlockFieldScanner {
   }
 
   /**
-   * Whether record i was read here (valid JSON, found) with field `t` holding
-   * exactly the string `time` and field `f` holding anything but the string
-   * `text`: a record a `<f> = '<text>'` filter drops, whose event-time text
-   * is the one the caller parsed last. Decided from the scan's results,
-   * without making strings; false when unsure (the caller then fills).
-   */
-  rejects(i: number, f: number, text: string, t: number, time: string): boolean {
-    return this.rejectRun(i, i + 1, f, text, t, time) === 1;
-  }
-
-  /**
-   * How many records from i on (up to `end`, exclusive) `rejects` holds for,
-   * one after another: a filter rule skips such a run in one step.
+   * How many records from i on (up to `end`, exclusive), one after another,
+   * were read here (valid JSON, found) with field `t` holding exactly the
+   * string `time` and field `f` holding anything but the string `text`:
+   * records a `<f> = '<text>'` filter drops, whose event-time text is the
+   * one the caller parsed last, so a filter rule skips the run in one step.
+   * Decided from the scan's results, without making strings; a record it is
+   * unsure of ends the run (the caller then fills it).
    */
   rejectRun(i: number, end: number, f: number, text: string, t: number, time: string): number {
     const last = Math.min(end, this.#count);

@@ -7,20 +7,24 @@
  * A batch, in order:
  *   1. read up to `batchRecords` records per input partition from the positions;
  *   2. decode and process them (decoding only the top-level fields the plan
- *      reads, `plan.valueFields`, with field-extractor.ts; JSON.parse of the
- *      whole value when the plan needs it or the extractor declines), merged
+ *      reads, `plan.valueFields`, into an array (`SourceRow.fields`) with the
+ *      block scanner or field-extractor.ts; JSON.parse of the
+ *      whole value when the plan needs it or the scanners decline), merged
  *      across partitions by event time (ties:
  *      lower partition first; one partition keeps its offset order). The merge
  *      spans one batch: a partition with nothing to read does not hold the
  *      others back, so its records that arrive later may be late (as in Kafka
- *      Streams without max.task.idle.ms);
- *   3. `appendBatch` the outputs and the late records (durable on resolve);
+ *      Streams without max.task.idle.ms). Output and late records are
+ *      encoded as they are emitted, into a log batch builder per partition;
+ *   3. `appendBuilt` the outputs and the late records (durable on resolve);
  *   4. commit to SQLite in one transaction: operator state, the new input
  *      positions, the output topics' end offsets, stream time, batch number.
- * Steps 3-4 of a batch (the write) run while steps 1-2 of the next batch
- * run (one write in flight; the next write starts after it), so the disk
- * waits overlap reading and processing; the files change in the same order
- * as without the overlap. Records come from `readBatches` (raw blocks): values
+ * Steps 3-4 of a batch (the write) run while step 2 of the next batch runs
+ * (one write in flight; the next write starts after it; processing yields
+ * to the event loop every few thousand records so the write's I/O steps go
+ * on), and step 1 of the batch after that runs then too (read ahead), so
+ * the disk waits overlap processing; the files change in the same order as
+ * without the overlap. Records come from `readBatches` (raw blocks): values
  * are scanned in the read buffer, with no object per input record.
  *
  * Exactly-once output. Processing is deterministic: the rows a batch emits
