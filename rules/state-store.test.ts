@@ -103,7 +103,8 @@ describe('state store', () => {
   it('keeps texts SQL would read as syntax (quotes, ?, ;, comments) and a commit of several MB sent to SQLite in parts', async () => {
     const file = join(dir, 'quotes.sqlite');
     let store = await openStateStore(file);
-    const odd = ["o'brien", "''", '?', "'; DROP TABLE windows; --", '/* x */', '"\\', 'grün 😀', "?'?"];
+    // NUL ends a quoted SQL literal: a group key holding one (with a quote, or non-ASCII) goes as bytes
+    const odd = ["o'brien", "''", '?', "'; DROP TABLE windows; --", '/* x */', '"\\', 'grün 😀', "?'?", "x'\u0000y", 'ü\u0000', '\u0000'];
     const upserts: Array<[string, string]> = odd.map((t, i) => [`${t}#${i}`, JSON.stringify([t])]);
     // about 6 MB of rows: more than one text to SQLite
     for (let i = 0; i < 3000; i++) upserts.push([`big${i}'`, JSON.stringify(["'".repeat(1000) + i])]);

@@ -90,10 +90,18 @@ const CHUNK_ROWS = 2000;
 /** Statement text sent to SQLite at once, about (see `transaction`). */
 const EXEC_BYTES = 1 << 20;
 
-/** `sql` with each `?` replaced by the next of `params` as an SQL string literal (quotes doubled; JSON texts hold no NUL). */
+/**
+ * `sql` with each `?` replaced by the next of `params` as an SQL text
+ * literal: quoted with quotes doubled, or, for a text holding NUL (which
+ * ends a quoted literal; group keys may hold one, JSON texts never do), its
+ * UTF-8 bytes as a blob cast to text.
+ */
 function bindText(sql: string, params: readonly string[]): string {
   let i = 0;
-  return sql.replace(/\?/g, () => `'${params[i++]!.replaceAll("'", "''")}'`);
+  return sql.replace(/\?/g, () => {
+    const p = params[i++]!;
+    return p.includes('\0') ? `CAST(X'${Buffer.from(p, 'utf8').toString('hex')}' AS TEXT)` : `'${p.replaceAll("'", "''")}'`;
+  });
 }
 
 /** `items` in arrays of at most CHUNK_ROWS, in order. */
@@ -205,12 +213,12 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
             [JSON.stringify(rows)],
           ];
         for (const ids of chunks(delta.deletes)) yield ['DELETE FROM windows WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(ids)]];
-        // rows in order: a later row for the same id replaces an earlier one (upsert row by row)
+        // rows in order: a later row for the same id replaces an earlier one (upsert row by row). The rows
+        // are literals, not one JSON argument: their values are JSON texts already, which a JSON array
+        // would escape again and SQLite take apart again (measured: the windows' checkpoint then costs
+        // about 0.1 us of CPU per record of a tumbling rule over 1,000 sensors)
         for (const rows of chunks(delta.upserts))
-          yield [
-            "INSERT INTO windows (id, v) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET v = excluded.v",
-            [JSON.stringify(rows)],
-          ];
+          yield [`INSERT INTO windows (id, v) VALUES ${rows.map(() => '(?, ?)').join(', ')} ON CONFLICT (id) DO UPDATE SET v = excluded.v`, rows.flat()];
       });
     },
     clear() {
