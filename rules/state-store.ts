@@ -98,10 +98,13 @@ const EXEC_BYTES = 1 << 20;
  */
 function bindText(sql: string, params: readonly string[]): string {
   let i = 0;
-  return sql.replace(/\?/g, () => {
-    const p = params[i++]!;
-    return p.includes('\0') ? `CAST(X'${Buffer.from(p, 'utf8').toString('hex')}' AS TEXT)` : `'${p.replaceAll("'", "''")}'`;
-  });
+  return sql.replace(/\?/g, () => literal(params[i++]!));
+}
+
+/** `text` as an SQL text literal (see bindText). */
+function literal(text: string): string {
+  if (text.indexOf("'") < 0 && text.indexOf('\0') < 0) return `'${text}'`;
+  return text.includes('\0') ? `CAST(X'${Buffer.from(text, 'utf8').toString('hex')}' AS TEXT)` : `'${text.replaceAll("'", "''")}'`;
 }
 
 /** `items` in arrays of at most CHUNK_ROWS, in order. */
@@ -138,7 +141,8 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
   };
   const exec = (sql: string) => new Promise<void>((resolve, reject) => db.exec(sql, (err) => (err ? reject(stateError('state write failed', file, err)) : resolve())));
   /**
-   * Runs the statements `body` yields in one transaction. They go to SQLite
+   * Runs the statements `body` yields in one transaction (SQL text, or a
+   * template and its parameters for bindText). They go to SQLite
    * as few `exec` texts of about EXEC_BYTES each (with BEGIN in the first and
    * COMMIT in the last), so a checkpoint is one or a few round trips to
    * SQLite's thread instead of one per statement: each round trip waits for
@@ -146,14 +150,14 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
    * only when the previous one ran, so about EXEC_BYTES of rows are in memory
    * at a time.
    */
-  const transaction = (body: () => Iterable<[string, string[]]>) =>
+  const transaction = (body: () => Iterable<[string, string[]] | string>) =>
     serial(async () => {
       if (closed) throw new RulesError('RULES_STATE', 'state store is closed', { file });
       let text = 'BEGIN IMMEDIATE;';
       let begun = false;
       try {
-        for (const [sql, params] of body()) {
-          text += `${bindText(sql, params)};`;
+        for (const statement of body()) {
+          text += `${typeof statement === 'string' ? statement : bindText(statement[0], statement[1])};`;
           if (text.length >= EXEC_BYTES) {
             begun = true;
             await exec(text);
@@ -217,8 +221,11 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
         // are literals, not one JSON argument: their values are JSON texts already, which a JSON array
         // would escape again and SQLite take apart again (measured: the windows' checkpoint then costs
         // about 0.1 us of CPU per record of a tumbling rule over 1,000 sensors)
-        for (const rows of chunks(delta.upserts))
-          yield [`INSERT INTO windows (id, v) VALUES ${rows.map(() => '(?, ?)').join(', ')} ON CONFLICT (id) DO UPDATE SET v = excluded.v`, rows.flat()];
+        for (const rows of chunks(delta.upserts)) {
+          let values = '';
+          for (const [id, v] of rows) values += `${values === '' ? '' : ','}(${literal(id)},${literal(v)})`;
+          yield `INSERT INTO windows (id, v) VALUES ${values} ON CONFLICT (id) DO UPDATE SET v = excluded.v`;
+        }
       });
     },
     clear() {
