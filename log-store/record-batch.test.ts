@@ -68,6 +68,14 @@ describe('record batch codec', () => {
     expect(readBatchHeader(b.buf, 0)).toMatchObject({ firstTimestamp: 1_700_000_000_000, maxTimestamp: 1_800_000_000_000, recordCount: 5 });
   });
 
+  it('keeps a header named __proto__ as a header (found by the builder\'s fast-check round trip)', () => {
+    const headers = JSON.parse('{"__proto__":"x","a":"b"}') as Record<string, string>;
+    const [got] = roundTrip([{ key: null, value: 'v', timestamp: 1, headers }]);
+    expect(Object.keys(got!.headers)).toEqual(['__proto__', 'a']);
+    expect(got!.headers).toEqual(headers);
+    expect(Object.getPrototypeOf(got!.headers)).toBe(Object.prototype);
+  });
+
   it('encodes a selection of records and stamps missing timestamps with the clock', () => {
     const records: RecordInput[] = [{ key: 'a', value: '1' }, { key: 'b', value: '2' }, { key: 'c', value: '3', timestamp: 9 }];
     const b = encodeBatch(records, [2, 0], 1234);

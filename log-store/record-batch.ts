@@ -664,7 +664,11 @@ export function decodeHeadersAt(buf: Buffer, pos: number, end: number): Record<s
     const n = d.take(nl);
     const vl = d.varint();
     const hv = d.take(vl);
-    headers[decodeUtf8(buf, n, n + nl)] = decodeUtf8(buf, hv, hv + vl);
+    const name = decodeUtf8(buf, n, n + nl);
+    const value = decodeUtf8(buf, hv, hv + vl);
+    // a header named __proto__ is a header like any other (an assignment would set the object's prototype and drop it)
+    if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+    else headers[name] = value;
   }
   return headers;
 }
