@@ -219,8 +219,8 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
         for (const ids of chunks(delta.deletes)) yield ['DELETE FROM windows WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(ids)]];
         // rows in order: a later row for the same id replaces an earlier one (upsert row by row). The rows
         // are literals, not one JSON argument: their values are JSON texts already, which a JSON array
-        // would escape again and SQLite take apart again (measured: the windows' checkpoint then costs
-        // about 0.1 us of CPU per record of a tumbling rule over 1,000 sensors)
+        // would escape again and SQLite take apart again (measured alone, a checkpoint of 1,000 windows:
+        // 6.3-7.9 against 7.5-8.5 ms of CPU, the SQL text built here in 1.1-1.3 against 2.0-2.4 ms)
         for (const rows of chunks(delta.upserts)) {
           let values = '';
           for (const [id, v] of rows) values += `${values === '' ? '' : ','}(${literal(id)},${literal(v)})`;
