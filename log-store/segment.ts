@@ -539,10 +539,11 @@ export class Segment {
       const offload = this.ctx.decodeOffloadBytes;
       const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
       const back = worker === null ? null : await worker.decode(chunk);
+      // the worker failed with the chunk's memory: read it again
       if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, chunkLen, pos);
-      if (back !== null) chunk = back.chunk;
       this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
       if (back !== null) {
+        chunk = this.lastChunk.buf = back.chunk;
         const at = new Map<number, number>();
         for (let b = 0; b < back.decoded.batches; b++) at.set(back.decoded.meta[b * 4]!, b);
         this.lastChunk.decoded = { chunk: back.decoded, at };
