@@ -5,14 +5,9 @@ import { decodeChunk } from './chunk-decode.ts';
 import { BatchBuilder, BatchFormatError, type BatchHeader, batchCrcOk, decodePositions, readBatchHeader, sealBatch } from './record-batch.ts';
 import { RecordBlockBuilder } from './record-block.ts';
 import { decodeWorker, killDecodeWorker } from './decode-worker.ts';
+import { recordArbitrary } from '../test/support/log-store-arbitraries.ts';
 
-const text = fc.string({ unit: 'grapheme', maxLength: 60 });
-const record = fc.record({
-  timestamp: fc.integer({ min: -1e12, max: 1e13 }),
-  key: fc.option(text, { nil: null }),
-  value: fc.oneof(text, fc.uint8Array({ maxLength: 200 })),
-  headers: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), text, { maxKeys: 3 }), { nil: undefined }),
-});
+const record = recordArbitrary({ text: 60, bytes: 200, headerName: 8, headers: 3 });
 
 /** Batches back to back, as in a .log file, from base offset 0. */
 function chunkOf(batches: Array<Array<{ timestamp: number; key: string | null; value: string | Uint8Array; headers?: Record<string, string> }>>): Buffer {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { BATCH_HEADER_BYTES, BatchBuilder, BatchFormatError, batchCrcOk, decodeRecords, decodeUtf8, encodeBatch, readBatchHeader, recordTimestamps, sealBatch } from './record-batch.ts';
 import type { LogRecord, RecordInput } from './types.ts';
+import { recordArbitrary } from '../test/support/log-store-arbitraries.ts';
 
 function roundTrip(records: RecordInput[], base = 0, now = 0): LogRecord[] {
   const b = encodeBatch(records, null, now);
@@ -140,14 +141,8 @@ describe('BatchBuilder', () => {
   });
 
   it('decodes to the records added, whatever their sizes and wherever the buffer grows (fast-check)', () => {
-    const text = fc.string({ unit: 'grapheme', maxLength: 300 });
-    const record = fc.record({
-      timestamp: fc.integer({ min: -1e12, max: 1e13 }),
-      key: fc.option(text, { nil: null }),
-      value: fc.oneof(text, fc.uint8Array({ maxLength: 400 })),
-      headers: fc.option(fc.dictionary(fc.string({ maxLength: 20 }), text, { maxKeys: 4 }), { nil: undefined }),
-      bytes: fc.boolean(),
-    });
+    // each record added from strings, or from bytes of a buffer (`bytes`)
+    const record = fc.tuple(recordArbitrary({ text: 300, bytes: 400, headerName: 20, headers: 4 }), fc.boolean()).map(([r, bytes]) => ({ ...r, bytes }));
     fc.assert(
       fc.property(fc.array(record, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 4096 }), (records, capacity) => {
         const builder = new BatchBuilder(null, capacity);

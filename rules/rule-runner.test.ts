@@ -14,7 +14,8 @@ import { readTopic, silentLogger } from '../test/support/rules-golden.ts';
 import { openTestLog } from '../test/support/rules-log.ts';
 import { seededRandom } from '../test/support/seeded-random.ts';
 import { planRuleText } from './rule-file.ts';
-import { createRuleRunner } from './rule-runner.ts';
+import type { DerivedPlan } from './plan.ts';
+import { type RuleRunner, type RuleRunnerOptions, createRuleRunner } from './rule-runner.ts';
 
 let dir: string;
 let log: LogStoreApi;
@@ -36,6 +37,21 @@ CREATE TABLE per_sensor AS
 `;
 
 class Crash extends Error {}
+
+/** A runner on a clock that stands still, with no idle close, reading `batchRecords` per partition per batch. */
+function testRunner(plan: DerivedPlan, target: LogStoreApi, stateDir: string, batchRecords: number, options: Partial<RuleRunnerOptions> = {}): RuleRunner {
+  return createRuleRunner({
+    plan,
+    log: target,
+    stateDir,
+    clock: { now: () => 0 },
+    timers: { setTimeout: () => 0, clearTimeout: () => {} },
+    logger: silentLogger,
+    idleCloseMs: 0,
+    batchRecords,
+    ...options,
+  });
+}
 
 /** The log, except that its `failAt`-th appendBuilt call appends and then throws, as if the process died right after. */
 function crashingLog(inner: LogStoreApi, failAt: number): LogStoreApi {
@@ -71,16 +87,7 @@ async function runToEnd(stateDir: string, failAt: number | null): Promise<number
   const plan = planRuleText(SQL, 'r.sql').rules[0]!;
   let crashes = 0;
   for (;;) {
-    const runner = createRuleRunner({
-      plan,
-      log: failAt === null ? log : crashingLog(log, failAt),
-      stateDir,
-      clock: { now: () => 0 },
-      timers: { setTimeout: () => 0, clearTimeout: () => {} },
-      logger: silentLogger,
-      idleCloseMs: 0,
-      batchRecords: 13,
-    });
+    const runner = testRunner(plan, failAt === null ? log : crashingLog(log, failAt), stateDir, 13);
     try {
       await runner.drain();
       await runner.stop();
@@ -156,16 +163,7 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     for (const planned of file.rules) {
       if (!whole) expect(planned.valueFields).not.toBeNull();
       const plan = whole ? { ...planned, valueFields: null } : planned;
-      const runner = createRuleRunner({
-        plan,
-        log: target,
-        stateDir: join(dir, whole ? 'whole' : 'fields'),
-        clock: { now: () => 0 },
-        timers: { setTimeout: () => 0, clearTimeout: () => {} },
-        logger: silentLogger,
-        idleCloseMs: 0,
-        batchRecords,
-      });
+      const runner = testRunner(plan, target, join(dir, whole ? 'whole' : 'fields'), batchRecords);
       await runner.drain();
       await runner.stop();
       result[plan.outputTopic] = await readTopic(target, plan.outputTopic);
@@ -261,16 +259,7 @@ describe('rule runner passing records through (SELECT * without PARTITION BY)', 
     const sql = `CREATE STREAM widgets (colour VARCHAR, ts BIGINT) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='ts');
 SET 'auto.offset.reset'='earliest';
 CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
-    const runner = createRuleRunner({
-      plan: planRuleText(sql, 'r.sql').rules[0]!,
-      log,
-      stateDir: join(dir, 'state'),
-      clock: { now: () => 0 },
-      timers: { setTimeout: () => 0, clearTimeout: () => {} },
-      logger: silentLogger,
-      idleCloseMs: 0,
-      batchRecords: 7,
-    });
+    const runner = testRunner(planRuleText(sql, 'r.sql').rules[0]!, log, join(dir, 'state'), 7);
     await runner.drain();
     await runner.stop();
     const got: string[] = [];
@@ -291,8 +280,7 @@ describe('rule runner in scratch mode (durable: false)', () => {
   it('creates its output topics without fsync and still checkpoints: a second runner resumes without repeating output', async () => {
     await setup();
     const plan = planRuleText(SQL, 'r.sql').rules[0]!;
-    const make = () =>
-      createRuleRunner({ plan, log, stateDir: join(dir, 'scratch'), clock: { now: () => 0 }, timers: { setTimeout: () => 0, clearTimeout: () => {} }, logger: silentLogger, idleCloseMs: 0, batchRecords: 50, durable: false });
+    const make = () => testRunner(plan, log, join(dir, 'scratch'), 50, { durable: false });
     const first = make();
     await first.drain();
     await first.stop();
@@ -347,16 +335,7 @@ describe('rule runner overlapping a batch\'s write with the next batch', () => {
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         },
       });
-      const runner = createRuleRunner({
-        plan: planRuleText(SQL, 'r.sql').rules[0]!,
-        log: gated,
-        stateDir: join(dir, 'gated'),
-        clock: { now: () => 0 },
-        timers: { setTimeout: () => 0, clearTimeout: () => {} },
-        logger: silentLogger,
-        idleCloseMs: 0,
-        batchRecords: 13,
-      });
+      const runner = testRunner(planRuleText(SQL, 'r.sql').rules[0]!, gated, join(dir, 'gated'), 13);
       const drained = runner.drain();
       // the first write is held: the runner goes on to read the second batch (13 records further in each partition)...
       while (!events.includes('read 0:13') || !events.includes('read 1:13')) await new Promise((r) => setTimeout(r, 5));
