@@ -229,6 +229,40 @@ describe('BlockFieldScanner', () => {
     if (want !== 'declined') expect(viaParse(bytes.toString('utf8'), fields)).toEqual(want);
   });
 
+  it('decideRun settles a run of records from their scanned bytes under <f> = \'<text>\': those failing it, and with `passed` those passing it, while the event-time text stays the one given', () => {
+    const fields: ValueField[] = [{ name: 'colour', caseSensitive: false }, { name: 'ts', caseSensitive: false }];
+    const texts = [
+      '{"colour":"BLUE","ts":"T1"}',
+      '{"colour":"RED","ts":"T1"}',
+      '{"colour":7,"ts":"T1"}',
+      '{"ts":"T1"}',
+      '{"COLOUR":"RED","ts":"T1"}',
+      '{"colour":"RED","ts":"T1"}',
+      '{"colour":"R\\u0045D","ts":"T1"}',
+      '{"colour":"BLUE","ts":"T1"}',
+      '{"colour":"RED","ts":"T2"}',
+      '{"colour":"RED","ts":"T1"',
+      '{"colour":"REDS","ts":"T1"}',
+    ];
+    const scanner = new BlockFieldScanner(fields, { worker: false });
+    scanBlock(scanner, texts.map((t) => Buffer.from(t)));
+    const run = (i: number, passed: Int32Array | null, text = 'RED', time = 'T1') => [scanner.decideRun(i, texts.length, 0, text, 1, time, passed), passed === null ? null : [...passed.subarray(0, passed[0]! + 1)]];
+    // without `passed` a passing record ends the run
+    expect(run(0, null)).toEqual([1, null]);
+    expect(run(2, null)).toEqual([2, null]);
+    // with it: records 0-5, of which 1, 4 (a case-folded key) and 5 pass; the escaped RED (6) is left to decoding
+    expect(run(0, new Int32Array(8))).toEqual([6, [3, 1, 4, 5]]);
+    expect(run(6, new Int32Array(8))).toEqual([0, [0]]);
+    // another event-time text ends the run (8), as does invalid JSON (9); a longer string fails WHERE
+    expect(run(7, new Int32Array(8))).toEqual([1, [0]]);
+    expect(run(9, new Int32Array(8))).toEqual([0, [0]]);
+    expect(run(10, new Int32Array(8))).toEqual([1, [0]]);
+    expect(run(8, new Int32Array(8), 'RED', 'T2')).toEqual([1, [1, 8]]);
+    // a full `passed` ends the run before the next passing record
+    expect(run(0, new Int32Array(3))).toEqual([5, [2, 1, 4]]);
+    expect(run(0, new Int32Array(8), 'BLUE')).toEqual([6, [1, 0]]);
+  });
+
   it('takes up to 16 fields of up to 112 bytes', () => {
     expect(BlockFieldScanner.supports([])).toBe(false);
     expect(BlockFieldScanner.supports(Array.from({ length: 16 }, (_, i) => ({ name: `f${i}`, caseSensitive: false })))).toBe(true);
@@ -304,6 +338,29 @@ describe('BlockFieldScanner with the scan worker (blocks in slices over two thre
     }
     expect(scanner.slices()).toEqual({ byWorker: 40, here: 0 });
     scanner.close();
+  });
+
+  it('records read in order, block after block: each slice is scanned once, by whichever thread comes first (this one takes the last free slices while the worker is in the one it needs)', () => {
+    // slices of one big record each (milliseconds to scan), so that this thread, reading in order, finds the worker inside the next one
+    const scanner = new BlockFieldScanner(fields, { worker: true, sliceRecords: 1 });
+    const one = scannerFor(fields, { worker: false });
+    let slices = 0;
+    for (let round = 0; round < 16; round++) {
+      const texts = Array.from({ length: 24 }, (_, i) => JSON.stringify({ pad: 'x'.repeat(i === 0 ? 1 : 1 << 19), reading_ts: `2020-02-14T12:00:${10 + round}Z`, sensor_id: round * 1000 + i, colour: i % 4 ? 'BLUE' : 'RED' }));
+      const [buf, starts, ends] = layout(texts.map((t) => Buffer.from(t)));
+      one.scan(buf, starts, ends, texts.length);
+      scanner.scan(buf, starts, ends, texts.length);
+      slices += texts.length;
+      texts.forEach((_, i) => {
+        const a: unknown[] = [];
+        const b: unknown[] = [];
+        expect(scanner.fill(i, a)).toBe(one.fill(i, b));
+        expect(a).toEqual(b);
+      });
+    }
+    scanner.close();
+    const { byWorker, here } = scanner.slices();
+    expect(byWorker + here).toBe(slices);
   });
 
   it('a block read at once takes back the slices the worker has not started (each slice is scanned once)', () => {

@@ -125,6 +125,9 @@ export class BlockFieldScanner {
   /** Slices scanned by the worker and by this thread (of blocks handed to the worker). */
   #byWorker = 0;
   #byHere = 0;
+  /** This thread found the worker inside a slice it needed, past the block's first: in the block handed over before this one, and in this one. */
+  #caughtUp = false;
+  #caughtUpNow = false;
   /** Per field, created on its first plain string not in the module's cache (about 240 KB each; numeric fields never need one). */
   readonly #caches: Array<StringCache | null>;
   /** Per field, the string of each entry of its cache in the module's memory ('' for an entry never filled, as the module's length 0 says). */
@@ -279,6 +282,8 @@ export class BlockFieldScanner {
     else this.#ready.fill(0, 0, slices);
     this.#slices = slices;
     this.#slice = size;
+    this.#caughtUp = this.#caughtUpNow;
+    this.#caughtUpNow = false;
     if (this.#workerId === 0) this.#workerId = worker.open(this.#memory, jsonScanModule(), this.#jobsAt >> 2);
     worker.scan(this.#workerId, block, slices);
     this.#count = count;
@@ -296,17 +301,46 @@ export class BlockFieldScanner {
    * this thread scans alone from now on; the results are the same if it ever
    * finishes).
    */
-  #claim(k: number): number {
+  #claim(k: number, steal = false): number {
     const ints = this.#ints;
     const j = this.#job(k);
     const state = Atomics.compareExchange(ints, j, SLICE_FREE, SLICE_MAIN);
     if (state !== SLICE_WORKER) return state;
+    // While the worker is inside slice k, this thread scans the block's last free slices (the worker takes them first to
+    // last), when it is the faster of the two: it caught up with the worker past a block's first slice (both start there).
+    if (k > 0) this.#caughtUpNow = true;
+    while (steal && (this.#caughtUpNow || this.#caughtUp) && this.#stealLast(k)) {
+      const now = Atomics.load(ints, j);
+      if (now !== SLICE_WORKER) return now;
+    }
     if (this.#worker && Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) !== 'timed-out') return Atomics.load(ints, j);
     const now = Atomics.load(ints, j);
     if (now !== SLICE_WORKER) return now;
     this.#worker?.fail(`the scan worker took more than ${WORKER_WAIT_MS} ms over one slice`);
     this.#worker = null;
     return SLICE_FAILED;
+  }
+
+  /** Scans here the last slice after slice k that the worker has not taken; false when there is none. */
+  #stealLast(k: number): boolean {
+    const ints = this.#ints;
+    for (let m = this.#slices - 1; m > k; m--) {
+      if (this.#ready[m] !== 0) continue;
+      if (Atomics.compareExchange(ints, this.#job(m), SLICE_FREE, SLICE_MAIN) !== SLICE_FREE) return false;
+      this.#scanHere(m);
+      return true;
+    }
+    return false;
+  }
+
+  /** Scans slice k (held here: taken back, or the worker failed) and marks it done. */
+  #scanHere(k: number): void {
+    const ints = this.#ints;
+    const j = this.#job(k);
+    this.#wasm.scan(ints[j + 1]!, ints[j + 2]!, ints[j + 3]!, ints[j + 4]!, ints[j + 5]!, ints[j + 6]!);
+    Atomics.store(ints, j, SLICE_DONE);
+    this.#byHere++;
+    this.#ready[k] = 1;
   }
 
   /** Makes record i's results ready (its slice: see `#settle`). */
@@ -317,15 +351,12 @@ export class BlockFieldScanner {
 
   /** Makes slice k's results ready: scanned by the worker, or here. */
   #settle(k: number): void {
-    const state = this.#claim(k);
-    if (state === SLICE_FREE || state === SLICE_FAILED) {
-      const ints = this.#ints;
-      const j = this.#job(k);
-      this.#wasm.scan(ints[j + 1]!, ints[j + 2]!, ints[j + 3]!, ints[j + 4]!, ints[j + 5]!, ints[j + 6]!);
-      Atomics.store(ints, j, SLICE_DONE);
-      this.#byHere++;
-    } else this.#byWorker++;
-    this.#ready[k] = 1;
+    const state = this.#claim(k, true);
+    if (state === SLICE_FREE || state === SLICE_FAILED) this.#scanHere(k);
+    else {
+      this.#byWorker++;
+      this.#ready[k] = 1;
+    }
   }
 
   /** Takes back every slice of the last block the worker has not started, and waits for the one it is in. */
@@ -386,15 +417,20 @@ export class BlockFieldScanner {
    * string `time` and field `f` holding anything but the string `text`:
    * records a `<f> = '<text>'` filter drops, whose event-time text is the
    * one the caller parsed last, so a filter rule skips the run in one step.
-   * Decided from the scan's results, without making strings; a record it is
-   * unsure of ends the run (the caller then fills it).
+   * With `passed`, the run also takes records whose field `f` is exactly
+   * the plain string `text` (those the filter passes): their indices go to
+   * `passed[1..]` and their number to `passed[0]` (the run ends when it is
+   * full). Decided from the scan's results, without making strings; a
+   * record it is unsure of ends the run (the caller then fills it).
    */
-  rejectRun(i: number, end: number, f: number, text: string, t: number, time: string): number {
+  decideRun(i: number, end: number, f: number, text: string, t: number, time: string, passed: Int32Array | null = null): number {
     const last = Math.min(end, this.#count);
     const ints = this.#ints;
     const stride = this.#strideWords;
     const tw = 2 + t * 6;
     const fw = 2 + f * 6;
+    const room = passed === null ? 0 : passed.length - 1;
+    let n = 0;
     let r = i;
     for (; r < last; r++) {
       if (this.#slices !== 0) this.#ensure(r);
@@ -402,8 +438,13 @@ export class BlockFieldScanner {
       if (ints[w] !== 1 || !this.#holds(r, w + tw, t, time)) break;
       const kind = ints[w + fw]! & 0xff;
       // a string to decode may still equal `text`; anything but a string never does
-      if (kind === KIND_ASCII ? this.#holds(r, w + fw, f, text) : kind === KIND_STRING) break;
+      if (kind === KIND_STRING) break;
+      if (kind === KIND_ASCII && this.#holds(r, w + fw, f, text)) {
+        if (n === room) break;
+        passed![++n] = r;
+      }
     }
+    if (passed !== null) passed[0] = n;
     return r - i;
   }
 

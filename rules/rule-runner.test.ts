@@ -297,7 +297,7 @@ describe('rule runner in scratch mode (durable: false)', () => {
 });
 
 describe('rule runner overlapping a batch\'s write with the next batch', () => {
-  it('reads the next batch while a write is in flight, starts the next write only after it, and writes what a plain run writes', async () => {
+  it('goes on with the next batches while a write is in flight (two writes queued at most), starts the next write only after it, and writes what a plain run writes', async () => {
     await setup();
     await runToEnd(join(dir, 'ref'), null);
     const expected = await readTopic(log, 'per_sensor');
@@ -347,9 +347,16 @@ describe('rule runner overlapping a batch\'s write with the next batch', () => {
       const k = held.length;
       await new Promise((r) => setTimeout(r, 50));
       expect(events.filter((e) => e.startsWith('append'))).toEqual(held);
-      // the third batch is read too, while the second waits for that write (read ahead)
+      // the second batch is finished, its write queued behind the first; the third is processed and waits for
+      // the first write before it is finished; the fourth is read meanwhile (read ahead), and no fifth
       expect(events).toContain('read 0:26');
       expect(events).toContain('read 1:26');
+      expect(events).toContain('read 0:39');
+      expect(events).toContain('read 1:39');
+      expect(events).not.toContain('read 0:52');
+      expect(events).not.toContain('read 1:52');
+      // the held appends are the first batch's alone: they started before the second batch did (with its read ahead)
+      expect(Math.max(...held.map((e) => events.indexOf(e)))).toBeLessThan(events.indexOf('read 0:26'));
       released = true;
       release();
       await drained;

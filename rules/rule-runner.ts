@@ -56,7 +56,7 @@ import { type Emitter, type LateReason, type Operator, type RawValue, rawBytes }
 import { BlockFieldScanner } from './block-field-scanner.ts';
 import { FieldExtractor, StringCache } from './field-extractor.ts';
 import { AggregateOperator } from './operators/aggregate-operator.ts';
-import { StreamOperator } from './operators/stream-operator.ts';
+import { StreamOperator, passesRecords } from './operators/stream-operator.ts';
 import type { DerivedPlan, Row, SourceRow } from './plan.ts';
 import { type StateStore, type StoredCheckpoint, openStateStore } from './state-store.ts';
 
@@ -134,6 +134,8 @@ interface Outputs {
   builders: RecordBatchBuilder[];
   drop: number[] | null;
   seen: number[];
+  /** Builder sets of finished batches, free again once their write took their records (see finishBatch). */
+  spare: RecordBatchBuilder[][];
 }
 
 /**
@@ -163,8 +165,10 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
-  /** Records from the head on that fail the plan's prefilter (so WHERE), 0 for none: not decoded, only their event time (`time`) is known. */
+  /** Records from the head on settled by the plan's prefilter, 0 for none: not decoded, only their event time (`time`) is known. */
   skip: number;
+  /** Of those, the ones that pass WHERE (when the runner writes them itself, see `passRuns`): their number at 0, then their indices in `block`; null otherwise. */
+  passed: Int32Array | null;
   /** The values of the plan's valueFields the scanners fill (reused record after record); null without them. */
   fields: unknown[] | null;
   /** Scans a whole block's values at once (WebAssembly); null before the lane's first record, and when the plan's fields do not suit it. */
@@ -211,6 +215,9 @@ class BlockRow implements SourceRow {
     this.#key = key;
   }
 }
+
+/** Passing records one prefilter run takes at most (see Lane.passed). */
+const PASS_RUN = 1024;
 
 /**
  * Records processed between two yields to the event loop (see processLanes):
@@ -269,6 +276,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   /** The event-time field's place among the decoded fields (valueFields holds it, case-insensitive, when there is one). */
   const timeSlot = plan.valueFields && plan.source.timestampField !== null ? plan.valueFields.findIndex((f) => f.name === plan.source.timestampField) : -1;
   const preText = preField >= 0 && timeField >= 0 ? prefilter!.equals : null;
+  /** The prefilter settles passing records too when the operator would write them unchanged: the runner writes them from the block's bytes. */
+  const passRuns = preText !== null && plan.kind === 'stream' && passesRecords(plan);
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -276,8 +285,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let batchNo = 0;
   let outPartitions = 1;
   let inPartitions = 1;
-  let out: Outputs = { topic: outputTopic, builders: [], drop: null, seen: [] };
-  let late: Outputs = { topic: lateTopic, builders: [], drop: null, seen: [] };
+  let out: Outputs = { topic: outputTopic, builders: [], drop: null, seen: [], spare: [] };
+  let late: Outputs = { topic: lateTopic, builders: [], drop: null, seen: [], spare: [] };
   let headers: Record<string, string> = {};
   /** key → output partition (murmur2 is not free); bounded, cleared when full. */
   const partitionCache = new Map<string, number>();
@@ -302,6 +311,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
   /** The write (appends + checkpoint) of the last finished batch, while in flight (see finishBatch). */
   let writing: Promise<void> | null = null;
+  /** The write before that one, while in flight: a batch is finished only once it is done (see runBatch). */
+  let writingBefore: Promise<void> | null = null;
   /** The read of the batch after the one being processed, from the positions it ends at (see runBatch); null: none. */
   let ahead: Promise<BatchRead | null> | null = null;
 
@@ -319,8 +330,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       b?.add(timestamp, key, value, b.count === 0 ? headers : null);
     },
     pass(row, raw) {
-      const b = builderFor(out, partitionOf(outPartitions === 1 ? null : row.key, row.partition));
-      b?.addBytes(row.timestamp, raw.buf, raw.keyStart, raw.keyEnd, raw.start, raw.end, b.count === 0 ? headers : null);
+      passBytes(outPartitions === 1 ? null : row.key, row.partition, row.timestamp, raw.buf, raw.keyStart, raw.keyEnd, raw.start, raw.end);
     },
     late(reason, message, row, raw, streamTime) {
       const value = JSON.stringify({
@@ -341,6 +351,12 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     },
   };
 
+  /** Writes an input record unchanged (its key and payload: bytes of `buf`) at `timestamp`, to the output partition of `key` (see partitionOf). */
+  function passBytes(key: string | null, inputPartition: number, timestamp: number, buf: Buffer, keyStart: number, keyEnd: number, start: number, end: number): void {
+    const b = builderFor(out, partitionOf(key, inputPartition));
+    b?.addBytes(timestamp, buf, keyStart, keyEnd, start, end, b.count === 0 ? headers : null);
+  }
+
   function newOperator(): Operator {
     return plan.kind === 'table' ? new AggregateOperator(plan, emitter) : new StreamOperator(plan, emitter);
   }
@@ -356,7 +372,11 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   }
 
   function outputsOf(topic: string, partitions: number): Outputs {
-    return { topic, builders: Array.from({ length: partitions }, () => log.batchBuilder()), drop: null, seen: new Array<number>(partitions).fill(0) };
+    return { topic, builders: buildersOf(partitions), drop: null, seen: new Array<number>(partitions).fill(0), spare: [] };
+  }
+
+  function buildersOf(partitions: number): RecordBatchBuilder[] {
+    return Array.from({ length: partitions }, () => log.batchBuilder());
   }
 
   function outputEnds(): Array<[string, number, number]> {
@@ -439,6 +459,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   function laneOf(partition: number): Lane {
     return {
       partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, decoded: false, time: 0, bad: null, skip: 0,
+      passed: passRuns ? new Int32Array(PASS_RUN + 1) : null,
       fields: extractor ? extractor.newValues() : null,
       scanner: null,
       scanned: null,
@@ -488,7 +509,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       lane.scanned = block;
     }
     // a run of records with one event time skipped at once is what skipping each would do: another lane's head comes before the run's first record or after its last
-    const skip = preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null ? scanner.rejectRun(i, lane.n, preField, preText, timeField, lastTimeText) : 0;
+    const skip = preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null ? scanner.decideRun(i, lane.n, preField, preText, timeField, lastTimeText, lane.passed) : 0;
     lane.skip = skip;
     if (skip !== 0) {
       lane.time = lastTime!;
@@ -597,10 +618,25 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const row = new BlockRow(keyCache);
   const raw: RawValue = { buf: Buffer.alloc(0), start: 0, end: 0, keyStart: -1, keyEnd: -1 };
 
+  /** Writes the records of the head's run that pass (see Lane.passed), as the operator's `process` would. */
+  function passOn(lane: Lane, passed: Int32Array): void {
+    const block = lane.block!;
+    const buf = block.buf;
+    for (let k = 1, n = passed[0]!; k <= n; k++) {
+      const j = passed[k]!;
+      const keyStart = block.keyStarts[j]!;
+      const keyEnd = block.keyEnds[j]!;
+      const key = outPartitions === 1 || keyStart < 0 ? null : keyCache.text(buf, keyStart, keyEnd);
+      passBytes(key, lane.partition, lane.time, buf, keyStart, keyEnd, block.valueStarts[j]!, block.valueEnds[j]!);
+    }
+  }
+
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
     const skip = lane.skip;
     if (skip !== 0) {
+      const passed = lane.passed;
+      if (passed !== null && passed[0] !== 0) passOn(lane, passed);
       advance(lane, skip);
       op.skipped(lane.time, skip);
       return;
@@ -689,26 +725,25 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
 
   /**
    * Ends the batch in memory (its output, state delta and new positions are
-   * taken now) and starts writing it: append the output, then commit the
-   * checkpoint. The write runs while the next batch is read and processed;
-   * `persisted()` waits for it, and a batch's write starts only after the
-   * previous one's (see `runBatch`), so the files change in the same order
-   * as without the overlap.
+   * taken now) and queues its write: append the output, then commit the
+   * checkpoint. The write runs while the next batches are read and
+   * processed; it starts once the previous batch's write is done (the
+   * appends of a batch come after the checkpoint of the one before, so a
+   * crash leaves at most one batch written past the checkpoint, which
+   * `recover` completes), and `persisted()` waits for all of them.
    */
   function finishBatch(next: Map<number, number>): void {
     const op = operator!;
-    // the appends take the builders' records now (the next batch adds to them while this one is written)
-    let written = 0;
-    let writtenLate = 0;
-    const appends: Array<Promise<unknown>> = [];
-    for (const o of [out, late]) {
-      o.builders.forEach((b, p) => {
-        if (o === out) written += b.count;
-        else writtenLate += b.count;
-        if (b.count !== 0) appends.push(log.appendBuilt(o.topic, p, b));
-      });
+    // the batch's builders go to its write; the next batch fills another set
+    const topics = [out, late];
+    const filled = topics.map((o) => {
+      const builders = o.builders;
+      o.builders = o.spare.pop() ?? buildersOf(builders.length);
       o.seen.fill(0);
-    }
+      return builders;
+    });
+    const written = filled[0]!.reduce((n, b) => n + b.count, 0);
+    const writtenLate = filled[1]!.reduce((n, b) => n + b.count, 0);
     const delta = op.takeDelta();
     const changed: Array<[number, number]> = [];
     for (const [p, o] of next) if (positions.get(p) !== o) changed.push([p, o]);
@@ -716,25 +751,41 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     batchNo++;
     positions = next;
     const s = store!;
+    const before = writing;
     const write = (async () => {
-      await Promise.all(appends);
-      recordsOut += written;
-      recordsLate += writtenLate;
-      await s.commit({ ...checkpoint, outputs: outputEnds() });
+      try {
+        if (before !== null) await before;
+        const appends: Array<Promise<unknown>> = [];
+        topics.forEach((o, k) => filled[k]!.forEach((b, p) => b.count !== 0 && appends.push(log.appendBuilt(o.topic, p, b))));
+        await Promise.all(appends);
+        recordsOut += written;
+        recordsLate += writtenLate;
+        await s.commit({ ...checkpoint, outputs: outputEnds() });
+      } finally {
+        // a write that failed, or came after one that did, leaves its records unwritten: the runner reopens from the checkpoint and makes them again
+        topics.forEach((o, k) => {
+          for (const b of filled[k]!) b.clear();
+          o.spare.push(filled[k]!);
+        });
+      }
     })();
     // observed through persisted(); never an unhandled rejection
     write.catch(() => undefined);
+    writingBefore = before;
     writing = write;
   }
 
-  /** Waits until the last finished batch is written and checkpointed; throws what that write threw. */
+  /** Waits until the last finished batch is written and checkpointed (so every one before it); throws what a write threw. */
   async function persisted(): Promise<void> {
     const w = writing;
     if (w === null) return;
     try {
       await w;
     } finally {
-      if (writing === w) writing = null;
+      if (writing === w) {
+        writing = null;
+        writingBefore = null;
+      }
     }
   }
 
@@ -757,8 +808,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     }
     headers = { [HEADER_RULE]: name, [HEADER_BATCH]: String(batchNo + 1), [HEADER_IN]: positionsText(next) };
     const n = await processLanes(operator!);
-    // one write in flight: the previous batch's overlapped this one's reading and processing
-    await persisted();
+    // at most two writes queued: the one before the previous batch's must be done (its fdatasync overlapped two batches' processing)
+    if (writingBefore !== null) await writingBefore;
     finishBatch(next);
     recordsIn += n;
     if (n) lastInputAt = options.clock.now();

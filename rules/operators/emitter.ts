@@ -54,7 +54,13 @@ export interface Operator {
   readonly seq: number;
   /** Processes one record whose event time is `row.timestamp`. `raw` locates its payload bytes (see RawValue). */
   process(row: SourceRow, raw: RawValue): void;
-  /** Takes the place of `process` for `count` records known to fail WHERE, each with event time `timestamp` (see plan.prefilter): the same effect. */
+  /**
+   * Takes the place of `process` for `count` records, each with event time
+   * `timestamp`, that the runner settled from their scanned bytes (see
+   * plan.prefilter): records that fail WHERE, and records a stream operator
+   * would pass on unchanged (`passesRecords`), which the runner wrote. The
+   * same effect on stream time and sequence as processing them.
+   */
   skipped(timestamp: number, count: number): void;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;

@@ -8,6 +8,11 @@
 import type { SourceRow, StreamPlan } from '../plan.ts';
 import { type Emitter, type Operator, type RawValue, rawBytes } from './emitter.ts';
 
+/** Whether the operator of `plan` writes each record that passes WHERE as it came (its key and payload bytes): `SELECT *` without PARTITION BY. */
+export function passesRecords(plan: StreamPlan): boolean {
+  return plan.outputColumns.length === 0 && !plan.rekeys;
+}
+
 export class StreamOperator implements Operator {
   streamTime = -Infinity;
   seq = 0;
@@ -21,7 +26,7 @@ export class StreamOperator implements Operator {
     this.#plan = plan;
     this.#emitter = emitter;
     this.#passThrough = plan.outputColumns.length === 0;
-    this.#passRecord = this.#passThrough && !plan.rekeys;
+    this.#passRecord = passesRecords(plan);
   }
 
   process(row: SourceRow, raw: RawValue): void {
