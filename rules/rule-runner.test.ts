@@ -276,6 +276,64 @@ CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
   });
 });
 
+describe('rule runner yielding to the event loop while it processes a batch', () => {
+  it('turns the event loop every few thousand records, also when the prefilter settles them in runs of a thousand', async () => {
+    await log.createTopic('widgets', { partitions: 1 });
+    const colours = ['RED', 'BLUE', 'GREEN', 'WHITE'];
+    for (let at = 0; at < 40_000; at += 10_000) {
+      await log.appendBatch('widgets', Array.from({ length: 10_000 }, (_, k) => {
+        const i = at + k;
+        const ts = new Date(Date.UTC(2020, 1, 14, 12) + Math.floor(i / 1000) * 1000).toISOString();
+        return { key: `aa-${i % 1000}`, value: JSON.stringify({ reading_ts: ts, colour: colours[i % 4] }), timestamp: 7, partition: 0 };
+      }));
+    }
+    const sql = `CREATE STREAM widgets (reading_ts VARCHAR, colour VARCHAR) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='reading_ts');
+SET 'auto.offset.reset'='earliest';
+CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
+    const plan = planRuleText(sql, 'r.sql').rules[0]!;
+    expect(plan.prefilter).not.toBeNull();
+    // event-loop turns, counted by an immediate that queues itself again
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const marks: number[] = [];
+    const observed = new Proxy(log, {
+      get(target, prop) {
+        if (prop === 'readBatches') {
+          return async (...args: Parameters<LogStoreApi['readBatches']>) => {
+            const res = await target.readBatches(...args);
+            // the first batch is read: processing starts on the next microtasks
+            if (marks.length === 0) marks.push(turns);
+            return res;
+          };
+        }
+        if (prop === 'appendBuilt') {
+          return (...args: Parameters<LogStoreApi['appendBuilt']>) => {
+            // the first batch is processed
+            if (marks.length === 1) marks.push(turns);
+            return target.appendBuilt(...args);
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const runner = testRunner(plan, observed, join(dir, 'state'), 40_000);
+    await runner.drain();
+    await runner.stop();
+    counting = false;
+    expect(runner.status().recordsOut).toBe(10_000);
+    // 40,000 records, a yield once 4,096 were processed since the last (a run may carry past that by up to 1,000,
+    // as may the turn of the first read): seven turns at least while the batch was processed, none without yields
+    expect(marks).toHaveLength(2);
+    expect(marks[1]! - marks[0]!).toBeGreaterThanOrEqual(7);
+  });
+});
+
 describe('rule runner in scratch mode (durable: false)', () => {
   it('creates its output topics without fsync and still checkpoints: a second runner resumes without repeating output', async () => {
     await setup();

@@ -686,8 +686,10 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       const lane = active[0]!;
       while (lane.block !== null) {
         decodeHead(lane);
+        // a head settled by the prefilter is a run of records
+        k += lane.skip === 0 ? 1 : lane.skip;
         processHead(lane, op);
-        if (++k === YIELD_RECORDS) {
+        if (k >= YIELD_RECORDS) {
           k = 0;
           await yieldToIo();
         }
@@ -701,10 +703,11 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
           if (lane.block === null) continue;
           if (best === null || lane.time < best.time) best = lane;
         }
+        k += best!.skip === 0 ? 1 : best!.skip;
         processHead(best!, op);
         if (best!.block !== null) decodeHead(best!);
         else live--;
-        if (++k === YIELD_RECORDS) {
+        if (k >= YIELD_RECORDS) {
           k = 0;
           await yieldToIo();
         }
