@@ -113,9 +113,9 @@ export async function readAt(fh: LogFileHandle, file: string, buf: Buffer, offse
   }
 }
 
-/** Reads exactly `length` bytes at `position`, or fewer at end of file. */
-export async function readFully(fh: LogFileHandle, file: string, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/** Reads exactly `length` bytes at `position` (into a buffer from `alloc`), or fewer at end of file. */
+export async function readFully(fh: LogFileHandle, file: string, length: number, position: number, alloc: (length: number) => Buffer = Buffer.allocUnsafe): Promise<Buffer> {
+  const buf = alloc(length);
   let got = 0;
   while (got < length) {
     const n = await readAt(fh, file, buf, got, length - got, position + got);

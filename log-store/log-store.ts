@@ -15,6 +15,7 @@ import { LogError, isLogError } from './errors.ts';
 import { nodeFileSystem, type LogFileSystem } from './file-system.ts';
 import { FileConsumerPositions } from './consumer-positions.ts';
 import { BufferPool } from './buffer-pool.ts';
+import { ChunkPool } from './chunk-pool.ts';
 import { DiskGuard } from './disk-guard.ts';
 import { acquireLock, type HeldLock } from './lock-file.ts';
 import { Completion, Partition, type PartitionDeps } from './partition.ts';
@@ -35,6 +36,7 @@ import type {
   ReadResult,
   BatchReadResult,
   RecordBatchBuilder,
+  RecordBlock,
   RecordInput,
   RecoveryReport,
   RetentionReport,
@@ -90,6 +92,7 @@ class LogStore implements LogStoreApi {
   private readonly retentionCheckIntervalMs: number;
   private readonly disk: DiskGuard;
   private readonly pool = new BufferPool();
+  private readonly chunks = new ChunkPool();
   private readonly topicMap = new Map<string, TopicState>();
   private readonly consumers = new Map<string, Promise<ConsumerPositions>>();
   private lock: HeldLock | null = null;
@@ -131,7 +134,7 @@ class LogStore implements LogStoreApi {
   }
 
   private deps(): PartitionDeps {
-    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool, decodeOffloadBytes: this.decodeOffloadBytes };
+    return { fs: this.fs, clock: this.clock, timers: this.timers, logger: this.logger, readOnly: this.readOnly, pool: this.pool, decodeOffloadBytes: this.decodeOffloadBytes, chunks: this.chunks };
   }
 
   private async openTopic(name: string, config: Readonly<TopicConfig>): Promise<TopicState> {
@@ -387,6 +390,10 @@ class LogStore implements LogStoreApi {
   async readBatches(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<BatchReadResult> {
     const p = this.partitionOf(topic, partition);
     return p.readBatches(offset, options.maxRecords ?? DEFAULT_MAX_RECORDS, options.maxBytes ?? DEFAULT_MAX_BYTES);
+  }
+
+  releaseBlocks(blocks: readonly RecordBlock[]): void {
+    for (const block of blocks) this.chunks.release(block, block.buf);
   }
 
   async offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {

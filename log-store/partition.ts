@@ -18,6 +18,7 @@
 import { LogError, fromFsError, isLogError } from './errors.ts';
 import { writeFully, type LogFileSystem } from './file-system.ts';
 import type { BufferPool } from './buffer-pool.ts';
+import type { ChunkPool } from './chunk-pool.ts';
 import { sealBatch, type EncodedBatch } from './record-batch.ts';
 import type { ScanProblem } from './log-scan.ts';
 import { NO_TIMESTAMP, Segment, parseSegmentFile, type SegmentContext } from './segment.ts';
@@ -70,6 +71,8 @@ export interface PartitionDeps {
   pool: BufferPool;
   /** See LogStoreOptions.decodeOffloadBytes. */
   decodeOffloadBytes: number;
+  /** The store's read buffers (see ChunkPool). */
+  chunks: ChunkPool;
 }
 
 /** Closed segments per partition that keep a read handle open. */
@@ -124,7 +127,7 @@ export class Partition {
     reports: RecoveryReport[],
   ): Promise<Partition> {
     const dir = `${dataDir}/${topic}-${partition}`;
-    const ctx: SegmentContext = { fs: deps.fs, dir, topic, partition, readOnly: deps.readOnly, decodeOffloadBytes: deps.decodeOffloadBytes };
+    const ctx: SegmentContext = { fs: deps.fs, dir, topic, partition, readOnly: deps.readOnly, decodeOffloadBytes: deps.decodeOffloadBytes, chunks: deps.chunks };
     const p = new Partition(topic, partition, config, deps, ctx);
     const { fs, logger } = deps;
     let names: string[];
@@ -473,14 +476,14 @@ export class Partition {
   }
 
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
-    const sink = new RecordListSink(this.topic, this.partition);
+    const sink = new RecordListSink(this.topic, this.partition, this.deps.chunks);
     const nextOffset = await this.readInto(sink, offset, maxRecords, maxBytes);
     return { records: sink.records, nextOffset };
   }
 
   /** `read` without an object per record (see RecordBlock). */
   async readBatches(offset: number, maxRecords: number, maxBytes: number): Promise<BatchReadResult> {
-    const sink = new RecordBlockSink(this.topic, this.partition, Math.max(0, Math.min(maxRecords, this.endOffset - offset)));
+    const sink = new RecordBlockSink(this.topic, this.partition, Math.max(0, Math.min(maxRecords, this.endOffset - offset)), this.deps.chunks);
     const nextOffset = await this.readInto(sink, offset, maxRecords, maxBytes);
     return { blocks: sink.finish(), count: sink.count, nextOffset };
   }

@@ -8,6 +8,7 @@
 import { BATCH_HEADER_BYTES, decodeHeadersAt, decodePositions, decodeRecords, writeVarint, type BatchHeader, type RecordCursor, type RecordPositions } from './record-batch.ts';
 import type { DecodedChunk } from './chunk-decode.ts';
 import type { LogRecord, RecordBlock } from './types.ts';
+import type { ChunkPool } from './chunk-pool.ts';
 
 /** Collects the positions of one buffer's records (see `decodePositions`). */
 export class RecordBlockBuilder implements RecordPositions {
@@ -169,6 +170,8 @@ export class RecordListSink implements RecordSink {
   constructor(
     private readonly topic: string,
     private readonly partition: number,
+    /** The records' values are views of the chunks read: those are never reused. */
+    private readonly chunks: ChunkPool | null = null,
   ) {}
   get count(): number {
     return this.records.length;
@@ -177,6 +180,7 @@ export class RecordListSink implements RecordSink {
     return this.records[this.records.length - 1]!.offset + 1;
   }
   take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined): RecordCursor {
+    this.chunks?.pin(chunk);
     return decodeRecords(chunk, at, header, this.topic, this.partition, fromOffset, this.records, max, resume);
   }
 }
@@ -217,6 +221,8 @@ export class RecordBlockSink implements RecordSink {
     private readonly partition: number,
     /** Expected records in all: sizes the first block's arrays. */
     private readonly expected: number,
+    /** Each block leases its chunk until it is handed back (LogStoreApi.releaseBlocks). */
+    private readonly chunks: ChunkPool | null = null,
   ) {}
   take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined, pre?: { chunk: DecodedChunk; batch: number }): RecordCursor {
     let b = this.current;
@@ -241,6 +247,8 @@ export class RecordBlockSink implements RecordSink {
   private seal(): void {
     const b = this.current;
     this.current = null;
-    if (b !== null && b.count > 0) this.blocks.push(b.finish(this.topic, this.partition));
+    if (b === null || b.count === 0) return;
+    this.blocks.push(b.finish(this.topic, this.partition));
+    this.chunks?.lease(b.buf);
   }
 }

@@ -30,6 +30,7 @@ import { readFully, scanLog, type ScanProblem } from './log-scan.ts';
 import type { RecordSink } from './record-block.ts';
 import type { DecodedChunk } from './chunk-decode.ts';
 import { canDecode, decodeWorker } from './decode-worker.ts';
+import type { ChunkPool } from './chunk-pool.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
@@ -53,6 +54,19 @@ export interface SegmentContext {
   readOnly: boolean;
   /** See LogStoreOptions.decodeOffloadBytes. */
   decodeOffloadBytes: number;
+  /** The store's read buffers (see ChunkPool). */
+  chunks: ChunkPool;
+}
+
+/** The chunk a segment read last, kept for the reads after (followers ask for a few records at a time). */
+interface LastChunk {
+  pos: number;
+  buf: Buffer;
+  /** Positions of the batches whose CRC was checked. */
+  crcChecked: Set<number>;
+  cursor?: RecordCursor;
+  /** The decode worker's positions of the chunk's records, and each batch's index there by position. */
+  decoded?: { chunk: DecodedChunk; at: Map<number, number> };
 }
 
 /** What `Segment.readRecords` found. */
@@ -96,7 +110,7 @@ export class Segment {
   private reader: Promise<LogFileHandle> | null = null;
   /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
   /** The last chunk read, and what the decode worker found in it (null: nothing; `at`: batch position in the chunk → its index there). */
-  private lastChunk: { pos: number; buf: Buffer; crcChecked: Set<number>; cursor?: RecordCursor; decoded?: { chunk: DecodedChunk; at: Map<number, number> } } | null = null;
+  private lastChunk: LastChunk | null = null;
   private readers = 0;
   private closeWhenIdle = false;
   private deleted = false;
@@ -483,9 +497,41 @@ export class Segment {
 
   /** Closes the read handle (now, or when the reads in flight finish) and drops the cached chunk; reads reopen it. */
   releaseReadHandle(): void {
-    this.lastChunk = null;
+    this.cacheChunk(null);
     if (this.readers === 0) void this.closeReader();
     else this.closeWhenIdle = true;
+  }
+
+  /**
+   * Reads `length` bytes at `pos` into a chunk from the pool and makes it
+   * the last chunk. A big one read for positions (readBatches) is
+   * CRC-checked and decoded on the decode worker meanwhile.
+   */
+  private async loadChunk(fh: LogFileHandle, pos: number, length: number, out: RecordSink): Promise<Buffer> {
+    const pool = this.ctx.chunks;
+    let chunk = length > 0 ? await readFully(fh, this.logPath, length, pos, (n) => pool.take(n)) : Buffer.alloc(0);
+    const offload = this.ctx.decodeOffloadBytes;
+    const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
+    const back = worker === null ? null : await worker.decode(chunk);
+    // the worker failed with the chunk's memory: read it again
+    if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, length, pos);
+    if (back !== null) chunk = back.chunk;
+    const entry: LastChunk = { pos, buf: chunk, crcChecked: new Set() };
+    if (back !== null) {
+      const at = new Map<number, number>();
+      for (let b = 0; b < back.decoded.batches; b++) at.set(back.decoded.meta[b * 4]!, b);
+      entry.decoded = { chunk: back.decoded, at };
+    }
+    this.cacheChunk(entry);
+    return chunk;
+  }
+
+  /** Makes `next` the chunk later reads may reuse (null: none); the one before goes back to the pool once nothing sees it (see ChunkPool). */
+  private cacheChunk(next: LastChunk | null): void {
+    const before = this.lastChunk;
+    this.lastChunk = next;
+    if (before !== null && before.buf !== next?.buf) this.ctx.chunks.uncache(before.buf);
+    if (next !== null && next.buf !== before?.buf) this.ctx.chunks.track(next.buf);
   }
 
   private async closeReader(): Promise<void> {
@@ -527,27 +573,15 @@ export class Segment {
     let next = offset;
     // Consecutive small reads (followers asking for one record at a time) reuse the last chunk read.
     const cached = this.lastChunk;
+    const chunkBytes = Math.max(maxBytes, 64 * 1024) + indexIntervalBytes;
     let chunk: Buffer;
     let chunkPos: number;
     if (cached !== null && pos >= cached.pos && pos + BATCH_HEADER_BYTES <= cached.pos + cached.buf.length && cached.pos + cached.buf.length <= limit) {
       chunk = cached.buf;
       chunkPos = cached.pos;
     } else {
-      const chunkLen = Math.min(limit - pos, Math.max(maxBytes, 64 * 1024) + indexIntervalBytes);
-      chunk = chunkLen > 0 ? await readFully(fh, this.logPath, chunkLen, pos) : Buffer.alloc(0);
+      chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, chunkBytes), out);
       chunkPos = pos;
-      const offload = this.ctx.decodeOffloadBytes;
-      const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
-      const back = worker === null ? null : await worker.decode(chunk);
-      // the worker failed with the chunk's memory: read it again
-      if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, chunkLen, pos);
-      this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
-      if (back !== null) {
-        chunk = this.lastChunk.buf = back.chunk;
-        const at = new Map<number, number>();
-        for (let b = 0; b < back.decoded.batches; b++) at.set(back.decoded.meta[b * 4]!, b);
-        this.lastChunk.decoded = { chunk: back.decoded, at };
-      }
     }
     let first = true;
     while (pos < limit && out.count < maxRecords && (bytes < maxBytes || bytes === 0)) {
@@ -556,10 +590,9 @@ export class Segment {
       let problem: string | null = null;
       if (at + BATCH_HEADER_BYTES > chunk.length) {
         if (bytes > 0) break;
-        chunk = await readFully(fh, this.logPath, Math.min(limit - pos, Math.max(maxBytes, 64 * 1024)), pos);
+        chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, chunkBytes), out);
         chunkPos = pos;
         at = 0;
-        this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
       }
       if (chunk.length - at < BATCH_HEADER_BYTES) problem = 'batch header runs past the end of the segment';
       else {
@@ -581,10 +614,9 @@ export class Segment {
         if (pos + header.totalBytes > limit) problem = 'batch runs past the end of the segment';
         else if (at + header.totalBytes > chunk.length) {
           if (bytes > 0) break;
-          chunk = await readFully(fh, this.logPath, header.totalBytes, pos);
+          chunk = await this.loadChunk(fh, pos, header.totalBytes, out);
           chunkPos = pos;
           at = 0;
-          this.lastChunk = { pos, buf: chunk, crcChecked: new Set() };
         }
         if (problem === null) {
           // A batch of the cached chunk is CRC-checked once, not on every small read.

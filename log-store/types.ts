@@ -269,6 +269,15 @@ export interface LogStoreApi {
    * values in place (rules). `maxRecords` and `maxBytes` as for `read`.
    */
   readBatches(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<BatchReadResult>;
+  /**
+   * Hands blocks from `readBatches` back once the caller is done with them:
+   * the store may then read later records into their memory (a fresh read
+   * buffer costs its page faults). After this call nothing may read the
+   * blocks, their `buf` or any view of it. Optional for callers: blocks
+   * never handed back are freed by the garbage collector. A block handed
+   * back twice, or one of another store, is ignored.
+   */
+  releaseBlocks(blocks: readonly RecordBlock[]): void;
   /** The first offset whose record timestamp is >= `timestamp`, or the end offset if none. */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number>;
   /** Yields arrays of records from `offset` on, waiting (without polling) for new ones at the end. */

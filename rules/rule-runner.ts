@@ -713,8 +713,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         }
       }
     }
-    // the blocks die with the batch
+    // the blocks die with the batch: nothing kept a view of them (operators copy what they keep), so the log may read into their memory again
     for (const lane of active) {
+      log.releaseBlocks(lane.blocks);
       lane.blocks = [];
       lane.counts = [];
       lane.scanned = null;

@@ -7,7 +7,7 @@
 import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordInput } from '../log-store/index.ts';
+import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordBlock, type RecordInput } from '../log-store/index.ts';
 import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
 import { decodeWorkerChunks, killDecodeWorker } from '../log-store/decode-worker.ts';
 import { Fixtures, reading } from './support/log-store-fixtures.ts';
@@ -93,7 +93,7 @@ describe.each([
     }
   });
 
-  it('keeps the bytes of a block valid after later reads (the store never reuses a read buffer)', async () => {
+  it('keeps the bytes of a block valid after later reads (a read buffer is reused only once its blocks are handed back)', async () => {
     const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
     await log.createTopic('t', { segmentBytes: 4096 });
     await log.appendBatch('t', Array.from({ length: 100 }, (_, i) => ({ ...reading(i), partition: 0 })));
@@ -102,6 +102,45 @@ describe.each([
     await log.read('t', 0, 0, { maxRecords: 100 });
     const records = first.blocks.flatMap((b) => Array.from({ length: b.count }, (_, i) => blockRecord(b, i)));
     expect(records.map((r) => r.value.toString())).toEqual(Array.from({ length: 10 }, (_, i) => reading(i).value));
+  });
+
+  it('reads into a buffer again only once every block over it was handed back and no read took records from it', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
+    await log.createTopic('t', { partitions: 2, fsync: 'never' });
+    const n = 6000;
+    // the same readings in both partitions, in log batches of 100 (about 11 KB): a read buffer of 64 KiB holds several
+    for (let at = 0; at < n; at += 100) {
+      for (const partition of [0, 1]) await log.appendBatch('t', Array.from({ length: 100 }, (_, k) => ({ ...reading(at + k), partition })));
+    }
+    const values = (blocks: readonly RecordBlock[]): string[] => blocks.flatMap((b) => Array.from({ length: b.count }, (_, i) => blockRecord(b, i).value.toString()));
+    const want = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => reading(from + i).value as string);
+    // blocks never handed back, and records read with `read` (views of their buffer)
+    const held = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1 });
+    const pinned = (await log.read('t', 0, 3000, { maxRecords: 5, maxBytes: 1 })).records;
+    const released: Array<{ block: RecordBlock; text: string[] }> = [];
+    // the partitions in turn: each partition's segment keeps its last buffer for its next read, while the other reads
+    for (let pass = 0; pass < 3; pass++) {
+      const next = [0, 0];
+      while (next[0]! < n || next[1]! < n) {
+        for (const p of [0, 1]) {
+          const off = next[p]!;
+          if (off >= n) continue;
+          const res = await log.readBatches('t', p, off, { maxRecords: 700, maxBytes: 1 });
+          expect(values(res.blocks)).toEqual(want(off, res.nextOffset));
+          for (const block of res.blocks) released.push({ block, text: values([block]) });
+          log.releaseBlocks(res.blocks);
+          // a second hand-back is ignored
+          log.releaseBlocks(res.blocks);
+          next[p] = res.nextOffset;
+        }
+      }
+    }
+    expect(values(held.blocks)).toEqual(want(0, 100));
+    expect(pinned.map((r) => r.value.toString())).toEqual(want(3000, 3005));
+    // buffers were read into again: some block handed back now shows other bytes (or its memory went to the decode worker)
+    const bytes = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
+    const reused = released.filter(({ block, text }) => block.buf.buffer.byteLength === 0 || bytes(block).join() !== text.join());
+    expect(reused.length).toBeGreaterThan(0);
   });
 
   it('reads what recovery kept after a torn tail, and only that', async () => {

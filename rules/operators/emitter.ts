@@ -29,9 +29,10 @@ export interface Emitter {
 /**
  * A record's payload: bytes `[start, end)` of `buf` (the log's read buffer),
  * and its key: bytes `[keyStart, keyEnd)` of `buf` (keyStart < 0: a null key).
- * The runner reuses one such object record after record: an operator that
- * keeps the bytes past `process` takes `rawBytes(raw)` (a view, no copy;
- * the buffer is never overwritten).
+ * The runner reuses one such object record after record. The bytes are the
+ * log's read buffer, which the runner hands back to the log after the batch
+ * (LogStoreApi.releaseBlocks): an operator keeps nothing of them past
+ * `process` but copies (strings, or bytes it copied).
  */
 export interface RawValue {
   buf: Buffer;

@@ -146,6 +146,7 @@ export function createMemoryLogStore(clock: () => number = Date.now): MemoryLogS
       const block = recordBlockOf(records);
       return { blocks: block ? [block] : [], count: records.length, nextOffset };
     },
+    releaseBlocks() {},
     async offsetForTimestamp(topic, partition) {
       return end(part(topic, partition));
     },

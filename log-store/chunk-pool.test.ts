@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { ChunkPool } from './chunk-pool.ts';
+
+describe('ChunkPool', () => {
+  const block = (): object => ({});
+
+  it('gives a chunk back only once its segment moved on and every block over it came back', () => {
+    const pool = new ChunkPool();
+    const chunk = pool.take(1000);
+    expect(chunk.length).toBe(1000);
+    pool.track(chunk);
+    const [a, b] = [block(), block()];
+    pool.lease(chunk);
+    pool.lease(chunk);
+    pool.release(a, chunk);
+    // still cached by its segment, and block b is out
+    expect(pool.take(1000)).not.toBe(chunk);
+    pool.uncache(chunk);
+    expect(pool.idleBytes).toBe(0);
+    // a second hand-back of a block does not count for another
+    pool.release(a, chunk);
+    expect(pool.idleBytes).toBe(0);
+    pool.release(b, chunk);
+    expect(pool.idleBytes).toBe(1000);
+    expect(pool.take(999).length).toBe(999);
+    expect(pool.take(1000)).toBe(chunk);
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('keeps a chunk its segment still caches, even with no block out', () => {
+    const pool = new ChunkPool();
+    const chunk = pool.take(512);
+    pool.track(chunk);
+    pool.lease(chunk);
+    pool.release(block(), chunk);
+    expect(pool.idleBytes).toBe(0);
+    pool.uncache(chunk);
+    expect(pool.take(512)).toBe(chunk);
+  });
+
+  it('never gives back a chunk `read` took records from, nor a buffer it does not track', () => {
+    const pool = new ChunkPool();
+    const chunk = pool.take(256);
+    pool.track(chunk);
+    pool.pin(chunk);
+    pool.uncache(chunk);
+    expect(pool.idleBytes).toBe(0);
+    // part of a bigger buffer, or of Node's shared pool: not tracked at all
+    const part = Buffer.allocUnsafeSlow(512).subarray(0, 256);
+    pool.track(part);
+    pool.uncache(part);
+    const small = Buffer.allocUnsafe(16);
+    pool.track(small);
+    pool.uncache(small);
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('keeps idle chunks up to its limit, and hands out the one idle longest first', () => {
+    const pool = new ChunkPool(2500);
+    const chunks = [pool.take(1000), pool.take(1000), pool.take(1000)];
+    for (const c of chunks) {
+      pool.track(c);
+      pool.uncache(c);
+    }
+    expect(pool.idleBytes).toBe(2000);
+    expect(pool.take(1000)).toBe(chunks[0]);
+    expect(pool.take(1000)).toBe(chunks[1]);
+    expect(pool.take(1000)).not.toBe(chunks[2]);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * Read buffers ("chunks") of a store's big reads, reused.
+ *
+ * A segment reads a chunk (up to maxBytes of batches at once) into a
+ * buffer from here and keeps it as its last chunk, for the next read. Why
+ * reuse: reading into fresh memory costs its page faults. Measured here,
+ * 16 MiB read from the page cache took 16-27 ms into a fresh buffer and
+ * 3 ms into a reused one.
+ *
+ * A chunk comes back to the pool only when nothing can see its bytes any
+ * more:
+ * - its segment has moved on to another chunk (or closed);
+ * - every block `readBatches` made over it was handed back
+ *   (`LogStoreApi.releaseBlocks`).
+ *
+ * A chunk that `read` took records from is never reused: its records' values
+ * are views of it. Neither is one whose blocks are not all handed back. The
+ * garbage collector frees those, as it frees every chunk without this pool.
+ */
+export class ChunkPool {
+  readonly #free: Buffer[] = [];
+  #freeBytes = 0;
+  readonly #chunks = new WeakMap<ArrayBuffer, ChunkState>();
+  /** Blocks handed back: a second hand-back of one is ignored. */
+  readonly #released = new WeakSet<object>();
+
+  /** @param maxPooledBytes idle chunks kept at most. Default 40 MiB: two chunks of a 16 MiB read (each is maxBytes plus an index interval). */
+  constructor(private readonly maxPooledBytes = 40 * 1024 * 1024) {}
+
+  /** A buffer of exactly `length` bytes (contents undefined): an idle chunk of that size, else a new one. */
+  take(length: number): Buffer {
+    const free = this.#free;
+    // the chunk idle longest first
+    for (let i = 0; i < free.length; i++) {
+      const buf = free[i]!;
+      if (buf.length !== length) continue;
+      free.splice(i, 1);
+      this.#freeBytes -= length;
+      return buf;
+    }
+    return Buffer.allocUnsafeSlow(length);
+  }
+
+  /** `chunk` (a whole buffer of its own) became its segment's last chunk. */
+  track(chunk: Buffer): void {
+    const memory = chunk.buffer;
+    if (!(memory instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.length !== memory.byteLength) return;
+    this.#chunks.set(memory, { buf: chunk, leases: 0, cached: true, pinned: false });
+  }
+
+  /** A block over `chunk` was handed out. */
+  lease(chunk: Buffer): void {
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+    if (state !== undefined) state.leases++;
+  }
+
+  /** Records that view `chunk` were handed out: it is never reused. */
+  pin(chunk: Buffer): void {
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+    if (state !== undefined) state.pinned = true;
+  }
+
+  /** The segment moved on from `chunk`. */
+  uncache(chunk: Buffer): void {
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+    if (state === undefined || !state.cached) return;
+    state.cached = false;
+    this.#settle(chunk.buffer as ArrayBuffer, state);
+  }
+
+  /** A block handed out over `chunk` came back (`block`: the block, so a second hand-back is ignored). */
+  release(block: object, chunk: Buffer): void {
+    if (this.#released.has(block)) return;
+    this.#released.add(block);
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+    if (state === undefined || state.leases === 0) return;
+    state.leases--;
+    this.#settle(chunk.buffer as ArrayBuffer, state);
+  }
+
+  /** Idle chunks held (bytes). */
+  get idleBytes(): number {
+    return this.#freeBytes;
+  }
+
+  #settle(memory: ArrayBuffer, state: ChunkState): void {
+    if (state.cached || state.leases > 0 || state.pinned) return;
+    this.#chunks.delete(memory);
+    const size = state.buf.length;
+    if (this.#freeBytes + size > this.maxPooledBytes) return;
+    this.#free.push(state.buf);
+    this.#freeBytes += size;
+  }
+}
+
+interface ChunkState {
+  /** The whole chunk. */
+  readonly buf: Buffer;
+  /** Blocks over it handed out and not back yet. */
+  leases: number;
+  /** It is its segment's last chunk. */
+  cached: boolean;
+  /** `read` handed out views of it. */
+  pinned: boolean;
+}
