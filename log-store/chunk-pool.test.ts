@@ -67,4 +67,15 @@ describe('ChunkPool', () => {
     expect(pool.take(1000)).toBe(chunks[1]);
     expect(pool.take(1000)).not.toBe(chunks[2]);
   });
+
+  it('drops its idle chunks when told a reader caught up', () => {
+    const pool = new ChunkPool();
+    const chunk = pool.take(1000);
+    pool.track(chunk);
+    pool.uncache(chunk);
+    expect(pool.idleBytes).toBe(1000);
+    pool.trimIdle();
+    expect(pool.idleBytes).toBe(0);
+    expect(pool.take(1000)).not.toBe(chunk);
+  });
 });

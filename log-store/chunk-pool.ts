@@ -16,6 +16,8 @@
  * A chunk that `read` took records from is never reused: its records' values
  * are views of it. Neither is one whose blocks are not all handed back. The
  * garbage collector frees those, as it frees every chunk without this pool.
+ * Idle chunks are dropped when a read reaches the end of its partition: the
+ * reader caught up, and its next reads are small.
  */
 export class ChunkPool {
   readonly #free: Buffer[] = [];
@@ -76,6 +78,12 @@ export class ChunkPool {
     if (state === undefined || state.leases === 0) return;
     state.leases--;
     this.#settle(chunk.buffer as ArrayBuffer, state);
+  }
+
+  /** Drops the idle chunks (a reader caught up with the log: its next reads are small, and the memory can go). */
+  trimIdle(): void {
+    this.#free.length = 0;
+    this.#freeBytes = 0;
   }
 
   /** Idle chunks held (bytes). */

@@ -528,6 +528,8 @@ export class Partition {
       bytes += r.bytes;
       next = r.nextOffset;
     }
+    // caught up: the read buffers kept for a reader going through the log can go (see ChunkPool)
+    if (next >= this.endOffset) this.deps.chunks.trimIdle();
     return sink.count > 0 ? sink.nextOffset : offset;
   }
 

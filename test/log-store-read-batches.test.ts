@@ -141,6 +141,9 @@ describe.each([
     const bytes = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
     const reused = released.filter(({ block, text }) => block.buf.buffer.byteLength === 0 || bytes(block).join() !== text.join());
     expect(reused.length).toBeGreaterThan(0);
+    // the last reads reached the end of the log: the idle buffers were dropped, a read from the start gets a new one
+    const again = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1 });
+    expect(released.some(({ block }) => block.buf.buffer === again.blocks[0]!.buf.buffer)).toBe(false);
   });
 
   it('reads what recovery kept after a torn tail, and only that', async () => {
