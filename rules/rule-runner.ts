@@ -19,13 +19,16 @@
  *   3. `appendBuilt` the outputs and the late records (durable on resolve);
  *   4. commit to SQLite in one transaction: operator state, the new input
  *      positions, the output topics' end offsets, stream time, batch number.
- * Steps 3-4 of a batch (the write) run while step 2 of the next batch runs
- * (one write in flight; the next write starts after it; processing yields
- * to the event loop every few thousand records so the write's I/O steps go
- * on), and step 1 of the batch after that runs then too (read ahead), so
- * the disk waits overlap processing; the files change in the same order as
- * without the overlap. Records come from `readBatches` (raw blocks): values
- * are scanned in the read buffer, with no object per input record.
+ * Steps 3-4 of a batch (the write) run while step 2 of the next batches
+ * runs: a batch's write starts once the previous batch's is done, and a
+ * batch waits for the write before the previous one (two writes queued at
+ * most; processing yields to the event loop every few thousand records so
+ * the writes' I/O steps go on). Step 1 of the batch after runs then too
+ * (read ahead), so the disk waits overlap processing; the files change in
+ * the same order as without the overlap. Records come from `readBatches`
+ * (raw blocks): values are scanned in the read buffer, with no object per
+ * input record, and the blocks are handed back after the batch
+ * (`releaseBlocks`) so the log reads into their memory again.
  *
  * Exactly-once output. Processing is deterministic: the rows a batch emits
  * depend only on the checkpointed state and the batch's records. The first
