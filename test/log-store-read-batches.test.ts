@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordBlock, type RecordInput } from '../log-store/index.ts';
 import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
-import { decodeWorkerChunks, killDecodeWorker } from '../log-store/decode-worker.ts';
+import { decodeWorker, decodeWorkerChunks, killDecodeWorker } from '../log-store/decode-worker.ts';
 import { Fixtures, reading } from './support/log-store-fixtures.ts';
 import { seededRandom } from './support/seeded-random.ts';
 
@@ -201,6 +201,33 @@ describe.each([
 });
 
 describe('readBatches when the decode worker is gone', () => {
+  it('reads a chunk again when the worker fails with it (its memory went there): the same records', async () => {
+    const rnd = seededRandom(SEED + 2);
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes: 1 });
+    await log.createTopic('t', { segmentBytes: 50_000, fsync: 'never' });
+    for (let b = 0; b < 20; b++) await log.appendBatch('t', Array.from({ length: 30 }, (_, j) => ({ ...randomRecord(rnd, b * 30 + j), partition: 0 })));
+    // what the reader sees when the worker dies in the middle of a decode: the chunk was handed over, no answer comes
+    const worker = decodeWorker()!;
+    const decode = worker.decode.bind(worker);
+    const handed: Buffer[] = [];
+    worker.decode = (chunk) => {
+      handed.push(chunk);
+      void decode(chunk);
+      return Promise.resolve(null);
+    };
+    let got: Awaited<ReturnType<typeof viaBatches>>;
+    try {
+      got = await viaBatches(log, 't', 0, 0, { maxRecords: 10_000 });
+    } finally {
+      delete (worker as { decode?: unknown }).decode;
+    }
+    expect(got).toEqual(await viaRead(log, 't', 0, 0, { maxRecords: 10_000 }));
+    expect(got.records).toHaveLength(600);
+    expect(handed.length).toBeGreaterThan(0);
+    // the chunks' memory went to the worker
+    expect(handed.every((c) => c.buffer.byteLength === 0)).toBe(true);
+  });
+
   it('checks and decodes on the reading thread, with the same records', async () => {
     const rnd = seededRandom(SEED + 1);
     const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes: 1 });
