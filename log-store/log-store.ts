@@ -389,7 +389,7 @@ class LogStore implements LogStoreApi {
 
   async readBatches(topic: string, partition: number, offset: number, options: ReadOptions = {}): Promise<BatchReadResult> {
     const p = this.partitionOf(topic, partition);
-    return p.readBatches(offset, options.maxRecords ?? DEFAULT_MAX_RECORDS, options.maxBytes ?? DEFAULT_MAX_BYTES);
+    return p.readBatches(offset, options.maxRecords ?? DEFAULT_MAX_RECORDS, options.maxBytes ?? DEFAULT_MAX_BYTES, options.handBack === true);
   }
 
   releaseBlocks(blocks: readonly RecordBlock[]): void {

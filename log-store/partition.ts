@@ -482,8 +482,8 @@ export class Partition {
   }
 
   /** `read` without an object per record (see RecordBlock). */
-  async readBatches(offset: number, maxRecords: number, maxBytes: number): Promise<BatchReadResult> {
-    const sink = new RecordBlockSink(this.topic, this.partition, Math.max(0, Math.min(maxRecords, this.endOffset - offset)), this.deps.chunks);
+  async readBatches(offset: number, maxRecords: number, maxBytes: number, handBack = false): Promise<BatchReadResult> {
+    const sink = new RecordBlockSink(this.topic, this.partition, Math.max(0, Math.min(maxRecords, this.endOffset - offset)), this.deps.chunks, handBack);
     const nextOffset = await this.readInto(sink, offset, maxRecords, maxBytes);
     return { blocks: sink.finish(), count: sink.count, nextOffset };
   }

@@ -156,6 +156,8 @@ export interface RecordSink {
   readonly nextOffset: number;
   /** True when the sink takes record positions (a chunk's batches may then be decoded on the decode worker, see `pre`). */
   readonly positions: boolean;
+  /** True when the blocks taken come back (ReadOptions.handBack): the chunks read for them come from the pool and may go back there. */
+  readonly handBack: boolean;
   /**
    * Takes the records of the CRC-checked batch at `at` in `chunk` with offset >= fromOffset, until `count` reaches `max`. Throws BatchFormatError.
    * `pre`: the batch's records as the decode worker decoded them (batch `batch` of `chunk`, all its records).
@@ -167,6 +169,7 @@ export interface RecordSink {
 export class RecordListSink implements RecordSink {
   readonly records: LogRecord[] = [];
   readonly positions = false;
+  readonly handBack = false;
   constructor(
     private readonly topic: string,
     private readonly partition: number,
@@ -221,8 +224,10 @@ export class RecordBlockSink implements RecordSink {
     private readonly partition: number,
     /** Expected records in all: sizes the first block's arrays. */
     private readonly expected: number,
-    /** Each block leases its chunk until it is handed back (LogStoreApi.releaseBlocks). */
+    /** The store's read buffers: each block leases its chunk until it is handed back (LogStoreApi.releaseBlocks), or pins it when blocks do not come back. */
     private readonly chunks: ChunkPool | null = null,
+    /** The blocks come back (ReadOptions.handBack). */
+    readonly handBack = false,
   ) {}
   take(chunk: Buffer, at: number, header: BatchHeader, fromOffset: number, max: number, resume: RecordCursor | undefined, pre?: { chunk: DecodedChunk; batch: number }): RecordCursor {
     let b = this.current;
@@ -249,6 +254,8 @@ export class RecordBlockSink implements RecordSink {
     this.current = null;
     if (b === null || b.count === 0) return;
     this.blocks.push(b.finish(this.topic, this.partition));
-    this.chunks?.lease(b.buf);
+    if (this.handBack) this.chunks?.lease(b.buf);
+    // a block that does not come back views its chunk for good
+    else this.chunks?.pin(b.buf);
   }
 }

@@ -508,8 +508,8 @@ export class Segment {
    * CRC-checked and decoded on the decode worker meanwhile.
    */
   private async loadChunk(fh: LogFileHandle, pos: number, length: number, out: RecordSink): Promise<Buffer> {
-    const pool = this.ctx.chunks;
-    let chunk = length > 0 ? await readFully(fh, this.logPath, length, pos, (n) => pool.take(n)) : Buffer.alloc(0);
+    const pool = out.handBack ? this.ctx.chunks : null;
+    let chunk = length > 0 ? await readFully(fh, this.logPath, length, pos, pool === null ? undefined : (n) => pool.take(n)) : Buffer.alloc(0);
     const offload = this.ctx.decodeOffloadBytes;
     const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
     const back = worker === null ? null : await worker.decode(chunk);
@@ -522,16 +522,16 @@ export class Segment {
       for (let b = 0; b < back.decoded.batches; b++) at.set(back.decoded.meta[b * 4]!, b);
       entry.decoded = { chunk: back.decoded, at };
     }
-    this.cacheChunk(entry);
+    this.cacheChunk(entry, pool !== null);
     return chunk;
   }
 
-  /** Makes `next` the chunk later reads may reuse (null: none); the one before goes back to the pool once nothing sees it (see ChunkPool). */
-  private cacheChunk(next: LastChunk | null): void {
+  /** Makes `next` the chunk later reads may reuse (null: none; `pooled`: read for blocks that come back, see ChunkPool); the one before goes back to the pool once nothing sees it. */
+  private cacheChunk(next: LastChunk | null, pooled = false): void {
     const before = this.lastChunk;
     this.lastChunk = next;
     if (before !== null && before.buf !== next?.buf) this.ctx.chunks.uncache(before.buf);
-    if (next !== null && next.buf !== before?.buf) this.ctx.chunks.track(next.buf);
+    if (pooled && next !== null && next.buf !== before?.buf) this.ctx.chunks.track(next.buf);
   }
 
   private async closeReader(): Promise<void> {

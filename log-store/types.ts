@@ -93,6 +93,12 @@ export interface ReadOptions {
   maxRecords?: number;
   /** Stop after roughly this many bytes of batches (at least one batch is returned). Default 1048576. */
   maxBytes?: number;
+  /**
+   * `readBatches` only: the caller hands the blocks back (`releaseBlocks`)
+   * once done, so the read buffers this read makes may be reused. Default
+   * false: the store keeps no account of them at all.
+   */
+  handBack?: boolean;
 }
 
 export interface ReadResult {
@@ -270,12 +276,12 @@ export interface LogStoreApi {
    */
   readBatches(topic: string, partition: number, offset: number, options?: ReadOptions): Promise<BatchReadResult>;
   /**
-   * Hands blocks from `readBatches` back once the caller is done with them:
-   * the store may then read later records into their memory (a fresh read
-   * buffer costs its page faults). After this call nothing may read the
-   * blocks, their `buf` or any view of it. Optional for callers: blocks
-   * never handed back are freed by the garbage collector. A block handed
-   * back twice, or one of another store, is ignored.
+   * Hands blocks from `readBatches` with `handBack: true` back once the
+   * caller is done with them: the store may then read later records into
+   * their memory (a fresh read buffer costs its page faults). After this
+   * call nothing may read the blocks, their `buf` or any view of it. A block
+   * handed back twice, one read without `handBack`, or one of another store
+   * is ignored.
    */
   releaseBlocks(blocks: readonly RecordBlock[]): void;
   /** The first offset whose record timestamp is >= `timestamp`, or the end offset if none. */

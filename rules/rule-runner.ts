@@ -582,7 +582,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
         next.set(p, pos);
       }
       while (pos < end && pos < limit && (target !== null || lane.total === 0)) {
-        const res = await log.readBatches(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20 });
+        const res = await log.readBatches(inputTopic, p, pos, { maxRecords: target ? Math.min(10_000, limit - pos) : batchRecords, maxBytes: 16 << 20, handBack: true });
         if (!res.count) break;
         for (const block of res.blocks) {
           const n = Math.min(block.count, limit - block.baseOffset);

@@ -114,8 +114,13 @@ describe.each([
     }
     const values = (blocks: readonly RecordBlock[]): string[] => blocks.flatMap((b) => Array.from({ length: b.count }, (_, i) => blockRecord(b, i).value.toString()));
     const want = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => reading(from + i).value as string);
-    // blocks never handed back, and records read with `read` (views of their buffer)
-    const held = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1 });
+    // blocks never handed back (read to hand back, and read without), and records read with `read` (views of their buffer)
+    const held = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1, handBack: true });
+    const first = await log.readBatches('t', 0, 1500, { maxRecords: 100, maxBytes: 1, handBack: true });
+    // a read that does not hand back, from the buffer the read before made
+    const kept = await log.readBatches('t', 0, 1600, { maxRecords: 100, maxBytes: 1 });
+    expect(kept.blocks[0]!.buf).toBe(first.blocks[0]!.buf);
+    log.releaseBlocks(first.blocks);
     const pinned = (await log.read('t', 0, 3000, { maxRecords: 5, maxBytes: 1 })).records;
     const released: Array<{ block: RecordBlock; text: string[] }> = [];
     // the partitions in turn: each partition's segment keeps its last buffer for its next read, while the other reads
@@ -125,7 +130,7 @@ describe.each([
         for (const p of [0, 1]) {
           const off = next[p]!;
           if (off >= n) continue;
-          const res = await log.readBatches('t', p, off, { maxRecords: 700, maxBytes: 1 });
+          const res = await log.readBatches('t', p, off, { maxRecords: 700, maxBytes: 1, handBack: true });
           expect(values(res.blocks)).toEqual(want(off, res.nextOffset));
           for (const block of res.blocks) released.push({ block, text: values([block]) });
           log.releaseBlocks(res.blocks);
@@ -136,13 +141,14 @@ describe.each([
       }
     }
     expect(values(held.blocks)).toEqual(want(0, 100));
+    expect(values(kept.blocks)).toEqual(want(1600, 1700));
     expect(pinned.map((r) => r.value.toString())).toEqual(want(3000, 3005));
     // buffers were read into again: some block handed back now shows other bytes (or its memory went to the decode worker)
     const bytes = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
     const reused = released.filter(({ block, text }) => block.buf.buffer.byteLength === 0 || bytes(block).join() !== text.join());
     expect(reused.length).toBeGreaterThan(0);
     // the last reads reached the end of the log: the idle buffers were dropped, a read from the start gets a new one
-    const again = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1 });
+    const again = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1, handBack: true });
     expect(released.some(({ block }) => block.buf.buffer === again.blocks[0]!.buf.buffer)).toBe(false);
   });
 
