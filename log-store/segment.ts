@@ -108,8 +108,10 @@ export class Segment {
   private rewriteIndexFiles = false;
 
   private reader: Promise<LogFileHandle> | null = null;
-  /** The last chunk `readRecords` read (never mutated: records returned earlier may share its memory). */
-  /** The last chunk read, and what the decode worker found in it (null: nothing; `at`: batch position in the chunk → its index there). */
+  /**
+   * The last chunk read (null: none). Never written while cached; its memory
+   * is read into again only through the chunk pool, once nothing views it.
+   */
   private lastChunk: LastChunk | null = null;
   private readers = 0;
   private closeWhenIdle = false;

@@ -308,10 +308,12 @@ export class BlockFieldScanner {
     if (state !== SLICE_WORKER) return state;
     // While the worker is inside slice k, this thread scans the block's last free slices (the worker takes them first to
     // last), when it is the faster of the two: it caught up with the worker past a block's first slice (both start there).
-    if (k > 0) this.#caughtUpNow = true;
-    while (steal && (this.#caughtUpNow || this.#caughtUp) && this.#stealLast(k)) {
-      const now = Atomics.load(ints, j);
-      if (now !== SLICE_WORKER) return now;
+    if (steal) {
+      if (k > 0) this.#caughtUpNow = true;
+      while ((this.#caughtUpNow || this.#caughtUp) && this.#stealLast(k)) {
+        const now = Atomics.load(ints, j);
+        if (now !== SLICE_WORKER) return now;
+      }
     }
     if (this.#worker && Atomics.wait(ints, j, SLICE_WORKER, WORKER_WAIT_MS) !== 'timed-out') return Atomics.load(ints, j);
     const now = Atomics.load(ints, j);
