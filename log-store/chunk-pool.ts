@@ -18,6 +18,7 @@
  * from is never reused: those keep views of it. Neither is one whose blocks
  * are not all handed back. The garbage collector frees those, as it frees
  * every chunk read without `handBack`.
+ *
  * Idle chunks are dropped when a read reaches the end of its partition: the
  * reader caught up, and its next reads are small.
  */
@@ -109,10 +110,11 @@ export class ChunkPool {
  * chunks alive until a full collection (ephemerons), measured as 40 MB more
  * RSS in the replicator, which never hands blocks back.
  */
-interface ChunkState {  /** Blocks over it handed out and not back yet. */
+interface ChunkState {
+  /** Blocks over it handed out and not back yet. */
   leases: number;
   /** It is its segment's last chunk. */
   cached: boolean;
-  /** `read` handed out views of it. */
+  /** `read`, or `readBatches` without `handBack`, handed out views of it. */
   pinned: boolean;
 }
