@@ -83,8 +83,21 @@ async function setup(): Promise<void> {
   for (let i = 0; i < records.length; i += 30) await log.appendBatch('widgets', records.slice(i, i + 30));
 }
 
-async function runToEnd(stateDir: string, failAt: number | null): Promise<number> {
-  const plan = planRuleText(SQL, 'r.sql').rules[0]!;
+/** Runs `fn` with `log` swapped for a fresh store in another directory: a second run over the same input, into the same topic names. */
+async function inOtherLog(fn: () => Promise<void>): Promise<void> {
+  const other = await openTestLog(join(dir, 'log2'));
+  const saved = log;
+  log = other;
+  try {
+    await fn();
+  } finally {
+    log = saved;
+    await other.close();
+  }
+}
+
+async function runToEnd(stateDir: string, failAt: number | null, sql = SQL): Promise<number> {
+  const plan = planRuleText(sql, 'r.sql').rules[0]!;
   let crashes = 0;
   for (;;) {
     const runner = testRunner(plan, failAt === null ? log : crashingLog(log, failAt), stateDir, 13);
@@ -107,20 +120,43 @@ describe('rule runner recovery', () => {
     const expected = { out: await readTopic(log, 'per_sensor'), late: await readTopic(log, 'per_sensor_late') };
     expect(expected.late.length).toBeGreaterThan(0);
     // the same rule under another name would write other topics; instead rerun into a fresh log
-    const other = await openTestLog(join(dir, 'log2'));
-    const saved = log;
-    log = other;
-    try {
+    await inOtherLog(async () => {
       await setup();
       // each runner dies right after its 3rd append (output or late): many interrupted batches
       const crashes = await runToEnd(join(dir, 'crashy'), 3);
       expect(crashes).toBeGreaterThan(5);
       expect(await readTopic(log, 'per_sensor')).toEqual(expected.out);
       expect(await readTopic(log, 'per_sensor_late')).toEqual(expected.late);
-    } finally {
-      log = saved;
-      await other.close();
-    }
+    });
+  });
+
+  it('completes an interrupted batch of a filter whose passing records are written from the scan (the prefilter), once', async () => {
+    const RED = `CREATE STREAM widgets (sensor_id VARCHAR, colour VARCHAR, at VARCHAR) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='at');
+SET 'auto.offset.reset'='earliest';
+CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
+    expect(planRuleText(RED, 'r.sql').rules[0]!.prefilter).not.toBeNull();
+    const fill = async (): Promise<void> => {
+      await log.createTopic('widgets', { partitions: 2 });
+      const records = Array.from({ length: 300 }, (_, i) => {
+        const sensor = `s${i % 7}`;
+        // ISO times to the second, in runs of one text; every 40th reading has none (late: NO_EVENT_TIME)
+        const at = i % 40 === 39 ? undefined : new Date(1_600_000_000_000 + Math.floor(i / 6) * 1000).toISOString();
+        return { key: sensor, value: JSON.stringify({ sensor_id: sensor, colour: ['RED', 'BLUE', 'RED', 'GREEN'][i % 4], at }), timestamp: 1000 + i, partition: i % 2 };
+      });
+      for (let i = 0; i < records.length; i += 30) await log.appendBatch('widgets', records.slice(i, i + 30));
+    };
+    await fill();
+    await runToEnd(join(dir, 'ref'), null, RED);
+    const expected = { out: await readTopic(log, 'red'), late: await readTopic(log, 'red_late') };
+    expect(expected.out.length).toBe(150);
+    expect(expected.late.length).toBe(7);
+    await inOtherLog(async () => {
+      await fill();
+      const crashes = await runToEnd(join(dir, 'crashy'), 3, RED);
+      expect(crashes).toBeGreaterThan(5);
+      expect(await readTopic(log, 'red')).toEqual(expected.out);
+      expect(await readTopic(log, 'red_late')).toEqual(expected.late);
+    });
   });
 });
 
@@ -359,10 +395,7 @@ describe('rule runner overlapping a batch\'s write with the next batch', () => {
     await setup();
     await runToEnd(join(dir, 'ref'), null);
     const expected = await readTopic(log, 'per_sensor');
-    const other = await openTestLog(join(dir, 'log2'));
-    const saved = log;
-    log = other;
-    try {
+    await inOtherLog(async () => {
       await setup();
       const events: string[] = [];
       let release!: () => void;
@@ -422,9 +455,6 @@ describe('rule runner overlapping a batch\'s write with the next batch', () => {
       // the next batch's appends start once the held batch's have all ended
       expect(events.indexOf(`append ${k + 1} start`)).toBeGreaterThan(Math.max(...held.map((_, i) => events.indexOf(`append ${i + 1} end`))));
       expect(await readTopic(log, 'per_sensor')).toEqual(expected);
-    } finally {
-      log = saved;
-      await other.close();
-    }
+    });
   });
 });
