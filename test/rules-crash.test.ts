@@ -1,7 +1,8 @@
 /**
- * Exactly-once output across SIGKILL: a child process runs three rules
+ * Exactly-once output across SIGKILL: a child process runs four rules
  * (hopping EMIT CHANGES with grace and late records, session EMIT FINAL, a
- * filter/projection stream) over readings already in a real log with three
+ * filter/projection stream, and a `SELECT *` filter the prefilter settles
+ * from the scan) over readings already in a real log with three
  * partitions, and is killed at seeded random moments, then restarted, until
  * it finishes. Its output topics must equal, record for record, those of an
  * uninterrupted run over the same input.
