@@ -26,8 +26,8 @@ export class ChunkPool {
   readonly #free: Buffer[] = [];
   #freeBytes = 0;
   readonly #chunks = new WeakMap<ArrayBuffer, ChunkState>();
-  /** Blocks handed back: a second hand-back of one is ignored. */
-  readonly #released = new WeakSet<object>();
+  /** Blocks handed out and not back yet: only those count when handed back (a second hand-back, or a block never leased, is ignored). */
+  readonly #out = new WeakSet<object>();
 
   /** @param maxPooledBytes idle chunks kept at most. Default 40 MiB: two chunks of a 16 MiB read (each is maxBytes plus an index interval). */
   constructor(private readonly maxPooledBytes = 40 * 1024 * 1024) {}
@@ -53,9 +53,10 @@ export class ChunkPool {
     this.#chunks.set(memory, { leases: 0, cached: true, pinned: false });
   }
 
-  /** A block over `chunk` was handed out. */
-  lease(chunk: Buffer): void {
-    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+  /** `block` (over a chunk) was handed out, to come back. */
+  lease(block: ChunkView): void {
+    this.#out.add(block);
+    const state = this.#chunks.get(block.buf.buffer as ArrayBuffer);
     if (state !== undefined) state.leases++;
   }
 
@@ -73,14 +74,14 @@ export class ChunkPool {
     this.#settle(chunk.buffer as ArrayBuffer, state);
   }
 
-  /** A block handed out over `chunk` came back (`block`: the block, so a second hand-back is ignored). */
-  release(block: object, chunk: Buffer): void {
-    if (this.#released.has(block)) return;
-    this.#released.add(block);
-    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
+  /** `block` came back: its chunk's lease ends (a block not handed out by `lease`, or back already, is ignored). */
+  release(block: ChunkView): void {
+    if (!this.#out.delete(block)) return;
+    const memory = block.buf.buffer as ArrayBuffer;
+    const state = this.#chunks.get(memory);
     if (state === undefined || state.leases === 0) return;
     state.leases--;
-    this.#settle(chunk.buffer as ArrayBuffer, state);
+    this.#settle(memory, state);
   }
 
   /** Drops the idle chunks (a reader caught up with the log: its next reads are small, and the memory can go). */
@@ -102,6 +103,11 @@ export class ChunkPool {
     this.#free.push(Buffer.from(memory));
     this.#freeBytes += size;
   }
+}
+
+/** A block over a chunk (a RecordBlock), as the pool sees it. */
+interface ChunkView {
+  readonly buf: Buffer;
 }
 
 /**

@@ -393,7 +393,7 @@ class LogStore implements LogStoreApi {
   }
 
   releaseBlocks(blocks: readonly RecordBlock[]): void {
-    for (const block of blocks) this.chunks.release(block, block.buf);
+    for (const block of blocks) this.chunks.release(block);
   }
 
   async offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number> {

@@ -253,8 +253,9 @@ export class RecordBlockSink implements RecordSink {
     const b = this.current;
     this.current = null;
     if (b === null || b.count === 0) return;
-    this.blocks.push(b.finish(this.topic, this.partition));
-    if (this.handBack) this.chunks?.lease(b.buf);
+    const block = b.finish(this.topic, this.partition);
+    this.blocks.push(block);
+    if (this.handBack) this.chunks?.lease(block);
     // a block that does not come back views its chunk for good
     else this.chunks?.pin(b.buf);
   }
