@@ -263,6 +263,54 @@ describe('BlockFieldScanner', () => {
     expect(run(0, new Int32Array(8), 'BLUE')).toEqual([6, [1, 0]]);
   });
 
+  it('keyRun reads a run of records\' group string and numeric arguments from their scanned bytes, as fill reads them, while the event-time text stays the one given', () => {
+    const fields: ValueField[] = [{ name: 'ts', caseSensitive: false }, { name: 'sensor_id', caseSensitive: false }, { name: 'temp', caseSensitive: false }, { name: 'w', caseSensitive: false }];
+    const texts = [
+      '{"ts":"T1","sensor_id":"a","temp":1.5,"w":2}',
+      '{"ts":"T1","sensor_id":"b","temp":null}',
+      '{"ts":"T1","SENSOR_ID":"a","temp":-30.25,"w":null}',
+      '{"ts":"T1","sensor_id":"a","temp":4,"w":5}',
+      '{"ts":"T1","sensor_id":"d\\e","temp":4}',
+      '{"ts":"T1","sensor_id":"c","temp":"7"}',
+      '{"ts":"T1","sensor_id":7,"temp":1}',
+      '{"ts":"T2","sensor_id":"c","temp":1}',
+      '{"ts":"T1","sensor_id":"c","temp":true}',
+      '{"ts":"T1","sensor_id":"c","temp":1',
+      '{"ts":"T1","sensor_id":"c","temp":2,"w":{"x":1}}',
+      '{"ts":"T1","sensor_id":"c","temp":3}',
+    ];
+    // the same strings block after block: the second scan finds them in its caches (the module's, and the run value)
+    for (const pass of [1, 2]) {
+      const scanner = new BlockFieldScanner(fields, { worker: false });
+      for (let k = 0; k < pass; k++) scanBlock(scanner, texts.map((t) => Buffer.from(t)));
+      const keys = new Array<string>(8).fill('');
+      const values = new Float64Array(16);
+      const args = Int32Array.from([2, -1]);
+      const run = (i: number, time = 'T1', room = keys) => {
+        const n = scanner.keyRun(i, texts.length, 0, time, 1, args, room, values);
+        return [n, room.slice(0, n), [...values.subarray(0, n * 2)].map((v) => (Number.isNaN(v) ? null : v))];
+      };
+      // records 0-3 (null and absent are NaN; COUNT(*)'s argument, -1, is always NaN); an escaped string (4) ends the run
+      expect(run(0)).toEqual([4, ['a', 'b', 'a', 'a'], [1.5, null, null, null, -30.25, null, 4, null]]);
+      // a number as text (5), a number as the group (6), another time (7), true (8), invalid JSON (9): not in a run
+      for (const i of [4, 5, 6, 7, 8, 9]) expect(run(i)[0]).toBe(0);
+      expect(run(7, 'T2')).toEqual([1, ['c'], [1, null]]);
+      // an object in a field no argument reads does not end the run
+      expect(run(10)).toEqual([2, ['c', 'c'], [2, null, 3, null]]);
+      // at most as many records as `keys` holds
+      expect(run(0, 'T1', new Array<string>(2).fill(''))[0]).toBe(2);
+      // what fill gives those records
+      const filled = new Array<unknown>(4);
+      for (const i of [0, 1, 2, 3, 10, 11]) {
+        expect(scanner.fill(i, filled)).toBe(true);
+        const n = run(i, 'T1', new Array<string>(1).fill(''));
+        expect(n).toEqual([1, [filled[1]], [filled[2] ?? null, null]]);
+      }
+      // an argument of the group field (a string) ends the run at once
+      expect(scanner.keyRun(0, texts.length, 0, 'T1', 1, Int32Array.from([1]), keys, values)).toBe(0);
+    }
+  });
+
   it('takes up to 16 fields of up to 112 bytes', () => {
     expect(BlockFieldScanner.supports([])).toBe(false);
     expect(BlockFieldScanner.supports(Array.from({ length: 16 }, (_, i) => ({ name: `f${i}`, caseSensitive: false })))).toBe(true);

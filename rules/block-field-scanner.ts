@@ -450,6 +450,62 @@ export class BlockFieldScanner {
     return r - i;
   }
 
+  /**
+   * How many records from i on (up to `end`, exclusive, and at most
+   * `keys.length`), one after another, were read here (valid JSON, found)
+   * with field `t` holding exactly the string `time`, field `g` a plain
+   * string (found or made as `fill` finds or makes it), and each field of `args` (-1:
+   * none) a number, null or absent: what an aggregation over those fields
+   * needs of them. Record i+k's `g` string goes to `keys[k]`, its argument
+   * a's number to `values[k * args.length + a]` (NaN for null or absent:
+   * JSON has no NaN, so the scan never finds one). A record it is unsure of
+   * ends the run (the caller then fills it). Decided from the scan's
+   * results, as `fill` would decide them.
+   */
+  keyRun(i: number, end: number, t: number, time: string, g: number, args: Int32Array, keys: string[], values: Float64Array): number {
+    const last = Math.min(end, this.#count, i + keys.length);
+    const ints = this.#ints;
+    const floats = this.#floats;
+    const stride = this.#strideWords;
+    const tw = 2 + t * 6;
+    const gw = 2 + g * 6;
+    const na = args.length;
+    const cached = this.#cached[g]!;
+    let r = i;
+    let v = 0;
+    for (; r < last; r++) {
+      if (this.#slices !== 0) this.#ensure(r);
+      const w = this.#outWord + r * stride;
+      if (ints[w] !== 1 || !this.#holds(r, w + tw, t, time)) break;
+      const word = ints[w + gw]!;
+      if ((word & 0xff) !== KIND_ASCII) break;
+      let key: string;
+      if ((word & SAME_RUN) !== 0 && ints[w + gw + 4] === this.#runIndex[g]) key = this.#runValue[g]!;
+      else if ((word & CACHED) !== 0) key = cached[ints[w + gw + 3]! & (CACHE_ENTRIES - 1)]!;
+      else key = this.#made(g, w + gw);
+      let a = 0;
+      for (; a < na; a++) {
+        const f = args[a]!;
+        if (f < 0) {
+          values[v + a] = NaN;
+          continue;
+        }
+        const aw = w + 2 + f * 6;
+        const kind = ints[aw]! & 0xff;
+        if (kind === KIND_NUMBER) values[v + a] = floats[(aw + 4) >> 1]!;
+        else if (kind === KIND_ABSENT || kind === KIND_NULL) values[v + a] = NaN;
+        else break;
+      }
+      if (a !== na) break;
+      // as fill: the record's string is the field's run value from now on
+      this.#runIndex[g] = r;
+      this.#runValue[g] = key;
+      keys[r - i] = key;
+      v += na;
+    }
+    return r - i;
+  }
+
   /** Whether field f of record i (its result words at w) is the plain string `text`; a match becomes the field's run value. */
   #holds(i: number, w: number, f: number, text: string): boolean {
     const ints = this.#ints;
@@ -472,6 +528,22 @@ export class BlockFieldScanner {
     return true;
   }
 
+  /** Field f's plain string not in the module's cache (its result words at w), made (or found in this thread's cache) and queued for the module's. */
+  #made(f: number, w: number): string {
+    const ints = this.#ints;
+    const start = ints[w + 1]! + 1;
+    const end = ints[w + 2]! - 1;
+    const text = (this.#caches[f] ??= new StringCache()).get(this.#bytes, start, end, ints[w + 3]!);
+    // once per entry and block
+    const entry = ints[w + 3]! & (CACHE_ENTRIES - 1);
+    const marks = (this.#marks[f] ??= new Int32Array(CACHE_ENTRIES));
+    if (end - start <= CACHE_STRING && marks[entry] !== this.#scans) {
+      marks[entry] = this.#scans;
+      this.#pending.push(f, entry, text);
+    }
+    return text;
+  }
+
   /** Fills `values` with record i's fields (field k's at k, see the module comment); false: FieldExtractor decides. */
   fill(i: number, values: unknown[]): boolean {
     if (i >= this.#count) return false;
@@ -490,18 +562,7 @@ export class BlockFieldScanner {
           // the same bytes as this field's string in the record the module names, if that is the one filled last
           if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) value = this.#runValue[f];
           else if ((word & CACHED) !== 0) value = this.#cached[f]![entry];
-          else {
-            const start = ints[w + 1]! + 1;
-            const end = ints[w + 2]! - 1;
-            const text = (this.#caches[f] ??= new StringCache()).get(this.#bytes, start, end, ints[w + 3]!);
-            // once per entry and block
-            const marks = (this.#marks[f] ??= new Int32Array(CACHE_ENTRIES));
-            if (end - start <= CACHE_STRING && marks[entry] !== this.#scans) {
-              marks[entry] = this.#scans;
-              this.#pending.push(f, entry, text);
-            }
-            value = text;
-          }
+          else value = this.#made(f, w);
           this.#runIndex[f] = i;
           this.#runValue[f] = value as string;
           break;

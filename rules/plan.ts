@@ -289,6 +289,22 @@ export interface TablePlan extends DerivedPlanBase {
    * is incompatible: start fresh and log it.
    */
   readonly stateSignature: string;
+  /**
+   * When the aggregation reads nothing but plain value fields: no WHERE, a
+   * TUMBLING window, EMIT FINAL, GROUP BY one value column, and each
+   * aggregate's argument a value column or none (`COUNT(*)`). Then a
+   * record's effect on the state is decided by its event time, its group
+   * string and its argument values alone, so the runtime may hand the
+   * operator runs of records read from their scanned bytes
+   * (AggregateOperator.processRun). Null otherwise.
+   */
+  readonly keyRun?: KeyRun | null;
+}
+
+/** See `TablePlan.keyRun`: the GROUP BY field, and each aggregate's argument field (null: `COUNT(*)`). */
+export interface KeyRun {
+  readonly group: ValueField;
+  readonly args: ReadonlyArray<ValueField | null>;
 }
 
 export type DerivedPlan = StreamPlan | TablePlan;
@@ -763,7 +779,28 @@ function planDerived(s: CreateAsSelect, parsed: ParsedStatement, file: string, s
     outputKey: window ? (g) => `${keyTextOf(g.keys)}@${g.windowStart}` : (g) => keyTextOf(g.keys),
     emit: q.emit,
     stateSignature,
+    keyRun: keyRunOf(q, window, schema),
   };
+}
+
+/** See `TablePlan.keyRun`. */
+function keyRunOf(q: LogicalTableQuery, window: WindowPlan | null, schema: SourceSchema): KeyRun | null {
+  if (q.where !== null || window === null || window.kind !== 'tumbling' || q.emit !== 'final' || q.groupBy.length !== 1) return null;
+  // a value column, not a key column (which falls back to the record key) nor a pseudo column
+  const field = (e: Expr): ValueField | null => {
+    if (e.kind !== 'ColumnRef') return null;
+    const r = resolveColumn(e, schema);
+    return r.kind === 'value' && !r.key ? { name: r.name, caseSensitive: r.caseSensitive } : null;
+  };
+  const group = field(q.groupBy[0]!);
+  if (group === null) return null;
+  const args: Array<ValueField | null> = [];
+  for (const a of q.aggregates) {
+    const f = a.arg === null ? null : field(a.arg);
+    if (a.arg !== null && f === null) return null;
+    args.push(f);
+  }
+  return { group, args };
 }
 
 function outputNameOfRef(ref: ColumnRef, schema: SourceSchema): string {

@@ -8,11 +8,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LogStoreApi } from '../log-store/index.ts';
 import { readTopic, silentLogger } from '../test/support/rules-golden.ts';
 import { openTestLog } from '../test/support/rules-log.ts';
 import { seededRandom } from '../test/support/seeded-random.ts';
+import { BlockFieldScanner } from './block-field-scanner.ts';
 import { planRuleText } from './rule-file.ts';
 import type { DerivedPlan } from './plan.ts';
 import { type RuleRunner, type RuleRunnerOptions, createRuleRunner } from './rule-runner.ts';
@@ -160,54 +161,61 @@ CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
   });
 });
 
-describe('rule runner decoding only the fields a rule reads', () => {
-  const FIELDS_SQL = `
+const FIELDS_SQL = `
 CREATE STREAM widgets WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='ts');
 SET 'auto.offset.reset'='earliest';
 CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';
 CREATE STREAM shaped AS SELECT sensor_id, temp_celcius * 2 AS t2, \`Colour\` AS exact_colour, extra->x AS ex FROM widgets WHERE colour <> 'BLUE' PARTITION BY sensor_id;
 CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS n FROM widgets
-  WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY sensor_id HAVING COUNT(*) > 0 EMIT CHANGES;
+WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY sensor_id HAVING COUNT(*) > 0 EMIT CHANGES;
 `;
-  // payloads the extractor handles, and ones it leaves to JSON.parse (duplicate keys, case variants, invalid JSON)
-  const PAYLOADS = [
-    '{"colour":"RED","sensor_id":"a","temp_celcius":20.5,"ts":1000000,"extra":{"x":[1,"}"]}}',
-    '{ "COLOUR" : "RED" , "sensor_id":"b","temp_celcius":-1e1,"ts":1000500}',
-    '{"colour":"RED","Colour":"blue","sensor_id":"a","temp_celcius":3,"ts":1001000}',
-    '{"colour":"RED","colour":"GREEN","sensor_id":"c","temp_celcius":4,"ts":1001500}',
-    '{"COLOUR":"RED","sensor_id":"c","COLOUR":"GREEN","temp_celcius":4,"ts":1001600}',
-    '{"c\\u006flour":"R\\u0045D","sensor_\\u0069d":"d\\"q","temp_celcius":5,"ts":1002000}',
-    '{"colour":"RED","sensor_id":"a","temp_celcius":6}',
-    '{"colour":"RED","sensor_id":"a","temp_celcius":6,"ts":1002000,}',
-    '[1,2]',
-    '{"colour":"BLUE","sensor_id":"e","temp_celcius":"7","ts":1003000}',
-    '{"colour":"RED","sensor_id":"a","temp_celcius":8,"ts":900000}',
-    // more keys than the block scanner's key template holds (it read past its memory here: 80 bytes of template a key)
-    `{${Array.from({ length: 40_000 }, (_, i) => `"k${i}":${i}`).join(',')},"colour":"RED","sensor_id":"f","temp_celcius":9,"ts":1003500}`,
-  ];
+// payloads the extractor handles, and ones it leaves to JSON.parse (duplicate keys, case variants, invalid JSON)
+const PAYLOADS = [
+  '{"colour":"RED","sensor_id":"a","temp_celcius":20.5,"ts":1000000,"extra":{"x":[1,"}"]}}',
+  '{ "COLOUR" : "RED" , "sensor_id":"b","temp_celcius":-1e1,"ts":1000500}',
+  '{"colour":"RED","Colour":"blue","sensor_id":"a","temp_celcius":3,"ts":1001000}',
+  '{"colour":"RED","colour":"GREEN","sensor_id":"c","temp_celcius":4,"ts":1001500}',
+  '{"COLOUR":"RED","sensor_id":"c","COLOUR":"GREEN","temp_celcius":4,"ts":1001600}',
+  '{"c\\u006flour":"R\\u0045D","sensor_\\u0069d":"d\\"q","temp_celcius":5,"ts":1002000}',
+  '{"colour":"RED","sensor_id":"a","temp_celcius":6}',
+  '{"colour":"RED","sensor_id":"a","temp_celcius":6,"ts":1002000,}',
+  '[1,2]',
+  '{"colour":"BLUE","sensor_id":"e","temp_celcius":"7","ts":1003000}',
+  '{"colour":"RED","sensor_id":"a","temp_celcius":8,"ts":900000}',
+  // more keys than the block scanner's key template holds (it read past its memory here: 80 bytes of template a key)
+  `{${Array.from({ length: 40_000 }, (_, i) => `"k${i}":${i}`).join(',')},"colour":"RED","sensor_id":"f","temp_celcius":9,"ts":1003500}`,
+];
 
-  /** Each rule's output over `payloads`; `segmentBytes` small: a batch reads several segments, one block each. */
-  async function outputs(target: LogStoreApi, whole: boolean, payloads: readonly string[] = PAYLOADS, { partitions = 2, segmentBytes = 1 << 26, batchRecords = 4 } = {}): Promise<Record<string, unknown[]>> {
-    await target.createTopic('widgets', { partitions, segmentBytes });
-    // several appends: each partition's records lie in several log batches (the runner's blocks)
-    for (let at = 0; at < payloads.length; at += 50) {
-      await target.appendBatch('widgets', payloads.slice(at, at + 50).map((value, j) => ({ key: `k${at + j}`, value, timestamp: 5_000 + at + j, partition: (at + j) % partitions })));
-    }
-    const result: Record<string, unknown[]> = {};
-    const file = planRuleText(FIELDS_SQL, "f.sql");
-    expect(file.diagnostics).toEqual([]);
-    for (const planned of file.rules) {
-      if (!whole) expect(planned.valueFields).not.toBeNull();
-      const plan = whole ? { ...planned, valueFields: null } : planned;
-      const runner = testRunner(plan, target, join(dir, whole ? 'whole' : 'fields'), batchRecords);
-      await runner.drain();
-      await runner.stop();
-      result[plan.outputTopic] = await readTopic(target, plan.outputTopic);
-      result[`${plan.outputTopic}_late`] = await readTopic(target, `${plan.outputTopic}_late`);
-    }
-    return result;
+/** Each rule's output over `payloads`; `segmentBytes` small: a batch reads several segments, one block each. */
+async function outputs(
+  target: LogStoreApi,
+  whole: boolean,
+  payloads: readonly string[] = PAYLOADS,
+  { partitions = 2, segmentBytes = 1 << 26, batchRecords = 4, sql = FIELDS_SQL, closeAll = false } = {},
+): Promise<Record<string, unknown[]>> {
+  await target.createTopic('widgets', { partitions, segmentBytes });
+  // several appends: each partition's records lie in several log batches (the runner's blocks)
+  for (let at = 0; at < payloads.length; at += 50) {
+    await target.appendBatch('widgets', payloads.slice(at, at + 50).map((value, j) => ({ key: `k${at + j}`, value, timestamp: 5_000 + at + j, partition: (at + j) % partitions })));
   }
+  const result: Record<string, unknown[]> = {};
+  const file = planRuleText(sql, 'f.sql');
+  expect(file.diagnostics).toEqual([]);
+  for (const planned of file.rules) {
+    if (!whole) expect(planned.valueFields).not.toBeNull();
+    const plan = whole ? { ...planned, valueFields: null } : planned;
+    const runner = testRunner(plan, target, join(dir, whole ? 'whole' : 'fields'), batchRecords);
+    await runner.drain();
+    // EMIT FINAL: the windows still open are written too, so all of the state is compared
+    if (closeAll) await runner.closeAllWindows();
+    await runner.stop();
+    result[plan.outputTopic] = await readTopic(target, plan.outputTopic);
+    result[`${plan.outputTopic}_late`] = await readTopic(target, `${plan.outputTopic}_late`);
+  }
+  return result;
+}
 
+describe('rule runner decoding only the fields a rule reads', () => {
   /** Each rule's output over `payloads` decoding only its fields, checked equal to decoding whole values (in a second log); returns it. */
   async function sameAsWhole(payloads?: readonly string[], shape?: Parameters<typeof outputs>[3]): Promise<Record<string, unknown[]>> {
     const fields = await outputs(log, false, payloads, shape);
@@ -282,6 +290,101 @@ CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS
     const fields = await sameAsWhole(payloads, { partitions: 2, segmentBytes: 4096, batchRecords: 80 });
     expect(fields.red!.length).toBeGreaterThan(100);
     expect(JSON.stringify(fields.red_late)).toContain('NO_EVENT_TIME');
+  });
+});
+
+describe('rule runner aggregating key runs (TUMBLING, EMIT FINAL, no WHERE, GROUP BY one field)', () => {
+  const RUNS_SQL = `
+CREATE STREAM widgets WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+SET 'auto.offset.reset'='earliest';
+CREATE TABLE runs AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS n, MIN(temp_celcius) AS lo, MAX(w) AS hi,
+  LATEST_BY_OFFSET(temp_celcius) AS last, EARLIEST_BY_OFFSET(w) AS first, STDDEV_SAMP(w) AS sd, COUNT(w) AS nw, SUM(temp_celcius) AS s
+  FROM widgets WINDOW TUMBLING (SIZE 3 SECONDS, GRACE PERIOD 1 SECOND) GROUP BY sensor_id HAVING COUNT(*) > 1 EMIT FINAL;
+`;
+
+  /** Readings in runs of one ISO timestamp text, some late; sensor ids many and few, some not plain strings; arguments numbers, null, absent or not numbers. */
+  function readings(seed: number, count: number, sensors: number): string[] {
+    const random = seededRandom(seed);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    let second = 0;
+    return Array.from({ length: count }, () => {
+      if (random() < 0.02) second++;
+      const late = random() < 0.03;
+      const ts = random() < 0.01 ? pick([1_000_000 + second * 1000, 'soon', null]) : new Date(1_000_000 + second * 1000 - (late ? 5000 : 0)).toISOString();
+      const sensor = random() < 0.03 ? pick([7, null, 'd\\e', 'grün']) : `s-${Math.floor(random() * sensors)}`;
+      const entries: Array<[string, string]> = [
+        ['ts', JSON.stringify(ts)],
+        [pick(['sensor_id', 'sensor_id', 'SENSOR_ID']), typeof sensor === 'string' && sensor.includes('\\') ? `"${sensor}"` : JSON.stringify(sensor)],
+      ];
+      if (random() < 0.95) entries.push(['temp_celcius', random() < 0.03 ? pick(['"7"', 'null', 'true', '1e400', '-0']) : String(Math.round(random() * 4000) / 100 - 10)]);
+      if (random() < 0.7) entries.push(['w', random() < 0.05 ? pick(['null', '"x"', '{"g":1}']) : String(Math.floor(random() * 200))]);
+      if (random() < 0.3) entries.push(['colour', JSON.stringify(pick(['RED', 'BLUE']))]);
+      if (random() < 0.3) entries.reverse();
+      let text = `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
+      if (random() < 0.01) text = text.slice(0, -1);
+      return text;
+    });
+  }
+
+  /** The rule's output, late records and (closing every window at the end) its whole state, checked equal to decoding whole values. */
+  async function sameAsWhole(payloads: readonly string[], shape: { partitions: number; segmentBytes: number; batchRecords: number }): Promise<{ result: Record<string, unknown[]>; inRuns: number }> {
+    const keyRun = vi.spyOn(BlockFieldScanner.prototype, 'keyRun');
+    let result: Record<string, unknown[]>;
+    let inRuns = 0;
+    try {
+      result = await outputs(log, false, payloads, { ...shape, sql: RUNS_SQL, closeAll: true });
+      inRuns = keyRun.mock.results.reduce((n, r) => n + (r.value as number), 0);
+    } finally {
+      keyRun.mockRestore();
+    }
+    const other = await openTestLog(join(dir, 'log2'));
+    try {
+      expect(result).toEqual(await outputs(other, true, payloads, { ...shape, sql: RUNS_SQL, closeAll: true }));
+    } finally {
+      await other.close();
+    }
+    return { result, inRuns };
+  }
+
+  it('the plan names the fields of such an aggregation, and only of such', () => {
+    const plan = (sql: string) => {
+      const file = planRuleText(`CREATE STREAM widgets (sensor_id VARCHAR KEY, line VARCHAR, temp DOUBLE) WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON'); ${sql}`, 'p.sql');
+      expect(file.diagnostics).toEqual([]);
+      const p = file.rules[0]!;
+      return p.kind === 'table' ? p.keyRun : 'stream';
+    };
+    const line = { name: 'line', caseSensitive: false };
+    const temp = { name: 'temp', caseSensitive: false };
+    expect(plan('CREATE TABLE a AS SELECT line, AVG(temp) AS t, COUNT(*) AS n FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY line EMIT FINAL;')).toEqual({ group: line, args: [temp, null] });
+    for (const other of [
+      'CREATE TABLE a AS SELECT line, AVG(temp) AS t FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY line EMIT CHANGES;',
+      'CREATE TABLE a AS SELECT line, AVG(temp) AS t FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) WHERE temp > 0 GROUP BY line EMIT FINAL;',
+      'CREATE TABLE a AS SELECT line, AVG(temp) AS t FROM widgets WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 10 SECONDS) GROUP BY line EMIT FINAL;',
+      'CREATE TABLE a AS SELECT line, AVG(temp) AS t FROM widgets WINDOW SESSION (1 MINUTE) GROUP BY line EMIT FINAL;',
+      'CREATE TABLE a AS SELECT line, AVG(temp * 2) AS t FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY line EMIT FINAL;',
+      'CREATE TABLE a AS SELECT UCASE(line) AS l, AVG(temp) AS t FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY UCASE(line) EMIT FINAL;',
+      'CREATE TABLE a AS SELECT line, temp, COUNT(*) AS n FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY line, temp EMIT FINAL;',
+      // a KEY column falls back to the record key
+      'CREATE TABLE a AS SELECT sensor_id, AVG(temp) AS t FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY sensor_id EMIT FINAL;',
+      'CREATE TABLE a AS SELECT line, MAX(ROWOFFSET) AS o FROM widgets WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY line EMIT FINAL;',
+    ]) {
+      expect(plan(other), other).toBeNull();
+    }
+  });
+
+  it('writes exactly what decoding whole values writes, late records and every window included: random readings over three partitions, several blocks a batch', async () => {
+    const { result, inRuns } = await sameAsWhole(readings(11, 3000, 40), { partitions: 3, segmentBytes: 8192, batchRecords: 150 });
+    // the runs did the work (most records), and the cases are exercised
+    expect(inRuns).toBeGreaterThan(1000);
+    expect(result.runs!.length).toBeGreaterThan(50);
+    expect(JSON.stringify(result.runs_late)).toContain('WINDOW_CLOSED');
+    expect(JSON.stringify(result.runs_late)).toContain('NO_EVENT_TIME');
+  });
+
+  it('writes what decoding whole values writes over big blocks (scanned in slices by the scan worker too) and many sensors (strings made, not all cached)', async () => {
+    const { result, inRuns } = await sameAsWhole(readings(12, 12_000, 6000), { partitions: 1, segmentBytes: 1 << 26, batchRecords: 6000 });
+    expect(inRuns).toBeGreaterThan(4000);
+    expect(result.runs!.length).toBeGreaterThan(100);
   });
 });
 

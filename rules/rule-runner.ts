@@ -168,8 +168,16 @@ interface Lane {
   time: number;
   /** null: decoded fine; else why the record goes to `_late`. */
   bad: LateReason | null;
-  /** Records from the head on settled by the plan's prefilter, 0 for none: not decoded, only their event time (`time`) is known. */
+  /**
+   * Records from the head on settled from the scan's results, 0 for none:
+   * by the plan's prefilter (not decoded, only their event time, `time`, is
+   * known), or, when `keyed`, a key run for the aggregate operator.
+   */
   skip: number;
+  /** The head's `skip` records are a key run (see `keyRuns`): their groups in `runKeys`, their aggregate arguments in `runValues`. */
+  keyed: boolean;
+  runKeys: string[] | null;
+  runValues: Float64Array | null;
   /** Of those, the ones that pass WHERE (when the runner writes them itself, see `passRuns`): their number at 0, then their indices in `block`; null otherwise. */
   passed: Int32Array | null;
   /** The values of the plan's valueFields the scanners fill (reused record after record); null without them. */
@@ -281,6 +289,17 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   const preText = preField >= 0 && timeField >= 0 ? prefilter!.equals : null;
   /** The prefilter settles passing records too when the operator would write them unchanged: the runner writes them from the block's bytes. */
   const passRuns = preText !== null && plan.kind === 'stream' && passesRecords(plan);
+  /**
+   * plan.keyRun: the scanner reads an aggregation's inputs (group string,
+   * argument numbers) from the scan's results for runs of records with the
+   * event-time text parsed last, and the operator folds them in without a
+   * row per record (AggregateOperator.processRun).
+   */
+  const keyRun = plan.kind === 'table' ? (plan.keyRun ?? null) : null;
+  const runGroup = keyRun === null ? -1 : fieldAt(keyRun.group.name, keyRun.group.caseSensitive);
+  const runArgs = keyRun === null ? [] : keyRun.args.map((a) => (a === null ? -1 : fieldAt(a.name, a.caseSensitive)));
+  const keyRuns = keyRun !== null && timeField >= 0 && runGroup >= 0 && keyRun.args.every((a, k) => a === null || runArgs[k]! >= 0);
+  const runArgFields = Int32Array.from(runArgs);
 
   let store: StateStore | null = null;
   let operator: Operator | null = null;
@@ -463,6 +482,9 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     return {
       partition, blocks: [], counts: [], total: 0, b: 0, block: null, i: 0, n: 0, value: {}, decoded: false, time: 0, bad: null, skip: 0,
       passed: passRuns ? new Int32Array(PASS_RUN + 1) : null,
+      keyed: false,
+      runKeys: keyRuns ? new Array<string>(PASS_RUN).fill('') : null,
+      runValues: keyRuns ? new Float64Array(PASS_RUN * runArgs.length) : null,
       fields: extractor ? extractor.newValues() : null,
       scanner: null,
       scanned: null,
@@ -498,8 +520,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   let lastTimeText: string | null = null;
   let lastTime: number | null = null;
 
-  /** Decodes the head record of `lane` into the lane's head fields. */
-  function decodeHead(lane: Lane): void {
+  /** Decodes the head record of `lane` into the lane's head fields (`runs` false: the head alone, never a key run). */
+  function decodeHead(lane: Lane, runs = true): void {
     const block = lane.block!;
     const i = lane.i;
     const start = block.valueStarts[i]!;
@@ -513,8 +535,13 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     }
     // a run of records with one event time skipped at once is what skipping each would do: another lane's head comes before the run's first record or after its last
     const skip = preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null ? scanner.decideRun(i, lane.n, preField, preText, timeField, lastTimeText, lane.passed) : 0;
-    lane.skip = skip;
-    if (skip !== 0) {
+    const keyed =
+      skip === 0 && runs && keyRuns && scanner !== null && lastTimeText !== null && lastTime !== null
+        ? scanner.keyRun(i, lane.n, timeField, lastTimeText, runGroup, runArgFields, lane.runKeys!, lane.runValues!)
+        : 0;
+    lane.skip = skip + keyed;
+    lane.keyed = keyed !== 0;
+    if (skip + keyed !== 0) {
       lane.time = lastTime!;
       lane.bad = null;
       return;
@@ -637,7 +664,16 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   /** Processes the decoded head of `lane`, then advances it. */
   function processHead(lane: Lane, op: Operator): void {
     const skip = lane.skip;
-    if (skip !== 0) {
+    if (lane.keyed) {
+      lane.keyed = false;
+      lane.skip = 0;
+      if (op.processRun!(lane.time, lane.runKeys!, lane.runValues!, skip)) {
+        advance(lane, skip);
+        return;
+      }
+      // their window closed: each goes to the late topic, as process decides it
+      decodeHead(lane, false);
+    } else if (skip !== 0) {
       const passed = lane.passed;
       if (passed !== null && passed[0] !== 0) passOn(lane, passed);
       advance(lane, skip);

@@ -1,8 +1,9 @@
 /**
- * Exactly-once output across SIGKILL: a child process runs four rules
+ * Exactly-once output across SIGKILL: a child process runs five rules
  * (hopping EMIT CHANGES with grace and late records, session EMIT FINAL, a
- * filter/projection stream, and a `SELECT *` filter the prefilter settles
- * from the scan) over readings already in a real log with three
+ * filter/projection stream, a `SELECT *` filter the prefilter settles
+ * from the scan, and a tumbling EMIT FINAL aggregation fed key runs from the
+ * scan) over readings already in a real log with three
  * partitions, and is killed at seeded random moments, then restarted, until
  * it finishes. Its output topics must equal, record for record, those of an
  * uninterrupted run over the same input.
@@ -34,11 +35,15 @@ CREATE TABLE sess AS
   WINDOW SESSION (4 SECONDS, GRACE PERIOD 2 SECONDS)
   GROUP BY production_line EMIT FINAL;
 CREATE STREAM hot AS SELECT sensor_id, temp_celcius * 2 AS t2 FROM widgets WHERE temp_celcius > 25;
-CREATE STREAM widgets_at (sensor_id VARCHAR, production_line VARCHAR, at VARCHAR)
+CREATE STREAM widgets_at (sensor_id VARCHAR, production_line VARCHAR, temp_celcius DOUBLE, at VARCHAR)
   WITH (KAFKA_TOPIC='widgets', VALUE_FORMAT='JSON', TIMESTAMP='at');
 CREATE STREAM line1 AS SELECT * FROM widgets_at WHERE production_line = 'w01';
+CREATE TABLE tumble AS
+  SELECT sensor_id, COUNT(*) AS n, AVG(temp_celcius) AS t, LATEST_BY_OFFSET(temp_celcius) AS last FROM widgets_at
+  WINDOW TUMBLING (SIZE 5 SECONDS, GRACE PERIOD 2 SECONDS)
+  GROUP BY sensor_id EMIT FINAL;
 `;
-const TOPICS = ['hop', 'hop_late', 'sess', 'sess_late', 'hot', 'hot_late', 'line1', 'line1_late'];
+const TOPICS = ['hop', 'hop_late', 'sess', 'sess_late', 'hot', 'hot_late', 'line1', 'line1_late', 'tumble', 'tumble_late'];
 
 
 async function writeInput(dataDir: string, seed: number, count: number): Promise<void> {

@@ -152,6 +152,48 @@ export class AggregateOperator implements Operator {
     }
   }
 
+  /**
+   * Takes the place of `process` for `count` records with event time
+   * `timestamp`, when the plan has a keyRun (tumbling, EMIT FINAL, no WHERE,
+   * one GROUP BY field): record k's group string is `keys[k]` and its
+   * aggregate arguments `values[k * n .. k * n + n)`, n aggregates (NaN:
+   * null). Returns false, changing nothing, when the records' window has
+   * closed: `process` then routes each to the late topic.
+   */
+  processRun(timestamp: number, keys: readonly string[], values: Float64Array, count: number): boolean {
+    const starts = this.#windowStarts;
+    assignTimeWindows(this.#timeWindow, timestamp, starts);
+    const start = starts[0]!;
+    const end = start + this.#sizeMs;
+    if (timestamp > this.streamTime) this.streamTime = timestamp;
+    // as `process` would find for the first record (stream time moves only then): late, nothing else done
+    if (end + this.#graceMs <= this.streamTime) return false;
+    const fns = this.#fns;
+    const nf = fns.length;
+    const groupKeys = this.#keys;
+    groupKeys.length = 1;
+    for (let k = 0, v = 0; k < count; k++, v += nf) {
+      const seq = this.seq++;
+      const key = keys[k]!;
+      groupKeys[0] = key;
+      const group = this.#keyGroups.get(key) ?? this.#groupOf(key);
+      let win = group.start === start ? group.win : null;
+      if (win === null || win.closed) win = this.#windowOf(group, start, end);
+      const states = win.states;
+      for (let a = 0; a < nf; a++) {
+        const x = values[v + a]!;
+        fns[a]!.add(states[a]!, x === x ? x : null, seq);
+      }
+      if (!win.dirty) {
+        win.dirty = true;
+        this.#dirty.push(win);
+      }
+    }
+    // windows that close now are older than this one (it is open): closing them after the run is closing them after its first record
+    if (this.streamTime >= this.#nextCloseAt) this.#closeTimeWindows(this.streamTime);
+    return true;
+  }
+
   /** A record failing WHERE: nothing (the operator sees only records that pass, as `process` says). */
   skipped(_timestamp: number, _count: number): void {}
 
@@ -190,28 +232,7 @@ export class AggregateOperator implements Operator {
       accepted++;
       // a key's readings mostly fall in the window its last one did (an open one: closed ones are gone from the maps)
       let win = group !== null && group.start === start ? group.win : null;
-      if (win === null || win.closed) {
-        // readings come in time order: most fall in the window the previous one did
-        let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
-        if (!byGroup) {
-          byGroup = new Map();
-          this.#byStart.set(start, byGroup);
-          this.#insertStart(start);
-          const at = end + this.#graceMs;
-          if (at < this.#nextCloseAt) this.#nextCloseAt = at;
-        }
-        this.#lastStart = start;
-        this.#lastByGroup = byGroup;
-        win = byGroup.get(text) ?? null;
-        if (win === null) {
-          win = this.#newWin(text, start, end);
-          byGroup.set(text, win);
-        }
-        if (group !== null) {
-          group.start = start;
-          group.win = win;
-        }
-      }
+      if (win === null || win.closed) win = group !== null ? this.#windowOf(group, start, end) : this.#timeWindowOf(text, start, end);
       this.#add(win, seq);
       if (!win.dirty) {
         win.dirty = true;
@@ -223,6 +244,35 @@ export class AggregateOperator implements Operator {
       this.#emitter.late('WINDOW_CLOSED', 'every window of the record closed (event time beyond the grace period)', row, rawBytes(raw), this.streamTime);
     }
     if (this.streamTime >= this.#nextCloseAt) this.#closeTimeWindows(this.streamTime);
+  }
+
+  /** The open time window [start, end) of group text `text`, made (and its start opened) when missing. */
+  #timeWindowOf(text: string, start: number, end: number): Win {
+    // readings come in time order: most fall in the window the previous one did
+    let byGroup = start === this.#lastStart ? this.#lastByGroup : this.#byStart.get(start);
+    if (!byGroup) {
+      byGroup = new Map();
+      this.#byStart.set(start, byGroup);
+      this.#insertStart(start);
+      const at = end + this.#graceMs;
+      if (at < this.#nextCloseAt) this.#nextCloseAt = at;
+    }
+    this.#lastStart = start;
+    this.#lastByGroup = byGroup;
+    let win = byGroup.get(text);
+    if (win === undefined) {
+      win = this.#newWin(text, start, end);
+      byGroup.set(text, win);
+    }
+    return win;
+  }
+
+  /** `#timeWindowOf` for a one-string key's group, remembered as the window its last record fell in. */
+  #windowOf(group: KeyGroup, start: number, end: number): Win {
+    const win = this.#timeWindowOf(group.text, start, end);
+    group.start = start;
+    group.win = win;
+    return win;
   }
 
   #insertStart(start: number): void {

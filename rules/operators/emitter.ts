@@ -63,6 +63,14 @@ export interface Operator {
    * same effect on stream time and sequence as processing them.
    */
   skipped(timestamp: number, count: number): void;
+  /**
+   * Takes the place of `process` for a key run, when the plan has one
+   * (TablePlan.keyRun; the aggregate operator): `count` records with event
+   * time `timestamp`, record k's group string `keys[k]` and its aggregate
+   * arguments `values[k * n .. k * n + n)` for n aggregates (NaN: null).
+   * False when it did nothing and each record must go through `process`.
+   */
+  processRun?(timestamp: number, keys: readonly string[], values: Float64Array, count: number): boolean;
   /** Wall-clock idle: closes every open window now (emitting EMIT FINAL rows). Returns whether any window was open. */
   closeAll(): boolean;
   /** True when some window is open (an idle close would do something). */
