@@ -25,18 +25,14 @@
 export class ChunkPool {
   readonly #free: Buffer[] = [];
   #freeBytes = 0;
-  readonly #chunks = new WeakMap<ArrayBufferLike, ChunkState>();
+  readonly #chunks = new WeakMap<ArrayBuffer, ChunkState>();
   /** Blocks handed out and not back yet: only those count when handed back (a second hand-back, or a block never leased, is ignored). */
   readonly #out = new WeakSet<object>();
 
   /** @param maxPooledBytes idle chunks kept at most. Default 40 MiB: two chunks of a 16 MiB read (each is maxBytes plus an index interval). */
   constructor(private readonly maxPooledBytes = 40 * 1024 * 1024) {}
 
-  /**
-   * A buffer of exactly `length` bytes (contents undefined): an idle chunk of
-   * that size, else a new one, over shared memory: the decode worker reads
-   * it in place, so it keeps its ArrayBuffer (and its state here) all along.
-   */
+  /** A buffer of exactly `length` bytes (contents undefined): an idle chunk of that size, else a new one. */
   take(length: number): Buffer {
     const free = this.#free;
     // the chunk idle longest first
@@ -47,41 +43,41 @@ export class ChunkPool {
       this.#freeBytes -= length;
       return buf;
     }
-    return Buffer.from(new SharedArrayBuffer(length));
+    return Buffer.allocUnsafeSlow(length);
   }
 
   /** `chunk` (a whole buffer of its own) became its segment's last chunk. */
   track(chunk: Buffer): void {
     const memory = chunk.buffer;
-    if (!(memory instanceof ArrayBuffer || memory instanceof SharedArrayBuffer) || chunk.byteOffset !== 0 || chunk.length !== memory.byteLength) return;
+    if (!(memory instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.length !== memory.byteLength) return;
     this.#chunks.set(memory, { leases: 0, cached: true, pinned: false });
   }
 
   /** `block` (over a chunk) was handed out, to come back. */
   lease(block: ChunkView): void {
     this.#out.add(block);
-    const state = this.#chunks.get(block.buf.buffer);
+    const state = this.#chunks.get(block.buf.buffer as ArrayBuffer);
     if (state !== undefined) state.leases++;
   }
 
   /** Records that view `chunk` were handed out: it is never reused. */
   pin(chunk: Buffer): void {
-    const state = this.#chunks.get(chunk.buffer);
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
     if (state !== undefined) state.pinned = true;
   }
 
   /** The segment moved on from `chunk`. */
   uncache(chunk: Buffer): void {
-    const state = this.#chunks.get(chunk.buffer);
+    const state = this.#chunks.get(chunk.buffer as ArrayBuffer);
     if (state === undefined || !state.cached) return;
     state.cached = false;
-    this.#settle(chunk.buffer, state);
+    this.#settle(chunk.buffer as ArrayBuffer, state);
   }
 
   /** `block` came back: its chunk's lease ends (a block not handed out by `lease`, or back already, is ignored). */
   release(block: ChunkView): void {
     if (!this.#out.delete(block)) return;
-    const memory = block.buf.buffer;
+    const memory = block.buf.buffer as ArrayBuffer;
     const state = this.#chunks.get(memory);
     if (state === undefined || state.leases === 0) return;
     state.leases--;
@@ -99,7 +95,7 @@ export class ChunkPool {
     return this.#freeBytes;
   }
 
-  #settle(memory: ArrayBufferLike, state: ChunkState): void {
+  #settle(memory: ArrayBuffer, state: ChunkState): void {
     if (state.cached || state.leases > 0 || state.pinned) return;
     this.#chunks.delete(memory);
     const size = memory.byteLength;

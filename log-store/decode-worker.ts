@@ -3,11 +3,8 @@
  * (chunk-decode.ts) on the big chunks `readBatches` reads, so their CRC
  * checks and record positions cost the reading thread nothing but a
  * message each way. The chunk's memory moves to the worker and back
- * (transferred, not copied), or, when it is shared memory (the chunk pool's
- * chunks), the worker reads it in place: the chunk keeps its ArrayBuffer,
- * so no new one is made per read (each counted as new external memory,
- * which made the collector run every few reads). Either way the reader
- * waits for the answer, so nothing touches the bytes meanwhile.
+ * (transferred, not copied); the reader waits for it, so nothing touches
+ * it meanwhile.
  *
  * The thread's program is `decodeChunk`'s own source text with a message
  * loop around it (run with `eval`: no file is needed next to the compiled
@@ -27,14 +24,12 @@ const { crc32 } = require('node:zlib');
 const decodeChunk = ${decodeChunk.toString()};
 parentPort.on('message', (m) => {
   const r = decodeChunk(new Uint8Array(m.buffer, 0, m.length), crc32);
-  const arrays = [r.meta, r.timestamps, r.keyStarts, r.keyEnds, r.valueStarts, r.valueEnds, r.headerStarts].map((a) => a.buffer);
-  // shared memory stays where it is (the reader has it); other memory goes back
-  const shared = typeof SharedArrayBuffer === 'function' && m.buffer instanceof SharedArrayBuffer;
-  parentPort.postMessage({ id: m.id, buffer: shared ? null : m.buffer, decoded: r }, shared ? arrays : [m.buffer, ...arrays]);
+  const arrays = [r.meta, r.timestamps, r.keyStarts, r.keyEnds, r.valueStarts, r.valueEnds, r.headerStarts];
+  parentPort.postMessage({ id: m.id, buffer: m.buffer, decoded: r }, [m.buffer, ...arrays.map((a) => a.buffer)]);
 });
 `;
 
-/** A chunk back from the worker: its bytes (a new Buffer over the same memory; the same Buffer for shared memory) and what `decodeChunk` found. */
+/** A chunk back from the worker: its bytes (a new Buffer over the same memory) and what `decodeChunk` found. */
 export interface WorkerDecoded {
   chunk: Buffer;
   decoded: DecodedChunk;
@@ -45,38 +40,35 @@ export interface DecodeWorker {
   readonly usable: boolean;
   /**
    * Hands `chunk`'s memory to the worker (`chunk` is unusable from the call
-   * on, unless its memory is a SharedArrayBuffer, which must then not be
-   * written until this resolves) and resolves with it back and decoded;
-   * null when the worker failed (the bytes are then gone: read them again).
-   * `chunk` must own its whole memory (see `canDecode`; RangeError otherwise).
+   * on) and resolves with it back and decoded; null when the worker failed
+   * (the bytes are then gone: read them again). `chunk` must own its whole
+   * ArrayBuffer (see `canDecode`; RangeError otherwise).
    */
   decode(chunk: Buffer): Promise<WorkerDecoded | null>;
 }
 
-/** Whether `decode` can take `chunk`: its memory is its own (transferable, or shared memory), not a slice of Buffer's allocation pool. */
+/** Whether `decode` can take `chunk`: its memory is its own (transferable), not a slice of a shared pool. */
 export function canDecode(chunk: Buffer): boolean {
   const buffer = chunk.buffer;
-  return (buffer instanceof ArrayBuffer || buffer instanceof SharedArrayBuffer) && chunk.byteOffset === 0 && buffer.byteLength === chunk.length && buffer.byteLength > 0;
+  return buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && buffer.byteLength === chunk.length && buffer.byteLength > 0;
 }
 
 class ThreadDecoder implements DecodeWorker {
   usable = true;
   #worker: Worker | null;
   #next = 1;
-  /** Decodes in flight: how each resolves, and its chunk when its memory is shared (it comes back as it went). */
-  readonly #waiting = new Map<number, { resolve: (r: WorkerDecoded | null) => void; shared: Buffer | null }>();
+  readonly #waiting = new Map<number, (r: WorkerDecoded | null) => void>();
 
   constructor() {
     let worker: Worker | null = null;
     try {
       worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.on('message', (m: { id: number; buffer: ArrayBuffer | null; decoded: DecodedChunk }) => {
+      worker.on('message', (m: { id: number; buffer: ArrayBuffer; decoded: DecodedChunk }) => {
         chunksDecoded++;
-        const waiting = this.#waiting.get(m.id);
+        const resolve = this.#waiting.get(m.id);
         this.#waiting.delete(m.id);
         if (this.#waiting.size === 0) worker?.unref();
-        const chunk = waiting?.shared ?? (m.buffer === null ? null : Buffer.from(m.buffer));
-        waiting?.resolve(chunk === null ? null : { chunk, decoded: m.decoded });
+        resolve?.({ chunk: Buffer.from(m.buffer), decoded: m.decoded });
       });
       worker.on('error', () => this.#fail());
       worker.on('exit', () => this.#fail());
@@ -91,7 +83,7 @@ class ThreadDecoder implements DecodeWorker {
   #fail(): void {
     this.usable = false;
     this.#worker = null;
-    for (const { resolve } of this.#waiting.values()) resolve(null);
+    for (const resolve of this.#waiting.values()) resolve(null);
     this.#waiting.clear();
   }
 
@@ -101,14 +93,13 @@ class ThreadDecoder implements DecodeWorker {
     const worker = this.#worker;
     if (worker === null || !this.usable) return Promise.resolve(null);
     const id = this.#next++;
-    const buffer = chunk.buffer;
-    const shared = buffer instanceof SharedArrayBuffer;
+    const buffer = chunk.buffer as ArrayBuffer;
     // a decode in flight keeps the process alive, as a file read does
     worker.ref();
     return new Promise((resolve) => {
-      this.#waiting.set(id, { resolve, shared: shared ? chunk : null });
+      this.#waiting.set(id, resolve);
       try {
-        worker.postMessage({ id, buffer, length: chunk.length }, shared ? [] : [buffer as ArrayBuffer]);
+        worker.postMessage({ id, buffer, length: chunk.length }, [buffer]);
       } catch {
         this.#waiting.delete(id);
         resolve(null);
