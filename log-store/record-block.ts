@@ -236,6 +236,10 @@ export class RecordBlockSink implements RecordSink {
       const from = Math.max(fromOffset, header.baseOffset);
       // size for the rest of the read, bounded by what this chunk can hold (a record takes at least 8 bytes)
       b = this.current = new RecordBlockBuilder(chunk, from, Math.min(this.expected - this.count, Math.ceil((chunk.length - at) / 8)));
+      // The block in the making holds its chunk from its first record on: the read may load another chunk of the
+      // segment before this block is sealed, and the segment then lets go of this one (ChunkPool.uncache).
+      if (this.handBack) this.chunks?.lease(b);
+      else this.chunks?.pin(chunk);
     }
     if (b.count === 0) b.baseOffset = Math.max(fromOffset, header.baseOffset);
     const before = b.count;
@@ -252,11 +256,13 @@ export class RecordBlockSink implements RecordSink {
   private seal(): void {
     const b = this.current;
     this.current = null;
-    if (b === null || b.count === 0) return;
-    const block = b.finish(this.topic, this.partition);
-    this.blocks.push(block);
-    if (this.handBack) this.chunks?.lease(block);
-    // a block that does not come back views its chunk for good
-    else this.chunks?.pin(b.buf);
+    if (b === null) return;
+    if (b.count > 0) {
+      const block = b.finish(this.topic, this.partition);
+      this.blocks.push(block);
+      // the block takes over the builder's lease (a block that does not come back pinned its chunk for good)
+      if (this.handBack) this.chunks?.lease(block);
+    }
+    if (this.handBack) this.chunks?.release(b);
   }
 }

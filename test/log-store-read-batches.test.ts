@@ -152,6 +152,38 @@ describe.each([
     expect(released.some(({ block }) => block.buf.buffer === again.blocks[0]!.buf.buffer)).toBe(false);
   });
 
+  it('a read that goes on into another buffer of the same segment keeps the one before for its block (it is not read into again while the block is out)', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
+    await log.createTopic('t', { fsync: 'never' });
+    const n = 3000;
+    // one segment, log batches of 10 readings (about 1.2 KB): a buffer of 64 KiB holds about 50 of them
+    for (let at = 0; at < n; at += 10) await log.appendBatch('t', Array.from({ length: 10 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
+    const values = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
+    const want = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => reading(from + i).value as string);
+    // a small read leaves the segment a buffer; handed back, that buffer now has no block out
+    const small = await log.readBatches('t', 0, 0, { maxRecords: 10, maxBytes: 1, handBack: true });
+    log.releaseBlocks(small.blocks);
+    // the next read takes the rest of that buffer, then reads on into another one: two blocks, the first over the old buffer
+    const across = await log.readBatches('t', 0, 10, { maxRecords: 1000, maxBytes: 200_000, handBack: true });
+    expect(across.blocks.length).toBeGreaterThanOrEqual(2);
+    expect(across.blocks[0]!.buf.buffer).toBe(small.blocks[0]!.buf.buffer);
+    const held = across.blocks.map((b) => ({ block: b, text: values(b) }));
+    // many more reads with buffers of that size, each handed back: none may read into the first block's buffer
+    for (let off = across.nextOffset; off < n; ) {
+      const res = await log.readBatches('t', 0, off, { maxRecords: 10, maxBytes: 1, handBack: true });
+      log.releaseBlocks(res.blocks);
+      off = res.nextOffset;
+    }
+    let at = 10;
+    for (const { block, text } of held) {
+      expect(block.buf.buffer.byteLength).toBeGreaterThan(0);
+      expect(values(block)).toEqual(text);
+      expect(text).toEqual(want(at, block.count));
+      at += block.count;
+    }
+    log.releaseBlocks(across.blocks);
+  });
+
   it('reads what recovery kept after a torn tail, and only that', async () => {
     const dataDir = fx.tempDir();
     let log = await fx.open({ dataDir, decodeOffloadBytes });
