@@ -5,6 +5,7 @@
  * or lose output once a new runner resumes from the checkpoint. The
  * SIGKILL version with real processes is test/rules-crash.test.ts.
  */
+import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -470,6 +471,48 @@ CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';`;
     // as may the turn of the first read): seven turns at least while the batch was processed, none without yields
     expect(marks).toHaveLength(2);
     expect(marks[1]! - marks[0]!).toBeGreaterThanOrEqual(7);
+  });
+});
+
+describe('rule runner opening its topics and its state file', () => {
+  /** Open file descriptors of this process on `file` (Linux). */
+  function openFds(file: string): number {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    }).length;
+  }
+
+  it('fails with what failed, and leaves no state file open, when its output topic cannot be made or its state folder is no folder', async () => {
+    await setup();
+    const plan = planRuleText(SQL, 'r.sql').rules[0]!;
+    const stateDir = join(dir, 'state');
+    const refusing = new Proxy(log, {
+      get(target, prop) {
+        if (prop === 'createTopic') return async () => Promise.reject(new Error('no room for topics'));
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const first = testRunner(plan, refusing, stateDir, 13);
+    await expect(first.drain()).rejects.toThrow('no room for topics');
+    await first.stop();
+    // the state file was opened meanwhile, and closed again
+    expect(existsSync(join(stateDir, 'per_sensor.sqlite'))).toBe(true);
+    expect(openFds(join(stateDir, 'per_sensor.sqlite'))).toBe(0);
+    // a state folder under a file
+    writeFileSync(join(dir, 'plain'), '');
+    const second = testRunner(plan, log, join(dir, 'plain', 'state'), 13);
+    await expect(second.drain()).rejects.toThrow(/ENOTDIR|not a directory/);
+    await second.stop();
+    // then it runs as it should
+    const third = testRunner(plan, log, stateDir, 13);
+    await third.drain();
+    await third.stop();
+    expect((await readTopic(log, 'per_sensor')).length).toBeGreaterThan(0);
   });
 });
 

@@ -411,9 +411,14 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   /** Opens the store and restores the checkpoint (or starts fresh), then finishes an interrupted batch. */
   async function open(): Promise<void> {
     if (store) return;
-    await ensureTopics();
-    await mkdir(options.stateDir, { recursive: true });
-    store = await openStateStore(stateFile, { durable });
+    // the topics and the state file at once (each waits for its own fsyncs)
+    const opening = mkdir(options.stateDir, { recursive: true }).then(() => openStateStore(stateFile, { durable }));
+    const [topics, opened] = await Promise.allSettled([ensureTopics(), opening]);
+    if (topics.status === 'rejected' || opened.status === 'rejected') {
+      if (opened.status === 'fulfilled') await opened.value.close().catch(() => undefined);
+      throw topics.status === 'rejected' ? topics.reason : (opened as PromiseRejectedResult).reason;
+    }
+    store = opened.value;
     operator = newOperator();
     let cp = await store.load();
     if (cp && cp.signature !== signature) {
