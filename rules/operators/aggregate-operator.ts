@@ -165,9 +165,9 @@ export class AggregateOperator implements Operator {
     assignTimeWindows(this.#timeWindow, timestamp, starts);
     const start = starts[0]!;
     const end = start + this.#sizeMs;
-    if (timestamp > this.streamTime) this.streamTime = timestamp;
-    // as `process` would find for the first record (stream time moves only then): late, nothing else done
+    // late, as `process` finds for each record (the window closed: the records are older than stream time, which stays)
     if (end + this.#graceMs <= this.streamTime) return false;
+    if (timestamp > this.streamTime) this.streamTime = timestamp;
     const fns = this.#fns;
     const nf = fns.length;
     const groupKeys = this.#keys;
