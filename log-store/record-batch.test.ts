@@ -167,6 +167,36 @@ describe('BatchBuilder', () => {
     );
   });
 
+  it('adds records from bytes of two buffers in turn, batch after batch, as add does from strings (the last source is kept only within a batch)', () => {
+    const texts = Array.from({ length: 40 }, (_, i) => `{"i":${i},"pad":"${'x'.repeat(20 + i * 7)}"}`);
+    // two sources, one of them a view at an offset of a bigger buffer
+    const one = Buffer.from(texts.join(''));
+    const two = Buffer.concat([Buffer.from('....'), Buffer.from(texts.slice().reverse().join(''))]).subarray(4);
+    const at = (src: Buffer, text: string): [number, number] => {
+      const start = src.indexOf(text);
+      return [start, start + Buffer.byteLength(text)];
+    };
+    const fromBytes = new BatchBuilder(null, 64);
+    const fromText = new BatchBuilder(null, 64);
+    for (let batch = 0; batch < 3; batch++) {
+      for (let i = 0; i < texts.length; i++) {
+        const src = (i + batch) % 3 === 0 ? two : one;
+        const [start, end] = at(src, texts[i]!);
+        fromBytes.addBytes(1000 + i, src, -1, -1, start, end, i === 0 ? { b: String(batch) } : null);
+        fromText.add(1000 + i, null, texts[i]!, i === 0 ? { b: String(batch) } : null);
+      }
+      const a = fromBytes.take();
+      const b = fromText.take();
+      sealBatch(a.buf, 0);
+      sealBatch(b.buf, 0);
+      expect(a.buf.toString('hex')).toBe(b.buf.toString('hex'));
+      // the source's bytes change between batches: a batch copies what they are then
+      one.write('y', one.indexOf('x'));
+      texts[0] = texts[0]!.replace('x', 'y');
+      if (batch === 0) expect(one.toString()).toContain('"pad":"y');
+    }
+  });
+
   it('adds records from bytes of a buffer (keys and values passed through) as add does from strings', () => {
     const src = Buffer.from('xx' + 'aa-101' + '{"t":23}' + 'k'.repeat(40) + 'w'.repeat(100));
     const fromBytes = new BatchBuilder(null);
