@@ -370,6 +370,38 @@ describe('BlockFieldScanner with the scan worker (blocks in slices over two thre
     );
   });
 
+  it('decideRun and keyRun over a block in slices give what one thread alone gives, from any record on (runs cross slices)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(record.map((r) => JSON.stringify(r)), { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.array(fc.nat(), { minLength: 10, maxLength: 10 }),
+        (texts, slice, from) => {
+          const two = scannerFor(fields, { worker: true, sliceRecords: slice });
+          const one = scannerFor(fields, { worker: false });
+          const [buf, starts, ends] = layout(texts.map((t) => Buffer.from(t)));
+          two.scan(buf, starts, ends, texts.length);
+          one.scan(buf, starts, ends, texts.length);
+          for (const i of from.map((n) => n % texts.length)) {
+            for (const time of ['2020-02-14T12:00:00Z', '2020-02-14T12:00:01Z']) {
+              const p2 = new Int32Array(65);
+              const p1 = new Int32Array(65);
+              expect(two.decideRun(i, texts.length, 2, 'RED', 0, time, p2)).toBe(one.decideRun(i, texts.length, 2, 'RED', 0, time, p1));
+              expect(p2).toEqual(p1);
+              const k2 = new Array<string>(64).fill('');
+              const k1 = new Array<string>(64).fill('');
+              const v2 = new Float64Array(64);
+              const v1 = new Float64Array(64);
+              expect(two.keyRun(i, texts.length, 0, time, 2, Int32Array.from([-1]), k2, v2)).toBe(one.keyRun(i, texts.length, 0, time, 2, Int32Array.from([-1]), k1, v1));
+              expect(k2).toEqual(k1);
+            }
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('the worker scans slices while this thread waits for none of them: a big block left alone is all scanned there', async () => {
     const scanner = new BlockFieldScanner(fields, { worker: true, sliceRecords: 64 });
     const texts = Array.from({ length: 64 * 20 }, (_, i) => JSON.stringify({ reading_ts: `2020-02-14T12:00:${String(i % 60).padStart(2, '0')}Z`, sensor_id: `aa-${i % 97}`, colour: i % 4 ? 'BLUE' : 'RED' }));

@@ -426,10 +426,62 @@ export class BlockFieldScanner {
    * record it is unsure of ends the run (the caller then fills it).
    */
   decideRun(i: number, end: number, f: number, text: string, t: number, time: string, passed: Int32Array | null = null): number {
+    if (f === t) return this.#decideRunOneField(i, end, f, text, time, passed);
     const last = Math.min(end, this.#count);
     const ints = this.#ints;
     const stride = this.#strideWords;
     const tw = 2 + t * 6;
+    const fw = 2 + f * 6;
+    const room = passed === null ? 0 : passed.length - 1;
+    // #holds for fields t and f, with their run values in locals (written back at the end): this loop takes every record of a filter rule
+    const cachedT = this.#cached[t]!;
+    const cachedF = this.#cached[f]!;
+    let runT = this.#runIndex[t]!;
+    let valueT = this.#runValue[t]!;
+    let runF = this.#runIndex[f]!;
+    let valueF = this.#runValue[f]!;
+    // records before `ready` have their results in place (#ensure once a slice, not once a record)
+    let ready = this.#slices === 0 ? last : i;
+    let n = 0;
+    let r = i;
+    for (; r < last; r++) {
+      if (r >= ready) {
+        this.#ensure(r);
+        ready = ((r / this.#slice) | 0) * this.#slice + this.#slice;
+      }
+      const w = this.#outWord + r * stride;
+      if (ints[w] !== 1) break;
+      const tWord = ints[w + tw]!;
+      if ((tWord & 0xff) !== KIND_ASCII) break;
+      const tv = (tWord & SAME_RUN) !== 0 && ints[w + tw + 4] === runT ? valueT : (tWord & CACHED) !== 0 ? cachedT[ints[w + tw + 3]! & (CACHE_ENTRIES - 1)]! : this.#bytesAre(w + tw, time) ? time : null;
+      if (tv !== time) break;
+      runT = r;
+      valueT = time;
+      const fWord = ints[w + fw]!;
+      const kind = fWord & 0xff;
+      // a string to decode may still equal `text`; anything but a string never does
+      if (kind === KIND_STRING) break;
+      if (kind !== KIND_ASCII) continue;
+      const fv = (fWord & SAME_RUN) !== 0 && ints[w + fw + 4] === runF ? valueF : (fWord & CACHED) !== 0 ? cachedF[ints[w + fw + 3]! & (CACHE_ENTRIES - 1)]! : this.#bytesAre(w + fw, text) ? text : null;
+      if (fv !== text) continue;
+      runF = r;
+      valueF = text;
+      if (n === room) break;
+      passed![++n] = r;
+    }
+    this.#runIndex[t] = runT;
+    this.#runValue[t] = valueT;
+    this.#runIndex[f] = runF;
+    this.#runValue[f] = valueF;
+    if (passed !== null) passed[0] = n;
+    return r - i;
+  }
+
+  /** decideRun when the filtered field is the event-time field (`WHERE ts = '...'`): one run value for both tests. */
+  #decideRunOneField(i: number, end: number, f: number, text: string, time: string, passed: Int32Array | null): number {
+    const last = Math.min(end, this.#count);
+    const ints = this.#ints;
+    const stride = this.#strideWords;
     const fw = 2 + f * 6;
     const room = passed === null ? 0 : passed.length - 1;
     let n = 0;
@@ -437,17 +489,25 @@ export class BlockFieldScanner {
     for (; r < last; r++) {
       if (this.#slices !== 0) this.#ensure(r);
       const w = this.#outWord + r * stride;
-      if (ints[w] !== 1 || !this.#holds(r, w + tw, t, time)) break;
-      const kind = ints[w + fw]! & 0xff;
-      // a string to decode may still equal `text`; anything but a string never does
-      if (kind === KIND_STRING) break;
-      if (kind === KIND_ASCII && this.#holds(r, w + fw, f, text)) {
+      if (ints[w] !== 1 || !this.#holds(r, w + fw, f, time)) break;
+      if (time === text && this.#holds(r, w + fw, f, text)) {
         if (n === room) break;
         passed![++n] = r;
       }
     }
     if (passed !== null) passed[0] = n;
     return r - i;
+  }
+
+  /** Whether the plain string of the field whose result words are at w has exactly the bytes of `text` (ASCII). */
+  #bytesAre(w: number, text: string): boolean {
+    const ints = this.#ints;
+    const start = ints[w + 1]! + 1;
+    const end = ints[w + 2]! - 1;
+    if (end - start !== text.length) return false;
+    const bytes = this.#bytes;
+    for (let k = 0; k < text.length; k++) if (bytes[start + k] !== text.charCodeAt(k)) return false;
+    return true;
   }
 
   /**
@@ -514,14 +574,8 @@ export class BlockFieldScanner {
     let value: string;
     if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) value = this.#runValue[f]!;
     else if ((word & CACHED) !== 0) value = this.#cached[f]![ints[w + 3]! & (CACHE_ENTRIES - 1)]!;
-    else {
-      const start = ints[w + 1]! + 1;
-      const end = ints[w + 2]! - 1;
-      if (end - start !== text.length) return false;
-      const bytes = this.#bytes;
-      for (let k = 0; k < text.length; k++) if (bytes[start + k] !== text.charCodeAt(k)) return false;
-      value = text;
-    }
+    else if (this.#bytesAre(w, text)) value = text;
+    else return false;
     if (value !== text) return false;
     this.#runIndex[f] = i;
     this.#runValue[f] = text;
