@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { OUT_PATH, WAT_PATH, wasmModuleSource } from '../bin/build-wasm.js';
 import { BlockFieldScanner, type BlockScannerOptions } from './block-field-scanner.ts';
+import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
 import { FieldExtractor, type ValueField } from './field-extractor.ts';
 import { NAMES, checkAgainstCorruption, fieldsArb, objectText, parseOrInvalid, valueArb, viaParse } from '../test/support/rules-json-arbitraries.ts';
 
@@ -320,6 +321,39 @@ describe('BlockFieldScanner', () => {
     expect(() => new BlockFieldScanner([])).toThrow(RangeError);
     const long = 'n'.repeat(112);
     expect(viaBlock(Buffer.from(`{"${long}":1,"${long.toUpperCase()}":2}`), [{ name: long, caseSensitive: true }])).toEqual([1]);
+  });
+
+  it('the module hashes a plain string as StringCache does (h = h * 31 + byte, as int32), four bytes a step or one', () => {
+    // the module alone, on the layout json-scan.wat documents: one field "f", one record {"f":"<text>"}
+    const wasm = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object, i: object) => { exports: Record<string, (...a: number[]) => number> }; Memory: new (d: object) => { buffer: ArrayBuffer } } }).WebAssembly;
+    const memory = new wasm.Memory({ initial: 8, maximum: 16384, shared: true });
+    const exports = new wasm.Instance(new wasm.Module(Buffer.from(JSON_SCAN_WASM, 'base64')), { env: { memory } }).exports;
+    exports.init!();
+    exports.bind!(8192);
+    const view = new DataView(memory.buffer);
+    const bytes = new Uint8Array(memory.buffer);
+    bytes[512] = 0x66; // "f"
+    view.setInt32(256, 512, true);
+    view.setInt32(260, 1, true);
+    view.setInt32(264, 0, true);
+    view.setInt32(268, -1, true);
+    const DATA = 16384 + 262144;
+    fc.assert(
+      fc.property(fc.stringMatching(/^[ !#-\[\]-~]{0,70}$/), (text) => {
+        const record = Buffer.from(JSON.stringify({ f: text }));
+        bytes.fill(0, DATA, DATA + 200);
+        bytes.set(record, DATA);
+        const starts = DATA + 256;
+        view.setInt32(starts, DATA, true);
+        view.setInt32(starts + 4, DATA + record.length, true);
+        const out = starts + 16;
+        expect(exports.scan!(1, starts, starts + 4, out, 1, 0)).toBe(1);
+        let h = 0;
+        for (let k = 0; k < text.length; k++) h = (h * 31 + text.charCodeAt(k)) | 0;
+        expect(view.getInt32(out + 8 + 12, true)).toBe(h);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('the committed module is what bin/build-wasm.js makes of rules/json-scan.wat', async () => {

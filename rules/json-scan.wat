@@ -432,9 +432,20 @@
             (i32.store offset=8 (local.get $rec) (local.get $p))
             (if (i32.eq (global.get $kind) (i32.const 1))
               (then
-                ;; the string's hash, as StringCache computes it: h = h * 31 + byte
+                ;; the string's hash, as StringCache computes it: h = h * 31 + byte, four bytes a step
+                ;; (h * 31^4 + b0 * 31^3 + b1 * 31^2 + b2 * 31 + b3: the same value mod 2^32, with one
+                ;; multiplication on the chain instead of four), then byte by byte
                 (local.set $h (i32.const 0))
                 (local.set $q (i32.add (local.get $vs) (i32.const 1)))
+                (block $h4d (loop $h4
+                  (br_if $h4d (i32.gt_u (i32.add (local.get $q) (i32.const 4)) (i32.sub (local.get $p) (i32.const 1))))
+                  (local.set $h (i32.add (i32.add (i32.mul (local.get $h) (i32.const 923521))
+                                                  (i32.mul (i32.load8_u (local.get $q)) (i32.const 29791)))
+                                         (i32.add (i32.add (i32.mul (i32.load8_u offset=1 (local.get $q)) (i32.const 961))
+                                                           (i32.mul (i32.load8_u offset=2 (local.get $q)) (i32.const 31)))
+                                                  (i32.load8_u offset=3 (local.get $q)))))
+                  (local.set $q (i32.add (local.get $q) (i32.const 4)))
+                  (br $h4)))
                 (block $hd (loop $hl
                   (br_if $hd (i32.ge_u (local.get $q) (i32.sub (local.get $p) (i32.const 1))))
                   (local.set $h (i32.add (i32.mul (local.get $h) (i32.const 31)) (i32.load8_u (local.get $q))))
