@@ -190,6 +190,9 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
   return builder.take();
 }
 
+/** A builder's source view when it has none (see BatchBuilder's #srcBytes). */
+const EMPTY_BYTES = new Uint8Array(0);
+
 /**
  * Encodes one batch record by record, as records come (no array of records,
  * no object per record): the batch `encodeBatch` makes from an array. Each
@@ -197,8 +200,6 @@ export function encodeBatch(records: readonly RecordInput[], indices: readonly n
  * (doubling when full). `take` hands the batch over and leaves the builder
  * empty; the next batch starts at the size the last one reached.
  */
-const EMPTY_BYTES = new Uint8Array(0);
-
 export class BatchBuilder implements RecordBatchBuilder {
   #buf: Buffer | null = null;
   #pos = 0;
