@@ -168,7 +168,7 @@ SET 'auto.offset.reset'='earliest';
 CREATE STREAM red AS SELECT * FROM widgets WHERE colour = 'RED';
 CREATE STREAM shaped AS SELECT sensor_id, temp_celcius * 2 AS t2, \`Colour\` AS exact_colour, extra->x AS ex FROM widgets WHERE colour <> 'BLUE' PARTITION BY sensor_id;
 CREATE TABLE per_sensor AS SELECT sensor_id, AVG(temp_celcius) AS t, COUNT(*) AS n FROM widgets
-WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY sensor_id HAVING COUNT(*) > 0 EMIT CHANGES;
+  WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY sensor_id HAVING COUNT(*) > 0 EMIT CHANGES;
 `;
 // payloads the extractor handles, and ones it leaves to JSON.parse (duplicate keys, case variants, invalid JSON)
 const PAYLOADS = [
