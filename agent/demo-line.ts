@@ -149,7 +149,16 @@ export async function startDemoLine(options: DemoLineOptions): Promise<DemoLine>
     if (hasSocat()) {
       const device = join(options.runDir, 'demo-scale-device');
       const agentEnd = join(options.runDir, 'demo-scale');
-      const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${agentEnd}`], { stdio: 'ignore' });
+      // socat under a shell that ends it once its stdin closes: when the line stops (stop, below), or when this
+      // process dies (socat alone outlived a SIGKILLed agent). In its own process group: a signal to the agent's
+      // group (Ctrl-C in a terminal, a group kill) is the agent's to handle, and the pty pair goes only after the
+      // agent stopped reading it (it used to see its serial device lost while it shut down).
+      const socat: ChildProcess = spawn(
+        'sh',
+        ['-c', 'socat "$1" "$2" & pid=$!; read -r _; kill "$pid" 2>/dev/null; wait "$pid"', 'demo-scale', `pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${agentEnd}`],
+        { stdio: ['pipe', 'ignore', 'ignore'], detached: true },
+      );
+      socat.stdin?.on('error', () => undefined);
       for (let i = 0; i < 200 && !(existsSync(device) && existsSync(agentEnd)); i++) await new Promise((r) => setTimeout(r, 25));
       if (existsSync(device) && existsSync(agentEnd)) {
         serialPath = agentEnd;
@@ -167,19 +176,25 @@ export async function startDemoLine(options: DemoLineOptions): Promise<DemoLine>
           };
           out.write(`${JSON.stringify(reading)}\n`);
         }, 500);
-        const stopScale = async () => {
+        // The scale stops sending first (stopDevices) and its pty closes only with the line (stop), after the agent
+        // stopped reading: closing it first made the agent see its serial device lost while it shut down.
+        const stopSending = async () => {
+          clearInterval(scale);
+          if (!out.destroyed) await new Promise<void>((resolve) => out.write('', () => resolve()));
+        };
+        stops.push(async () => {
           clearInterval(scale);
           out.destroy();
-        };
-        stops.push(stopScale);
-        deviceStops.push(stopScale);
+        });
+        deviceStops.push(stopSending);
       } else {
         options.logger.warn({}, 'demo: socat did not create the pty pair; no serial device in this demo');
       }
       stops.push(async () => {
-        if (socat.exitCode === null) {
-          socat.kill('SIGTERM');
-          await new Promise((r) => socat.once('exit', r));
+        if (socat.exitCode === null && socat.signalCode === null) {
+          const exited = new Promise((r) => socat.once('exit', r));
+          socat.stdin?.end();
+          await exited;
         }
       });
     } else {

@@ -6,7 +6,7 @@
  * headless Chromium, and SIGTERM.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,10 +68,36 @@ async function countRecords(log: LogStoreApi, topic: string): Promise<{ total: n
 
 const hasSocat = ['/usr/bin/socat', '/bin/socat'].some((p) => existsSync(p));
 
+/** Processes whose command line mentions `text` (Linux /proc). */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text)) found.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 describe('millstream run --demo', () => {
   let browser: Browser | undefined;
   afterAll(async () => {
     await browser?.close();
+  });
+
+  it.skipIf(!hasSocat)('leaves no simulated serial device (socat) behind when the agent is killed with SIGKILL', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'millstream-e2e-'));
+    dirs.push(dir);
+    const dataDir = join(dir, 'demo');
+    const agent = startAgent(['--demo', '--data-dir', dataDir, '--http-port', '0']);
+    const url = await until('the status page URL', () => agent.url(), agent);
+    // the scale's readings arrive: its pty pair is up
+    await until('readings from the demo scale', async () => (await getStatus(url)).sources.some((d) => d.source === 'demo-scale' && d.readings > 0), agent);
+    expect(processesMentioning(join(dataDir, 'run', 'demo-scale')).length).toBeGreaterThan(0);
+    await agent.kill();
+    await until('no process left on the demo pty pair', () => processesMentioning(join(dataDir, 'run', 'demo-scale')).length === 0);
   });
 
   it('starts, notifies systemd, stores readings from every source, runs rules, serves status and the live page, and stops cleanly on SIGTERM with nothing lost', async () => {
@@ -161,6 +187,8 @@ describe('millstream run --demo', () => {
       expect(readingsIn).toBeGreaterThan(20);
       expect(summary.storedByTopic.widgets).toBe(readingsIn);
       expect(agent.lines.some((l) => l.includes('never stored'))).toBe(false);
+      // the demo's devices stop sending before the agent stops, and go away only after it: no device is lost on the way out
+      expect(agent.lines.filter((l) => l.includes('BRIDGE_DEVICE_UNAVAILABLE'))).toEqual([]);
       if (notify) expect((await notify.messages()).some((m) => m.includes('STOPPING=1'))).toBe(true);
 
       const log = await openLogStore({ dataDir: join(dir, 'demo'), readOnly: true, minFreeBytes: 0 });
