@@ -262,6 +262,12 @@ describe('BlockFieldScanner', () => {
     // a full `passed` ends the run before the next passing record
     expect(run(0, new Int32Array(3))).toEqual([5, [2, 1, 4]]);
     expect(run(0, new Int32Array(8), 'BLUE')).toEqual([6, [1, 0]]);
+    // WHERE on the event-time field itself (f is t): every record of the run passes when the text is the time, none otherwise
+    const same = (i: number, passed: Int32Array, text: string, time = 'T1') => [scanner.decideRun(i, texts.length, 1, text, 1, time, passed), [...passed.subarray(0, passed[0]! + 1)]];
+    expect(same(0, new Int32Array(16), 'T1')).toEqual([8, [8, 0, 1, 2, 3, 4, 5, 6, 7]]);
+    expect(same(0, new Int32Array(16), 'T2')).toEqual([8, [0]]);
+    expect(same(8, new Int32Array(16), 'T2', 'T2')).toEqual([1, [1, 8]]);
+    expect(same(2, new Int32Array(4), 'T1')).toEqual([3, [3, 2, 3, 4]]);
   });
 
   it('keyRun reads a run of records\' group string and numeric arguments from their scanned bytes, as fill reads them, while the event-time text stays the one given', () => {

@@ -426,14 +426,14 @@ export class BlockFieldScanner {
    * record it is unsure of ends the run (the caller then fills it).
    */
   decideRun(i: number, end: number, f: number, text: string, t: number, time: string, passed: Int32Array | null = null): number {
-    if (f === t) return this.#decideRunOneField(i, end, f, text, time, passed);
     const last = Math.min(end, this.#count);
     const ints = this.#ints;
     const stride = this.#strideWords;
     const tw = 2 + t * 6;
     const fw = 2 + f * 6;
     const room = passed === null ? 0 : passed.length - 1;
-    // #holds for fields t and f, with their run values in locals (written back at the end): this loop takes every record of a filter rule
+    // #holds for fields t and f, with their run values in locals (written back at the end): this loop takes every record of a filter rule.
+    // When f is t (WHERE on the event-time field) each pair of locals stays a record's index and its string, so either is right.
     const cachedT = this.#cached[t]!;
     const cachedF = this.#cached[f]!;
     let runT = this.#runIndex[t]!;
@@ -477,28 +477,6 @@ export class BlockFieldScanner {
     return r - i;
   }
 
-  /** decideRun when the filtered field is the event-time field (`WHERE ts = '...'`): one run value for both tests. */
-  #decideRunOneField(i: number, end: number, f: number, text: string, time: string, passed: Int32Array | null): number {
-    const last = Math.min(end, this.#count);
-    const ints = this.#ints;
-    const stride = this.#strideWords;
-    const fw = 2 + f * 6;
-    const room = passed === null ? 0 : passed.length - 1;
-    let n = 0;
-    let r = i;
-    for (; r < last; r++) {
-      if (this.#slices !== 0) this.#ensure(r);
-      const w = this.#outWord + r * stride;
-      if (ints[w] !== 1 || !this.#holds(r, w + fw, f, time)) break;
-      if (time === text && this.#holds(r, w + fw, f, text)) {
-        if (n === room) break;
-        passed![++n] = r;
-      }
-    }
-    if (passed !== null) passed[0] = n;
-    return r - i;
-  }
-
   /** Whether the plain string of the field whose result words are at w has exactly the bytes of `text` (ASCII). */
   #bytesAre(w: number, text: string): boolean {
     const ints = this.#ints;
@@ -530,7 +508,6 @@ export class BlockFieldScanner {
     const tw = 2 + t * 6;
     const gw = 2 + g * 6;
     const na = args.length;
-    const cached = this.#cached[g]!;
     let r = i;
     let v = 0;
     for (; r < last; r++) {
@@ -539,10 +516,7 @@ export class BlockFieldScanner {
       if (ints[w] !== 1 || !this.#holds(r, w + tw, t, time)) break;
       const word = ints[w + gw]!;
       if ((word & 0xff) !== KIND_ASCII) break;
-      let key: string;
-      if ((word & SAME_RUN) !== 0 && ints[w + gw + 4] === this.#runIndex[g]) key = this.#runValue[g]!;
-      else if ((word & CACHED) !== 0) key = cached[ints[w + gw + 3]! & (CACHE_ENTRIES - 1)]!;
-      else key = this.#made(g, w + gw);
+      const key = this.#plainString(g, w + gw);
       let a = 0;
       for (; a < na; a++) {
         const f = args[a]!;
@@ -582,6 +556,20 @@ export class BlockFieldScanner {
     return true;
   }
 
+  /**
+   * Field f's plain string (its result words at w; kind KIND_ASCII), without
+   * making a string when it can: the same bytes as this field's string in the
+   * record the module names, if that is the one read last; else the module's
+   * cache entry; else made (`#made`). The caller makes it the run value.
+   */
+  #plainString(f: number, w: number): string {
+    const ints = this.#ints;
+    const word = ints[w]!;
+    if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) return this.#runValue[f]!;
+    if ((word & CACHED) !== 0) return this.#cached[f]![ints[w + 3]! & (CACHE_ENTRIES - 1)]!;
+    return this.#made(f, w);
+  }
+
   /** Field f's plain string not in the module's cache (its result words at w), made (or found in this thread's cache) and queued for the module's. */
   #made(f: number, w: number): string {
     const ints = this.#ints;
@@ -612,13 +600,10 @@ export class BlockFieldScanner {
       let value: unknown;
       switch (word & 0xff) {
         case KIND_ASCII: {
-          const entry = ints[w + 3]! & (CACHE_ENTRIES - 1);
-          // the same bytes as this field's string in the record the module names, if that is the one filled last
-          if ((word & SAME_RUN) !== 0 && ints[w + 4] === this.#runIndex[f]) value = this.#runValue[f];
-          else if ((word & CACHED) !== 0) value = this.#cached[f]![entry];
-          else value = this.#made(f, w);
+          const text = this.#plainString(f, w);
           this.#runIndex[f] = i;
-          this.#runValue[f] = value as string;
+          this.#runValue[f] = text;
+          value = text;
           break;
         }
         case KIND_NUMBER:
