@@ -527,8 +527,8 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
   /** An event time whose key run the operator declined (its window closed, see processHead): no run is tried at it again (stream time only grows, so it stays late). */
   let declinedTime = NaN;
 
-  /** Decodes the head record of `lane` into the lane's head fields (`runs` false: the head alone, never a key run). */
-  function decodeHead(lane: Lane, runs = true): void {
+  /** Decodes the head record of `lane` into the lane's head fields. */
+  function decodeHead(lane: Lane): void {
     const block = lane.block!;
     const i = lane.i;
     const start = block.valueStarts[i]!;
@@ -543,7 +543,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
     // a run of records with one event time skipped at once is what skipping each would do: another lane's head comes before the run's first record or after its last
     const skip = preText !== null && scanner !== null && lastTimeText !== null && lastTime !== null ? scanner.decideRun(i, lane.n, preField, preText, timeField, lastTimeText, lane.passed) : 0;
     const keyed =
-      skip === 0 && runs && keyRuns && scanner !== null && lastTimeText !== null && lastTime !== null && lastTime !== declinedTime
+      skip === 0 && keyRuns && scanner !== null && lastTimeText !== null && lastTime !== null && lastTime !== declinedTime
         ? scanner.keyRun(i, lane.n, timeField, lastTimeText, runGroup, runArgFields, lane.runKeys!, lane.runValues!)
         : 0;
     lane.skip = skip + keyed;
@@ -680,7 +680,7 @@ export function createRuleRunner(options: RuleRunnerOptions): RuleRunner {
       }
       // their window closed: each goes to the late topic, as process decides it (one at a time: no run is tried at this time again)
       declinedTime = lane.time;
-      decodeHead(lane, false);
+      decodeHead(lane);
     } else if (skip !== 0) {
       const passed = lane.passed;
       if (passed !== null && passed[0] !== 0) passOn(lane, passed);
