@@ -144,10 +144,7 @@ export class AggregateOperator implements Operator {
         this.#groups.set(text, win);
       }
       this.#add(win, seq);
-      if (!win.dirty) {
-        win.dirty = true;
-        this.#dirty.push(win);
-      }
+      this.#markDirty(win);
       if (!this.#final) this.#emitRow(win, ts, row.partition);
     }
   }
@@ -184,10 +181,7 @@ export class AggregateOperator implements Operator {
         const x = values[v + a]!;
         fns[a]!.add(states[a]!, x === x ? x : null, seq);
       }
-      if (!win.dirty) {
-        win.dirty = true;
-        this.#dirty.push(win);
-      }
+      this.#markDirty(win);
     }
     // windows that close now are older than this one (it is open): closing them after the run is closing them after its first record
     if (this.streamTime >= this.#nextCloseAt) this.#closeTimeWindows(this.streamTime);
@@ -214,6 +208,13 @@ export class AggregateOperator implements Operator {
     return { id: null, text, keys: this.#keys.slice(), start, end, states: this.#fns.map((f) => f.init()), dirty: false, closed: false };
   }
 
+  /** `win` changed since the last checkpoint delta (see takeDelta). */
+  #markDirty(win: Win): void {
+    if (win.dirty) return;
+    win.dirty = true;
+    this.#dirty.push(win);
+  }
+
   #add(win: Win, seq: number): void {
     const fns = this.#fns;
     const values = this.#argValues;
@@ -234,10 +235,7 @@ export class AggregateOperator implements Operator {
       let win = group !== null && group.start === start ? group.win : null;
       if (win === null || win.closed) win = group !== null ? this.#windowOf(group, start, end) : this.#timeWindowOf(text, start, end);
       this.#add(win, seq);
-      if (!win.dirty) {
-        win.dirty = true;
-        this.#dirty.push(win);
-      }
+      this.#markDirty(win);
       if (!this.#final) this.#emitRow(win, start, row.partition);
     }
     if (accepted === 0) {
