@@ -86,13 +86,17 @@ describe('BlockFieldScanner', () => {
 
   it('a block of records with shared and changing keys (its key template): each record gets its own values', () => {
     const shape = fc.uniqueArray(plainName, { minLength: 1, maxLength: 8 });
-    const change = fc.constantFrom('same', 'same', 'same', 'value', 'rename', 'case', 'swap', 'repeat', 'space', 'cut', 'corrupt', 'long');
+    // keys of up to 15 bytes are compared with their template's in one step, with the closing quote: renamed, shortened and
+    // padded to 15 or 16 bytes, a key must not pass for its template's
+    const change = fc.constantFrom('same', 'same', 'same', 'value', 'rename', 'shorten', 'pad', 'case', 'swap', 'repeat', 'space', 'cut', 'corrupt', 'long');
     fc.assert(
       fc.property(shape, fieldsArb, fc.array(fc.tuple(change, valueArb, fc.nat()), { minLength: 1, maxLength: 20 }), (keys, fields, steps) => {
         const values = steps.map(([how, value, n]) => {
           let ks = [...keys];
           const at = n % ks.length;
           if (how === 'rename') ks[at] = `${ks[at]}x`;
+          if (how === 'shorten') ks[at] = ks[at]!.slice(0, -1);
+          if (how === 'pad') ks[at] = ks[at]!.padEnd(15 + (n % 2), '_');
           if (how === 'case') ks[at] = ks[at]!.toUpperCase();
           if (how === 'swap' && ks.length > 1) ks = [...ks.slice(1), ks[0]!];
           if (how === 'repeat') ks = [...ks, ks[at]!];

@@ -21,8 +21,9 @@
 ;;                   i32 hits, i32 exact, then up to 64 bytes of the key. The keys of the last
 ;;                   record this instance saw at each index; a key equal to its template's
 ;;                   needs no matching.
-;;            +2624  runs: per field (16 bytes each) the last found record's plain string:
-;;                   i32 start, i32 length (-1: none), i32 record index; reset by each "scan".
+;;            +2624  runs: per field (32 bytes each) the last found record's plain string:
+;;                   i32 start, i32 length (-1: none), i32 record index, i32 hash, i32 its
+;;                   cache flag (0x10000 or 0); reset by each "scan".
 ;;    16384   string caches, one per field of the table: 4096 entries of 64 bytes (i32 length,
 ;;            then up to 48 bytes), the entry of a string being its hash & 4095. The caller
 ;;            fills them (with the strings it made, which it keeps by field and entry); the
@@ -326,7 +327,7 @@
   ;; one case-folded key; else 0 (invalid, or for the general scanner to decide).
   (func $record (param $p i32) (param $e i32) (param $out i32) (param $nf i32) (result i32)
     (local $f i32) (local $ks i32) (local $len i32) (local $c i32) (local $m i32) (local $ki i32) (local $tp i32)
-    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32) (local $ce i32)
+    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32) (local $ce i32) (local $run i32)
     (block $cleared (loop $l
       (br_if $cleared (i32.ge_u (local.get $f) (local.get $nf)))
       (i32.store offset=8 (i32.add (local.get $out) (i32.mul (local.get $f) (i32.const 24))) (i32.const 0))
@@ -344,36 +345,47 @@
       (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
       (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 34)) (then (return (i32.const 0))))
       (local.set $ks (i32.add (local.get $p) (i32.const 1)))
-      (local.set $p (local.get $ks))
-      ;; the key: plain ASCII up to its quote, sixteen bytes at a time (else the general scanner decides)
-      (loop $k
-        (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
-        (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
-                                                        (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
-                                               (i8x16.lt_s (v128.load (local.get $p)) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
-        (if (i32.eqz (local.get $m)) (then (local.set $p (i32.add (local.get $p) (i32.const 16))) (br $k)))
-        (local.set $p (i32.add (local.get $p) (i32.ctz (local.get $m))))
-        (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
-        (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 34)) (then (return (i32.const 0)))))
-      (local.set $len (i32.sub (local.get $p) (local.get $ks)))
-      (local.set $p (i32.add (local.get $p) (i32.const 1)))
-      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
-      (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
-      (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 58)) (then (return (i32.const 0))))
-      (local.set $p (i32.add (local.get $p) (i32.const 1)))
-      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
-      ;; which field it fills: the template's answer when the key is the template's, else matched
-      ;; (only keys 0 to 31 have a template entry: the 33rd key's would be past it, and a record
-      ;; of many keys would read past the memory's end; i32.and evaluates both sides)
+      ;; the key's template (only keys 0 to 31 have one: the 33rd key's would be past it, and a
+      ;; record of many keys would read past the memory's end)
       (local.set $tp (i32.add (i32.add (global.get $scr) (i32.const 64)) (i32.mul (local.get $ki) (i32.const 80))))
       (local.set $hits (i32.const -1))
-      (if (i32.lt_u (local.get $ki) (i32.const 32)) (then
-        (if (i32.eq (local.get $len) (i32.load (local.get $tp))) (then
-          (if (call $same (local.get $ks) (i32.add (local.get $tp) (i32.const 16)) (local.get $len)) (then
-            (local.set $hits (i32.load offset=8 (local.get $tp)))
-            (local.set $slot (i32.load offset=4 (local.get $tp)))
-            (local.set $exact (i32.load offset=12 (local.get $tp)))))))))
-      (if (i32.lt_s (local.get $hits) (i32.const 0)) (then
+      (block $keyed
+        ;; a key of at most 15 bytes equal to its template's: its bytes and closing quote are the
+        ;; template's (stored with its quote), one comparison of sixteen bytes; no scan, no match
+        (if (i32.lt_u (local.get $ki) (i32.const 32)) (then
+          (local.set $len (i32.load (local.get $tp)))
+          (if (i32.le_u (local.get $len) (i32.const 15)) (then
+            (if (i32.and (i32.eqz (i32.and (i32.xor (i8x16.bitmask (i8x16.eq (v128.load (local.get $ks)) (v128.load offset=16 (local.get $tp)))) (i32.const 0xffff))
+                                           (i32.sub (i32.shl (i32.const 2) (local.get $len)) (i32.const 1))))
+                         (i32.lt_u (i32.add (local.get $ks) (local.get $len)) (local.get $e)))
+              (then
+                (local.set $hits (i32.load offset=8 (local.get $tp)))
+                (local.set $slot (i32.load offset=4 (local.get $tp)))
+                (local.set $exact (i32.load offset=12 (local.get $tp)))
+                (local.set $p (i32.add (i32.add (local.get $ks) (local.get $len)) (i32.const 1)))
+                (br $keyed)))))))
+        (local.set $p (local.get $ks))
+        ;; the key: plain ASCII up to its quote, sixteen bytes at a time (else the general scanner decides)
+        (loop $k
+          (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
+          (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
+                                                          (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
+                                                 (i8x16.lt_s (v128.load (local.get $p)) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
+          (if (i32.eqz (local.get $m)) (then (local.set $p (i32.add (local.get $p) (i32.const 16))) (br $k)))
+          (local.set $p (i32.add (local.get $p) (i32.ctz (local.get $m))))
+          (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
+          (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 34)) (then (return (i32.const 0)))))
+        (local.set $len (i32.sub (local.get $p) (local.get $ks)))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        ;; a longer key equal to its template's
+        (if (i32.lt_u (local.get $ki) (i32.const 32)) (then
+          (if (i32.eq (local.get $len) (i32.load (local.get $tp))) (then
+            (if (call $same (local.get $ks) (i32.add (local.get $tp) (i32.const 16)) (local.get $len)) (then
+              (local.set $hits (i32.load offset=8 (local.get $tp)))
+              (local.set $slot (i32.load offset=4 (local.get $tp)))
+              (local.set $exact (i32.load offset=12 (local.get $tp)))
+              (br $keyed)))))))
+        ;; else matched, and the template made this key's (its closing quote after it when it fits)
         (call $match (local.get $ks) (local.get $len) (local.get $nf))
         (local.set $hits (global.get $hits))
         (local.set $slot (global.get $slot))
@@ -383,9 +395,15 @@
           (i32.store offset=4 (local.get $tp) (local.get $slot))
           (i32.store offset=8 (local.get $tp) (local.get $hits))
           (i32.store offset=12 (local.get $tp) (local.get $exact))
-          (memory.copy (i32.add (local.get $tp) (i32.const 16)) (local.get $ks) (local.get $len))))))
+          (memory.copy (i32.add (local.get $tp) (i32.const 16)) (local.get $ks) (local.get $len))
+          (if (i32.lt_u (local.get $len) (i32.const 64)) (then
+            (i32.store8 offset=16 (i32.add (local.get $tp) (local.get $len)) (i32.const 34)))))))
+      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
+      (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
+      (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 58)) (then (return (i32.const 0))))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
       (local.set $ki (i32.add (local.get $ki) (i32.const 1)))
-      ;; a key filling several fields: the general scanner decides
       (if (i32.gt_u (local.get $hits) (i32.const 1)) (then (return (i32.const 0))))
       ;; the value: plain ASCII strings here, anything else through the scanners above
       (local.set $vs (local.get $p))
@@ -430,8 +448,20 @@
             (i32.store (local.get $rec) (i32.or (global.get $kind) (i32.shl (i32.or (local.get $flags) (select (i32.const 2) (i32.const 1) (local.get $exact))) (i32.const 8))))
             (i32.store offset=4 (local.get $rec) (local.get $vs))
             (i32.store offset=8 (local.get $rec) (local.get $p))
-            (if (i32.eq (global.get $kind) (i32.const 1))
+            (f64.store offset=16 (local.get $rec) (global.get $num))
+            (block $stored (if (i32.eq (global.get $kind) (i32.const 1))
               (then
+                ;; equal to the field's plain string in the last found record (flag 0x200; see "scan"):
+                ;; that one's hash and cache flag are this one's too, and its index goes in the f64's
+                ;; low word (readings come in runs of one timestamp text: no hashing for those)
+                (local.set $run (i32.add (i32.add (global.get $scr) (i32.const 2624)) (i32.shl (local.get $slot) (i32.const 5))))
+                (local.set $q (i32.sub (local.get $p) (local.get $vs)))
+                (if (i32.eq (i32.load offset=4 (local.get $run)) (local.get $q)) (then
+                  (if (call $same (i32.load (local.get $run)) (local.get $vs) (local.get $q)) (then
+                    (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.or (i32.const 0x20000) (i32.load offset=16 (local.get $run)))))
+                    (i32.store offset=12 (local.get $rec) (i32.load offset=12 (local.get $run)))
+                    (i32.store offset=16 (local.get $rec) (i32.load offset=8 (local.get $run)))
+                    (br $stored)))))
                 ;; the string's hash, as StringCache computes it: h = h * 31 + byte, four bytes a step
                 ;; (h * 31^4 + b0 * 31^3 + b1 * 31^2 + b2 * 31 + b3: the same value mod 2^32, with one
                 ;; multiplication on the chain instead of four), then byte by byte
@@ -460,8 +490,7 @@
                                           (i32.shl (i32.and (local.get $h) (i32.const 4095)) (i32.const 6))))
                   (if (i32.eq (i32.load (local.get $ce)) (local.get $q)) (then
                     (if (call $same (i32.add (local.get $vs) (i32.const 1)) (i32.add (local.get $ce) (i32.const 4)) (local.get $q)) (then
-                      (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.const 0x10000)))))))))))
-            (f64.store offset=16 (local.get $rec) (global.get $num))))))
+                      (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.const 0x10000))))))))))))))))
       (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
       (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
       (local.set $c (i32.load8_u (local.get $p)))
@@ -486,32 +515,29 @@
   ;; in the field table. Returns how many records have status 1.
   (func (export "scan") (param $n i32) (param $starts i32) (param $ends i32) (param $out i32) (param $nf i32) (param $base i32) (result i32)
     (local $i i32) (local $ok i32) (local $o i32) (local $s i32) (local $stride i32)
-    (local $f i32) (local $rec i32) (local $run i32) (local $vs i32) (local $len i32)
+    (local $f i32) (local $rec i32) (local $run i32) (local $vs i32)
     (local.set $stride (i32.add (i32.const 8) (i32.mul (local.get $nf) (i32.const 24))))
     (local.set $o (local.get $out))
-    (memory.fill (i32.add (global.get $scr) (i32.const 2624)) (i32.const 0xff) (i32.const 256))
+    (memory.fill (i32.add (global.get $scr) (i32.const 2624)) (i32.const 0xff) (i32.const 512))
     (block $done (loop $l
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
       (local.set $s (call $record (i32.load (local.get $starts)) (i32.load (local.get $ends)) (local.get $o) (local.get $nf)))
       (i32.store (local.get $o) (local.get $s))
       (local.set $ok (i32.add (local.get $ok) (local.get $s)))
-      ;; a found record's plain strings: equal to the field's previous one (flag 0x200)?
+      ;; a found record's plain strings become their fields' runs (see $record: flag 0x200)
       (if (local.get $s) (then
         (local.set $f (i32.const 0))
         (block $fd (loop $fl
           (br_if $fd (i32.ge_u (local.get $f) (local.get $nf)))
           (local.set $rec (i32.add (i32.add (local.get $o) (i32.const 8)) (i32.mul (local.get $f) (i32.const 24))))
           (if (i32.eq (i32.and (i32.load (local.get $rec)) (i32.const 0xff)) (i32.const 1)) (then
-            (local.set $run (i32.add (i32.add (global.get $scr) (i32.const 2624)) (i32.shl (local.get $f) (i32.const 4))))
+            (local.set $run (i32.add (i32.add (global.get $scr) (i32.const 2624)) (i32.shl (local.get $f) (i32.const 5))))
             (local.set $vs (i32.load offset=4 (local.get $rec)))
-            (local.set $len (i32.sub (i32.load offset=8 (local.get $rec)) (local.get $vs)))
-            (if (i32.eq (i32.load offset=4 (local.get $run)) (local.get $len)) (then
-              (if (call $same (i32.load (local.get $run)) (local.get $vs) (local.get $len)) (then
-                (i32.store (local.get $rec) (i32.or (i32.load (local.get $rec)) (i32.const 0x20000)))
-                (i32.store offset=16 (local.get $rec) (i32.load offset=8 (local.get $run)))))))
             (i32.store (local.get $run) (local.get $vs))
-            (i32.store offset=4 (local.get $run) (local.get $len))
-            (i32.store offset=8 (local.get $run) (i32.add (local.get $base) (local.get $i)))))
+            (i32.store offset=4 (local.get $run) (i32.sub (i32.load offset=8 (local.get $rec)) (local.get $vs)))
+            (i32.store offset=8 (local.get $run) (i32.add (local.get $base) (local.get $i)))
+            (i32.store offset=12 (local.get $run) (i32.load offset=12 (local.get $rec)))
+            (i32.store offset=16 (local.get $run) (i32.and (i32.load (local.get $rec)) (i32.const 0x10000)))))
           (local.set $f (i32.add (local.get $f) (i32.const 1)))
           (br $fl)))))
       (local.set $starts (i32.add (local.get $starts) (i32.const 4)))
