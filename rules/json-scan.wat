@@ -228,6 +228,36 @@
       (then (global.set $kind (i32.const 6)) (return (i32.add (local.get $p) (i32.const 5)))))
     (i32.const -1))
 
+  ;; Bytes at $p that are ASCII digits, counted up to sixteen (bytes past the value's end count too).
+  (func $digits (param $p i32) (result i32)
+    (i32.ctz (i32.or (i32.xor (i8x16.bitmask (i8x16.lt_u (i8x16.sub (v128.load (local.get $p)) (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48))
+                                                         (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10)))
+                                  (i32.const 0xffff))
+                     (i32.const 0x10000))))
+
+  ;; A number at $p ('-' or a digit): the position after it, or -1, as $number says. When no field
+  ;; takes it ($hits 0), its value is not wanted: the common forms (digits, or digits '.' digits,
+  ;; each run under sixteen, no leading zero, no sign, no exponent) are validated sixteen bytes at a
+  ;; time; anything else goes through $number.
+  (func $skipNumber (param $p i32) (param $e i32) (param $hits i32) (result i32)
+    (local $n i32) (local $q i32)
+    (block $general
+      (br_if $general (local.get $hits))
+      (local.set $n (call $digits (local.get $p)))
+      ;; no digit ('-'), a leading zero, sixteen digits or more, or digits past the end
+      (br_if $general (i32.or (i32.or (i32.eqz (local.get $n)) (i32.eq (local.get $n) (i32.const 16)))
+                              (i32.or (i32.and (i32.eq (i32.load8_u (local.get $p)) (i32.const 48)) (i32.gt_u (local.get $n) (i32.const 1)))
+                                      (i32.gt_u (i32.add (local.get $p) (local.get $n)) (local.get $e)))))
+      (local.set $q (i32.add (local.get $p) (local.get $n)))
+      (if (i32.and (i32.lt_u (local.get $q) (local.get $e)) (i32.eq (i32.load8_u (local.get $q)) (i32.const 46))) (then
+        (local.set $n (call $digits (i32.add (local.get $q) (i32.const 1))))
+        (br_if $general (i32.or (i32.or (i32.eqz (local.get $n)) (i32.eq (local.get $n) (i32.const 16)))
+                                (i32.gt_u (i32.add (i32.add (local.get $q) (i32.const 1)) (local.get $n)) (local.get $e))))
+        (local.set $q (i32.add (i32.add (local.get $q) (i32.const 1)) (local.get $n)))))
+      (br_if $general (i32.and (i32.lt_u (local.get $q) (local.get $e)) (i32.eq (i32.or (i32.load8_u (local.get $q)) (i32.const 32)) (i32.const 101))))
+      (return (local.get $q)))
+    (call $number (local.get $p) (local.get $e)))
+
   ;; A string, number or literal at $p: the position after it, or -1.
   (func $scalar (param $p i32) (param $e i32) (result i32)
     (local $c i32)
@@ -430,7 +460,7 @@
               (if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0)))))))
         (else
           (if (i32.or (i32.eq (local.get $c) (i32.const 45)) (i32.lt_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 10)))
-            (then (local.set $p (call $number (local.get $p) (local.get $e))))
+            (then (local.set $p (call $skipNumber (local.get $p) (local.get $e) (local.get $hits))))
             (else (if (i32.or (i32.eq (local.get $c) (i32.const 123)) (i32.eq (local.get $c) (i32.const 91)))
               (then (local.set $p (call $container (local.get $p) (local.get $e))))
               (else (local.set $p (call $literal (local.get $p) (local.get $e)))))))
