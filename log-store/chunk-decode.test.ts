@@ -162,6 +162,17 @@ describe('decode worker', () => {
     expect(owned.length).toBe(0);
     expect(back!.chunk.equals(chunk)).toBe(true);
     expect({ ...back!.decoded }).toEqual({ ...here });
+    // the first bytes of a longer memory that is the chunk's alone (a chunk pool's idle chunk read into again): taken
+    // only when the caller says so, and given back as those bytes of the whole memory
+    const longer = Buffer.allocUnsafeSlow(chunk.length + 100);
+    chunk.copy(longer);
+    const view = longer.subarray(0, chunk.length);
+    expect(() => worker.decode(view)).toThrow(RangeError);
+    const viewBack = await worker.decode(view, true);
+    expect(viewBack!.chunk.length).toBe(chunk.length);
+    expect(viewBack!.chunk.buffer.byteLength).toBe(chunk.length + 100);
+    expect(viewBack!.chunk.equals(chunk)).toBe(true);
+    expect({ ...viewBack!.decoded }).toEqual({ ...here });
     await killDecodeWorker();
     expect(worker.usable).toBe(false);
     expect(await worker.decode(Buffer.allocUnsafeSlow(64))).toBeNull();

@@ -23,9 +23,36 @@ describe('ChunkPool', () => {
     expect(pool.idleBytes).toBe(0);
     pool.release(b);
     expect(pool.idleBytes).toBe(1000);
-    expect(pool.take(999).length).toBe(999);
-    expect(pool.take(1000).buffer).toBe(chunk.buffer);
+    // a shorter read takes the idle chunk's first bytes
+    const shorter = pool.take(999);
+    expect(shorter.length).toBe(999);
+    expect(shorter.buffer).toBe(chunk.buffer);
     expect(pool.idleBytes).toBe(0);
+  });
+
+  it('a read takes the smallest idle chunk long enough, as a view of its start; that memory stays its own, to track and hand to the decode worker', () => {
+    const pool = new ChunkPool();
+    const [big, mid, small] = [pool.take(3000), pool.take(2000), pool.take(1000)];
+    for (const c of [big, mid, small]) {
+      pool.track(c);
+      pool.uncache(c);
+    }
+    expect(pool.idleBytes).toBe(6000);
+    const got = pool.take(1500);
+    expect(got.buffer).toBe(mid.buffer);
+    expect([got.byteOffset, got.length]).toEqual([0, 1500]);
+    expect(pool.idleBytes).toBe(4000);
+    expect(pool.owns(got)).toBe(true);
+    // tracked as the memory it views: back, whole, once its segment moved on
+    pool.track(got);
+    pool.uncache(got);
+    expect(pool.idleBytes).toBe(6000);
+    expect(pool.take(2500).buffer).toBe(big.buffer);
+    expect(pool.take(2001).buffer).not.toBe(mid.buffer);
+    expect(pool.take(2000).buffer).toBe(mid.buffer);
+    // not its own: memory it did not make, or not from its start
+    expect(pool.owns(Buffer.allocUnsafeSlow(10))).toBe(false);
+    expect(pool.owns(got.subarray(1))).toBe(false);
   });
 
   it('keeps a chunk its segment still caches, even with no block out', () => {

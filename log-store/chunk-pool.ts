@@ -21,6 +21,10 @@
  *
  * Idle chunks are dropped when a read reaches the end of its partition: the
  * reader caught up, and its next reads are small.
+ *
+ * Reads differ in length (a segment's last chunk, a read that goes on where
+ * the last chunk ended), so a read takes the smallest idle chunk at least as
+ * long, as a view of its first bytes.
  */
 export class ChunkPool {
   readonly #free: Buffer[] = [];
@@ -28,28 +32,44 @@ export class ChunkPool {
   readonly #chunks = new WeakMap<ArrayBuffer, ChunkState>();
   /** Blocks handed out and not back yet: only those count when handed back (a second hand-back, or a block never leased, is ignored). */
   readonly #out = new WeakSet<object>();
+  /** The memory of every chunk this pool made: each is one chunk's alone (not Node's shared pool), whatever view of it is out. */
+  readonly #owned = new WeakSet<ArrayBuffer>();
 
   /** @param maxPooledBytes idle chunks kept at most. Default 40 MiB: two chunks of a 16 MiB read (each is maxBytes plus an index interval). */
   constructor(private readonly maxPooledBytes = 40 * 1024 * 1024) {}
 
-  /** A buffer of exactly `length` bytes (contents undefined): an idle chunk of that size, else a new one. */
+  /**
+   * A buffer of exactly `length` bytes (contents undefined): the first bytes
+   * of the smallest idle chunk that long or longer (of those, the one idle
+   * longest), else a new one.
+   */
   take(length: number): Buffer {
     const free = this.#free;
-    // the chunk idle longest first
+    let best = -1;
     for (let i = 0; i < free.length; i++) {
-      const buf = free[i]!;
-      if (buf.length !== length) continue;
-      free.splice(i, 1);
-      this.#freeBytes -= length;
-      return buf;
+      const size = free[i]!.length;
+      if (size >= length && (best < 0 || size < free[best]!.length)) best = i;
     }
-    return Buffer.allocUnsafeSlow(length);
+    if (best >= 0) {
+      const buf = free[best]!;
+      free.splice(best, 1);
+      this.#freeBytes -= buf.length;
+      return buf.length === length ? buf : buf.subarray(0, length);
+    }
+    const buf = Buffer.allocUnsafeSlow(length);
+    this.#owned.add(buf.buffer as ArrayBuffer);
+    return buf;
   }
 
-  /** `chunk` (a whole buffer of its own) became its segment's last chunk. */
+  /** Whether `chunk` views the start of memory this pool made: the whole memory is its own, to transfer (see decode-worker.ts). */
+  owns(chunk: Buffer): boolean {
+    return chunk.byteOffset === 0 && this.#owned.has(chunk.buffer as ArrayBuffer);
+  }
+
+  /** `chunk` (a whole buffer of its own, or a chunk from `take`) became its segment's last chunk. */
   track(chunk: Buffer): void {
     const memory = chunk.buffer;
-    if (!(memory instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.length !== memory.byteLength) return;
+    if (!(memory instanceof ArrayBuffer) || chunk.byteOffset !== 0 || (chunk.length !== memory.byteLength && !this.#owned.has(memory))) return;
     this.#chunks.set(memory, { leases: 0, cached: true, pinned: false });
   }
 

@@ -25,11 +25,11 @@ const decodeChunk = ${decodeChunk.toString()};
 parentPort.on('message', (m) => {
   const r = decodeChunk(new Uint8Array(m.buffer, 0, m.length), crc32);
   const arrays = [r.meta, r.timestamps, r.keyStarts, r.keyEnds, r.valueStarts, r.valueEnds, r.headerStarts];
-  parentPort.postMessage({ id: m.id, buffer: m.buffer, decoded: r }, [m.buffer, ...arrays.map((a) => a.buffer)]);
+  parentPort.postMessage({ id: m.id, buffer: m.buffer, length: m.length, decoded: r }, [m.buffer, ...arrays.map((a) => a.buffer)]);
 });
 `;
 
-/** A chunk back from the worker: its bytes (a new Buffer over the same memory) and what `decodeChunk` found. */
+/** A chunk back from the worker: its bytes (a new Buffer over the same bytes of the same memory) and what `decodeChunk` found. */
 export interface WorkerDecoded {
   chunk: Buffer;
   decoded: DecodedChunk;
@@ -42,15 +42,20 @@ export interface DecodeWorker {
    * Hands `chunk`'s memory to the worker (`chunk` is unusable from the call
    * on) and resolves with it back and decoded; null when the worker failed
    * (the bytes are then gone: read them again). `chunk` must own its whole
-   * ArrayBuffer (see `canDecode`; RangeError otherwise).
+   * ArrayBuffer (see `canDecode`, and `owned` there; RangeError otherwise).
    */
-  decode(chunk: Buffer): Promise<WorkerDecoded | null>;
+  decode(chunk: Buffer, owned?: boolean): Promise<WorkerDecoded | null>;
 }
 
-/** Whether `decode` can take `chunk`: its memory is its own (transferable), not a slice of a shared pool. */
-export function canDecode(chunk: Buffer): boolean {
+/**
+ * Whether `decode` can take `chunk`: its memory is its own (transferable),
+ * not a slice of a shared pool. That is so when it spans its whole memory,
+ * or when the caller says so (`owned`: the memory is one chunk's alone, as
+ * ChunkPool's are, and `chunk` views its start).
+ */
+export function canDecode(chunk: Buffer, owned = false): boolean {
   const buffer = chunk.buffer;
-  return buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && buffer.byteLength === chunk.length && buffer.byteLength > 0;
+  return buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.length > 0 && (owned || buffer.byteLength === chunk.length);
 }
 
 class ThreadDecoder implements DecodeWorker {
@@ -63,12 +68,12 @@ class ThreadDecoder implements DecodeWorker {
     let worker: Worker | null = null;
     try {
       worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.on('message', (m: { id: number; buffer: ArrayBuffer; decoded: DecodedChunk }) => {
+      worker.on('message', (m: { id: number; buffer: ArrayBuffer; length: number; decoded: DecodedChunk }) => {
         chunksDecoded++;
         const resolve = this.#waiting.get(m.id);
         this.#waiting.delete(m.id);
         if (this.#waiting.size === 0) worker?.unref();
-        resolve?.({ chunk: Buffer.from(m.buffer), decoded: m.decoded });
+        resolve?.({ chunk: Buffer.from(m.buffer, 0, m.length), decoded: m.decoded });
       });
       worker.on('error', () => this.#fail());
       worker.on('exit', () => this.#fail());
@@ -87,9 +92,9 @@ class ThreadDecoder implements DecodeWorker {
     this.#waiting.clear();
   }
 
-  decode(chunk: Buffer): Promise<WorkerDecoded | null> {
+  decode(chunk: Buffer, owned = false): Promise<WorkerDecoded | null> {
     // transferring a pooled Buffer's memory would take its neighbours' bytes too
-    if (!canDecode(chunk)) throw new RangeError('the decode worker takes only a Buffer that owns its whole memory');
+    if (!canDecode(chunk, owned)) throw new RangeError('the decode worker takes only a Buffer that owns its whole memory');
     const worker = this.#worker;
     if (worker === null || !this.usable) return Promise.resolve(null);
     const id = this.#next++;

@@ -513,8 +513,10 @@ export class Segment {
     const pool = out.handBack ? this.ctx.chunks : null;
     let chunk = length > 0 ? await readFully(fh, this.logPath, length, pos, pool === null ? undefined : (n) => pool.take(n)) : Buffer.alloc(0);
     const offload = this.ctx.decodeOffloadBytes;
-    const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk) ? decodeWorker() : null;
-    const back = worker === null ? null : await worker.decode(chunk);
+    // a chunk from the pool may be the first bytes of a longer idle one's memory: all of it is the chunk's to transfer
+    const owned = pool !== null && pool.owns(chunk);
+    const worker = out.positions && offload > 0 && chunk.length >= offload && canDecode(chunk, owned) ? decodeWorker() : null;
+    const back = worker === null ? null : await worker.decode(chunk, owned);
     // the worker failed with the chunk's memory: read it again
     if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, length, pos);
     if (back !== null) chunk = back.chunk;
@@ -616,7 +618,9 @@ export class Segment {
         if (pos + header.totalBytes > limit) problem = 'batch runs past the end of the segment';
         else if (at + header.totalBytes > chunk.length) {
           if (bytes > 0) break;
-          chunk = await this.loadChunk(fh, pos, header.totalBytes, out);
+          // a chunk as long as any (or the batch, when longer), not the straddling batch alone: the next read goes on in
+          // it, and chunks keep lengths the pool can reuse
+          chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, Math.max(header.totalBytes, chunkBytes)), out);
           chunkPos = pos;
           at = 0;
         }

@@ -184,6 +184,56 @@ describe.each([
     log.releaseBlocks(across.blocks);
   });
 
+  it('reads of different lengths read into longer idle buffers (their first bytes) and give the right records', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
+    await log.createTopic('t', { fsync: 'never' });
+    const n = 4000;
+    // one segment, log batches of 10 readings (about 1.2 KB)
+    for (let at = 0; at < n; at += 10) await log.appendBatch('t', Array.from({ length: 10 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
+    const values = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
+    const want = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => reading(from + i).value as string);
+    const chunksBefore = decodeWorkerChunks();
+    let shorterViews = 0;
+    // buffers of about 200 KB, 100 KB and 64 KB in turn (maxBytes), each read's blocks handed back
+    const sizes = [200_000, 1, 100_000, 1, 1];
+    for (let off = 0, k = 0; off < n; k++) {
+      const res = await log.readBatches('t', 0, off, { maxRecords: 5000, maxBytes: sizes[k % sizes.length]!, handBack: true });
+      let at = off;
+      for (const block of res.blocks) {
+        expect(values(block)).toEqual(want(at, block.count));
+        at += block.count;
+        if (block.buf.buffer.byteLength > block.buf.length) shorterViews++;
+      }
+      expect(at).toBe(res.nextOffset);
+      log.releaseBlocks(res.blocks);
+      off = res.nextOffset;
+    }
+    expect(shorterViews).toBeGreaterThan(0);
+    if (decodeOffloadBytes > 0) expect(decodeWorkerChunks()).toBeGreaterThan(chunksBefore);
+  });
+
+  it('a batch across the end of the last buffer is read with the batches after it, into a buffer of the usual length', async () => {
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
+    await log.createTopic('t', { fsync: 'never', indexIntervalBytes: 4096 });
+    const n = 2000;
+    // log batches of 100 readings (about 12 KB): buffers of 64 KiB and an index interval end inside one
+    for (let at = 0; at < n; at += 100) await log.appendBatch('t', Array.from({ length: 100 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
+    const lengths: number[] = [];
+    let last: Buffer | null = null;
+    // one batch a read: each buffer is read from where the batch that did not fit in the one before starts
+    for (let off = 0; off < n; ) {
+      const res = await log.readBatches('t', 0, off, { maxRecords: 100, maxBytes: 1, handBack: true });
+      const buf = res.blocks[0]!.buf;
+      if (buf !== last) lengths.push(buf.length);
+      last = buf;
+      log.releaseBlocks(res.blocks);
+      off = res.nextOffset;
+    }
+    expect(lengths.length).toBeGreaterThan(2);
+    // every buffer but the segment's last is of the usual length, none the straddling batch alone
+    expect(lengths.slice(0, -1)).toEqual(lengths.slice(0, -1).map(() => 64 * 1024 + 4096));
+  });
+
   it('reads what recovery kept after a torn tail, and only that', async () => {
     const dataDir = fx.tempDir();
     let log = await fx.open({ dataDir, decodeOffloadBytes });
