@@ -16,6 +16,7 @@
  * their lengths and counts: the reader parses every header itself.
  */
 
+import type { Crc32 } from './crc32.ts';
 import type { RecordPositions } from './record-batch.ts';
 
 /** The results of `decodeChunk`: arrays as a RecordBlock holds them, for every record of every batch found. */
@@ -29,9 +30,6 @@ export interface DecodedChunk extends Omit<RecordPositions, 'count' | 'reserve'>
    */
   meta: Int32Array;
 }
-
-/** `crc32(data, value)` of node:zlib. */
-export type Crc32 = (data: Uint8Array, value?: number) => number;
 
 /** Checks and decodes the batches in `buf`, from its first byte while a whole batch follows (the record-batch.ts format). */
 export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {

@@ -6,9 +6,10 @@
  * (transferred, not copied); the reader waits for it, so nothing touches
  * it meanwhile.
  *
- * The thread's program is `decodeChunk`'s own source text with a message
- * loop around it (run with `eval`: no file is needed next to the compiled
- * code, so the TypeScript sources and the built ones run it alike). The
+ * The thread's program is `decodeChunk`'s and `pickCrc32`'s own source text
+ * with a message loop around it (run with `eval`: no file is needed next to
+ * the compiled code, so the TypeScript sources and the built ones run it
+ * alike); it loads the CRC addon by the path crc32.ts found. The
  * worker keeps the process alive only while a decode is in flight. If it dies, or its
  * answer does not come back whole, `decode` resolves to null and the
  * reader checks and decodes the chunk itself (it reads the chunk again
@@ -16,16 +17,22 @@
  */
 import { Worker } from 'node:worker_threads';
 import { type DecodedChunk, decodeChunk } from './chunk-decode.ts';
+import { SIMD_CRC32_MODULE, pickCrc32 } from './crc32.ts';
 
 const WORKER_SOURCE = `
 'use strict';
-const { parentPort } = require('node:worker_threads');
-const { crc32 } = require('node:zlib');
+const { parentPort, workerData } = require('node:worker_threads');
+const pickCrc32 = ${pickCrc32.toString()};
+let big = null;
+try {
+  if (workerData.simdCrc32 !== null) big = require(workerData.simdCrc32).crc32;
+} catch {}
+const crc32 = pickCrc32(require('node:zlib').crc32, big);
 const decodeChunk = ${decodeChunk.toString()};
 parentPort.on('message', (m) => {
   const r = decodeChunk(new Uint8Array(m.buffer, 0, m.length), crc32);
   const arrays = [r.meta, r.timestamps, r.keyStarts, r.keyEnds, r.valueStarts, r.valueEnds, r.headerStarts];
-  parentPort.postMessage({ id: m.id, buffer: m.buffer, length: m.length, decoded: r }, [m.buffer, ...arrays.map((a) => a.buffer)]);
+  parentPort.postMessage({ id: m.id, buffer: m.buffer, length: m.length, decoded: r, simd: big !== null }, [m.buffer, ...arrays.map((a) => a.buffer)]);
 });
 `;
 
@@ -67,9 +74,11 @@ class ThreadDecoder implements DecodeWorker {
   constructor() {
     let worker: Worker | null = null;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.on('message', (m: { id: number; buffer: ArrayBuffer; length: number; decoded: DecodedChunk }) => {
+      // the CRC addon as this thread found it (crc32.ts): loaded there by its path, so no resolution from the eval'd code
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { simdCrc32: SIMD_CRC32_MODULE } });
+      worker.on('message', (m: { id: number; buffer: ArrayBuffer; length: number; decoded: DecodedChunk; simd: boolean }) => {
         chunksDecoded++;
+        workerSimd = m.simd;
         const resolve = this.#waiting.get(m.id);
         this.#waiting.delete(m.id);
         if (this.#waiting.size === 0) worker?.unref();
@@ -121,6 +130,12 @@ class ThreadDecoder implements DecodeWorker {
 
 let shared: ThreadDecoder | null = null;
 let chunksDecoded = 0;
+let workerSimd: boolean | null = null;
+
+/** Whether the decode worker checks CRCs with the addon (see crc32.ts), as its last answer said; null before any. */
+export function decodeWorkerSimdCrc32(): boolean | null {
+  return workerSimd;
+}
 
 /** Chunks the decode worker has decoded in this process (tests, metrics). */
 export function decodeWorkerChunks(): number {

@@ -37,7 +37,7 @@
  * place (no intermediate Buffer per record), with the length prefix patched
  * afterwards.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.ts';
 import type { BufferPool } from './buffer-pool.ts';
 import type { LogRecord, RecordBatchBuilder, RecordInput } from './types.ts';
 
