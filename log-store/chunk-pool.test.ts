@@ -53,6 +53,12 @@ describe('ChunkPool', () => {
     // not its own: memory it did not make, or not from its start
     expect(pool.owns(Buffer.allocUnsafeSlow(10))).toBe(false);
     expect(pool.owns(got.subarray(1))).toBe(false);
+    // its memory transferred and back (the decode worker) is a new ArrayBuffer: its own once told so
+    const view = pool.take(900);
+    const moved = Buffer.from(structuredClone(view.buffer, { transfer: [view.buffer as ArrayBuffer] }), 0, 900);
+    expect(pool.owns(moved)).toBe(false);
+    pool.ownAgain(moved);
+    expect(pool.owns(moved)).toBe(true);
   });
 
   it('keeps a chunk its segment still caches, even with no block out', () => {

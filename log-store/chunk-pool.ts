@@ -66,6 +66,14 @@ export class ChunkPool {
     return chunk.byteOffset === 0 && this.#owned.has(chunk.buffer as ArrayBuffer);
   }
 
+  /**
+   * `back` is a chunk `owns` said yes to, back from a transfer (the decode
+   * worker's): the same memory under a new ArrayBuffer, which it owns too.
+   */
+  ownAgain(back: Buffer): void {
+    if (back.byteOffset === 0 && back.buffer instanceof ArrayBuffer) this.#owned.add(back.buffer);
+  }
+
   /** `chunk` (a whole buffer of its own, or a chunk from `take`) became its segment's last chunk. */
   track(chunk: Buffer): void {
     const memory = chunk.buffer;

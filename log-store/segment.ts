@@ -520,6 +520,8 @@ export class Segment {
     // the worker failed with the chunk's memory: read it again
     if (worker !== null && back === null) chunk = await readFully(fh, this.logPath, length, pos);
     if (back !== null) chunk = back.chunk;
+    // the memory came back under a new ArrayBuffer: still the pool's, to read into again as a view of its start
+    if (back !== null && owned) pool!.ownAgain(chunk);
     const entry: LastChunk = { pos, buf: chunk, crcChecked: new Set() };
     if (back !== null) {
       const at = new Map<number, number>();
