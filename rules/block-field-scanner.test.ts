@@ -152,6 +152,9 @@ describe('BlockFieldScanner', () => {
     // record 0 at offset 0, record 1 empty, record 2 past `count` (a block cut short)
     scanner.scan(Buffer.from('{"a":5}{"a":6}'), Int32Array.of(0, 7, 7), Int32Array.of(7, 7, 14), 2);
     expect([0, 1, 2].map(fill)).toEqual([5, 'declined', 'declined']);
+    // only empty values: no bytes to copy
+    scanner.scan(Buffer.from('{"a":7}'), Int32Array.of(7, 3), Int32Array.of(7, 3), 2);
+    expect([0, 1].map(fill)).toEqual(['declined', 'declined']);
   });
 
   it('strings found in the caches are each record\'s own, block after block (entries shared by strings that hash alike)', () => {
