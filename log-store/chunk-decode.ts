@@ -70,7 +70,7 @@ export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
       const hi = (buf[p + 22]! << 24) | (buf[p + 23]! << 16) | (buf[p + 24]! << 8) | buf[p + 25]!;
       const first = hi * 4294967296 + buf[p + 26]! * 16777216 + ((buf[p + 27]! << 16) | (buf[p + 28]! << 8) | buf[p + 29]!);
       let q = p + 38;
-      for (let i = 0; i < count && decoded >= 0; i++) {
+      for (let i = 0; i < count; i++) {
         if (q + 4 > end) {
           decoded = -1;
           break;
@@ -81,67 +81,154 @@ export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
           break;
         }
         let d = q + 4;
-        // the record's varints in order: timestamp delta, key length, value length, header count, then per header two lengths
-        let step = 0;
-        let left = 0;
-        for (;;) {
-          let v = 0;
-          let mul = 1;
-          let done = false;
-          for (let k = 0; k < 8; k++) {
-            if (d >= recEnd) break;
-            const x = buf[d++]!;
-            v += (x & 0x7f) * mul;
-            if (x < 0x80) {
-              done = true;
+        // the record's varints in order, each of at most 8 bytes (mostly one): timestamp delta, key length, value length,
+        // header count, then per header two lengths; written out one after another, not a loop over steps
+        let x = 0;
+        let v = 0;
+        // the timestamp delta, zigzag
+        if (d >= recEnd) {
+          decoded = -1;
+          break;
+        }
+        x = buf[d++]!;
+        if (x < 0x80) v = x;
+        else {
+          v = x & 0x7f;
+          for (let k = 1, mul = 128; ; k++, mul *= 128) {
+            if (k === 8 || d >= recEnd) {
+              v = -1;
               break;
             }
-            mul *= 128;
+            x = buf[d++]!;
+            v += (x & 0x7f) * mul;
+            if (x < 0x80) break;
           }
-          if (!done) {
+          if (v < 0) {
             decoded = -1;
             break;
           }
-          if (step === 0) {
-            timestamps[r + i] = first + (v % 2 === 0 ? v / 2 : -(v + 1) / 2);
-            step = 1;
-          } else if (step === 1) {
-            if (v === 0) {
-              keyStarts[r + i] = -1;
-              keyEnds[r + i] = -1;
-            } else {
-              if (v - 1 > recEnd - d) {
-                decoded = -1;
-                break;
-              }
-              keyStarts[r + i] = d;
-              d += v - 1;
-              keyEnds[r + i] = d;
-            }
-            step = 2;
-          } else if (step === 2) {
-            if (v > recEnd - d) {
-              decoded = -1;
+        }
+        timestamps[r + i] = first + (v % 2 === 0 ? v / 2 : -(v + 1) / 2);
+        // the key length + 1 (0: no key)
+        if (d >= recEnd) {
+          decoded = -1;
+          break;
+        }
+        x = buf[d++]!;
+        if (x < 0x80) v = x;
+        else {
+          v = x & 0x7f;
+          for (let k = 1, mul = 128; ; k++, mul *= 128) {
+            if (k === 8 || d >= recEnd) {
+              v = -1;
               break;
             }
-            valueStarts[r + i] = d;
-            d += v;
-            valueEnds[r + i] = d;
-            headerStarts[r + i] = d;
-            step = 3;
-          } else if (step === 3) {
-            left = v * 2;
-            if (left === 0) break;
-            step = 4;
-          } else {
-            if (v > recEnd - d) {
-              decoded = -1;
-              break;
-            }
-            d += v;
-            if (--left === 0) break;
+            x = buf[d++]!;
+            v += (x & 0x7f) * mul;
+            if (x < 0x80) break;
+          }
+          if (v < 0) {
+            decoded = -1;
+            break;
           }
         }
+        if (v === 0) {
+          keyStarts[r + i] = -1;
+          keyEnds[r + i] = -1;
+        } else {
+          if (v - 1 > recEnd - d) {
+            decoded = -1;
+            break;
+          }
+          keyStarts[r + i] = d;
+          d += v - 1;
+          keyEnds[r + i] = d;
+        }
+        // the value length
+        if (d >= recEnd) {
+          decoded = -1;
+          break;
+        }
+        x = buf[d++]!;
+        if (x < 0x80) v = x;
+        else {
+          v = x & 0x7f;
+          for (let k = 1, mul = 128; ; k++, mul *= 128) {
+            if (k === 8 || d >= recEnd) {
+              v = -1;
+              break;
+            }
+            x = buf[d++]!;
+            v += (x & 0x7f) * mul;
+            if (x < 0x80) break;
+          }
+          if (v < 0) {
+            decoded = -1;
+            break;
+          }
+        }
+        if (v > recEnd - d) {
+          decoded = -1;
+          break;
+        }
+        valueStarts[r + i] = d;
+        d += v;
+        valueEnds[r + i] = d;
+        headerStarts[r + i] = d;
+        // the header count
+        if (d >= recEnd) {
+          decoded = -1;
+          break;
+        }
+        x = buf[d++]!;
+        if (x < 0x80) v = x;
+        else {
+          v = x & 0x7f;
+          for (let k = 1, mul = 128; ; k++, mul *= 128) {
+            if (k === 8 || d >= recEnd) {
+              v = -1;
+              break;
+            }
+            x = buf[d++]!;
+            v += (x & 0x7f) * mul;
+            if (x < 0x80) break;
+          }
+          if (v < 0) {
+            decoded = -1;
+            break;
+          }
+        }
+        for (let left = v * 2; left > 0; left--) {
+          // a header name or value length
+          if (d >= recEnd) {
+            decoded = -1;
+            break;
+          }
+          x = buf[d++]!;
+          if (x < 0x80) v = x;
+          else {
+            v = x & 0x7f;
+            for (let k = 1, mul = 128; ; k++, mul *= 128) {
+              if (k === 8 || d >= recEnd) {
+                v = -1;
+                break;
+              }
+              x = buf[d++]!;
+              v += (x & 0x7f) * mul;
+              if (x < 0x80) break;
+            }
+            if (v < 0) {
+              decoded = -1;
+              break;
+            }
+          }
+          if (v > recEnd - d) {
+            decoded = -1;
+            break;
+          }
+          d += v;
+        }
+        if (decoded < 0) break;
         q = recEnd;
       }
     }
