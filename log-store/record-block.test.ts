@@ -1,4 +1,6 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { decodeChunk } from './chunk-decode.ts';
 import { BatchFormatError, decodePositions, decodeRecords, encodeBatch, readBatchHeader, sealBatch } from './record-batch.ts';
 import { RecordBlockBuilder, blockRecord, recordBlockOf } from './record-block.ts';
 import type { LogRecord, RecordInput } from './types.ts';
@@ -56,6 +58,40 @@ describe('record positions (readBatches decoding)', () => {
     buf[38 + 4 + 1 + 1 + 1] = 60; // value length past the record
     expect(() => viaBlock(buf, 0, 0, Infinity)).toThrow(BatchFormatError);
     expect(() => viaRecords(buf, 0, Infinity)).toThrow(BatchFormatError);
+  });
+
+  it("takes the decode worker's records as views of its arrays while they follow one another there, else copies them", () => {
+    // three batches back to back in one chunk, decoded as the worker does
+    const chunk = Buffer.concat([sealed(mixed(30), 0), sealed(mixed(20), 30), sealed(mixed(10), 50)]);
+    const d = decodeChunk(chunk, crc32);
+    const all: LogRecord[] = [];
+    for (let b = 0; b < d.batches; b++) decodeRecords(chunk, d.meta[b * 4]!, readBatchHeader(chunk, d.meta[b * 4]!), 't', 3, 0, all, Infinity);
+    expect(all).toHaveLength(60);
+    const records = (b: RecordBlockBuilder): LogRecord[] => {
+      const block = b.finish('t', 3);
+      return Array.from({ length: block.count }, (_, i) => blockRecord(block, i));
+    };
+    // the first batch from record 5, then the next two whole: one view, no arrays of its own
+    const viewed = new RecordBlockBuilder(chunk, 5, 1);
+    viewed.takeDecoded(d, 5, 25);
+    viewed.takeDecoded(d, 30, 20);
+    viewed.takeDecoded(d, 50, 10);
+    const block = viewed.finish('t', 3);
+    expect(block.timestamps.buffer).toBe(d.timestamps.buffer);
+    expect(block.valueStarts.buffer).toBe(d.valueStarts.buffer);
+    expect(block.count).toBe(55);
+    expect(records(viewed)).toEqual(all.slice(5));
+    // records that do not follow on (a gap) are copied, with those viewed before
+    const gap = new RecordBlockBuilder(chunk, 0, 1);
+    gap.takeDecoded(d, 0, 10);
+    gap.takeDecoded(d, 30, 20);
+    expect(gap.finish('t', 3).timestamps.buffer).not.toBe(d.timestamps.buffer);
+    expect(records(gap).map((r) => [r.key, r.value, r.timestamp, r.headers])).toEqual([...all.slice(0, 10), ...all.slice(30, 50)].map((r) => [r.key, r.value, r.timestamp, r.headers]));
+    // records decoded here after viewed ones: the view is copied first
+    const mixedBlock = new RecordBlockBuilder(chunk, 30, 1);
+    mixedBlock.takeDecoded(d, 30, 20);
+    decodePositions(chunk, d.meta[2 * 4]!, readBatchHeader(chunk, d.meta[2 * 4]!), 50, mixedBlock, Infinity);
+    expect(records(mixedBlock)).toEqual(all.slice(30));
   });
 
   it('recordBlockOf turns records back into a block that reads the same', () => {

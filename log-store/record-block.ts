@@ -10,15 +10,29 @@ import type { DecodedChunk } from './chunk-decode.ts';
 import type { LogRecord, RecordBlock } from './types.ts';
 import type { ChunkPool } from './chunk-pool.ts';
 
-/** Collects the positions of one buffer's records (see `decodePositions`). */
+const NO_FLOATS = new Float64Array(0);
+const NO_INTS = new Int32Array(0);
+
+/**
+ * Collects the positions of one buffer's records (see `decodePositions`).
+ * Records the decode worker decoded are taken as views of its arrays while
+ * they follow one another there (`takeDecoded`): a block of a worker-decoded
+ * chunk then has no arrays of its own (allocating and filling them cost the
+ * reading thread about as much as decoding, measured). Its own arrays are
+ * made when it needs them, at `capacity` records at first.
+ */
 export class RecordBlockBuilder implements RecordPositions {
   count = 0;
-  timestamps: Float64Array;
-  keyStarts: Int32Array;
-  keyEnds: Int32Array;
-  valueStarts: Int32Array;
-  valueEnds: Int32Array;
-  headerStarts: Int32Array;
+  timestamps: Float64Array = NO_FLOATS;
+  keyStarts: Int32Array = NO_INTS;
+  keyEnds: Int32Array = NO_INTS;
+  valueStarts: Int32Array = NO_INTS;
+  valueEnds: Int32Array = NO_INTS;
+  headerStarts: Int32Array = NO_INTS;
+  /** The decode worker's arrays whose records [#viewFrom, #viewFrom + count) this block's are, while it has none of its own. */
+  #view: DecodedChunk | null = null;
+  #viewFrom = 0;
+  readonly #capacity: number;
 
   constructor(
     readonly buf: Buffer,
@@ -26,19 +40,14 @@ export class RecordBlockBuilder implements RecordPositions {
     public baseOffset: number,
     capacity: number,
   ) {
-    const n = Math.max(16, capacity);
-    this.timestamps = new Float64Array(n);
-    this.keyStarts = new Int32Array(n);
-    this.keyEnds = new Int32Array(n);
-    this.valueStarts = new Int32Array(n);
-    this.valueEnds = new Int32Array(n);
-    this.headerStarts = new Int32Array(n);
+    this.#capacity = Math.max(16, capacity);
   }
 
   reserve(n: number): void {
+    if (this.#view !== null) this.#own(n);
     const need = this.count + n;
     if (need <= this.timestamps.length) return;
-    const size = Math.max(need, this.timestamps.length * 2);
+    const size = Math.max(need, this.timestamps.length * 2, this.#capacity);
     this.timestamps = grow(this.timestamps, new Float64Array(size));
     this.keyStarts = grow(this.keyStarts, new Int32Array(size));
     this.keyEnds = grow(this.keyEnds, new Int32Array(size));
@@ -47,19 +56,65 @@ export class RecordBlockBuilder implements RecordPositions {
     this.headerStarts = grow(this.headerStarts, new Int32Array(size));
   }
 
+  /**
+   * Takes records [from, from + n) of the decode worker's arrays `d`: as a
+   * view of them when the block is empty or they follow its records there,
+   * else copied.
+   */
+  takeDecoded(d: DecodedChunk, from: number, n: number): void {
+    if (n <= 0) return;
+    if ((this.count === 0 && this.timestamps.length === 0) || (this.#view === d && this.#viewFrom + this.count === from)) {
+      if (this.count === 0) {
+        this.#view = d;
+        this.#viewFrom = from;
+      }
+      this.count += n;
+      return;
+    }
+    this.reserve(n);
+    this.#copy(d, from, n);
+  }
+
+  /** Copies the records it views into arrays of its own, with room for `more`. */
+  #own(more: number): void {
+    const d = this.#view!;
+    const from = this.#viewFrom;
+    const n = this.count;
+    this.#view = null;
+    this.count = 0;
+    this.reserve(n + more);
+    this.#copy(d, from, n);
+  }
+
+  /** Appends records [from, from + n) of `d` to its own arrays (room made). */
+  #copy(d: DecodedChunk, from: number, n: number): void {
+    const at = this.count;
+    const to = from + n;
+    this.timestamps.set(d.timestamps.subarray(from, to), at);
+    this.keyStarts.set(d.keyStarts.subarray(from, to), at);
+    this.keyEnds.set(d.keyEnds.subarray(from, to), at);
+    this.valueStarts.set(d.valueStarts.subarray(from, to), at);
+    this.valueEnds.set(d.valueEnds.subarray(from, to), at);
+    this.headerStarts.set(d.headerStarts.subarray(from, to), at);
+    this.count = at + n;
+  }
+
   finish(topic: string, partition: number): RecordBlock {
+    const d = this.#view;
+    const from = this.#viewFrom;
+    const to = from + this.count;
     return {
       topic,
       partition,
       buf: this.buf,
       count: this.count,
       baseOffset: this.baseOffset,
-      timestamps: this.timestamps,
-      keyStarts: this.keyStarts,
-      keyEnds: this.keyEnds,
-      valueStarts: this.valueStarts,
-      valueEnds: this.valueEnds,
-      headerStarts: this.headerStarts,
+      timestamps: d === null ? this.timestamps : d.timestamps.subarray(from, to),
+      keyStarts: d === null ? this.keyStarts : d.keyStarts.subarray(from, to),
+      keyEnds: d === null ? this.keyEnds : d.keyEnds.subarray(from, to),
+      valueStarts: d === null ? this.valueStarts : d.valueStarts.subarray(from, to),
+      valueEnds: d === null ? this.valueEnds : d.valueEnds.subarray(from, to),
+      headerStarts: d === null ? this.headerStarts : d.headerStarts.subarray(from, to),
     };
   }
 }
@@ -113,6 +168,7 @@ export function recordBlockOf(records: readonly LogRecord[]): RecordBlock | null
   }
   const buf = Buffer.alloc(size + 10 * records.length);
   const b = new RecordBlockBuilder(buf, first.offset, records.length);
+  b.reserve(records.length);
   let p = 0;
   for (const [i, r] of records.entries()) {
     if (r.offset !== first.offset + i) throw new RangeError(`records must have consecutive offsets (${r.offset} after ${first.offset + i - 1})`);
@@ -195,20 +251,7 @@ export class RecordListSink implements RecordSink {
  */
 function takeDecoded(d: DecodedChunk, batch: number, header: BatchHeader, fromOffset: number, out: RecordBlockBuilder, max: number): RecordCursor {
   const skip = Math.max(0, fromOffset - header.baseOffset);
-  const n = Math.min(header.recordCount - skip, max);
-  if (n > 0) {
-    out.reserve(n);
-    const from = d.meta[batch * 4 + 2]! + skip;
-    const to = from + n;
-    const at = out.count;
-    out.timestamps.set(d.timestamps.subarray(from, to), at);
-    out.keyStarts.set(d.keyStarts.subarray(from, to), at);
-    out.keyEnds.set(d.keyEnds.subarray(from, to), at);
-    out.valueStarts.set(d.valueStarts.subarray(from, to), at);
-    out.valueEnds.set(d.valueEnds.subarray(from, to), at);
-    out.headerStarts.set(d.headerStarts.subarray(from, to), at);
-    out.count = at + n;
-  }
+  out.takeDecoded(d, d.meta[batch * 4 + 2]! + skip, Math.min(header.recordCount - skip, max));
   return { offset: header.baseOffset, position: d.meta[batch * 4]! + BATCH_HEADER_BYTES };
 }
 
