@@ -357,7 +357,7 @@
   ;; one case-folded key; else 0 (invalid, or for the general scanner to decide).
   (func $record (param $p i32) (param $e i32) (param $out i32) (param $nf i32) (result i32)
     (local $f i32) (local $ks i32) (local $len i32) (local $c i32) (local $m i32) (local $ki i32) (local $tp i32)
-    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32) (local $ce i32) (local $run i32)
+    (local $hits i32) (local $slot i32) (local $exact i32) (local $vs i32) (local $rec i32) (local $flags i32) (local $h i32) (local $q i32) (local $ce i32) (local $run i32) (local $v v128)
     (block $cleared (loop $l
       (br_if $cleared (i32.ge_u (local.get $f) (local.get $nf)))
       (i32.store offset=8 (i32.add (local.get $out) (i32.mul (local.get $f) (i32.const 24))) (i32.const 0))
@@ -398,9 +398,10 @@
         ;; the key: plain ASCII up to its quote, sixteen bytes at a time (else the general scanner decides)
         (loop $k
           (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
-          (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
-                                                          (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
-                                                 (i8x16.lt_s (v128.load (local.get $p)) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
+          (local.set $v (v128.load (local.get $p)))
+          (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (local.get $v) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
+                                                          (i8x16.eq (local.get $v) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
+                                                 (i8x16.lt_s (local.get $v) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
           (if (i32.eqz (local.get $m)) (then (local.set $p (i32.add (local.get $p) (i32.const 16))) (br $k)))
           (local.set $p (i32.add (local.get $p) (i32.ctz (local.get $m))))
           (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
@@ -444,9 +445,10 @@
           (local.set $p (i32.add (local.get $p) (i32.const 1)))
           (loop $s
             (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
-            (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
-                                                            (i8x16.eq (v128.load (local.get $p)) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
-                                                   (i8x16.lt_s (v128.load (local.get $p)) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
+            (local.set $v (v128.load (local.get $p)))
+            (local.set $m (i8x16.bitmask (v128.or (v128.or (i8x16.eq (local.get $v) (v128.const i8x16 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34 34))
+                                                            (i8x16.eq (local.get $v) (v128.const i8x16 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92 92)))
+                                                   (i8x16.lt_s (local.get $v) (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))))
             (if (i32.eqz (local.get $m)) (then (local.set $p (i32.add (local.get $p) (i32.const 16))) (br $s))))
           (local.set $p (i32.add (local.get $p) (i32.ctz (local.get $m))))
           (if (i32.ge_u (local.get $p) (local.get $e)) (then (return (i32.const 0))))
