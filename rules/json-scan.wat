@@ -435,6 +435,7 @@
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (if (i32.le_u (i32.load8_u (local.get $p)) (i32.const 32)) (then (local.set $p (call $ws (local.get $p) (local.get $e)))))
       (local.set $ki (i32.add (local.get $ki) (i32.const 1)))
+      ;; a key filling several fields: the general scanner decides
       (if (i32.gt_u (local.get $hits) (i32.const 1)) (then (return (i32.const 0))))
       ;; the value: plain ASCII strings here, anything else through the scanners above
       (local.set $vs (local.get $p))
