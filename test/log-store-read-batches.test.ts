@@ -50,6 +50,21 @@ async function viaRead(log: LogStoreApi, topic: string, partition: number, offse
   return { records: res.records.map(copy), nextOffset: res.nextOffset };
 }
 
+/** Appends readings 0 .. n-1 to partition 0 of `topic`, `per` to a log batch. */
+async function appendReadings(log: LogStoreApi, topic: string, n: number, per: number): Promise<void> {
+  for (let at = 0; at < n; at += per) await log.appendBatch(topic, Array.from({ length: per }, (_, k) => ({ ...reading(at + k), partition: 0 })));
+}
+
+/** The values of a block's records, as text, read in place. */
+function blockValues(b: RecordBlock): string[] {
+  return Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
+}
+
+/** The values of readings from .. from + count - 1. */
+function readingValues(from: number, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => reading(from + i).value as string);
+}
+
 function segmentLogs(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => join(dir, f));
 }
@@ -112,8 +127,8 @@ describe.each([
     for (let at = 0; at < n; at += 100) {
       for (const partition of [0, 1]) await log.appendBatch('t', Array.from({ length: 100 }, (_, k) => ({ ...reading(at + k), partition })));
     }
-    const values = (blocks: readonly RecordBlock[]): string[] => blocks.flatMap((b) => Array.from({ length: b.count }, (_, i) => blockRecord(b, i).value.toString()));
-    const want = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => reading(from + i).value as string);
+    const values = (blocks: readonly RecordBlock[]): string[] => blocks.flatMap(blockValues);
+    const want = (from: number, to: number): string[] => readingValues(from, to - from);
     // blocks never handed back (read to hand back, and read without), and records read with `read` (views of their buffer)
     const held = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1, handBack: true });
     const first = await log.readBatches('t', 0, 1500, { maxRecords: 100, maxBytes: 1, handBack: true });
@@ -157,9 +172,7 @@ describe.each([
     await log.createTopic('t', { fsync: 'never' });
     const n = 3000;
     // one segment, log batches of 10 readings (about 1.2 KB): a buffer of 64 KiB holds about 50 of them
-    for (let at = 0; at < n; at += 10) await log.appendBatch('t', Array.from({ length: 10 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
-    const values = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
-    const want = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => reading(from + i).value as string);
+    await appendReadings(log, 't', n, 10);
     // a small read leaves the segment a buffer; handed back, that buffer now has no block out
     const small = await log.readBatches('t', 0, 0, { maxRecords: 10, maxBytes: 1, handBack: true });
     log.releaseBlocks(small.blocks);
@@ -167,7 +180,7 @@ describe.each([
     const across = await log.readBatches('t', 0, 10, { maxRecords: 1000, maxBytes: 200_000, handBack: true });
     expect(across.blocks.length).toBeGreaterThanOrEqual(2);
     expect(across.blocks[0]!.buf.buffer).toBe(small.blocks[0]!.buf.buffer);
-    const held = across.blocks.map((b) => ({ block: b, text: values(b) }));
+    const held = across.blocks.map((b) => ({ block: b, text: blockValues(b) }));
     // many more reads with buffers of that size, each handed back: none may read into the first block's buffer
     for (let off = across.nextOffset; off < n; ) {
       const res = await log.readBatches('t', 0, off, { maxRecords: 10, maxBytes: 1, handBack: true });
@@ -177,8 +190,8 @@ describe.each([
     let at = 10;
     for (const { block, text } of held) {
       expect(block.buf.buffer.byteLength).toBeGreaterThan(0);
-      expect(values(block)).toEqual(text);
-      expect(text).toEqual(want(at, block.count));
+      expect(blockValues(block)).toEqual(text);
+      expect(text).toEqual(readingValues(at, block.count));
       at += block.count;
     }
     log.releaseBlocks(across.blocks);
@@ -189,9 +202,7 @@ describe.each([
     await log.createTopic('t', { fsync: 'never' });
     const n = 4000;
     // one segment, log batches of 10 readings (about 1.2 KB)
-    for (let at = 0; at < n; at += 10) await log.appendBatch('t', Array.from({ length: 10 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
-    const values = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
-    const want = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => reading(from + i).value as string);
+    await appendReadings(log, 't', n, 10);
     const chunksBefore = decodeWorkerChunks();
     let shorterViews = 0;
     const buffers = new Set<Buffer>();
@@ -201,7 +212,7 @@ describe.each([
       const res = await log.readBatches('t', 0, off, { maxRecords: 5000, maxBytes: sizes[k % sizes.length]!, handBack: true });
       let at = off;
       for (const block of res.blocks) {
-        expect(values(block)).toEqual(want(at, block.count));
+        expect(blockValues(block)).toEqual(readingValues(at, block.count));
         at += block.count;
         if (block.buf.buffer.byteLength > block.buf.length) shorterViews++;
         buffers.add(block.buf);
@@ -221,7 +232,7 @@ describe.each([
     await log.createTopic('t', { fsync: 'never', indexIntervalBytes: 4096 });
     const n = 2000;
     // log batches of 100 readings (about 12 KB): buffers of 64 KiB and an index interval end inside one
-    for (let at = 0; at < n; at += 100) await log.appendBatch('t', Array.from({ length: 100 }, (_, k) => ({ ...reading(at + k), partition: 0 })));
+    await appendReadings(log, 't', n, 100);
     const lengths: number[] = [];
     let last: Buffer | null = null;
     // one batch a read: each buffer is read from where the batch that did not fit in the one before starts
