@@ -6,7 +6,8 @@
  *
  * `decodeChunk` is self-contained on purpose: the worker runs its source
  * text (`decodeChunk.toString()`), so it references nothing outside its body
- * (the CRC function comes in as an argument) and declares no inner functions.
+ * (the CRC function comes in as an argument); its one inner function closes
+ * over nothing.
  *
  * It only ever says less than the reader's own checks would: a batch it
  * marks good (CRC matches, every record decoded) is one `batchCrcOk` and
@@ -33,6 +34,22 @@ export interface DecodedChunk extends Omit<RecordPositions, 'count' | 'reserve'>
 
 /** Checks and decodes the batches in `buf`, from its first byte while a whole batch follows (the record-batch.ts format). */
 export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
+  // The varint at d (at most 8 bytes, none at or past end): its value, its end in at[0]; -1 when it is not one. Declared
+  // here (the worker runs this function's text alone) and closing over nothing.
+  function longVarint(buf: Uint8Array, d: number, end: number, at: Int32Array): number {
+    let v = 0;
+    let mul = 1;
+    for (let k = 0; k < 8 && d < end; k++, mul *= 128) {
+      const x = buf[d++]!;
+      v += (x & 0x7f) * mul;
+      if (x < 0x80) {
+        at[0] = d;
+        return v;
+      }
+    }
+    return -1;
+  }
+  const at = new Int32Array(1);
   const size = buf.length;
   // first pass: how many batches lie whole in the chunk, and their records
   let p = 0;
@@ -81,56 +98,42 @@ export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
           break;
         }
         let d = q + 4;
-        // the record's varints in order, each of at most 8 bytes (mostly one): timestamp delta, key length, value length,
-        // header count, then per header two lengths; written out one after another, not a loop over steps
+        // the record's varints in order (timestamp delta, key length, value length, header count, then per header two
+        // lengths), one after another; the first four read here when of one or two bytes (written out: a loop over
+        // the steps, or a call for each, took 13-20% longer, measured), longer ones and the headers' through longVarint
         let x = 0;
+        let y = 0;
         let v = 0;
         // the timestamp delta, zigzag
-        if (d >= recEnd) {
+        x = d < recEnd ? buf[d]! : 0x80;
+        y = d + 1 < recEnd ? buf[d + 1]! : 0x80;
+        if (x < 0x80) {
+          v = x;
+          d += 1;
+        } else if (y < 0x80) {
+          v = (x & 0x7f) + y * 128;
+          d += 2;
+        } else if ((v = longVarint(buf, d, recEnd, at)) >= 0) {
+          d = at[0]!;
+        } else {
           decoded = -1;
           break;
-        }
-        x = buf[d++]!;
-        if (x < 0x80) v = x;
-        else {
-          v = x & 0x7f;
-          for (let k = 1, mul = 128; ; k++, mul *= 128) {
-            if (k === 8 || d >= recEnd) {
-              v = -1;
-              break;
-            }
-            x = buf[d++]!;
-            v += (x & 0x7f) * mul;
-            if (x < 0x80) break;
-          }
-          if (v < 0) {
-            decoded = -1;
-            break;
-          }
         }
         timestamps[r + i] = first + (v % 2 === 0 ? v / 2 : -(v + 1) / 2);
         // the key length + 1 (0: no key)
-        if (d >= recEnd) {
+        x = d < recEnd ? buf[d]! : 0x80;
+        y = d + 1 < recEnd ? buf[d + 1]! : 0x80;
+        if (x < 0x80) {
+          v = x;
+          d += 1;
+        } else if (y < 0x80) {
+          v = (x & 0x7f) + y * 128;
+          d += 2;
+        } else if ((v = longVarint(buf, d, recEnd, at)) >= 0) {
+          d = at[0]!;
+        } else {
           decoded = -1;
           break;
-        }
-        x = buf[d++]!;
-        if (x < 0x80) v = x;
-        else {
-          v = x & 0x7f;
-          for (let k = 1, mul = 128; ; k++, mul *= 128) {
-            if (k === 8 || d >= recEnd) {
-              v = -1;
-              break;
-            }
-            x = buf[d++]!;
-            v += (x & 0x7f) * mul;
-            if (x < 0x80) break;
-          }
-          if (v < 0) {
-            decoded = -1;
-            break;
-          }
         }
         if (v === 0) {
           keyStarts[r + i] = -1;
@@ -145,27 +148,19 @@ export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
           keyEnds[r + i] = d;
         }
         // the value length
-        if (d >= recEnd) {
+        x = d < recEnd ? buf[d]! : 0x80;
+        y = d + 1 < recEnd ? buf[d + 1]! : 0x80;
+        if (x < 0x80) {
+          v = x;
+          d += 1;
+        } else if (y < 0x80) {
+          v = (x & 0x7f) + y * 128;
+          d += 2;
+        } else if ((v = longVarint(buf, d, recEnd, at)) >= 0) {
+          d = at[0]!;
+        } else {
           decoded = -1;
           break;
-        }
-        x = buf[d++]!;
-        if (x < 0x80) v = x;
-        else {
-          v = x & 0x7f;
-          for (let k = 1, mul = 128; ; k++, mul *= 128) {
-            if (k === 8 || d >= recEnd) {
-              v = -1;
-              break;
-            }
-            x = buf[d++]!;
-            v += (x & 0x7f) * mul;
-            if (x < 0x80) break;
-          }
-          if (v < 0) {
-            decoded = -1;
-            break;
-          }
         }
         if (v > recEnd - d) {
           decoded = -1;
@@ -176,52 +171,28 @@ export function decodeChunk(buf: Uint8Array, crc32: Crc32): DecodedChunk {
         valueEnds[r + i] = d;
         headerStarts[r + i] = d;
         // the header count
-        if (d >= recEnd) {
+        x = d < recEnd ? buf[d]! : 0x80;
+        y = d + 1 < recEnd ? buf[d + 1]! : 0x80;
+        if (x < 0x80) {
+          v = x;
+          d += 1;
+        } else if (y < 0x80) {
+          v = (x & 0x7f) + y * 128;
+          d += 2;
+        } else if ((v = longVarint(buf, d, recEnd, at)) >= 0) {
+          d = at[0]!;
+        } else {
           decoded = -1;
           break;
         }
-        x = buf[d++]!;
-        if (x < 0x80) v = x;
-        else {
-          v = x & 0x7f;
-          for (let k = 1, mul = 128; ; k++, mul *= 128) {
-            if (k === 8 || d >= recEnd) {
-              v = -1;
-              break;
-            }
-            x = buf[d++]!;
-            v += (x & 0x7f) * mul;
-            if (x < 0x80) break;
-          }
+        // each header's name and value length
+        for (let left = v * 2; left > 0; left--) {
+          v = longVarint(buf, d, recEnd, at);
           if (v < 0) {
             decoded = -1;
             break;
           }
-        }
-        for (let left = v * 2; left > 0; left--) {
-          // a header name or value length
-          if (d >= recEnd) {
-            decoded = -1;
-            break;
-          }
-          x = buf[d++]!;
-          if (x < 0x80) v = x;
-          else {
-            v = x & 0x7f;
-            for (let k = 1, mul = 128; ; k++, mul *= 128) {
-              if (k === 8 || d >= recEnd) {
-                v = -1;
-                break;
-              }
-              x = buf[d++]!;
-              v += (x & 0x7f) * mul;
-              if (x < 0x80) break;
-            }
-            if (v < 0) {
-              decoded = -1;
-              break;
-            }
-          }
+          d = at[0]!;
           if (v > recEnd - d) {
             decoded = -1;
             break;
