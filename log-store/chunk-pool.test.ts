@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ManualTimers } from '../test/support/log-store-fixtures.ts';
 import { ChunkPool } from './chunk-pool.ts';
 
 describe('ChunkPool', () => {
@@ -91,7 +92,7 @@ describe('ChunkPool', () => {
   });
 
   it('keeps idle chunks up to its limit, and hands out the one idle longest first', () => {
-    const pool = new ChunkPool(2500);
+    const pool = new ChunkPool({ maxPooledBytes: 2500 });
     const chunks = [pool.take(1000), pool.take(1000), pool.take(1000)];
     for (const c of chunks) {
       pool.track(c);
@@ -103,14 +104,81 @@ describe('ChunkPool', () => {
     expect(pool.take(1000).buffer).not.toBe(chunks[2]!.buffer);
   });
 
-  it('drops its idle chunks when told a reader caught up', () => {
-    const pool = new ChunkPool();
-    const chunk = pool.take(1000);
+  it('over its limit, drops its shortest idle chunks: a short read can take the start of a long one', () => {
+    const pool = new ChunkPool({ maxPooledBytes: 5000 });
+    const [a, b, c, d] = [pool.take(1000), pool.take(1500), pool.take(3000), pool.take(6000)];
+    for (const x of [a, b, c, d]) {
+      pool.track(x);
+      pool.uncache(x);
+    }
+    // c came back to 2500 idle bytes: a went; d is longer than the limit
+    expect(pool.idleBytes).toBe(4500);
+    expect(pool.take(2000).buffer).toBe(c.buffer);
+    expect(pool.take(1000).buffer).toBe(b.buffer);
+    expect(pool.take(1000).buffer).not.toBe(a.buffer);
+  });
+
+  /** A chunk of `length` bytes taken from `pool` and idle again (its segment moved on). */
+  function idleChunk(pool: ChunkPool, length: number): Buffer {
+    const chunk = pool.take(length);
     pool.track(chunk);
     pool.uncache(chunk);
+    return chunk;
+  }
+
+  it('drops its idle chunks at once when told a reader caught up, with no trim delay', () => {
+    const pool = new ChunkPool({ trimDelayMs: 0 });
+    const chunk = idleChunk(pool, 1000);
     expect(pool.idleBytes).toBe(1000);
-    pool.trimIdle();
+    pool.caughtUp();
     expect(pool.idleBytes).toBe(0);
     expect(pool.take(1000).buffer).not.toBe(chunk.buffer);
+  });
+
+  it('drops its idle chunks a trim delay after a reader caught up', () => {
+    const timers = new ManualTimers();
+    const pool = new ChunkPool({ timers });
+    idleChunk(pool, 1000);
+    pool.caughtUp();
+    pool.caughtUp();
+    expect(timers.pending.size).toBe(1);
+    expect(pool.idleBytes).toBe(1000);
+    timers.fireAll();
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('keeps them when a big read took one meanwhile (another pass), and drops them after that pass catches up', () => {
+    const timers = new ManualTimers();
+    const pool = new ChunkPool({ timers });
+    const big = idleChunk(pool, 2 << 20);
+    pool.caughtUp();
+    // the next pass's first read reuses the chunk, and gives it back
+    expect(idleChunk(pool, 1 << 20).buffer).toBe(big.buffer);
+    timers.fireAll();
+    expect(pool.idleBytes).toBe(2 << 20);
+    pool.caughtUp();
+    timers.fireAll();
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('drops them though small reads (a reader following the end) take them meanwhile', () => {
+    const timers = new ManualTimers();
+    const pool = new ChunkPool({ timers });
+    const big = idleChunk(pool, 2 << 20);
+    pool.caughtUp();
+    expect(idleChunk(pool, 4096).buffer).toBe(big.buffer);
+    expect(pool.idleBytes).toBe(2 << 20);
+    timers.fireAll();
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('drops them, and its pending trim, when closed', () => {
+    const timers = new ManualTimers();
+    const pool = new ChunkPool({ timers });
+    idleChunk(pool, 1000);
+    pool.caughtUp();
+    pool.close();
+    expect(pool.idleBytes).toBe(0);
+    expect(timers.pending.size).toBe(0);
   });
 });

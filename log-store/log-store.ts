@@ -92,7 +92,7 @@ class LogStore implements LogStoreApi {
   private readonly retentionCheckIntervalMs: number;
   private readonly disk: DiskGuard;
   private readonly pool = new BufferPool();
-  private readonly chunks = new ChunkPool();
+  private readonly chunks: ChunkPool;
   private readonly topicMap = new Map<string, TopicState>();
   private readonly consumers = new Map<string, Promise<ConsumerPositions>>();
   private lock: HeldLock | null = null;
@@ -106,6 +106,7 @@ class LogStore implements LogStoreApi {
     this.fs = options.fs ?? nodeFileSystem;
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
+    this.chunks = new ChunkPool({ timers: this.timers });
     this.logger = options.logger ?? silentLogger;
     this.readOnly = options.readOnly ?? false;
     this.decodeOffloadBytes = options.decodeOffloadBytes ?? 1 << 20;
@@ -127,6 +128,7 @@ class LogStore implements LogStoreApi {
       for (const [name, config] of topics) await this.openTopic(name, config);
     } catch (err) {
       await this.closePartitions();
+      this.chunks.close();
       await this.lock?.release();
       throw err;
     }
@@ -520,6 +522,7 @@ class LogStore implements LogStoreApi {
       await this.retentionRun?.catch(() => {});
       await this.metaChain;
       await this.closePartitions();
+      this.chunks.close();
       await this.lock?.release();
       this.lock = null;
     })();

@@ -529,7 +529,7 @@ export class Partition {
       next = r.nextOffset;
     }
     // caught up: the read buffers kept for a reader going through the log can go (see ChunkPool)
-    if (next >= this.endOffset) this.deps.chunks.trimIdle();
+    if (next >= this.endOffset) this.deps.chunks.caughtUp();
     return sink.count > 0 ? sink.nextOffset : offset;
   }
 

@@ -10,7 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { blockRecord, type LogRecord, type LogStoreApi, type ReadOptions, type RecordBlock, type RecordInput } from '../log-store/index.ts';
 import { encodeBatch, readBatchHeader, sealBatch } from '../log-store/record-batch.ts';
 import { decodeWorker, decodeWorkerChunks, killDecodeWorker } from '../log-store/decode-worker.ts';
-import { Fixtures, reading } from './support/log-store-fixtures.ts';
+import { Fixtures, ManualTimers, reading } from './support/log-store-fixtures.ts';
 import { seededRandom } from './support/seeded-random.ts';
 
 const fx = new Fixtures();
@@ -120,7 +120,8 @@ describe.each([
   });
 
   it('reads into a buffer again only once every block over it was handed back and no read took records from it', async () => {
-    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes });
+    const timers = new ManualTimers();
+    const log = await fx.open({ dataDir: fx.tempDir(), decodeOffloadBytes, timers });
     await log.createTopic('t', { partitions: 2, fsync: 'never' });
     const n = 6000;
     // the same readings in both partitions, in log batches of 100 (about 11 KB): a read buffer of 64 KiB holds several
@@ -162,7 +163,10 @@ describe.each([
     const bytes = (b: RecordBlock): string[] => Array.from({ length: b.count }, (_, i) => b.buf.toString('utf8', b.valueStarts[i]!, b.valueEnds[i]!));
     const reused = released.filter(({ block, text }) => block.buf.buffer.byteLength === 0 || bytes(block).join() !== text.join());
     expect(reused.length).toBeGreaterThan(0);
-    // the last reads reached the end of the log: the idle buffers were dropped, a read from the start gets a new one
+    // the last reads reached the end of the log: the idle buffers are dropped after a delay (the pool's one timer), and a read
+    // from the start then gets a new one
+    expect(timers.pending.size).toBe(1);
+    timers.fireAll();
     const again = await log.readBatches('t', 0, 0, { maxRecords: 100, maxBytes: 1, handBack: true });
     expect(released.some(({ block }) => block.buf.buffer === again.blocks[0]!.buf.buffer)).toBe(false);
   });
