@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,13 @@ afterEach(async () => {
 });
 
 describe('state store', () => {
+  it('refuses a file that is not an SQLite database, naming it', async () => {
+    const file = join(dir, 'r.sqlite');
+    await writeFile(file, 'not a database, but long enough to have a header of one: '.repeat(20));
+    await expect(openStateStore(file)).rejects.toMatchObject({ code: 'RULES_STATE', context: { file } });
+    await expect(openStateStore(file)).rejects.toThrow(/^cannot open state file: .*not a database/);
+  });
+
   it('is empty at first, then returns exactly what was committed after a reopen', async () => {
     const file = join(dir, 'r.sqlite');
     let store = await openStateStore(file);
