@@ -43,6 +43,7 @@
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
+import { addonCrc32c } from '../log-store/crc32.ts';
 import type { RecordBlock } from '../log-store/index.ts';
 
 const gzip = promisify(gzipCallback);
@@ -101,13 +102,24 @@ const CRC32C_TABLES: Int32Array = (() => {
 /** Whether this machine stores integers little-endian (then whole words are read at once). */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** Ranges this long or longer go to the SIMD addon, when it loads (see log-store/crc32.ts). */
+const ADDON_CRC32C_BYTES = 512;
+
 /**
  * CRC-32C of bytes [start, end) of `buf` (unsigned 32-bit). Pass a previous
- * result as `crc` to continue it. Slice-by-8; on little-endian machines the
- * aligned middle of a long range is read as 32-bit words (2 loads per 8
- * bytes instead of 8).
+ * result as `crc` to continue it. Ranges of ADDON_CRC32C_BYTES or more go to
+ * `@node-rs/crc32` (SIMD), when it loads; the rest to `crc32cTables`.
  */
 export function crc32c(buf: Uint8Array, start = 0, end = buf.length, crc = 0): number {
+  if (addonCrc32c !== null && end - start >= ADDON_CRC32C_BYTES) return addonCrc32c(buf.subarray(start, end), crc) >>> 0;
+  return crc32cTables(buf, start, end, crc);
+}
+
+/**
+ * `crc32c` by slice-by-8; on little-endian machines the aligned middle of a
+ * long range is read as 32-bit words (2 loads per 8 bytes instead of 8).
+ */
+export function crc32cTables(buf: Uint8Array, start = 0, end = buf.length, crc = 0): number {
   const t = CRC32C_TABLES;
   let c = ~crc;
   let i = start;

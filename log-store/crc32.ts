@@ -1,6 +1,7 @@
 /**
  * CRC-32 (zlib's: the record batch format's checksum, see README.md) for
- * the log store. The one module that picks its implementation:
+ * the log store, and the SIMD CRC-32C for the Kafka encoder: the one module
+ * that loads `@node-rs/crc32`. For CRC-32 it picks the implementation:
  *
  * - inputs of 4 KiB or more go to `@node-rs/crc32` (crc32fast,
  *   carry-less multiplication): 6.6-7.6 GB/s against 2.8 for `node:zlib`
@@ -48,3 +49,12 @@ export const crc32: Crc32 = pickCrc32(zlibCrc32, SIMD_CRC32_MODULE === null ? nu
 
 /** Whether big inputs go to the addon here (tests, logs). */
 export const simdCrc32 = SIMD_CRC32_MODULE !== null;
+
+/**
+ * The addon's CRC-32C (Castagnoli: Kafka's record batch checksum, which the
+ * replicator computes), `crc32c(data, value)` as `Crc32`; null where the
+ * addon does not load. Measured here against the Kafka encoder's
+ * slice-by-8: 3.7 against 1.15 GB/s over 64 KiB, 273 against 450 ns for
+ * 512 bytes, 226 against 276 for 256 (kafka-produce-encoder.ts picks).
+ */
+export const addonCrc32c: Crc32 | null = SIMD_CRC32_MODULE === null ? null : (require(SIMD_CRC32_MODULE) as { crc32c: Crc32 }).crc32c;
