@@ -34,16 +34,12 @@
  * of a pass, the bench's filter rule faulted in 2,700-3,600 pages a run
  * (four runs in one process) instead of 7,000-12,000.
  */
+import type { Timers } from './types.ts';
+
 /** A read this long or longer that takes an idle chunk keeps the pool from trimming (a pass through the log, not a reader following its end). */
 const REUSE_BYTES = 1 << 20;
 
-/** The timers the pool's trim runs on (the store's, see types.ts). */
-interface PoolTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const nodeTimers: PoolTimers = {
+const nodeTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
@@ -53,7 +49,8 @@ export interface ChunkPoolOptions {
   maxPooledBytes?: number;
   /** How long idle chunks stay after a reader caught up (default 2000 ms; 0: dropped at once). */
   trimDelayMs?: number;
-  timers?: PoolTimers;
+  /** What the trim is scheduled with (the store's). */
+  timers?: Timers;
 }
 
 export class ChunkPool {
@@ -67,7 +64,7 @@ export class ChunkPool {
 
   readonly #maxPooledBytes: number;
   readonly #trimDelayMs: number;
-  readonly #timers: PoolTimers;
+  readonly #timers: Timers;
   /** The pending trim (see `caughtUp`), and whether a big read took an idle chunk since a reader last caught up. */
   #trim: unknown = null;
   #reused = false;

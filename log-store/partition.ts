@@ -528,7 +528,7 @@ export class Partition {
       bytes += r.bytes;
       next = r.nextOffset;
     }
-    // caught up: the read buffers kept for a reader going through the log can go (see ChunkPool)
+    // caught up: the read buffers kept for a reader going through the log go soon (see ChunkPool)
     if (next >= this.endOffset) this.deps.chunks.caughtUp();
     return sink.count > 0 ? sink.nextOffset : offset;
   }
