@@ -325,6 +325,38 @@ describe('BlockFieldScanner', () => {
     }
   });
 
+  it('a closed scanner\'s memory goes to the next scanner of as many fields, which reads its own fields (not what the first one\'s caches and key templates held); the closed one refuses to scan', () => {
+    BlockFieldScanner.dropIdleMemories();
+    const a = new BlockFieldScanner([{ name: 'colour', caseSensitive: false }, { name: 'id', caseSensitive: true }]);
+    const reading = Buffer.from('{"colour":"RED","id":"aa-1"}');
+    // the first scan makes RED and aa-1, entered in the caches before the second, which finds them there
+    expect(scanBlock(a, [reading])).toEqual([['RED', 'aa-1']]);
+    expect(scanBlock(a, [reading])).toEqual([['RED', 'aa-1']]);
+    a.close();
+    a.close();
+    expect(BlockFieldScanner.idleMemories()).toBe(1);
+    // one field: another memory
+    const c = new BlockFieldScanner([{ name: 'colour', caseSensitive: false }]);
+    expect(BlockFieldScanner.idleMemories()).toBe(1);
+    // as many fields, other names; the first one's strings swapped between its fields
+    const b = new BlockFieldScanner([{ name: 'id', caseSensitive: true }, { name: 'colour', caseSensitive: false }]);
+    expect(BlockFieldScanner.idleMemories()).toBe(0);
+    const swapped = [Buffer.from('{"colour":"aa-1","id":"RED"}'), Buffer.from('{"id":"x","colour":"RED"}'), reading];
+    expect(scanBlock(b, swapped)).toEqual([['RED', 'aa-1'], ['x', 'RED'], ['aa-1', 'RED']]);
+    expect(scanBlock(b, swapped)).toEqual([['RED', 'aa-1'], ['x', 'RED'], ['aa-1', 'RED']]);
+    expect(scanBlock(c, [reading])).toEqual([['RED']]);
+    expect(() => scanBlock(a, [reading])).toThrow(/closed/);
+  });
+
+  it('keeps at most two closed scanners\' memories', () => {
+    BlockFieldScanner.dropIdleMemories();
+    const three = Array.from({ length: 3 }, () => new BlockFieldScanner([{ name: 'a', caseSensitive: true }]));
+    for (const scanner of three) scanner.close();
+    expect(BlockFieldScanner.idleMemories()).toBe(2);
+    BlockFieldScanner.dropIdleMemories();
+    expect(BlockFieldScanner.idleMemories()).toBe(0);
+  });
+
   it('takes up to 16 fields of up to 112 bytes', () => {
     expect(BlockFieldScanner.supports([])).toBe(false);
     expect(BlockFieldScanner.supports(Array.from({ length: 16 }, (_, i) => ({ name: `f${i}`, caseSensitive: false })))).toBe(true);
@@ -488,6 +520,32 @@ describe('BlockFieldScanner with the scan worker (blocks in slices over two thre
     scanner.close();
     const { byWorker, here } = scanner.slices();
     expect(byWorker + here).toBe(slices);
+  });
+
+  it('a closed scanner\'s memory that the worker scanned in goes to the next scanner of as many fields: block after block, each record gets what one thread alone gives', () => {
+    BlockFieldScanner.dropIdleMemories();
+    const texts = (round: number): string[] =>
+      Array.from({ length: 300 }, (_, i) => JSON.stringify({ reading_ts: `2020-02-14T12:00:${10 + round}Z`, sensor_id: i % 5 ? `aa-${i % 7}` : 'RED', colour: i % 4 ? 'BLUE' : `aa-${i % 3}` }));
+    const first = new BlockFieldScanner(fields, { worker: true, sliceRecords: 16 });
+    const renamed: ValueField[] = [{ name: 'colour', caseSensitive: false }, { name: 'reading_ts', caseSensitive: true }, { name: 'sensor_id', caseSensitive: false }];
+    for (const [scanner, fieldsOf] of [[first, fields], [null, renamed]] as const) {
+      const s = scanner ?? new BlockFieldScanner(fieldsOf, { worker: true, sliceRecords: 16 });
+      if (scanner === null) expect(BlockFieldScanner.idleMemories()).toBe(0);
+      const one = scannerFor(fieldsOf, { worker: false });
+      for (let round = 0; round < 4; round++) {
+        const [buf, starts, ends] = layout(texts(round).map((t) => Buffer.from(t)));
+        one.scan(buf, starts, ends, 300);
+        s.scan(buf, starts, ends, 300);
+        for (let i = 0; i < 300; i++) {
+          const a: unknown[] = [];
+          const b: unknown[] = [];
+          expect(s.fill(i, a)).toBe(one.fill(i, b));
+          expect(a).toEqual(b);
+        }
+      }
+      s.close();
+      expect(BlockFieldScanner.idleMemories()).toBe(1);
+    }
   });
 
   it('a block read at once takes back the slices the worker has not started (each slice is scanned once)', () => {
