@@ -34,7 +34,7 @@
  */
 import { JSON_SCAN_WASM } from './json-scan-wasm.ts';
 import { StringCache, type ValueField } from './field-extractor.ts';
-import { JOB_WORDS, MAX_SLICES, SCRATCH, SLICE_DONE, SLICE_FAILED, SLICE_FREE, SLICE_MAIN, SLICE_WORKER, type ScanWorker, scanWorker } from './scan-worker.ts';
+import { JOB_WORDS, MAX_SLICES, SCRATCH, SCRATCH_BYTES, SLICE_DONE, SLICE_FAILED, SLICE_FREE, SLICE_MAIN, SLICE_WORKER, type ScanWorker, scanWorker } from './scan-worker.ts';
 
 /** The parts of the WebAssembly API used here (the project's TypeScript libraries do not declare it). */
 interface WasmMemory {
@@ -223,6 +223,9 @@ export class BlockFieldScanner {
     if (idle >= 0) {
       this.#bytes.fill(0, CACHES, CACHES + fields.length * CACHE_BYTES);
       this.#blocks = Atomics.load(this.#ints, this.#jobsAt >> 2);
+      // and the worker's key template cleared, as its `bind` does: a scan message for the closed scanner that the worker
+      // takes a slice of this one's first block with (see scan-worker.ts) then matches keys to these fields, not to those
+      this.#bytes.fill(0xff, SCRATCH + SCRATCH_BYTES, SCRATCH + 2 * SCRATCH_BYTES);
     }
     this.#strideWords = 2 + fields.length * 6;
   }
