@@ -131,12 +131,12 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
     new Promise<void>((resolve, reject) => db.run(sql, params, (err) => (err ? reject(stateError('state write failed', file, err)) : resolve())));
   const all = <T>(sql: string) =>
     new Promise<T[]>((resolve, reject) => db.all(sql, (err, rows) => (err ? reject(stateError('state read failed', file, err)) : resolve(rows as T[]))));
+  const exec = (sql: string, failed = 'state write failed') =>
+    new Promise<void>((resolve, reject) => db.exec(sql, (err) => (err ? reject(stateError(failed, file, err)) : resolve())));
   // the schema in one round trip and one commit (a statement at a time, each its own commit: 6-11 ms to open, measured)
   const synchronous = options.durable === false ? 'PRAGMA synchronous=OFF' : 'PRAGMA synchronous=FULL';
   try {
-    await new Promise<void>((resolve, reject) =>
-      db.exec([synchronous, ...SCHEMA].join(';\n'), (err) => (err ? reject(stateError('cannot open state file', file, err)) : resolve())),
-    );
+    await exec([synchronous, ...SCHEMA].join(';\n'), 'cannot open state file');
   } catch (err) {
     await new Promise<void>((resolve) => db.close(() => resolve()));
     throw err;
@@ -149,7 +149,6 @@ export async function openStateStore(file: string, options: StateStoreOptions = 
     tail = p.catch(() => undefined);
     return p;
   };
-  const exec = (sql: string) => new Promise<void>((resolve, reject) => db.exec(sql, (err) => (err ? reject(stateError('state write failed', file, err)) : resolve())));
   /**
    * Runs the statements `body` yields in one transaction (SQL text, or a
    * template and its parameters for bindText). They go to SQLite
