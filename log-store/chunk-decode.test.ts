@@ -115,6 +115,39 @@ describe('decodeChunk (the decode worker\'s program)', () => {
     );
   });
 
+  it('checks batches longer than its CRC steps whole: a byte flipped at any step boundary, or at the end, unmarks that batch alone', () => {
+    // two batches of about 300 KiB (the CRC goes 64 KiB at a time just ahead of the records decoded)
+    const batches = [0, 1].map((b) => Array.from({ length: 1000 }, (_, i) => ({ timestamp: 1_600_000_000_000 + b * 10_000 + i * 7, key: `k-${i % 37}`, value: `{"i":${i},"pad":"${'x'.repeat(260 + (i % 50))}"}` })));
+    const clean = chunkOf(batches);
+    expect(agrees(clean)).toBe(2);
+    const second = readerSays(clean)[1]!.at;
+    const end = clean.length;
+    for (const start of [0, second]) {
+      const batchEnd = start === 0 ? second : end;
+      const spots = [start + 38, batchEnd - 1, start + 16 + 65_536 - 1, start + 16 + 65_536, start + 16 + 2 * 65_536 + 1, start + 16 + 4 * 65_536];
+      for (const at of spots) {
+        expect(at).toBeLessThan(batchEnd);
+        const chunk = Buffer.from(clean);
+        chunk[at]! ^= 0x20;
+        const d = decodeChunk(chunk, crc32);
+        const b = start === 0 ? 0 : 1;
+        expect([d.meta[b * 4 + 1], d.meta[b * 4 + 3]]).toEqual([0, -1]);
+        expect([d.meta[(1 - b) * 4 + 1], d.meta[(1 - b) * 4 + 3]]).toEqual([1, 1000]);
+        expect(agrees(chunk)).toBe(1);
+      }
+      // the first record's length damaged under a CRC that matches again: the CRC still checked to the batch's end
+      const chunk = Buffer.from(clean);
+      chunk[start + 38]! ^= 0x7f;
+      const copy = Buffer.from(chunk.subarray(start, batchEnd));
+      sealBatch(copy, start === 0 ? 0 : 1000);
+      copy.copy(chunk, start);
+      const d = decodeChunk(chunk, crc32);
+      const b = start === 0 ? 0 : 1;
+      expect([d.meta[b * 4 + 1], d.meta[b * 4 + 3]]).toEqual([1, -1]);
+      agrees(chunk);
+    }
+  });
+
   it('never marks good a batch with any single record byte set to any value under a valid CRC (exhaustive)', () => {
     const clean = chunkOf([[{ timestamp: 5, key: 'k', value: 'abc', headers: { h: 'v' } }, { timestamp: 6, key: null, value: 'xy' }, { timestamp: 7, key: 'kk', value: '' }]]);
     let refused = 0;
