@@ -25,7 +25,11 @@
  * rule restarted, or a second reader going through the same backlog, would
  * fault its first chunk in afresh. Measured here: the first 50,000-record
  * read of a pass took 30-46 ms into a fresh 16 MiB chunk (4,100 page
- * faults), the reads after it 7-10 ms.
+ * faults), the reads after it 7-10 ms. TRIM_DELAY_MS is as long as the
+ * block scanner keeps a closed scanner's memory (rules/block-field-scanner.ts):
+ * with 2 s, a filter rule started 3 s after the last one caught up (the
+ * bench's rounds: a baseline pass between) took 32-45 ms for its first
+ * read, against 19-21 ms with the chunks still there.
  *
  * Reads differ in length (a segment's last chunk, a read that goes on where
  * the last chunk ended), so a read takes the smallest idle chunk at least as
@@ -35,6 +39,9 @@
  * (four runs in one process) instead of 7,000-12,000.
  */
 import type { Timers } from './types.ts';
+
+/** How long idle chunks stay after a reader caught up, by default. */
+const TRIM_DELAY_MS = 10_000;
 
 /** A read this long or longer that takes an idle chunk keeps the pool from trimming (a pass through the log, not a reader following its end). */
 const REUSE_BYTES = 1 << 20;
@@ -47,7 +54,7 @@ const nodeTimers: Timers = {
 export interface ChunkPoolOptions {
   /** Idle chunks kept at most. Default 40 MiB: two chunks of a 16 MiB read (each is maxBytes plus an index interval). */
   maxPooledBytes?: number;
-  /** How long idle chunks stay after a reader caught up (default 2000 ms; 0: dropped at once). */
+  /** How long idle chunks stay after a reader caught up (default TRIM_DELAY_MS, 10 s; 0: dropped at once). */
   trimDelayMs?: number;
   /** What the trim is scheduled with (the store's). */
   timers?: Timers;
@@ -71,7 +78,7 @@ export class ChunkPool {
 
   constructor(options: ChunkPoolOptions = {}) {
     this.#maxPooledBytes = options.maxPooledBytes ?? 40 * 1024 * 1024;
-    this.#trimDelayMs = options.trimDelayMs ?? 2000;
+    this.#trimDelayMs = options.trimDelayMs ?? TRIM_DELAY_MS;
     this.#timers = options.timers ?? nodeTimers;
   }
 
