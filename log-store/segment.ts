@@ -33,6 +33,9 @@ import { canDecode, decodeWorker } from './decode-worker.ts';
 import type { ChunkPool } from './chunk-pool.ts';
 
 /** No record yet: the smallest timestamp a segment reports. */
+/** The least a chunk bounded by the records wanted is (see readFrom). */
+const MIN_BOUNDED_CHUNK = 1 << 20;
+
 export const NO_TIMESTAMP = Number.MIN_SAFE_INTEGER;
 
 export function segmentName(baseOffset: number): string {
@@ -580,13 +583,19 @@ export class Segment {
     // Consecutive small reads (followers asking for one record at a time) reuse the last chunk read.
     const cached = this.lastChunk;
     const chunkBytes = Math.max(maxBytes, 64 * 1024) + indexIntervalBytes;
+    // A chunk goes no further than the batches holding the records still wanted (up to the first indexed batch past
+    // them), so a big read of fewer records than maxBytes holds checks and decodes only those before it returns; at
+    // least MIN_BOUNDED_CHUNK, so small reads still read ahead for the ones after them. Measured: the rules' first
+    // 50,000-record read of 16 MiB took 19-34 ms for a chunk of 94,000 records.
+    const wantedEnd = this.positionFrom(offset + (maxRecords - out.count), limit);
+    const chunkAt = (p: number, atLeast = 0): number => Math.min(limit - p, Math.max(atLeast, Math.min(chunkBytes, Math.max(MIN_BOUNDED_CHUNK, wantedEnd - p))));
     let chunk: Buffer;
     let chunkPos: number;
     if (cached !== null && pos >= cached.pos && pos + BATCH_HEADER_BYTES <= cached.pos + cached.buf.length && cached.pos + cached.buf.length <= limit) {
       chunk = cached.buf;
       chunkPos = cached.pos;
     } else {
-      chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, chunkBytes), out);
+      chunk = await this.loadChunk(fh, pos, chunkAt(pos), out);
       chunkPos = pos;
     }
     let first = true;
@@ -596,7 +605,7 @@ export class Segment {
       let problem: string | null = null;
       if (at + BATCH_HEADER_BYTES > chunk.length) {
         if (bytes > 0) break;
-        chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, chunkBytes), out);
+        chunk = await this.loadChunk(fh, pos, chunkAt(pos), out);
         chunkPos = pos;
         at = 0;
       }
@@ -620,9 +629,9 @@ export class Segment {
         if (pos + header.totalBytes > limit) problem = 'batch runs past the end of the segment';
         else if (at + header.totalBytes > chunk.length) {
           if (bytes > 0) break;
-          // a chunk as long as any (or the batch, when longer), not the straddling batch alone: the next read goes on in
-          // it, and chunks keep lengths the pool can reuse
-          chunk = await this.loadChunk(fh, pos, Math.min(limit - pos, Math.max(header.totalBytes, chunkBytes)), out);
+          // a chunk as long as any other of this read (or the batch, when longer), not the straddling batch alone: the
+          // next read goes on in it
+          chunk = await this.loadChunk(fh, pos, chunkAt(pos, header.totalBytes), out);
           chunkPos = pos;
           at = 0;
         }
@@ -679,6 +688,15 @@ export class Segment {
       pos += header.totalBytes;
     }
     return { nextOffset: next, bytes, corrupt: null };
+  }
+
+  /** Where the first indexed batch at or past `offset` starts; `limit` when none is indexed. */
+  private positionFrom(offset: number, limit: number): number {
+    const index = this.index!;
+    const rel = offset - this.baseOffset;
+    let j = index.floor(rel);
+    if (j < 0 || index.relOffset(j) < rel) j++;
+    return j < index.count ? index.position(j) : limit;
   }
 
   /** The first offset past damage at `badPos` where a valid batch starts: the next index entry that checks out, else the segment's end. */

@@ -253,6 +253,47 @@ describe.each([
     expect(lengths.slice(0, -1)).toEqual(lengths.slice(0, -1).map(() => 64 * 1024 + 4096));
   });
 
+  it('a big read of fewer records than its maxBytes holds reads a buffer that ends with the batches holding them (at least 1 MiB)', async () => {
+    const dir = fx.tempDir();
+    const log = await fx.open({ dataDir: dir, decodeOffloadBytes });
+    await log.createTopic('t', { fsync: 'never', indexIntervalBytes: 4096 });
+    const n = 40_000;
+    // log batches of 100 readings (about 12 KB), each indexed: about 4.8 MB in one segment
+    await appendReadings(log, 't', n, 100);
+    await log.flush();
+    // where each batch starts in the .log
+    const file = readFileSync(segmentLogs(join(dir, 't-0'))[0]!);
+    const starts = new Map<number, number>();
+    for (let at = 0; at < file.length; ) {
+      const header = readBatchHeader(file, at);
+      starts.set(header.baseOffset, at);
+      at += header.totalBytes;
+    }
+    // 15,000 records wanted, 16 MiB allowed: the buffer ends where the batch of record 15,000 starts, not 16 MiB on
+    const first = await log.readBatches('t', 0, 0, { maxRecords: 15_000, maxBytes: 16 << 20, handBack: true });
+    expect(first.count).toBe(15_000);
+    expect(first.blocks.map((b) => b.buf.length)).toEqual([starts.get(15_000)]);
+    expect(blockValues(first.blocks[0]!)).toEqual(readingValues(0, 15_000));
+    log.releaseBlocks(first.blocks);
+    // 100 records wanted: a buffer of 1 MiB all the same, from which the next small reads are taken
+    const small = await log.readBatches('t', 0, 15_000, { maxRecords: 100, maxBytes: 16 << 20, handBack: true });
+    expect(small.blocks.map((b) => b.buf.length)).toEqual([1 << 20]);
+    const next = await log.readBatches('t', 0, 15_100, { maxRecords: 100, maxBytes: 16 << 20, handBack: true });
+    expect(next.blocks[0]!.buf).toBe(small.blocks[0]!.buf);
+    expect([...blockValues(small.blocks[0]!), ...blockValues(next.blocks[0]!)]).toEqual(readingValues(15_000, 200));
+    log.releaseBlocks([...small.blocks, ...next.blocks]);
+    // and the rest, in reads of 15,000, give every record once
+    let at = 15_200;
+    while (at < n) {
+      const res = await log.readBatches('t', 0, at, { maxRecords: 15_000, maxBytes: 16 << 20, handBack: true });
+      const values = res.blocks.flatMap(blockValues);
+      expect(values).toEqual(readingValues(at, res.count));
+      log.releaseBlocks(res.blocks);
+      at = res.nextOffset;
+    }
+    expect(at).toBe(n);
+  });
+
   it('reads what recovery kept after a torn tail, and only that', async () => {
     const dataDir = fx.tempDir();
     let log = await fx.open({ dataDir, decodeOffloadBytes });
