@@ -32,9 +32,10 @@
  * read, against 19-21 ms with the chunks still there.
  *
  * Reads differ in length (a segment's last chunk, a read that goes on where
- * the last chunk ended), so a read takes the smallest idle chunk at least as
- * long, as a view of its first bytes; over `maxPooledBytes`, the shortest
- * idle chunks go first. Keeping the longest, and keeping them past the end
+ * the last chunk ended, a read that ends with the records it asked for),
+ * so a read takes the smallest idle chunk at least as long, as a view of
+ * its first bytes; over `maxPooledBytes`, the shortest idle chunks go
+ * first. Keeping the longest, and keeping them past the end
  * of a pass, the bench's filter rule faulted in 2,700-3,600 pages a run
  * (four runs in one process) instead of 7,000-12,000.
  */
